@@ -1,0 +1,30 @@
+# The two commands of the quick start: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint clean
+
+$(BIN)/channel-bridge: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-deps: $(BIN)/channel-bridge
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+run: $(BIN)/channel-bridge
+	$(BIN)/channel-bridge --config config.toml run --once
+
+test: $(VENV)/.test-deps
+	$(BIN)/ruff check bridge tests
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check bridge tests
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) state/*.json state/lock
