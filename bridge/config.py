@@ -1,0 +1,683 @@
+"""Load `config.toml` into frozen, typed objects; report every error at once, with its place.
+
+Given a path, `load_config` returns a `Config` or raises `ConfigError` whose `errors` each
+name the place and the problem, e.g.
+`feeds[1] (id="eventi").interval: expected a duration like "5m", got "5 minuti"`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bridge import __version__
+
+DEFAULT_USER_AGENT = f"channel-bridge/{__version__}"
+DEFAULT_MAX_FEED_BYTES = 10 * 1024 * 1024
+
+CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console")
+FetchArticle = Literal["auto", "always", "never"]
+
+
+class ConfigError(Exception):
+    """The configuration is not usable. `errors` lists every problem, each with its place."""
+
+    def __init__(self, errors: list[str], path: Path | None = None) -> None:
+        self.errors = errors
+        self.path = path
+        where = f"{path}: " if path else ""
+        super().__init__(where + "; ".join(errors))
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A secret resolved from `env:NAME`, `file:PATH` or `credential:NAME`.
+
+    Its repr and str show only the reference, so it cannot leak into logs or `status`.
+    """
+
+    ref: str
+    value: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return self.ref
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """A daily window such as 22:00-07:00; it may cross midnight."""
+
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        """True when `moment` (local wall time) falls inside the window."""
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    state_dir: Path
+    timezone: ZoneInfo
+    user_agent: str = DEFAULT_USER_AGENT
+    fetch_timeout: timedelta = timedelta(seconds=30)
+    max_feed_bytes: int = DEFAULT_MAX_FEED_BYTES
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    id: str
+    name: str
+    url: str  # http(s) URL, or an absolute local path
+    interval: timedelta
+    channels: tuple[str, ...]
+    max_age: timedelta
+    backfill: int
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    urgent: bool = False
+    link_domains: tuple[str, ...] = ()
+    fetch_article: FetchArticle = "auto"
+
+    @property
+    def is_local(self) -> bool:
+        return not self.url.startswith(("http://", "https://"))
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    max_length: int = 400
+    quiet_hours: TimeWindow | None = None
+    min_gap: timedelta = timedelta(0)
+    urgent_keywords: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """One `[channels.NAME]` table. Which keys apply depends on `type`."""
+
+    name: str
+    type: str
+    url: str | None = None
+    api_url: str | None = None
+    session: str = "default"
+    chat_id: str | None = None
+    api_key: Secret | None = None
+    token: Secret | None = None
+    secret: Secret | None = None
+    visibility: str = "public"
+    language: str = "it"
+    images: bool = False
+    max_per_day: int | None = None
+    max_length: int | None = None
+    utm: Mapping[str, str] = field(default_factory=dict)
+    template: str | None = None
+    timeout: timedelta = timedelta(seconds=30)
+
+
+@dataclass(frozen=True, slots=True)
+class OpsSettings:
+    channel: str | None = None
+    min_interval: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    bridge: BridgeSettings
+    feeds: tuple[FeedConfig, ...]
+    alerts: AlertSettings
+    channels: Mapping[str, ChannelConfig]
+    ops: OpsSettings
+
+    def feed(self, feed_id: str) -> FeedConfig:
+        for feed in self.feeds:
+            if feed.id == feed_id:
+                return feed
+        raise KeyError(feed_id)
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+_DURATION_RE = re.compile(r"^(?:\d+[smhd])+$")
+_DURATION_PART_RE = re.compile(r"(\d+)([smhd])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_FEED_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_WINDOW_RE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
+_SECRET_PREFIXES = ("env:", "file:", "credential:")
+
+MIN_INTERVAL = timedelta(seconds=1)
+RECOMMENDED_MIN_INTERVAL = timedelta(seconds=30)
+
+
+def parse_duration(text: str) -> timedelta:
+    """Return the timedelta of "30s", "5m", "2h", "7d" or a sum like "1h30m".
+
+    Raise ValueError with a message suitable for an operator otherwise.
+    """
+    compact = text.strip().replace(" ", "")
+    if not _DURATION_RE.match(compact):
+        raise ValueError(f'expected a duration like "5m", got "{text}"')
+    seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART_RE.findall(compact))
+    return timedelta(seconds=seconds)
+
+
+def format_duration(delta: timedelta) -> str:
+    """Render a timedelta the way config.toml writes it ("5m", "1h30m", "0s")."""
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
+def parse_time_window(text: str) -> TimeWindow:
+    """Return the window of "22:00-07:00"; raise ValueError for anything else."""
+    match = _WINDOW_RE.match(text.strip())
+    if not match:
+        raise ValueError(f'expected a time window like "22:00-07:00", got "{text}"')
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
+        raise ValueError(f'"{text}" is not a valid time of day range (hours 00-23, minutes 00-59)')
+    if (h1, m1) == (h2, m2):
+        raise ValueError(f'"{text}" starts and ends at the same time; remove the key instead')
+    return TimeWindow(time(h1, m1), time(h2, m2))
+
+
+def resolve_secret(ref: str, env: Mapping[str, str], base_dir: Path) -> Secret:
+    """Resolve `env:NAME`, `file:PATH` (relative to the config file) or `credential:NAME`.
+
+    Raise ValueError saying what is missing; the message never contains the secret itself.
+    """
+    if not ref.startswith(_SECRET_PREFIXES):
+        raise ValueError(
+            "secrets are never written literally in config.toml: "
+            'use "env:NAME", "file:PATH" or "credential:NAME"'
+        )
+    kind, _, name = ref.partition(":")
+    if not name:
+        raise ValueError(f'"{kind}:" needs a name after the colon')
+    if kind == "env":
+        value = env.get(name)
+        if not value:
+            raise ValueError(f"environment variable {name} is not set (or is empty)")
+        return Secret(ref, value)
+    if kind == "credential":
+        directory = env.get("CREDENTIALS_DIRECTORY")
+        if not directory:
+            raise ValueError(
+                f"credential:{name} needs systemd's LoadCredential= "
+                "($CREDENTIALS_DIRECTORY is not set; outside systemd use env: or file:)"
+            )
+        path = Path(directory) / name
+    else:
+        path = Path(name) if Path(name).is_absolute() else base_dir / name
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise ValueError(f"{path} is empty")
+    return Secret(ref, value)
+
+
+class _Table:
+    """Reads one TOML table, remembering errors with their place instead of raising."""
+
+    def __init__(self, data: Any, place: str, errors: list[str]) -> None:
+        self.place = place
+        self.errors = errors
+        if not isinstance(data, dict):
+            self.error("", f"expected a table, got {_kind(data)}")
+            data = {}
+        self.data: dict[str, Any] = data
+        self.used: set[str] = set()
+
+    def at(self, key: str) -> str:
+        return f"{self.place}.{key}" if self.place else key
+
+    def error(self, key: str, message: str) -> None:
+        self.errors.append(f"{self.at(key) if key else self.place}: {message}")
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str) -> Any:
+        self.used.add(key)
+        return self.data.get(key)
+
+    def get(self, key: str, expected: type | tuple[type, ...], default: Any = None) -> Any:
+        if key not in self.data:
+            return default
+        value = self.raw(key)
+        # TOML booleans are ints to Python; never accept one where a number is meant.
+        is_bool = isinstance(value, bool)
+        wants_bool = expected is bool or (isinstance(expected, tuple) and bool in expected)
+        if not isinstance(value, expected) or (is_bool and not wants_bool):
+            self.error(key, f"expected {_name(expected)}, got {_kind(value)} {_show(value)}")
+            return default
+        return value
+
+    def string(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
+        if required and key not in self.data:
+            self.error(key, "is required")
+            return default
+        value = self.get(key, str, default)
+        if isinstance(value, str) and required and not value.strip():
+            self.error(key, "must not be empty")
+        return value
+
+    def converted(self, key: str, convert: Callable[[str], Any], default: Any) -> Any:
+        value = self.get(key, str)
+        if value is None:
+            return default
+        try:
+            return convert(value)
+        except ValueError as exc:
+            self.error(key, str(exc))
+            return default
+
+    def integer(self, key: str, default: int | None, *, minimum: int = 0) -> Any:
+        value = self.get(key, int, default)
+        if isinstance(value, int) and value < minimum:
+            self.error(key, f"must be at least {minimum}, got {value}")
+            return default
+        return value
+
+    def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.get(key, list)
+        if value is None:
+            return default
+        bad = [v for v in value if not isinstance(v, str) or not v.strip()]
+        if bad:
+            self.error(key, f"expected a list of non-empty strings, got {_show(value)}")
+            return default
+        return tuple(v.strip() for v in value)
+
+    def finish(self) -> None:
+        """Report every key that nothing read: typos must not be silently ignored."""
+        for key in self.data:
+            if key not in self.used:
+                self.error(key, "unknown key" + _suggest(key, self.used | _KNOWN.get(self.place, set())))
+
+
+def _name(expected: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a table"}
+    if isinstance(expected, tuple):
+        return " or ".join(names.get(t, t.__name__) for t in expected)
+    return names.get(expected, expected.__name__)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {str: "a string", int: "an integer", float: "a number", list: "a list", dict: "a table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{...}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _suggest(key: str, known: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+_FEED_KEYS = {
+    "interval", "channels", "max_age", "backfill", "include", "exclude", "urgent",
+    "link_domains", "fetch_article",
+}
+_CHANNEL_COMMON = {"type", "images", "max_per_day", "max_length", "utm", "template", "timeout"}
+_CHANNEL_KEYS = {
+    "waha": {"url", "session", "chat_id", "api_key"},
+    "whapi": {"url", "chat_id", "token"},
+    "telegram": {"api_url", "chat_id", "token"},
+    "mastodon": {"url", "token", "visibility", "language"},
+    "webhook": {"url", "secret"},
+    "console": set(),
+}
+_KNOWN: dict[str, set[str]] = {
+    "": {"bridge", "defaults", "feeds", "alerts", "channels", "ops"},
+    "bridge": {"state_dir", "timezone", "user_agent", "fetch_timeout", "max_feed_bytes"},
+    "defaults": _FEED_KEYS,
+    "alerts": {"max_length", "quiet_hours", "min_gap", "urgent_keywords"},
+    "ops": {"channel", "min_interval"},
+}
+# Channel types whose client ships in this version; the others are validated but refused.
+AVAILABLE_CHANNEL_TYPES = ("waha", "console")
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the TOML file at `path`.
+
+    Return a frozen `Config`. Raise `ConfigError` listing every problem found (a TOML syntax
+    error is reported alone, with its line). `env` defaults to `os.environ`; it supplies
+    `env:` secrets, `$CREDENTIALS_DIRECTORY` and `$STATE_DIRECTORY`.
+    """
+    env = os.environ if env is None else env
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError([f"file not found: {path}"], path) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"], path) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text (byte {exc.start})"], path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"TOML syntax error: {exc}"], path) from None
+    return parse_config(data, path=path.resolve(), env=env)
+
+
+def parse_config(data: dict[str, Any], *, path: Path, env: Mapping[str, str]) -> Config:
+    """Validate already-parsed TOML `data` as if read from `path`; see `load_config`."""
+    errors: list[str] = []
+    base_dir = path.parent
+    top = _Table(data, "", errors)
+
+    bridge = _parse_bridge(_Table(top.raw("bridge") or {}, "bridge", errors), base_dir, env)
+    channels = _parse_channels(top.raw("channels") or {}, errors, base_dir, env)
+    defaults = _Table(top.raw("defaults") or {}, "defaults", errors)
+    default_values = _feed_settings(defaults, channels, base={})
+    defaults.finish()
+    feeds = _parse_feeds(top.raw("feeds"), default_values, channels, errors, base_dir)
+    alerts = _parse_alerts(_Table(top.raw("alerts") or {}, "alerts", errors))
+    ops = _parse_ops(_Table(top.raw("ops") or {}, "ops", errors), channels)
+    top.finish()
+    if errors:
+        raise ConfigError(errors, path)
+    return Config(path=path, bridge=bridge, feeds=tuple(feeds), alerts=alerts, channels=channels, ops=ops)
+
+
+def _parse_bridge(table: _Table, base_dir: Path, env: Mapping[str, str]) -> BridgeSettings:
+    state_dir_text = table.string("state_dir", "state")
+    systemd_state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd_state:
+        state_dir = Path(systemd_state)
+    else:
+        state_dir = Path(state_dir_text or "state")
+        if not state_dir.is_absolute():
+            state_dir = base_dir / state_dir
+    tz_name = table.string("timezone", "Europe/Rome")
+    timezone = ZoneInfo("Europe/Rome")
+    if isinstance(tz_name, str):
+        try:
+            timezone = ZoneInfo(tz_name)
+        except (ZoneInfoNotFoundError, ValueError):
+            table.error("timezone", f'unknown time zone "{tz_name}" (expected a name like "Europe/Rome")')
+    settings = BridgeSettings(
+        state_dir=state_dir,
+        timezone=timezone,
+        user_agent=table.string("user_agent", DEFAULT_USER_AGENT) or DEFAULT_USER_AGENT,
+        fetch_timeout=table.converted("fetch_timeout", parse_duration, timedelta(seconds=30)),
+        max_feed_bytes=table.integer("max_feed_bytes", DEFAULT_MAX_FEED_BYTES, minimum=1024),
+    )
+    if settings.fetch_timeout <= timedelta(0):
+        table.error("fetch_timeout", "must be longer than 0s")
+    table.finish()
+    return settings
+
+
+def _feed_settings(table: _Table, channels: Mapping[str, ChannelConfig], base: dict[str, Any]) -> dict[str, Any]:
+    """Read the keys a feed may set (and [defaults] may set for all), over `base`."""
+    values = dict(base)
+    if table.has("interval"):
+        interval = table.converted("interval", parse_duration, None)
+        if interval is not None and interval < MIN_INTERVAL:
+            table.error("interval", "must be at least 1s")
+        elif interval is not None:
+            values["interval"] = interval
+    if table.has("max_age"):
+        max_age = table.converted("max_age", parse_duration, None)
+        if max_age is not None and max_age <= timedelta(0):
+            table.error("max_age", "must be longer than 0s")
+        elif max_age is not None:
+            values["max_age"] = max_age
+    if table.has("channels"):
+        names = table.strings("channels", ())
+        if table.has("channels") and isinstance(table.data.get("channels"), list):
+            if not names and not table.data["channels"]:
+                table.error("channels", "must name at least one channel")
+            for name in names:
+                if name not in channels:
+                    known = ", ".join(sorted(channels)) or "none is defined"
+                    table.error("channels", f'unknown channel "{name}" (channels: {known})')
+            values["channels"] = names
+    if table.has("backfill"):
+        values["backfill"] = table.integer("backfill", 0)
+    for key in ("include", "exclude", "link_domains"):
+        if table.has(key):
+            values[key] = table.strings(key)
+    if table.has("urgent"):
+        values["urgent"] = table.get("urgent", bool, False)
+    if table.has("fetch_article"):
+        mode = table.get("fetch_article", str)
+        if mode is not None and mode not in ("auto", "always", "never"):
+            table.error("fetch_article", f'expected "auto", "always" or "never", got "{mode}"')
+        elif mode is not None:
+            values["fetch_article"] = mode
+    return values
+
+
+def _parse_feeds(
+    raw: Any,
+    defaults: dict[str, Any],
+    channels: Mapping[str, ChannelConfig],
+    errors: list[str],
+    base_dir: Path,
+) -> list[FeedConfig]:
+    if raw is None:
+        errors.append("feeds: no [[feeds]] defined: add at least one feed")
+        return []
+    if not isinstance(raw, list):
+        errors.append(f"feeds: expected [[feeds]] tables, got {_kind(raw)}")
+        return []
+    feeds: list[FeedConfig] = []
+    seen_ids: dict[str, int] = {}
+    for index, entry in enumerate(raw):
+        feed_id = entry.get("id") if isinstance(entry, dict) else None
+        place = f'feeds[{index}] (id="{feed_id}")' if isinstance(feed_id, str) else f"feeds[{index}]"
+        table = _Table(entry, place, errors)
+        before = len(errors)
+        fid = table.string("id", required=True)
+        if isinstance(fid, str) and fid and not _FEED_ID_RE.match(fid):
+            table.error("id", f'"{fid}" may contain only a-z, 0-9 and "-" (it names the feed\'s state)')
+        elif isinstance(fid, str) and fid in seen_ids:
+            table.error("id", f'duplicate feed id "{fid}" (also feeds[{seen_ids[fid]}])')
+        elif isinstance(fid, str):
+            seen_ids[fid] = index
+        url = table.string("url", required=True)
+        if isinstance(url, str) and url.strip():
+            url = _feed_location(url.strip(), base_dir, table)
+        name = table.string("name", None)
+        values = _feed_settings(table, channels, defaults)
+        table.finish()
+        if "channels" not in values:
+            table.error("channels", "no channel to post to: set channels = [...] here or in [defaults]")
+        if len(errors) > before:
+            continue
+        feeds.append(
+            FeedConfig(
+                id=fid,
+                name=name or fid,
+                url=url,
+                interval=values.get("interval", timedelta(minutes=5)),
+                channels=values["channels"],
+                max_age=values.get("max_age", timedelta(days=7)),
+                backfill=values.get("backfill", 0),
+                include=values.get("include", ()),
+                exclude=values.get("exclude", ()),
+                urgent=values.get("urgent", False),
+                link_domains=values.get("link_domains", ()),
+                fetch_article=values.get("fetch_article", "auto"),
+            )
+        )
+    return feeds
+
+
+def _feed_location(url: str, base_dir: Path, table: _Table) -> str:
+    if url.startswith(("http://", "https://")):
+        from urllib.parse import urlsplit
+
+        if not urlsplit(url).hostname:
+            table.error("url", f'"{url}" has no host name')
+        return url
+    if "://" in url or url.startswith(("javascript:", "data:")):
+        table.error("url", f'"{url}": only http(s) URLs or local file paths are supported')
+        return url
+    path = Path(url.removeprefix("file:")) if url.startswith("file:") else Path(url)
+    return str(path if path.is_absolute() else (base_dir / path))
+
+
+def _parse_alerts(table: _Table) -> AlertSettings:
+    settings = AlertSettings(
+        max_length=table.integer("max_length", 400, minimum=80),
+        quiet_hours=table.converted("quiet_hours", parse_time_window, None),
+        min_gap=table.converted("min_gap", parse_duration, timedelta(0)),
+        urgent_keywords=tuple(k.lower() for k in table.strings("urgent_keywords")),
+    )
+    table.finish()
+    return settings
+
+
+def _parse_ops(table: _Table, channels: Mapping[str, ChannelConfig]) -> OpsSettings:
+    channel = table.string("channel", None)
+    if isinstance(channel, str) and channel not in channels:
+        table.error("channel", f'unknown channel "{channel}"')
+    settings = OpsSettings(
+        channel=channel,
+        min_interval=table.converted("min_interval", parse_duration, timedelta(hours=1)),
+    )
+    table.finish()
+    return settings
+
+
+def _parse_channels(
+    raw: Any, errors: list[str], base_dir: Path, env: Mapping[str, str]
+) -> dict[str, ChannelConfig]:
+    if not isinstance(raw, dict):
+        errors.append(f"channels: expected [channels.NAME] tables, got {_kind(raw)}")
+        return {}
+    channels: dict[str, ChannelConfig] = {}
+    for name, entry in raw.items():
+        table = _Table(entry, f"channels.{name}", errors)
+        if not _CHANNEL_NAME_RE.match(name):
+            table.error("", f'channel name "{name}" may contain only letters, digits, "-" and "_"')
+        kind = table.string("type", required=True)
+        if kind is None or not table.has("type"):
+            table.finish()
+            continue
+        if kind not in CHANNEL_TYPES:
+            table.error("type", f'unknown channel type "{kind}" (expected one of {", ".join(CHANNEL_TYPES)})')
+            continue
+        if kind not in AVAILABLE_CHANNEL_TYPES:
+            table.error(
+                "type",
+                f'channel type "{kind}" is not available in this version '
+                f'(available: {", ".join(AVAILABLE_CHANNEL_TYPES)})',
+            )
+        allowed = _CHANNEL_COMMON | _CHANNEL_KEYS[kind]
+        for key in list(table.data):
+            if key not in allowed:
+                table.used.add(key)
+                table.error(key, f'not a setting of a "{kind}" channel' + _suggest(key, allowed))
+        values: dict[str, Any] = {"name": name, "type": kind}
+        for key in ("url", "api_url"):
+            if key in allowed and table.has(key):
+                url = table.string(key)
+                if isinstance(url, str) and not url.startswith(("http://", "https://")):
+                    table.error(key, f'expected an http(s) URL, got "{url}"')
+                elif isinstance(url, str):
+                    values[key] = url.rstrip("/")
+        required = {"waha": ("url", "chat_id"), "whapi": ("chat_id", "token"),
+                    "telegram": ("chat_id", "token"), "mastodon": ("url", "token"),
+                    "webhook": ("url",)}.get(kind, ())
+        for key in required:
+            if not table.has(key):
+                table.error(key, f'is required for a "{kind}" channel')
+        for key in ("session", "chat_id", "visibility", "language", "template"):
+            if key in allowed and table.has(key):
+                value = table.string(key)
+                if value is not None:
+                    values[key] = value
+        if values.get("visibility", "public") not in ("public", "unlisted", "private", "direct"):
+            table.error("visibility", 'expected "public", "unlisted", "private" or "direct"')
+        for key in ("api_key", "token", "secret"):
+            if key in allowed and table.has(key):
+                ref = table.string(key)
+                if isinstance(ref, str):
+                    try:
+                        values[key] = resolve_secret(ref, env, base_dir)
+                    except ValueError as exc:
+                        table.error(key, str(exc))
+        if table.has("images"):
+            values["images"] = table.get("images", bool, False)
+        if table.has("max_per_day"):
+            values["max_per_day"] = table.integer("max_per_day", None, minimum=1)
+        if table.has("max_length"):
+            values["max_length"] = table.integer("max_length", None, minimum=80)
+        if table.has("timeout"):
+            values["timeout"] = table.converted("timeout", parse_duration, timedelta(seconds=30))
+        if table.has("utm"):
+            utm = table.get("utm", dict, {})
+            if any(not isinstance(v, str) for v in utm.values()):
+                table.error("utm", "expected a table of strings, e.g. { utm_source = \"whatsapp\" }")
+            else:
+                values["utm"] = dict(utm)
+        table.finish()
+        channels[name] = ChannelConfig(**values)
+    return channels
+
+
+def config_warnings(config: Config) -> list[str]:
+    """Return advice about a valid config that `check` prints without failing."""
+    warnings = []
+    for index, feed in enumerate(config.feeds):
+        if feed.interval < RECOMMENDED_MIN_INTERVAL:
+            warnings.append(
+                f'feeds[{index}] (id="{feed.id}").interval: {format_duration(feed.interval)} is '
+                "very short; municipal web servers are small, prefer 5m or more except for emergencies"
+            )
+    return warnings
+
+
+def default_config_path(env: Mapping[str, str] | None = None) -> Path:
+    """Where the config is when --config is not given (SPEC 3)."""
+    env = os.environ if env is None else env
+    if env.get("CHANNEL_BRIDGE_CONFIG"):
+        return Path(env["CHANNEL_BRIDGE_CONFIG"])
+    if env.get("CONFIGURATION_DIRECTORY"):
+        return Path(env["CONFIGURATION_DIRECTORY"].split(":")[0]) / "config.toml"
+    return Path("config.toml")
