@@ -1,0 +1,122 @@
+"""Who an item is: its identity keys, canonical links, title fingerprints, and the seen-policy.
+
+Pure functions. Keys are short hashes so the store stays small whatever the feed sends:
+
+- `g:` the feed's guid, scoped to the feed (two feeds may both number their items 1, 2, 3),
+  and only when it is unique within the feed (some CMSs give every item the same guid);
+- `l:` the canonical link (scheme and host lowercased, default port, fragment and tracking
+  parameters removed), global: the same page in two feeds of one comune is one item;
+- `t:` a fingerprint of the normalised title, global but matched only against *other* feeds
+  and only for a few days: it catches the same news syndicated under two links, without
+  swallowing a new "Allerta meteo" that reuses last week's title in the same feed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+
+from bridge.item import Item
+
+TRACKING_PARAMS = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_ga", "_gl"})
+TITLE_MATCH_WINDOW = timedelta(days=3)
+TITLE_MIN_WORDS = 3
+
+
+def canonical_link(url: str | None, base: str | None = None) -> str | None:
+    """Return the canonical absolute http(s) form of `url` (resolved against `base`), or None.
+
+    None for an empty link or any other scheme (`javascript:`, `data:`, `mailto:`...): such a
+    link must never be posted.
+    """
+    if not url or not url.strip():
+        return None
+    url = url.strip()
+    if base:
+        url = urljoin(base, url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        return None
+    host = parts.hostname.lower().rstrip(".")
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
+    ]
+    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+
+
+def title_fingerprint(title: str) -> str | None:
+    """A fingerprint of the title's words (case, accents, punctuation ignored), or None when the
+    title is too short to tell two news items apart ("Avviso")."""
+    folded = unicodedata.normalize("NFKD", title.casefold())
+    letters = "".join(c for c in folded if not unicodedata.combining(c))
+    words = re.findall(r"\w+", letters)
+    if len(words) < TITLE_MIN_WORDS:
+        return None
+    return " ".join(words)
+
+
+def _hash(kind: str, value: str) -> str:
+    return f"{kind}:{hashlib.sha256(value.encode()).hexdigest()[:24]}"
+
+
+def assign_keys(items: Sequence[Item]) -> list[Item]:
+    """Return `items` with their identity keys, in a stable order: guid, link, title.
+
+    A guid shared by two items of the same feed identifies neither and is ignored.
+    """
+    guid_counts = Counter(item.guid for item in items if item.guid)
+    keyed = []
+    for item in items:
+        keys = []
+        if item.guid and guid_counts[item.guid] == 1:
+            keys.append(_hash("g", f"{item.feed_id}\n{item.guid}"))
+        if item.link:
+            keys.append(_hash("l", item.link))
+        fingerprint = title_fingerprint(item.title)
+        if fingerprint:
+            keys.append(_hash("t", fingerprint))
+        keyed.append(replace(item, keys=tuple(keys)))
+    return keyed
+
+
+def delivery_id(channel: str, item: Item) -> str:
+    """A stable id for posting `item` to `channel`: the same on every poll and every restart."""
+    primary = item.keys[0] if item.keys else _hash("t", item.title)
+    return hashlib.sha256(f"{channel}\n{primary}".encode()).hexdigest()[:32]
+
+
+SeenLookup = Callable[[str], Mapping[str, int]]
+"""For one channel: key -> {feed id: last seen, epoch seconds} (see `Store.seen_by`)."""
+
+
+def is_seen(item: Item, seen_by: SeenLookup, now: datetime) -> bool:
+    """True when `item` was already seen for the channel whose lookup is `seen_by`.
+
+    guid and link keys match forever (until pruned by age); a title fingerprint matches only
+    when another feed showed it within `TITLE_MATCH_WINDOW`.
+    """
+    recent = int((now - TITLE_MATCH_WINDOW).timestamp())
+    for key in item.keys:
+        feeds = seen_by(key)
+        if not feeds:
+            continue
+        if not key.startswith("t:"):
+            return True
+        if any(feed != item.feed_id and last >= recent for feed, last in feeds.items()):
+            return True
+    return False

@@ -1,0 +1,137 @@
+"""Feed bytes and response headers in, normalised `Item`s out. Pure: no network, no state.
+
+feedparser does the format work (RSS 0.9x/1.0/2.0, Atom, encodings); it is given the
+response's content-type and final URL so that charsets and relative links resolve as the
+server meant them.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+from bs4 import BeautifulSoup, Tag
+
+from bridge import text
+from bridge.identity import assign_keys, canonical_link
+from bridge.item import Item
+
+
+class ParseError(Exception):
+    """The body is not a usable feed. `hint` tells the operator what to check."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """A feed's title and its items in document order (usually newest first)."""
+
+    title: str
+    link: str | None
+    items: tuple[Item, ...]
+    warning: str | None = None  # feedparser accepted the body but found it malformed
+
+
+def parse_feed(feed_id: str, body: bytes, *, url: str, headers: Mapping[str, str] | None = None) -> ParsedFeed:
+    """Parse `body` fetched from `url` with response `headers` (lower-case names).
+
+    Return the items with identity keys assigned. Raise `ParseError` when the body is not a
+    feed at all (a web page, garbage, an empty document).
+    """
+    response_headers = {k.lower(): v for k, v in (headers or {}).items()}
+    response_headers.setdefault("content-location", url)
+    parsed: Any = feedparser.parse(body, response_headers=response_headers, sanitize_html=False,
+                                   resolve_relative_uris=True)
+    version = parsed.get("version", "")
+    entries = parsed.get("entries", [])
+    if not version and not entries:
+        raise ParseError(_why_not_a_feed(body, parsed), hint="check that the URL points to the RSS/Atom feed")
+    feed_info = parsed.get("feed", {})
+    base = feed_info.get("link") or url
+    items = [_item(feed_id, entry, base) for entry in entries]
+    warning = None
+    if parsed.get("bozo"):
+        warning = f"malformed feed, read anyway: {parsed.get('bozo_exception')}"
+    return ParsedFeed(
+        title=text.clean_title(feed_info.get("title", "")),
+        link=canonical_link(feed_info.get("link"), url),
+        items=tuple(assign_keys(items)),
+        warning=warning,
+    )
+
+
+def _why_not_a_feed(body: bytes, parsed: Any) -> str:
+    head = body[:2048].lstrip().lower()
+    if not head:
+        return "the response is empty"
+    if head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
+        return "this looks like a web page, not a feed"
+    problem = parsed.get("bozo_exception")
+    return f"not an RSS or Atom feed ({problem})" if problem else "not an RSS or Atom feed"
+
+
+def _item(feed_id: str, entry: Any, base: str) -> Item:
+    summary_html = entry.get("summary", "") or ""
+    content_html = ""
+    for content in entry.get("content", []) or []:
+        value = content.get("value", "")
+        if len(value) > len(content_html):
+            content_html = value
+    if content_html.strip() == summary_html.strip():
+        content_html = ""
+    link = canonical_link(entry.get("link"), base)
+    if link is None and entry.get("guidislink"):
+        link = canonical_link(entry.get("id"), base)
+    guid = (entry.get("id") or "").strip() or None
+    return Item(
+        feed_id=feed_id,
+        title=text.clean_title(entry.get("title", "") or ""),
+        link=link,
+        guid=guid,
+        text=text.html_to_text(summary_html),
+        content=text.html_to_text(content_html) if content_html else "",
+        html=content_html or summary_html,
+        published=_published(entry),
+        categories=tuple(
+            t.get("term", "").strip() for t in entry.get("tags", []) or [] if (t.get("term") or "").strip()
+        ),
+        image_url=_image(entry, summary_html + content_html, base),
+    )
+
+
+def _published(entry: Any) -> datetime | None:
+    for key in ("published_parsed", "updated_parsed", "created_parsed"):
+        value = entry.get(key)
+        if value:
+            # feedparser normalises every date to a UTC struct_time.
+            return datetime.fromtimestamp(calendar.timegm(value), UTC)
+    return None
+
+
+def _image(entry: Any, html: str, base: str) -> str | None:
+    for media in entry.get("media_content", []) or []:
+        if media.get("medium") == "image" or (media.get("type") or "").startswith("image/"):
+            found = canonical_link(media.get("url"), base)
+            if found:
+                return found
+    for link in entry.get("links", []) or []:
+        if link.get("rel") == "enclosure" and (link.get("type") or "").startswith("image/"):
+            found = canonical_link(link.get("href"), base)
+            if found:
+                return found
+    for thumb in entry.get("media_thumbnail", []) or []:
+        found = canonical_link(thumb.get("url"), base)
+        if found:
+            return found
+    if "<img" not in html:
+        return None
+    tag = BeautifulSoup(html, "html.parser").find("img", src=True)
+    src = tag.get("src") if isinstance(tag, Tag) else None
+    return canonical_link(src, base) if isinstance(src, str) else None

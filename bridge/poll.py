@@ -1,0 +1,255 @@
+"""One poll of one feed: fetch, parse, decide what is new, queue alerts, record what was seen.
+
+`select_items` is the pure seen-policy; `poll_feed` is the thin shell around it that talks to
+the fetcher and the store. Nothing here sends: new alerts go to the outbox, and the outbox
+is written before the keys are marked seen, so a crash between the two loses nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+import structlog
+
+from bridge import summary
+from bridge.config import AlertSettings, Config, FeedConfig
+from bridge.fetch import Fetcher, FetchError, Validators
+from bridge.identity import SeenLookup, delivery_id, is_seen
+from bridge.item import Item
+from bridge.parse import ParseError, parse_feed
+from bridge.store import Delivery, FeedState, Store
+
+log = structlog.get_logger("bridge.poll")
+
+MAX_FEED_BACKOFF = timedelta(hours=1)
+MAX_RETRY_AFTER = timedelta(hours=6)
+# Seen keys outlive any item a feed still lists: refreshed at every poll that shows them,
+# forgotten only after this long out of every feed.
+SEEN_RETENTION = timedelta(days=180)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """For one channel: the items to post (oldest first) and every item to mark seen."""
+
+    post: tuple[Item, ...]
+    seen: tuple[Item, ...]
+    too_old: int = 0
+    no_link: tuple[Item, ...] = ()
+
+
+@dataclass(slots=True)
+class PollResult:
+    """What one poll did, for logs, `run --once` and `status`."""
+
+    feed_id: str
+    ok: bool = True
+    skipped: bool = False
+    not_modified: bool = False
+    items: int = 0
+    queued: list[Delivery] = field(default_factory=list)
+    error: str | None = None
+
+
+def order_key(item: Item, index: int, now: datetime) -> float:
+    """Sort key, oldest first: publication time (never in the future), else the feed's order."""
+    if item.published is not None:
+        return min(item.published, now).timestamp()
+    # Undated: feeds list newest first, so a later position means older.
+    return now.timestamp() - index * 0.001
+
+
+def select_items(
+    items: Sequence[Item],
+    *,
+    primed: bool,
+    backfill: int,
+    max_age: timedelta,
+    seen_by: SeenLookup,
+    now: datetime,
+    wanted: Callable[[Item], bool] = lambda item: True,
+) -> Selection:
+    """Decide, for one channel, which of a feed's `items` to post.
+
+    An item is new when `is_seen` says none of its keys was seen. On the feed's first poll for
+    this channel (`primed` false) only the `backfill` newest new items are posted; the rest
+    are recorded. Items older than `max_age`, filtered out by `wanted`, or without a postable
+    link are recorded and never posted; undated items are kept.
+    """
+    position = {id(item): index for index, item in enumerate(items)}
+    oldest_allowed = now - max_age
+    fresh: list[Item] = []
+    too_old = 0
+    no_link: list[Item] = []
+    for item in items:
+        if is_seen(item, seen_by, now) or not wanted(item):
+            continue
+        if item.published is not None and item.published < oldest_allowed:
+            too_old += 1
+            continue
+        if item.link is None:
+            no_link.append(item)
+            continue
+        fresh.append(item)
+    fresh.sort(key=lambda item: order_key(item, position[id(item)], now))
+    if not primed:
+        fresh = fresh[len(fresh) - backfill :] if backfill else []
+    return Selection(post=tuple(fresh), seen=tuple(items), too_old=too_old, no_link=tuple(no_link))
+
+
+def matches_filters(item: Item, feed: FeedConfig) -> bool:
+    """True when the item passes the feed's `include` and `exclude` words (case-insensitive)."""
+    haystack = f"{item.title}\n{item.text}\n{' '.join(item.categories)}".casefold()
+    if feed.include and not any(word.casefold() in haystack for word in feed.include):
+        return False
+    return not any(word.casefold() in haystack for word in feed.exclude)
+
+
+def is_urgent(item: Item, feed: FeedConfig, alerts: AlertSettings) -> bool:
+    """An urgent feed, or an urgent keyword in the title or the lead."""
+    if feed.urgent:
+        return True
+    lead = f"{item.title}\n{item.text[:500]}".casefold()
+    return any(word in lead for word in alerts.urgent_keywords)
+
+
+def feed_backoff(failures: int, interval: timedelta, retry_after: float | None) -> timedelta:
+    """How long a failing feed rests before the next try: doubling, capped at an hour
+    (or at the interval, if that is longer), and never shorter than the server asked."""
+    delay = min(interval * (2 ** max(failures - 1, 0)), max(MAX_FEED_BACKOFF, interval))
+    if retry_after is not None:
+        delay = max(delay, min(timedelta(seconds=retry_after), MAX_RETRY_AFTER))
+    return delay
+
+
+async def poll_feed(
+    feed: FeedConfig,
+    *,
+    config: Config,
+    fetcher: Fetcher,
+    store: Store,
+    now: Callable[[], datetime],
+    force: bool = False,
+) -> PollResult:
+    """Poll `feed` once and commit the outcome to `store`.
+
+    A feed that is backing off after failures is skipped unless `force`. Fetch and parse
+    problems are recorded in the feed's state and returned, never raised.
+    """
+    flog = log.bind(feed=feed.id)
+    state = store.feed_state(feed.id)
+    started = now()
+    result = PollResult(feed_id=feed.id)
+    if not force and state.retry_at is not None and started < state.retry_at:
+        result.skipped = True
+        return result
+    validators = Validators(state.etag, state.last_modified)
+    try:
+        fetched = await fetcher.fetch(feed.url, validators)
+        if fetched.permanent_redirect:
+            flog.warning("feed moved permanently; update its url in config.toml", new_url=fetched.permanent_redirect)
+        if fetched.not_modified:
+            state = replace(state, last_poll=started, last_success=started, failures=0, failing_since=None,
+                            last_error=None, retry_at=None, etag=fetched.validators.etag or state.etag,
+                            last_modified=fetched.validators.last_modified or state.last_modified)
+            store.save_feed(state, now=started)
+            result.not_modified = True
+            flog.debug("feed not modified")
+            return result
+        parsed = parse_feed(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
+    except (FetchError, ParseError) as exc:
+        return _record_failure(feed, state, store, started, exc, flog)
+
+    if parsed.warning:
+        flog.info("feed is malformed but readable", detail=parsed.warning)
+    items = parsed.items
+    deliveries: list[Delivery] = []
+    seen: dict[str, set[str]] = {}
+    for channel in feed.channels:
+        selection = select_items(
+            items,
+            primed=channel in state.primed,
+            backfill=feed.backfill,
+            max_age=feed.max_age,
+            seen_by=lambda key, channel=channel: store.seen_by(channel, key),
+            now=started,
+            wanted=lambda item: matches_filters(item, feed),
+        )
+        for item in selection.no_link:
+            flog.warning("item held: it has no http(s) link to the comune's site", title=item.title, channel=channel)
+        deliveries.extend(_deliveries(feed, channel, selection.post, items, config, started))
+        seen[channel] = {key for item in selection.seen for key in item.keys}
+    queued = store.add_deliveries(deliveries)
+    state = replace(
+        state,
+        etag=fetched.validators.etag,
+        last_modified=fetched.validators.last_modified,
+        primed=tuple(sorted(set(state.primed) | set(feed.channels))),
+        last_poll=started,
+        last_success=started,
+        last_new_item=started if queued else state.last_new_item,
+        failures=0,
+        failing_since=None,
+        last_error=None,
+        retry_at=None,
+    )
+    store.save_feed(state, seen, now=started, forget_before=started - max(SEEN_RETENTION, feed.max_age * 2))
+    result.items = len(items)
+    result.queued = queued
+    if queued:
+        flog.info("new items queued", count=len(queued), channels=list(feed.channels))
+    return result
+
+
+def _deliveries(
+    feed: FeedConfig,
+    channel: str,
+    chosen: Sequence[Item],
+    items: Sequence[Item],
+    config: Config,
+    now: datetime,
+) -> list[Delivery]:
+    position = {id(item): index for index, item in enumerate(items)}
+    deliveries = []
+    for item in chosen:
+        urgent = is_urgent(item, feed, config.alerts)
+        alert = summary.build_alert(item, feed_name=feed.name, max_length=config.alerts.max_length, urgent=urgent)
+        deliveries.append(
+            Delivery(
+                id=delivery_id(channel, item),
+                channel=channel,
+                feed_id=feed.id,
+                alert=alert,
+                created=now,
+                order=order_key(item, position[id(item)], now),
+                urgent=urgent,
+            )
+        )
+    return deliveries
+
+
+def _record_failure(
+    feed: FeedConfig,
+    state: FeedState,
+    store: Store,
+    started: datetime,
+    exc: FetchError | ParseError,
+    flog: structlog.typing.FilteringBoundLogger,
+) -> PollResult:
+    failures = state.failures + 1
+    retry_after = exc.retry_after if isinstance(exc, FetchError) else None
+    retry_at = started + feed_backoff(failures, feed.interval, retry_after)
+    state = replace(
+        state,
+        last_poll=started,
+        failures=failures,
+        failing_since=state.failing_since or started,
+        last_error=str(exc),
+        retry_at=retry_at,
+    )
+    store.save_feed(state, now=started)
+    flog.warning("feed poll failed", error=str(exc), hint=exc.hint, failures=failures, retry_at=retry_at.isoformat())
+    return PollResult(feed_id=feed.id, ok=False, error=str(exc))
+

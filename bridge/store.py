@@ -1,0 +1,555 @@
+"""Durable state under `state_dir`: TinyDB files written crash-safely, one writer at a time.
+
+Layout (schema version in `outbox.json`, table `meta`):
+
+    lock                 flock()ed by the running daemon; a second instance exits
+    feeds/<feed_id>.json one shard per feed: poll state and the identity keys seen from it
+    outbox.json          deliveries not yet sent (pending) or given up (failed), channel pacing
+    history.json         every post made: where, when, the remote message id
+
+A poll writes its feed's shard only, so the cost of a write does not grow with the number of
+feeds. Every write goes through `AtomicJSONStorage`: temp file, fsync, rename, fsync of the
+directory, mode 0600; a kill at any instant leaves either the old or the new file.
+
+Ordering gives crash safety without transactions across files: new deliveries are written to
+the outbox *before* their keys are marked seen (a crash in between re-finds the item, and the
+delivery id is deterministic, so nothing doubles), and a sent delivery is added to the history
+*before* it leaves the outbox (a crash in between is mended at open).
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+from tinydb.middlewares import CachingMiddleware
+from tinydb.storages import Storage
+
+from bridge.item import Alert
+
+SCHEMA_VERSION = 1
+
+
+class StateError(Exception):
+    """The state directory cannot be used. `hint` tells the operator what to do."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+class StateLockedError(StateError):
+    """Another channel-bridge process holds the state directory."""
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a crash leaves the old or the new content, never a mix."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class AtomicJSONStorage(Storage):
+    """A TinyDB storage that never leaves a half-written file (TinyDB's JSONStorage can)."""
+
+    def __init__(self, path: str, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+
+    def read(self) -> dict[str, dict[str, Any]] | None:
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        if not raw:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise StateError(
+                f"state file {self.path} is unreadable ({exc})",
+                hint="move it aside and start again; the daemon then treats its feeds as new (no flood)",
+            ) from None
+        if not isinstance(data, dict):
+            raise StateError(f"state file {self.path} does not hold TinyDB tables")
+        return data
+
+    def write(self, data: dict[str, dict[str, Any]]) -> None:
+        if self.read_only:
+            raise StateError(f"state file {self.path} is open read-only")
+        write_atomically(self.path, json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode())
+
+    def close(self) -> None:
+        pass
+
+
+class _BatchingMiddleware(CachingMiddleware):
+    """Keep every change in memory until `flush()`, so one commit is one atomic file write."""
+
+    WRITE_CACHE_SIZE = 1 << 62
+
+
+def _open_db(path: Path, *, read_only: bool) -> TinyDB:
+    storage = _BatchingMiddleware(AtomicJSONStorage)  # type: ignore[no-untyped-call]
+    return TinyDB(str(path), storage=storage, read_only=read_only)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """What the bridge remembers of one feed between polls."""
+
+    feed_id: str
+    etag: str | None = None
+    last_modified: str | None = None
+    primed: tuple[str, ...] = ()  # channels for which this feed's first poll has been recorded
+    last_poll: datetime | None = None
+    last_success: datetime | None = None
+    last_new_item: datetime | None = None
+    failures: int = 0
+    failing_since: datetime | None = None
+    last_error: str | None = None
+    retry_at: datetime | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "feed_id": self.feed_id,
+            "etag": self.etag,
+            "last_modified": self.last_modified,
+            "primed": list(self.primed),
+            "last_poll": _iso(self.last_poll),
+            "last_success": _iso(self.last_success),
+            "last_new_item": _iso(self.last_new_item),
+            "failures": self.failures,
+            "failing_since": _iso(self.failing_since),
+            "last_error": self.last_error,
+            "retry_at": _iso(self.retry_at),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeedState:
+        return cls(
+            feed_id=data["feed_id"],
+            etag=data.get("etag"),
+            last_modified=data.get("last_modified"),
+            primed=tuple(data.get("primed", ())),
+            last_poll=_from_iso(data.get("last_poll")),
+            last_success=_from_iso(data.get("last_success")),
+            last_new_item=_from_iso(data.get("last_new_item")),
+            failures=int(data.get("failures", 0)),
+            failing_since=_from_iso(data.get("failing_since")),
+            last_error=data.get("last_error"),
+            retry_at=_from_iso(data.get("retry_at")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One alert for one channel, from the moment it is decided until it is posted or given up."""
+
+    id: str
+    channel: str
+    feed_id: str
+    alert: Alert
+    created: datetime
+    order: float  # sort key, oldest first: the item's publication time, else its discovery time
+    urgent: bool = False
+    attempts: int = 0
+    next_attempt: datetime | None = None
+    last_error: str | None = None
+    state: str = "pending"  # pending | failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "channel": self.channel,
+            "feed_id": self.feed_id,
+            "alert": self.alert.to_dict(),
+            "created": _iso(self.created),
+            "order": self.order,
+            "urgent": self.urgent,
+            "attempts": self.attempts,
+            "next_attempt": _iso(self.next_attempt),
+            "last_error": self.last_error,
+            "state": self.state,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Delivery:
+        return cls(
+            id=data["id"],
+            channel=data["channel"],
+            feed_id=data["feed_id"],
+            alert=Alert.from_dict(data["alert"]),
+            created=datetime.fromisoformat(data["created"]),
+            order=float(data["order"]),
+            urgent=bool(data.get("urgent", False)),
+            attempts=int(data.get("attempts", 0)),
+            next_attempt=_from_iso(data.get("next_attempt")),
+            last_error=data.get("last_error"),
+            state=data.get("state", "pending"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A line of the audit log: what was posted, where, when, with which remote id."""
+
+    delivery_id: str
+    channel: str
+    feed_id: str
+    title: str
+    link: str
+    posted_at: datetime
+    remote_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "delivery_id": self.delivery_id,
+            "channel": self.channel,
+            "feed_id": self.feed_id,
+            "title": self.title,
+            "link": self.link,
+            "posted_at": _iso(self.posted_at),
+            "remote_id": self.remote_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Post:
+        return cls(
+            delivery_id=data["delivery_id"],
+            channel=data["channel"],
+            feed_id=data["feed_id"],
+            title=data["title"],
+            link=data["link"],
+            posted_at=datetime.fromisoformat(data["posted_at"]),
+            remote_id=data.get("remote_id"),
+        )
+
+
+@dataclass(slots=True)
+class _Shard:
+    db: TinyDB
+    state: FeedState
+    # channel -> identity key -> (first seen, last seen), epoch seconds
+    seen: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
+
+
+class Store:
+    """The bridge's state directory. Open with `Store.open(...)`; close with `close()`."""
+
+    def __init__(self, state_dir: Path, *, read_only: bool) -> None:
+        self.state_dir = state_dir
+        self.read_only = read_only
+        self._lock_fd: int | None = None
+        self._shards: dict[str, _Shard] = {}
+        # channel -> key -> {feed_id: last seen epoch}: the cross-feed view of every shard
+        self._index: dict[str, dict[str, dict[str, int]]] = {}
+        self._outbox: TinyDB | None = None
+        self._history: TinyDB | None = None
+        self._deliveries: dict[str, Delivery] = {}
+        self._last_post: dict[str, datetime] = {}
+        self._posted_ids: set[str] = set()
+
+    # -- opening and closing -------------------------------------------------------------
+
+    @classmethod
+    def open(cls, state_dir: Path, *, read_only: bool = False) -> Store:
+        """Open the state in `state_dir`, creating it (mode 0700) if needed.
+
+        A writer takes the lock first: raise `StateLockedError` if another process holds it.
+        A reader (`read_only=True`, for `status` and `history`) takes no lock and never writes;
+        it sees the last committed state because every file is replaced atomically.
+        Raise `StateError` if a file is unreadable or written by a newer version.
+        """
+        store = cls(state_dir, read_only=read_only)
+        if not read_only:
+            try:
+                state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+                (state_dir / "feeds").mkdir(mode=0o700, exist_ok=True)
+            except OSError as exc:
+                raise StateError(
+                    f"cannot create state directory {state_dir}: {exc.strerror or exc}",
+                    hint="check bridge.state_dir in config.toml and the directory's permissions",
+                ) from None
+            store._take_lock()
+        try:
+            store._load()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def _take_lock(self) -> None:
+        path = self.state_dir / "lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise StateLockedError(
+                    f"another channel-bridge (pid {holder}) is already using {self.state_dir}",
+                    hint="stop it first (systemctl stop channel-bridge), or give this one its own state_dir",
+                ) from None
+            raise
+        # The lock dies with the process (even on SIGKILL): nothing stale can block a restart.
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _load(self) -> None:
+        outbox_path = self.state_dir / "outbox.json"
+        if self.read_only and not outbox_path.exists():
+            self._outbox = None
+        else:
+            self._outbox = _open_db(outbox_path, read_only=self.read_only)
+            meta = self._outbox.table("meta").get(doc_id=1)
+            version = meta["schema"] if isinstance(meta, Mapping) else None
+            if version is None and not self.read_only:
+                self._outbox.table("meta").insert({"schema": SCHEMA_VERSION})
+                self._flush(self._outbox)
+            elif version is not None and version > SCHEMA_VERSION:
+                raise StateError(
+                    f"{self.state_dir} was written by a newer channel-bridge (schema {version}, "
+                    f"this version reads up to {SCHEMA_VERSION})",
+                    hint="upgrade channel-bridge, or restore the state backup of the older version",
+                )
+            for doc in self._outbox.table("deliveries").all():
+                delivery = Delivery.from_dict(doc)
+                self._deliveries[delivery.id] = delivery
+            for doc in self._outbox.table("channels").all():
+                if doc.get("last_post"):
+                    self._last_post[doc["channel"]] = datetime.fromisoformat(doc["last_post"])
+        history_path = self.state_dir / "history.json"
+        if not (self.read_only and not history_path.exists()):
+            self._history = _open_db(history_path, read_only=self.read_only)
+            posted = {doc["delivery_id"] for doc in self._history.table("posts").all()}
+            self._posted_ids = posted
+            # A crash between "added to history" and "removed from outbox": finish the move.
+            stale = [d for d in self._deliveries if d in posted]
+            if stale and not self.read_only:
+                for delivery_id in stale:
+                    del self._deliveries[delivery_id]
+                self._write_outbox()
+        feeds_dir = self.state_dir / "feeds"
+        if feeds_dir.is_dir():
+            for path in sorted(feeds_dir.glob("*.json")):
+                self._load_shard(path.stem, path)
+
+    def _load_shard(self, feed_id: str, path: Path) -> _Shard:
+        db = _open_db(path, read_only=self.read_only)
+        doc = db.table("feed").get(doc_id=1)
+        state = FeedState.from_dict(doc) if isinstance(doc, Mapping) else FeedState(feed_id)
+        shard = _Shard(db=db, state=state)
+        for entry in db.table("seen").all():
+            channel, key = entry["c"], entry["k"]
+            shard.seen.setdefault(channel, {})[key] = (int(entry["f"]), int(entry["t"]))
+            self._index.setdefault(channel, {}).setdefault(key, {})[feed_id] = int(entry["t"])
+        self._shards[feed_id] = shard
+        return shard
+
+    def close(self) -> None:
+        """Release files and the lock. Everything committed is already on disk."""
+        for shard in self._shards.values():
+            shard.db.close()
+        self._shards.clear()
+        for db in (self._outbox, self._history):
+            if db is not None:
+                db.close()
+        self._outbox = self._history = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @staticmethod
+    def _flush(db: TinyDB) -> None:
+        storage = db.storage
+        assert isinstance(storage, CachingMiddleware)
+        storage.flush()  # type: ignore[no-untyped-call]
+
+    # -- feeds and seen keys --------------------------------------------------------------
+
+    def feed_ids(self) -> list[str]:
+        """Ids of every feed that has state, in name order."""
+        return sorted(self._shards)
+
+    def feed_state(self, feed_id: str) -> FeedState:
+        """The feed's remembered state; a fresh one for a feed never polled."""
+        shard = self._shards.get(feed_id)
+        return shard.state if shard else FeedState(feed_id)
+
+    def seen_by(self, channel: str, key: str) -> Mapping[str, int]:
+        """For `channel`, the feeds that showed `key` and when they last did (epoch seconds)."""
+        return self._index.get(channel, {}).get(key, {})
+
+    def save_feed(
+        self,
+        state: FeedState,
+        seen: Mapping[str, set[str]] | None = None,
+        *,
+        now: datetime | None = None,
+        forget_before: datetime | None = None,
+    ) -> None:
+        """Commit a poll of one feed in one atomic write of its shard.
+
+        `seen` maps channel -> keys shown by the feed in this poll; they are recorded (or
+        refreshed) at `now`. Keys of this feed last seen before `forget_before` are dropped, so
+        the store stays bounded by age, never by count.
+        """
+        shard = self._shards.get(state.feed_id)
+        if shard is None:
+            path = self.state_dir / "feeds" / f"{state.feed_id}.json"
+            shard = _Shard(db=_open_db(path, read_only=False), state=state)
+            self._shards[state.feed_id] = shard
+        shard.state = state
+        stamp = int((now or _now()).timestamp())
+        for channel, keys in (seen or {}).items():
+            marks = shard.seen.setdefault(channel, {})
+            index = self._index.setdefault(channel, {})
+            for key in keys:
+                first = marks.get(key, (stamp, stamp))[0]
+                marks[key] = (first, stamp)
+                index.setdefault(key, {})[state.feed_id] = stamp
+        if forget_before is not None:
+            cutoff = int(forget_before.timestamp())
+            for channel, marks in shard.seen.items():
+                for key in [k for k, (_, last) in marks.items() if last < cutoff]:
+                    del marks[key]
+                    feeds = self._index.get(channel, {}).get(key, {})
+                    feeds.pop(state.feed_id, None)
+                    if not feeds:
+                        self._index.get(channel, {}).pop(key, None)
+        db = shard.db
+        db.drop_tables()
+        db.table("feed").insert(state.to_dict())
+        db.table("seen").insert_multiple(
+            {"c": channel, "k": key, "f": first, "t": last}
+            for channel, marks in sorted(shard.seen.items())
+            for key, (first, last) in sorted(marks.items())
+        )
+        self._flush(db)
+
+    def seen_count(self, feed_id: str) -> int:
+        shard = self._shards.get(feed_id)
+        return sum(len(m) for m in shard.seen.values()) if shard else 0
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    def deliveries(self, channel: str | None = None, *, state: str | None = "pending") -> list[Delivery]:
+        """Deliveries in sending order: urgent first, then oldest first."""
+        chosen = [
+            d
+            for d in self._deliveries.values()
+            if (channel is None or d.channel == channel) and (state is None or d.state == state)
+        ]
+        return sorted(chosen, key=lambda d: (not d.urgent, d.order, d.created, d.id))
+
+    def has_delivery(self, delivery_id: str) -> bool:
+        return delivery_id in self._deliveries or self._posted(delivery_id)
+
+    def _posted(self, delivery_id: str) -> bool:
+        return delivery_id in self._posted_ids
+
+    def add_deliveries(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Queue new deliveries (one atomic write); return those that were not already known."""
+        added = [d for d in deliveries if not self.has_delivery(d.id)]
+        if not added:
+            return []
+        for delivery in added:
+            self._deliveries[delivery.id] = delivery
+        self._write_outbox()
+        return added
+
+    def update_delivery(self, delivery: Delivery) -> None:
+        """Record a retry schedule or a failure for a queued delivery."""
+        self._deliveries[delivery.id] = delivery
+        self._write_outbox()
+
+    def record_post(self, delivery: Delivery, remote_id: str | None, at: datetime) -> Post:
+        """Move a delivery from the outbox to the history: it has been posted."""
+        post = Post(
+            delivery_id=delivery.id,
+            channel=delivery.channel,
+            feed_id=delivery.feed_id,
+            title=delivery.alert.title,
+            link=delivery.alert.link,
+            posted_at=at,
+            remote_id=remote_id,
+        )
+        assert self._history is not None
+        self._history.table("posts").insert(post.to_dict())
+        self._flush(self._history)
+        self._posted_ids.add(delivery.id)
+        self._deliveries.pop(delivery.id, None)
+        self._last_post[delivery.channel] = at
+        self._write_outbox()
+        return post
+
+    def last_post(self, channel: str) -> datetime | None:
+        return self._last_post.get(channel)
+
+    def _write_outbox(self) -> None:
+        assert self._outbox is not None
+        db = self._outbox
+        db.table("deliveries").truncate()
+        db.table("deliveries").insert_multiple(d.to_dict() for d in self._deliveries.values())
+        db.table("channels").truncate()
+        db.table("channels").insert_multiple(
+            {"channel": name, "last_post": _iso(at)} for name, at in sorted(self._last_post.items())
+        )
+        self._flush(db)
+
+    # -- history --------------------------------------------------------------------------
+
+    def posts(self, since: datetime | None = None) -> Iterator[Post]:
+        """Every post recorded, oldest first, optionally only those at or after `since`."""
+        if self._history is None:
+            return iter(())
+        posts = (Post.from_dict(doc) for doc in self._history.table("posts").all())
+        chosen = [p for p in posts if since is None or p.posted_at >= since]
+        return iter(sorted(chosen, key=lambda p: p.posted_at))
+
+
+def with_retry(delivery: Delivery, *, error: str, at: datetime | None, failed: bool = False) -> Delivery:
+    """A copy of `delivery` after one more failed attempt."""
+    return replace(
+        delivery,
+        attempts=delivery.attempts + 1,
+        next_attempt=at,
+        last_error=error,
+        state="failed" if failed else delivery.state,
+    )
