@@ -1,0 +1,44 @@
+"""The `console` channel: prints each rendered alert, for the default config and `preview`."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from bridge import render
+from bridge.channels.base import ChannelDownError, Posted
+from bridge.config import ChannelConfig
+from bridge.item import Alert
+
+
+class ConsoleChannel:
+    """Writes `render.console(alert)` and a blank line to `out` (standard output by default).
+
+    Standard output is looked up at each send, not at construction, so a redirected or
+    replaced `sys.stdout` (pytest's capture, a reopened stream) is honoured.
+    """
+
+    def __init__(self, config: ChannelConfig, *, out: TextIO | None = None) -> None:
+        self.name = config.name
+        self._out = out
+
+    async def send(self, alert: Alert, *, delivery_id: str) -> Posted:
+        """Print the alert and flush; return `Posted(remote_id=None)`.
+
+        Raise `ChannelDownError` when the stream cannot be written (closed pipe, full disk):
+        every later alert would fail the same way.
+        """
+        out = self._out if self._out is not None else sys.stdout
+        text = render.console(alert).rstrip("\n")
+        try:
+            out.write(text + "\n\n")
+            out.flush()
+        except (OSError, ValueError) as exc:  # ValueError: write to a closed file
+            raise ChannelDownError(
+                f"{self.name}: cannot write to the console: {exc}",
+                hint="standard output is closed or not writable",
+            ) from exc
+        return Posted(remote_id=None)
+
+    async def aclose(self) -> None:
+        """Do nothing: the stream belongs to the caller."""
