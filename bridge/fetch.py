@@ -347,6 +347,8 @@ class _BoundedBody:
         if self._inflater is None:
             self._append(data)
             return
+        if not data:
+            return  # nothing to judge the deflate flavour by yet
         try:
             self._inflate(data)
         except zlib.error as exc:

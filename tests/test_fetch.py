@@ -7,10 +7,13 @@ import os
 import socket
 import time
 import tracemalloc
+import zlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
+import httpx
 import pytest
 from servers.feeds import FeedServer, rss
 from servers.feeds import feed_server as feed_server  # the fixture, by its own name
@@ -267,6 +270,68 @@ def test_gzip_body_is_decoded(feed_server: FeedServer) -> None:
     result = fetch(feed_server.url("/feed.xml"), max_bytes=100_000)
     assert result.body == b"\0" * 100_000
     assert "content-encoding" not in result.headers
+
+
+class _Body(httpx.AsyncByteStream):
+    """A streamed body, as a real transport gives (`content=` would arrive already read)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._data
+
+
+def _mock_fetch(handler: httpx.MockTransport, url: str = "https://www.comune.esempio.it/feed") -> FetchResult:
+    async def go() -> FetchResult:
+        async with Fetcher(user_agent=UA, transport=handler) as fetcher:
+            return await fetcher.fetch(url)
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("wbits", [zlib.MAX_WBITS, -zlib.MAX_WBITS], ids=["zlib", "raw"])
+def test_deflate_bodies_in_both_flavours_are_decoded(wbits: int) -> None:
+    deflater = zlib.compressobj(6, zlib.DEFLATED, wbits)
+    wire = deflater.compress(FEED.encode()) + deflater.flush()
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers={"Content-Encoding": "deflate"}, stream=_Body(wire))
+    )
+    assert _mock_fetch(transport).body == FEED.encode()
+
+
+def test_unrequested_content_encoding_is_an_error() -> None:
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, headers={"Content-Encoding": "br"}, stream=_Body(b"xx"))
+    )
+    with pytest.raises(FetchError, match="unsupported Content-Encoding 'br'"):
+        _mock_fetch(transport)
+
+
+def test_cookie_set_by_a_redirect_is_sent_back_within_the_fetch() -> None:
+    # Some hosting front-ends set a cookie and redirect to the same URL to weed out bots.
+    def site(request: httpx.Request) -> httpx.Response:
+        if "visited=1" in request.headers.get("cookie", ""):
+            return httpx.Response(200, stream=_Body(FEED.encode()))
+        return httpx.Response(
+            302, headers={"Set-Cookie": "visited=1; Path=/", "Location": str(request.url)}
+        )
+
+    assert _mock_fetch(httpx.MockTransport(site)).body == FEED.encode()
+
+
+@pytest.mark.parametrize(
+    ("fault", "content_type"),
+    [("garbage", "application/rss+xml"), ("html", "text/html")],
+)
+def test_non_feed_answers_are_passed_on_for_the_parser_to_judge(
+    feed_server: FeedServer, fault: str, content_type: str
+) -> None:
+    feed_server.set_fault("/feed.xml", fault)
+    result = fetch(feed_server.url("/feed.xml"))
+    assert not result.not_modified
+    assert result.body and not result.body.startswith(b"<?xml")
+    assert result.headers["content-type"].startswith(content_type)
 
 
 # Redirects
