@@ -501,6 +501,18 @@ def _connection_hint(exc: httpx.TransportError) -> str:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
+    # anyio sums up a refused connection as "All connection attempts failed"; the errno
+    # ("Connection refused", "No route to host") further down the chain says more.
+    cause: BaseException | None = exc
+    for _ in range(8):  # the chain is short; the bound guards against cycles
+        if cause is None:
+            break
+        if isinstance(cause, OSError) and isinstance(cause.errno, int) and cause.errno > 0:
+            reason = os.strerror(cause.errno)
+            if reason not in text:
+                text = f"{text} ({reason})" if text else reason
+            break
+        cause = cause.__cause__ or cause.__context__
     return text or type(exc).__name__
 
 

@@ -399,6 +399,7 @@ def _free_port() -> int:
 def test_connection_refused_is_a_one_line_error() -> None:
     error = fetch_error(f"http://127.0.0.1:{_free_port()}/feed.xml", timeout=5.0)
     assert str(error).startswith("cannot fetch from 127.0.0.1: ")
+    assert "Connection refused" in str(error)
     assert "\n" not in str(error)
     assert error.status is None
     assert error.hint
