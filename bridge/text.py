@@ -1,0 +1,298 @@
+"""Plain-text normalisation of feed text: HTML to text, titles, feed boilerplate. Pure.
+
+Everything the rest of the pipeline reads as "text" passes through here, so the rules are
+in one place: entities decoded (also the double-escaped ones some CMSs emit), NFKC (the
+"mathematical bold" letters pasted from social media become plain letters, full-width digits
+plain digits), whitespace collapsed. Line structure is kept on purpose: a single "\\n" is a
+line break, "\\n\\n" a paragraph break, so the summariser never glues the last words of one
+paragraph to the first words of the next.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+
+from bs4 import BeautifulSoup, Comment, Declaration, Doctype, Tag
+from bs4.element import NavigableString, ProcessingInstruction
+
+__all__ = ["clean_title", "html_to_text", "strip_boilerplate"]
+
+# Elements whose text is never shown to a reader.
+_DROPPED_TAGS = frozenset({"script", "style", "noscript", "template", "head", "title", "iframe"})
+
+# Elements that start a new paragraph. `td`/`th` are here too: a table row's cells are
+# separate facts (opening hours, names), never one sentence.
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "figcaption",
+        "figure", "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li",
+        "main", "nav", "ol", "p", "pre", "section", "table", "tbody", "td", "tfoot", "th",
+        "thead", "tr", "ul",
+    }
+)  # fmt: skip
+
+_LINE = "\x00L"  # placeholder for <br>; NUL cannot occur in decoded feed text
+_PARA = "\x00P"  # placeholder for a block boundary
+
+# A real tag, as opposed to a stray "<" in prose ("temperature < 0 gradi").
+_TAG_RE = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*\b[^<>]*|/[a-zA-Z][a-zA-Z0-9]*\s*|!--.*?--)>", re.S)
+# Only entities with their semicolon: html.unescape alone also expands "&para" in "&parametri".
+_ENTITY_RE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{1,31});")
+# Invisible characters that survive NFKC and break word matching. Not ZWJ/ZWNJ: they
+# hold emoji sequences together ("🚴‍♂️").
+_INVISIBLE_RE = re.compile("[\u00ad\u200b\u2060\ufeff]")
+_HSPACE_RE = re.compile(r"[^\S\n]+")
+_LEAKED_CDATA_RE = re.compile(r"\]\]>|<!\[CDATA\[")
+
+
+def _decode_entities(text: str) -> str:
+    """Decode character references, twice at most, for feeds that escaped them twice."""
+    for _ in range(2):
+        if not _ENTITY_RE.search(text):
+            break
+        text = _ENTITY_RE.sub(lambda m: html.unescape(m.group(0)), text)
+    return text
+
+
+def _soup_text(markup: str) -> str:
+    """Flatten HTML into text with `_LINE`/`_PARA` placeholders for its structure."""
+    soup = BeautifulSoup(markup, "html.parser")
+    parts: list[str] = []
+
+    def walk(node: Tag) -> None:
+        for child in node.children:
+            if isinstance(child, Tag):
+                name = child.name.lower()
+                if name in _DROPPED_TAGS:
+                    continue
+                if name == "br":
+                    parts.append(_LINE)
+                elif name in _BLOCK_TAGS:
+                    parts.append(_PARA)
+                    walk(child)
+                    parts.append(_PARA)
+                else:
+                    walk(child)
+            elif isinstance(
+                child, Comment | Declaration | Doctype | ProcessingInstruction
+            ):  # markup, not text
+                continue
+            elif isinstance(child, NavigableString):
+                parts.append(str(child))
+
+    walk(soup)
+    return "".join(parts)
+
+
+def _normalise(text: str) -> str:
+    """NFKC, invisible characters out, whitespace collapsed; keeps line/paragraph breaks."""
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE_RE.sub("", text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\u2028", "\n").replace("\u2029", "\n\n")
+    text = _HSPACE_RE.sub(" ", text)
+    text = text.replace(_LINE, "\n").replace(_PARA, "\n\n")
+    lines = [line.strip() for line in text.split("\n")]
+    # Runs of empty lines (block boundaries stacked on source newlines) become one
+    # paragraph break; a lone newline stays a line break.
+    out: list[str] = []
+    blank = 0
+    for line in lines:
+        if not line:
+            blank += 1
+            continue
+        if out:
+            out.append("\n\n" if blank else "\n")
+        out.append(line)
+        blank = 0
+    joined = "".join(out)
+    # A line break inside a sentence (hard-wrapped source text) is a soft wrap: the next
+    # line goes on in lower case after a line that did not end a clause.
+    return re.sub(r"(?<=[^\s.!?:;])\n(?=[a-zà-ÿ])", " ", joined)
+
+
+def html_to_text(html_text: str) -> str:
+    """Return the readable plain text of an HTML fragment (or of plain text).
+
+    Block elements (p, div, li, h1-h6, tr, ...) become paragraph breaks ("\\n\\n"), `<br>`
+    a line break ("\\n"); script/style/noscript are dropped; images leave no text. Entities
+    are decoded, including double-escaped ones (`&amp;egrave;`, `&amp;#8217;`), and markup
+    that was escaped twice is parsed once more. The result is NFKC-normalised, has no NBSP
+    or invisible characters, single spaces inside lines, no leading/trailing whitespace.
+    Never raises on malformed markup; returns "" for empty input.
+    """
+    text = html_text
+    # Two rounds: feeds that escape their HTML twice hand us "&lt;p&gt;" after XML parsing.
+    for _ in range(2):
+        if _TAG_RE.search(text):
+            text = _soup_text(text)
+        text = _decode_entities(text)
+        if not _TAG_RE.search(text):
+            break
+    text = _LEAKED_CDATA_RE.sub("", text)
+    return _normalise(text)
+
+
+# --- titles --------------------------------------------------------------------------------
+
+# Acronyms kept upper case when an ALL-CAPS title is turned to sentence case: taxes, IDs,
+# health and public bodies, law and planning instruments, common Italian abbreviations.
+_ACRONYMS = frozenset(
+    """
+    ACI ACLI ADMO AIDO AIRE ANAS ANCI ANPR APP APS ARPAV ASD ASL ASP ATER ATO ATS AULSS AVIS
+    BES CAAF CAF CAI CAP CCR CDS CER CGIL CGN CIE CIG CISL CNS CO2 COC CONAI CONI COSAP COVID
+    CRI CUP CV DAT DGR DGRV DIA DL DLGS DM DPCM DPR DSA DSU DUP EE ENEL ERP ETS EU FAI FIDAS
+    GDPR GPL IBAN ICI IMU INAIL INPS IPAB IRPEF ISEE ISTAT IUC IVA LED MIM MIUR NAS NUE ODV
+    ONLUS ONU PAT PC PCTO PD PEBA PEC PEEP PFAS PI PIN PM PNRR POS PRG PUA PUK QR RAEE RFI
+    RSA RSU RUP SAD SCIA SDI SIAE SIL SMS SPID SPRAR SUA SUAP SUE TARI TASI TOSAP TPL TV
+    TUEL UE UIL ULSS UNESCO URP USA USL UTC ZTL
+    """.split()
+)
+_ROMAN_RE = re.compile(r"^(?=[IVX]{2,}$)X{0,3}(?:IX|IV|V?I{0,3})$")
+_DOTTED_ACRONYM_RE = re.compile(r"^(?:[^\W\d_]\.){2,}[^\W\d_]?\.?$")
+_LETTERS_RE = re.compile(r"[^\W\d_]+")
+
+
+def _is_all_caps(text: str) -> bool:
+    """True when most cased letters are upper case (a shouted title, not "Ufficio CHIUSO")."""
+    letters = [c for c in text if c.isalpha() and (c.isupper() or c.islower())]
+    if len(letters) < 4:
+        return False
+    upper = sum(1 for c in letters if c.isupper())
+    return upper / len(letters) >= 0.8
+
+
+def _sentence_case_token(token: str) -> str:
+    """Lower-case one whitespace-delimited token of a shouted title, keeping what must stay."""
+    core = token.strip("()[]{}«»“”\"'’‘,;:!?")
+    if any(c.isdigit() for c in core):
+        return token  # "PM10", "SS11", "COVID-19", "S.P.34": codes keep their case
+    if _DOTTED_ACRONYM_RE.match(core) or re.fullmatch(r"[^\W\d_]\.", core):
+        return token  # "P.U.A.", "F.S.", "N." (as in "N. 72"), initials
+
+    def piece(match: re.Match[str]) -> str:
+        word = match.group(0)
+        if word in _ACRONYMS or _ROMAN_RE.match(word):
+            return word
+        return word.lower()
+
+    return _LETTERS_RE.sub(piece, token)
+
+
+def _sentence_case(title: str) -> str:
+    """Sentence case for an ALL-CAPS title: first letter and after "!"/"?" upper."""
+    tokens = title.split(" ")
+    cased = [_sentence_case_token(t) for t in tokens]
+    out = " ".join(cased)
+    # Upper-case the first letter of the title and of any sentence after "!" or "?".
+    # After "." we do not: "N. 72", "P.U.A. piccola" are not sentence ends.
+    chars = list(out)
+    capitalise = True
+    for i, c in enumerate(chars):
+        if capitalise and c.isalpha():
+            chars[i] = c.upper()
+            capitalise = False
+        elif c in "!?":
+            capitalise = True
+        elif capitalise and c.isdigit():
+            capitalise = False  # "2026 anno ..." stays as is
+    return "".join(chars)
+
+
+def clean_title(raw: str) -> str:
+    """Return a one-line, plain-text title.
+
+    Tags removed, entities decoded (also double-escaped ones), NFKC, whitespace collapsed to
+    single spaces. A title that is ALL CAPS (at least 80% of its letters upper case) becomes
+    sentence case, keeping acronyms (TARI, IMU, ULSS, ...), dotted abbreviations ("P.U.A.",
+    "N."), codes with digits ("PM10", "SS11") and roman numerals; any other title keeps its
+    case. Idempotent: `clean_title(clean_title(x)) == clean_title(x)`.
+    """
+    text = html_to_text(raw) if _TAG_RE.search(raw) else _decode_entities(raw)
+    text = unicodedata.normalize("NFKC", text)
+    text = _INVISIBLE_RE.sub("", text)
+    text = _LEAKED_CDATA_RE.sub("", text)
+    text = " ".join(text.split())
+    if _is_all_caps(text):
+        text = _sentence_case(text)
+    return text
+
+
+# --- boilerplate ---------------------------------------------------------------------------
+
+_MONTHS = (
+    "gennaio|febbraio|marzo|aprile|maggio|giugno|luglio|agosto|settembre|ottobre|novembre|"
+    "dicembre|gen|feb|mar|apr|mag|giu|lug|ago|set|sett|ott|nov|dic"
+)
+_WEEKDAYS = "luned[iì]|marted[iì]|mercoled[iì]|gioved[iì]|venerd[iì]|sabato|domenica"
+_LABELS = r"notizi[ae]|news|comunicat[oi](?: stampa)?|avvis[oi]|event[oi]|novit[aà]"
+
+# A first line copied from a listing page: "MARTEDÌ, 18 AGOSTO 2026", "NOTIZIE  21 AGO 2026".
+_LEADING_DATE_RE = re.compile(
+    rf"^(?:(?:{_LABELS})\s+)?(?:(?:{_WEEKDAYS}),?\s+)?\d{{1,2}}\s+(?:{_MONTHS})\.?\s+\d{{4}}$",
+    re.I,
+)
+_LEADING_LABEL_RE = re.compile(rf"^(?:{_LABELS})$", re.I)
+# "Data di pubblicazione: 01/12/2025", "Prima pubb.: 03/08/2026" (MyPortal listings).
+_DATE_META_LINE_RE = re.compile(
+    r"^(?:data di pubblicazione|prima pubb\.?|pubblicato il|ultimo aggiornamento|"
+    r"ultima modifica|data)\s*:?\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}$",
+    re.I,
+)
+_ELLIPSIS_BRACKET_RE = re.compile(r"[ \t]*\[\s*(?:…|\.\.\.|&#8230;|&hellip;)\s*\]")
+_READ_TIME_RE = re.compile(r"Tempo di lettura\s*:?\s*\d+\s*min(?:uti|\.)?", re.I)
+_READ_MORE = r"leggi tutto|continua a leggere|leggi di pi[uù]|leggi l['’]articolo|leggi la notizia"
+# A line that is only (or starts with) a read-more link: "Leggi tutto: TITOLO", "LEGGI DI PIÙ".
+_READ_MORE_LINE_RE = re.compile(rf"^(?:{_READ_MORE})\b.*$", re.I | re.M)
+# A read-more link after the last sentence on the same line.
+_READ_MORE_TAIL_RE = re.compile(rf"(?<=[.!?…\]»”)])[ \t]*(?:{_READ_MORE})\b[^\n]*$", re.I | re.M)
+_POST_APPEARED_RE = re.compile(
+    r"[ \t]*(?:The post\b[^\n]*?\bappeared first on\b|L['’]articolo\b[^\n]*?\bproviene da\b|"
+    r"Il post\b[^\n]*?\bè apparso per la prima volta su\b)[^\n]*",
+    re.I,
+)
+_LOREM_RE = re.compile(r"lorem ipsum", re.I)
+_SENTENCE_END_RE = re.compile(r"[.!?][\"”»’')\]]*(?=\s)")
+
+
+def _drop_lorem(line: str) -> str:
+    """Cut a line at the sentence where placeholder text ("Lorem ipsum ...") begins."""
+    match = _LOREM_RE.search(line)
+    if not match:
+        return line
+    head = line[: match.start()]
+    ends = list(_SENTENCE_END_RE.finditer(head + " "))
+    # Keep the real sentences before the placeholder; the fragment glued to it ("SU LOREM
+    # IPSUM", a theme's "Leggi di più su Lorem ipsum") goes with it.
+    return head[: ends[-1].end()].rstrip() if ends else ""
+
+
+def strip_boilerplate(text: str) -> str:
+    """Return `text` (plain text, as from `html_to_text`) without feed boilerplate.
+
+    Removes: "[…]" / "[...]" truncation marks, "Leggi tutto", "Continua a leggere",
+    "Leggi di più" links, "The post … appeared first on …" (and its Italian forms),
+    "Tempo di lettura: N min" (also across lines), "Data di pubblicazione: dd/mm/yyyy"
+    lines, leading listing-page date lines ("MARTEDÌ, 18 AGOSTO 2026") and label lines
+    ("NOTIZIA", "COMUNICATO"), "Lorem ipsum" placeholder text, leaked "]]>". Keeps line and
+    paragraph breaks of what remains; never removes words from inside a sentence.
+    """
+    text = _LEAKED_CDATA_RE.sub("", text)
+    text = _ELLIPSIS_BRACKET_RE.sub("", text)
+    text = _POST_APPEARED_RE.sub("", text)
+    text = _READ_TIME_RE.sub("", text)
+    text = _READ_MORE_TAIL_RE.sub("", text)
+    text = _READ_MORE_LINE_RE.sub("", text)
+    lines = [_drop_lorem(line).strip() for line in text.split("\n")]
+    lines = [line for line in lines if not _DATE_META_LINE_RE.match(line)]
+    # Leading labels and dates, in any order ("NOTIZIA" then a date, or the reverse).
+    start = 0
+    while start < len(lines):
+        line = lines[start]
+        if not line or _LEADING_DATE_RE.match(line) or _LEADING_LABEL_RE.match(line):
+            start += 1
+            continue
+        break
+    return _normalise("\n".join(lines[start:]))
