@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from servers.waha import FakeWaha
 
 # Registers the `waha_server` fixture for this module.
-pytest_plugins = ["servers.waha"]
 
 API_KEY = "k3y-s3gr3t4-0123456789"
 CHAT = "120363000000000000@newsletter"

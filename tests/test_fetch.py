@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 from servers.feeds import FeedServer, rss
-from servers.feeds import feed_server as feed_server  # the fixture, by its own name
 
 from bridge.fetch import Fetcher, FetchError, FetchResult, Validators, parse_retry_after
 

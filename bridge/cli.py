@@ -1,0 +1,335 @@
+"""The `channel-bridge` command: argument parsing and everything a person reads.
+
+Errors for people: one line saying what is wrong and what to do; a traceback only with
+`--debug`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from bridge import __version__, logs, render
+from bridge.config import Config, ConfigError, config_warnings, default_config_path, format_duration, load_config
+from bridge.daemon import Bridge, open_bridge, utcnow
+from bridge.fetch import Fetcher, FetchError
+from bridge.identity import is_seen
+from bridge.item import Alert, Item
+from bridge.parse import ParseError, parse_feed
+from bridge.poll import is_urgent, matches_filters
+from bridge.store import StateError, Store
+from bridge.summary import build_alert
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="channel-bridge",
+        description="Bridge a comune's news feeds into broadcast channels (WhatsApp, Telegram, ...).",
+    )
+    parser.add_argument("--version", action="version", version=f"channel-bridge {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="config file (default: $CHANNEL_BRIDGE_CONFIG, $CONFIGURATION_DIRECTORY/config.toml, ./config.toml)",
+    )
+    parser.add_argument("--debug", action="store_true", help="verbose logs and full tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = commands.add_parser("run", help="run the daemon (or one cycle with --once)")
+    run.add_argument("--once", action="store_true", help="poll every feed once, deliver, exit (1 if anything failed)")
+
+    commands.add_parser("check", help="validate the config and resolve its secrets")
+
+    preview = commands.add_parser("preview", help="print the messages the newest items would become; sends nothing")
+    preview.add_argument("feed_id", nargs="?", help="only this feed")
+    preview.add_argument("--limit", type=int, default=3, help="newest N items per feed (default 3)")
+    preview.add_argument("--channel", help="only this channel")
+
+    status = commands.add_parser("status", help="feeds and channels as the state records them")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    history = commands.add_parser("history", help="audit log of what was posted")
+    history.add_argument("--since", type=_parse_date, help="only posts on or after this date (YYYY-MM-DD)")
+    history.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    return parser
+
+
+def _parse_date(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected a date like 2026-11-01, got "{text}"') from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `channel-bridge`; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logs.configure(debug=args.debug)
+    config_path = args.config or default_config_path()
+    try:
+        if args.command == "check":
+            return cmd_check(config_path, sys.stdout)
+        config = load_config(config_path)
+        if args.command == "run":
+            return cmd_run(config_path, once=args.once)
+        if args.command == "preview":
+            return asyncio.run(cmd_preview(config, sys.stdout, args.feed_id, args.limit, args.channel))
+        if args.command == "status":
+            return cmd_status(config, sys.stdout, as_json=args.json)
+        if args.command == "history":
+            return cmd_history(config, sys.stdout, since=args.since, fmt=args.format)
+    except ConfigError as exc:
+        _print_config_errors(exc, sys.stderr)
+        return EXIT_INVALID
+    except StateError as exc:
+        if args.debug:
+            raise
+        print(f"channel-bridge: {exc}" + (f"\n  {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+def _print_config_errors(exc: ConfigError, out: TextIO) -> None:
+    count = len(exc.errors)
+    print(f"channel-bridge: {exc.path or 'config'}: {count} error{'s' if count != 1 else ''}", file=out)
+    for error in exc.errors:
+        print(f"  - {error}", file=out)
+
+
+def cmd_check(config_path: Path, out: TextIO) -> int:
+    """Validate the config; print a summary. Exit 0 when valid, 2 when not."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        _print_config_errors(exc, sys.stderr)
+        return EXIT_INVALID
+    print(f"{config.path}: valid", file=out)
+    print(f"state: {config.bridge.state_dir}   time zone: {config.bridge.timezone.key}", file=out)
+    print(f"\nfeeds ({len(config.feeds)}):", file=out)
+    for feed in config.feeds:
+        extras = []
+        if feed.urgent:
+            extras.append("urgent")
+        if feed.backfill:
+            extras.append(f"backfill {feed.backfill}")
+        print(
+            f"  {feed.id:<20} every {format_duration(feed.interval):<6} -> {', '.join(feed.channels)}"
+            + (f"  ({', '.join(extras)})" if extras else ""),
+            file=out,
+        )
+        print(f"  {'':<20} {feed.url}", file=out)
+    print(f"\nchannels ({len(config.channels)}):", file=out)
+    for name, channel in config.channels.items():
+        target = " ".join(
+            part
+            for part in (
+                channel.url or channel.api_url or "",
+                f"session={channel.session}" if channel.type == "waha" else "",
+                f"chat={channel.chat_id}" if channel.chat_id else "",
+                *(f"{key}={secret}" for key, secret in (("api_key", channel.api_key), ("token", channel.token))
+                  if secret is not None),
+            )
+            if part
+        )
+        print(f"  {name:<20} {channel.type:<9} {target}", file=out)
+    alerts = config.alerts
+    print(
+        f"\nalerts: max {alerts.max_length} characters, quiet hours {alerts.quiet_hours or 'none'}, "
+        f"min gap {format_duration(alerts.min_gap)}",
+        file=out,
+    )
+    for warning in config_warnings(config):
+        print(f"warning: {warning}", file=out)
+    return EXIT_OK
+
+
+def cmd_run(config_path: Path, *, once: bool) -> int:
+    config, store = open_bridge(config_path)
+    try:
+        bridge = Bridge(config, store)
+        return asyncio.run(bridge.run_once() if once else bridge.run())
+    finally:
+        store.close()
+
+
+def render_for(channel_type: str, alert: Alert) -> str:
+    """The exact text a channel of this type sends for `alert`."""
+    if channel_type == "console":
+        return render.console(alert)
+    return render.whatsapp(alert)
+
+
+async def cmd_preview(config: Config, out: TextIO, feed_id: str | None, limit: int, channel: str | None) -> int:
+    """Print what the newest items of each feed would become; change nothing, send nothing."""
+    feeds = [f for f in config.feeds if feed_id is None or f.id == feed_id]
+    if feed_id is not None and not feeds:
+        print(f"channel-bridge: no feed with id \"{feed_id}\" in {config.path}", file=sys.stderr)
+        return EXIT_INVALID
+    if channel is not None and channel not in config.channels:
+        print(f"channel-bridge: no channel \"{channel}\" in {config.path}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        store: Store | None = Store.open(config.bridge.state_dir, read_only=True)
+    except StateError:
+        store = None
+    fetcher = Fetcher(user_agent=config.bridge.user_agent, timeout=config.bridge.fetch_timeout.total_seconds(),
+                      max_bytes=config.bridge.max_feed_bytes)
+    now = utcnow()
+    try:
+        for feed in feeds:
+            try:
+                fetched = await fetcher.fetch(feed.url)
+                parsed = parse_feed(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
+            except (FetchError, ParseError) as exc:
+                print(f"══ {feed.id}: cannot read the feed: {exc}", file=out)
+                continue
+            newest = sorted(parsed.items, key=lambda i: i.published or now, reverse=True)[: max(limit, 0)]
+            print(f"══ {feed.id} · {feed.name} · {len(parsed.items)} items, newest {len(newest)} shown", file=out)
+            for item in newest:
+                for name in feed.channels:
+                    if channel is None or name == channel:
+                        _preview_item(out, config, feed.id, item, name, store, now)
+    finally:
+        await fetcher.aclose()
+        if store is not None:
+            store.close()
+    return EXIT_OK
+
+
+def _preview_item(out: TextIO, config: Config, feed_id: str, item: Item, channel: str,
+                  store: Store | None, now: datetime) -> None:
+    feed = config.feed(feed_id)
+    verdict = "would be posted"
+    if item.link is None:
+        verdict = "held: no http(s) link"
+    elif item.published is not None and item.published < now - feed.max_age:
+        verdict = f"not posted: older than max_age ({format_duration(feed.max_age)})"
+    elif not matches_filters(item, feed):
+        verdict = "not posted: filtered out by include/exclude"
+    elif store is not None and is_seen(item, lambda key: store.seen_by(channel, key), now):
+        verdict = "already seen"
+    print(f"── {channel} ({config.channels[channel].type}) · {verdict}", file=out)
+    if item.link is None:
+        print(f"   {item.title}\n", file=out)
+        return
+    alert = build_alert(item, feed_name=feed.name, max_length=config.alerts.max_length,
+                        urgent=is_urgent(item, feed, config.alerts))
+    print(render_for(config.channels[channel].type, alert), file=out)
+    print(file=out)
+
+
+def _when(moment: datetime | None, config: Config) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone(config.bridge.timezone).strftime("%Y-%m-%d %H:%M")
+
+
+def status_report(config: Config, store: Store) -> dict[str, Any]:
+    """Per feed and per channel state, as `status --json` prints it."""
+    feeds = []
+    for feed in config.feeds:
+        state = store.feed_state(feed.id)
+        feeds.append({
+            "id": feed.id,
+            "last_poll": _iso(state.last_poll),
+            "last_success": _iso(state.last_success),
+            "consecutive_failures": state.failures,
+            "failing_since": _iso(state.failing_since),
+            "last_error": state.last_error,
+            "retry_at": _iso(state.retry_at),
+            "last_new_item": _iso(state.last_new_item),
+            "seen_keys": store.seen_count(feed.id),
+        })
+    channels = []
+    for name, channel in config.channels.items():
+        pending = store.deliveries(name)
+        failed = store.deliveries(name, state="failed")
+        channels.append({
+            "name": name,
+            "type": channel.type,
+            "queue": len(pending),
+            "retrying": sum(1 for d in pending if d.attempts),
+            "failed": len(failed),
+            "last_error": next((d.last_error for d in pending if d.last_error), None),
+            "last_post": _iso(store.last_post(name)),
+        })
+    return {"feeds": feeds, "channels": channels}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
+    """Print the state of feeds and channels; safe while the daemon runs (reads only)."""
+    store = Store.open(config.bridge.state_dir, read_only=True)
+    try:
+        report = status_report(config, store)
+    finally:
+        store.close()
+    if as_json:
+        json.dump(report, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+        return EXIT_OK
+    print(f"{'feed':<20} {'last poll':<17} {'last success':<17} {'fails':>5}  {'last new item':<17} error", file=out)
+    for feed in report["feeds"]:
+        print(
+            f"{feed['id']:<20} {_when(_dt(feed['last_poll']), config):<17} "
+            f"{_when(_dt(feed['last_success']), config):<17} {feed['consecutive_failures']:>5}  "
+            f"{_when(_dt(feed['last_new_item']), config):<17} {feed['last_error'] or ''}",
+            file=out,
+        )
+    print(f"\n{'channel':<20} {'type':<9} {'queue':>5} {'failed':>6}  {'last post':<17} error", file=out)
+    for channel in report["channels"]:
+        print(
+            f"{channel['name']:<20} {channel['type']:<9} {channel['queue']:>5} {channel['failed']:>6}  "
+            f"{_when(_dt(channel['last_post']), config):<17} {channel['last_error'] or ''}",
+            file=out,
+        )
+    return EXIT_OK
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def cmd_history(config: Config, out: TextIO, *, since: datetime | None, fmt: str) -> int:
+    """Print the audit log: what was posted, where, when, with which remote id."""
+    store = Store.open(config.bridge.state_dir, read_only=True)
+    try:
+        posts = [p.to_dict() for p in store.posts(since)]
+    finally:
+        store.close()
+    fields = ["posted_at", "channel", "feed_id", "title", "link", "remote_id", "delivery_id"]
+    if fmt == "json":
+        json.dump(posts, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    elif fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(posts)
+    else:
+        print(f"{'posted':<17} {'channel':<12} {'feed':<14} {'remote id':<24} title", file=out)
+        for post in posts:
+            print(
+                f"{_when(_dt(post['posted_at']), config):<17} {post['channel']:<12} {post['feed_id']:<14} "
+                f"{(post['remote_id'] or '-'):<24} {post['title']}",
+                file=out,
+            )
+    return EXIT_OK
+
+

@@ -1,0 +1,281 @@
+"""The running bridge: one scheduler job per feed, one delivery worker per channel, signals.
+
+`Bridge.run()` is the daemon (until SIGTERM/SIGINT; SIGHUP reloads the config);
+`Bridge.run_once()` polls every feed once, delivers what is deliverable, and returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bridge import systemd
+from bridge.channels import Channel, open_channel
+from bridge.config import Config, ConfigError, FeedConfig, load_config
+from bridge.fetch import Fetcher
+from bridge.logs import register_secrets
+from bridge.outbox import DrainResult, drain
+from bridge.poll import PollResult, poll_feed
+from bridge.store import Store
+
+log = structlog.get_logger("bridge.daemon")
+
+MAX_CONCURRENT_POLLS = 8
+STOP_GRACE = 10.0  # seconds in-flight polls and sends get to finish on SIGTERM
+MAX_JITTER = timedelta(minutes=1)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def config_secrets(config: Config) -> list[str]:
+    """Every secret value in `config`, to be masked in logs."""
+    return [
+        secret.value
+        for channel in config.channels.values()
+        for secret in (channel.api_key, channel.token, channel.secret)
+        if secret is not None
+    ]
+
+
+class Bridge:
+    """The daemon's moving parts around one open `Store`."""
+
+    def __init__(self, config: Config, store: Store, *, now: Callable[[], datetime] = utcnow) -> None:
+        self.config = config
+        self.store = store
+        self.now = now
+        register_secrets(config_secrets(config))
+        self.fetcher = Fetcher(
+            user_agent=config.bridge.user_agent,
+            timeout=config.bridge.fetch_timeout.total_seconds(),
+            max_bytes=config.bridge.max_feed_bytes,
+        )
+        self.http = httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent})
+        self.channels: dict[str, Channel] = {}
+        self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
+        self._wake: dict[str, asyncio.Event] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._polls: set[asyncio.Task[object]] = set()
+        self._stopping = asyncio.Event()
+        self._scheduler: AsyncIOScheduler | None = None
+
+    def _open_channels(self) -> None:
+        self.channels = {name: open_channel(cfg, http=self.http) for name, cfg in self.config.channels.items()}
+
+    async def aclose(self) -> None:
+        for channel in self.channels.values():
+            await channel.aclose()
+        await self.http.aclose()
+        await self.fetcher.aclose()
+
+    # -- one cycle --------------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Poll every feed once, then try every pending delivery once. Return the exit code:
+        0 if all went well, 1 if any feed or delivery failed."""
+        self._open_channels()
+        try:
+            polls = await asyncio.gather(*(self._poll(feed, force=True) for feed in self.config.feeds))
+            drains = [await self._drain(name, once=True) for name in self.channels]
+        finally:
+            await self.aclose()
+        failed_feeds = [p for p in polls if not p.ok]
+        failed_sends = sum(d.failed for d in drains)
+        waiting = sum(d.waiting for d in drains)
+        log.info(
+            "cycle done",
+            feeds=len(polls),
+            failed_feeds=len(failed_feeds),
+            posted=sum(d.sent for d in drains),
+            failed_sends=failed_sends,
+            waiting=waiting,
+        )
+        return 1 if failed_feeds or failed_sends else 0
+
+    async def _poll(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
+        async with self._poll_slots:
+            result = await poll_feed(
+                feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force
+            )
+        for delivery in result.queued:
+            if delivery.channel in self._wake:
+                self._wake[delivery.channel].set()
+        return result
+
+    async def _drain(self, name: str, *, once: bool = False) -> DrainResult:
+        return await drain(
+            self.channels[name],
+            store=self.store,
+            alerts=self.config.alerts,
+            timezone=self.config.bridge.timezone,
+            now=self.now,
+            paced=self.config.channels[name].type != "console",
+            once=once,
+        )
+
+    # -- the daemon -------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Run until SIGTERM or SIGINT; reload on SIGHUP. Return 0 after a clean stop."""
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        self._open_channels()
+        self._scheduler = AsyncIOScheduler(
+            timezone=self.config.bridge.timezone,
+            # Late is better than never: apscheduler 3 skips a run more than 1 s late by default.
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        )
+        self._schedule_feeds()
+        self._scheduler.start()
+        self._start_workers()
+        watchdog = asyncio.ensure_future(self._watchdog())
+        systemd.notify("READY=1")
+        systemd.notify(f"STATUS={len(self.config.feeds)} feeds, {len(self.channels)} channels")
+        log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
+        try:
+            await self._stopping.wait()
+        finally:
+            systemd.notify("STOPPING=1")
+            log.info("stopping")
+            watchdog.cancel()
+            await self._shutdown()
+        log.info("stopped")
+        return 0
+
+    def _schedule_feeds(self, previous: dict[str, FeedConfig] | None = None) -> None:
+        """Add a job per feed; on reload, only for feeds that are new or changed."""
+        assert self._scheduler is not None
+        for feed in self.config.feeds:
+            if previous and previous.get(feed.id) == feed and self._scheduler.get_job(feed.id):
+                continue
+            self._scheduler.add_job(
+                self._poll_job,
+                IntervalTrigger(
+                    seconds=feed.interval.total_seconds(),
+                    jitter=min(feed.interval * 0.1, MAX_JITTER).total_seconds(),
+                    timezone=self.config.bridge.timezone,
+                ),
+                args=[feed.id],
+                id=feed.id,
+                name=feed.id,
+                next_run_time=datetime.now(self.config.bridge.timezone),
+                replace_existing=True,
+            )
+
+    async def _poll_job(self, feed_id: str) -> None:
+        if self._stopping.is_set():
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._polls.add(task)
+        try:
+            await self._poll(self.config.feed(feed_id))
+        except KeyError:
+            pass  # the feed was removed by a reload while this run was waiting
+        except Exception:
+            # The one boundary that keeps the daemon alive: a bug in one poll must not stop
+            # the others. The traceback goes to the log (without local variables).
+            log.exception("poll crashed", feed=feed_id)
+        finally:
+            self._polls.discard(task)
+
+    def _start_workers(self) -> None:
+        for name in self.channels:
+            if name not in self._workers:
+                self._wake[name] = asyncio.Event()
+                self._workers[name] = asyncio.ensure_future(self._worker(name))
+
+    async def _worker(self, name: str) -> None:
+        wake = self._wake[name]
+        while not self._stopping.is_set():
+            wake.clear()
+            try:
+                result = await self._drain(name)
+            except Exception:
+                log.exception("delivery crashed", channel=name)
+                result = DrainResult(channel=name, next_due=self.now() + timedelta(minutes=1))
+            if self._stopping.is_set() or name not in self.channels:
+                return
+            timeout = None
+            if result.next_due is not None:
+                timeout = max((result.next_due - self.now()).total_seconds(), 0.05)
+            try:
+                await asyncio.wait_for(wake.wait(), timeout)
+            except TimeoutError:
+                pass
+
+    async def _watchdog(self) -> None:
+        interval = systemd.watchdog_interval()
+        if interval is None:
+            return
+        # Pinged from the event loop itself: a stalled loop stops the pings and systemd acts.
+        while True:
+            systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    async def reload(self) -> None:
+        """Re-read the config file; keep running the old one if the new one is invalid."""
+        systemd.notify(f"RELOADING=1\nMONOTONIC_USEC={int(asyncio.get_running_loop().time() * 1e6)}")
+        try:
+            config = load_config(self.config.path)
+        except ConfigError as exc:
+            log.error("reload rejected; still running the previous config", errors=exc.errors)
+            systemd.notify("READY=1\nSTATUS=reload rejected: config.toml has errors, see the journal")
+            return
+        if config.bridge.state_dir != self.config.bridge.state_dir:
+            log.warning("state_dir changes take effect at restart, not reload")
+        register_secrets(config_secrets(config))
+        old_channels = self.channels
+        old_feeds = {feed.id: feed for feed in self.config.feeds}
+        self.config = config
+        self.channels = {}
+        for channel in old_channels.values():
+            await channel.aclose()
+        self._open_channels()
+        for name in list(self._workers):
+            if name not in self.channels:
+                self._workers.pop(name).cancel()
+                self._wake.pop(name, None)
+        self._start_workers()
+        assert self._scheduler is not None
+        for job in self._scheduler.get_jobs():
+            if job.id not in {feed.id for feed in config.feeds}:
+                job.remove()
+        self._schedule_feeds(old_feeds)
+        for event in self._wake.values():
+            event.set()
+        systemd.notify(f"READY=1\nSTATUS={len(config.feeds)} feeds, {len(self.channels)} channels")
+        log.info("config reloaded", feeds=len(config.feeds), channels=list(self.channels))
+
+    async def _shutdown(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        for event in self._wake.values():
+            event.set()
+        pending = [*self._workers.values(), *self._polls]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=STOP_GRACE)
+            for task in late:
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=1)
+        await self.aclose()
+
+
+def open_bridge(config_path: Path) -> tuple[Config, Store]:
+    """Load the config and open its state for writing (raises ConfigError, StateError)."""
+    config = load_config(config_path)
+    store = Store.open(config.bridge.state_dir)
+    return config, store
