@@ -1,0 +1,225 @@
+"""End to end: the real `channel-bridge` command, a real feed server and a fake WAHA, on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers.feeds import FeedServer, rss
+from servers.waha import FakeWaha
+
+API_KEY = "test-key-e2e-1234"
+CHAT = "120363000000000001@newsletter"
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def news(n: int, *, hours_ago: float) -> dict[str, Any]:
+    return {
+        "title": f"Avviso numero {n}: chiusura temporanea di via Roma",
+        "link": f"https://www.comune.esempio.it/novita/avviso-{n}/",
+        "guid": f"https://www.comune.esempio.it/?p={n}",
+        "description": f"Da lunedì via Roma resta chiusa per lavori alla rete idrica, cantiere numero {n}. "
+        "Le deviazioni sono indicate sul posto.",
+        "pubDate": NOW - timedelta(hours=hours_ago),
+    }
+
+
+@pytest.fixture
+def setup(tmp_path: Path, feed_server: FeedServer, waha_server: FakeWaha) -> Iterator[Bridge]:
+    waha_server.api_key = API_KEY
+    yield Bridge(tmp_path, feed_server, waha_server)
+
+
+class Bridge:
+    """Runs the real command against the fixtures' servers."""
+
+    def __init__(self, tmp: Path, feeds: FeedServer, waha: FakeWaha) -> None:
+        self.tmp = tmp
+        self.feeds = feeds
+        self.waha = waha
+        self.items: list[dict[str, Any]] = []
+        self.config = tmp / "config.toml"
+        self.config.write_text(
+            f"""
+[bridge]
+state_dir = "state"
+
+[defaults]
+interval = "1s"
+channels = ["whatsapp"]
+
+[[feeds]]
+id = "notizie"
+name = "Notizie dal Comune"
+url = "{feeds.url('/feed.xml')}"
+
+[channels.whatsapp]
+type = "waha"
+url = "{waha.url}"
+chat_id = "{CHAT}"
+api_key = "env:WAHA_API_KEY"
+""",
+            encoding="utf-8",
+        )
+        self.env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        self.env["WAHA_API_KEY"] = API_KEY
+
+    def publish(self, *items: dict[str, Any]) -> None:
+        self.items = [*items, *self.items]  # newest first, as feeds list them
+        self.feeds.set_feed("/feed.xml", rss(self.items))
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "bridge", "--config", str(self.config), *args]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.command(*args), env=self.env, capture_output=True, text=True, timeout=60)
+
+    def start(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command("run"), env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+
+def first_lines(waha: FakeWaha) -> list[str]:
+    return [post.text.splitlines()[0] for post in waha.posts]
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def test_first_poll_posts_nothing_then_new_items_once_oldest_first(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=30), news(2, hours_ago=20), news(3, hours_ago=10))
+    first = setup.run("run", "--once")
+    assert first.returncode == 0, first.stderr
+    assert setup.waha.posts == []
+
+    setup.publish(news(4, hours_ago=2), news(5, hours_ago=1))
+    second = setup.run("run", "--once")
+    assert second.returncode == 0, second.stderr
+    posted = [p.text for p in setup.waha.posts]
+    assert len(posted) == 2
+    assert posted[0].startswith("*Avviso numero 4: chiusura temporanea di via Roma*")
+    assert "https://www.comune.esempio.it/novita/avviso-4/" in posted[0]
+    assert posted[1].startswith("*Avviso numero 5")
+    assert all(p.chat_id == CHAT and p.api_key == API_KEY for p in setup.waha.posts)
+
+    third = setup.run("run", "--once")
+    assert third.returncode == 0, third.stderr
+    assert len(setup.waha.posts) == 2
+
+    history = setup.run("history", "--format", "json")
+    assert history.returncode == 0, history.stderr
+    records = json.loads(history.stdout)
+    assert [r["title"] for r in records] == [
+        "Avviso numero 4: chiusura temporanea di via Roma",
+        "Avviso numero 5: chiusura temporanea di via Roma",
+    ]
+    assert [r["remote_id"] for r in records] == [p.id for p in setup.waha.posts]
+    assert API_KEY not in first.stderr + second.stderr + third.stderr + history.stdout
+
+
+def test_conditional_get_on_second_poll(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=3))
+    assert setup.run("run", "--once").returncode == 0
+    assert setup.run("run", "--once").returncode == 0
+    second = setup.feeds.requests("/feed.xml")[-1]
+    assert second.headers.get("if-none-match")
+    assert second.headers.get("user-agent", "").startswith("channel-bridge")
+
+
+def test_failed_send_stays_queued_and_is_posted_once_later(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=5))
+    assert setup.run("run", "--once").returncode == 0
+    setup.publish(news(2, hours_ago=1))
+    setup.waha.fail_next(1, 500)
+    failed = setup.run("run", "--once")
+    assert failed.returncode == 1
+    assert setup.waha.posts == []
+    status = json.loads(setup.run("status", "--json").stdout)
+    assert status["channels"][0]["queue"] == 1
+
+    retried = setup.run("run", "--once")
+    assert retried.returncode == 0, retried.stderr
+    assert first_lines(setup.waha) == ["*Avviso numero 2: chiusura temporanea di via Roma*"]
+    assert json.loads(setup.run("status", "--json").stdout)["channels"][0]["queue"] == 0
+
+
+def test_failing_feed_exits_1_and_shows_in_status(setup: Bridge) -> None:
+    setup.feeds.set_fault("/feed.xml", "500")
+    result = setup.run("run", "--once")
+    assert result.returncode == 1
+    feed = json.loads(setup.run("status", "--json").stdout)["feeds"][0]
+    assert feed["consecutive_failures"] == 1
+    assert "500" in feed["last_error"]
+
+
+def test_daemon_posts_new_item_within_interval_once_and_stops_on_sigterm(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=5), news(2, hours_ago=4))
+    daemon = setup.start()
+    try:
+        assert wait_for(lambda: len(setup.feeds.requests("/feed.xml")) >= 2), "daemon never polled twice"
+        assert setup.waha.posts == []
+        setup.publish(news(3, hours_ago=0))
+        assert wait_for(lambda: len(setup.waha.posts) >= 1), "new item never posted"
+        polls = len(setup.feeds.requests("/feed.xml"))
+        assert wait_for(lambda: len(setup.feeds.requests("/feed.xml")) >= polls + 2)
+        assert first_lines(setup.waha) == ["*Avviso numero 3: chiusura temporanea di via Roma*"]
+
+        second = setup.run("run", "--once")
+        assert second.returncode == 1
+        assert "already using" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = daemon.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            raise
+    assert daemon.returncode == 0, stderr
+    assert '"stopped"' in stderr
+
+    # A restart posts nothing again.
+    restart = setup.run("run", "--once")
+    assert restart.returncode == 0, restart.stderr
+    assert len(setup.waha.posts) == 1
+
+
+def test_kill_9_then_restart_posts_nothing_twice(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=5))
+    daemon = setup.start()
+    try:
+        assert wait_for(lambda: len(setup.feeds.requests("/feed.xml")) >= 1)
+        setup.publish(news(2, hours_ago=0))
+        assert wait_for(lambda: len(setup.waha.posts) >= 1)
+    finally:
+        daemon.kill()
+        daemon.communicate(timeout=10)
+    restart = setup.run("run", "--once")
+    assert restart.returncode == 0, restart.stderr
+    assert len(setup.waha.posts) == 1
+
+
+def test_preview_changes_nothing_and_sends_nothing(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=2), news(2, hours_ago=1))
+    result = setup.run("preview", "--limit", "1")
+    assert result.returncode == 0, result.stderr
+    assert "*Avviso numero 2: chiusura temporanea di via Roma*" in result.stdout
+    assert "would be posted" in result.stdout
+    assert setup.waha.posts == []
+    assert not (setup.tmp / "state" / "feeds").exists()
