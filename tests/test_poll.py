@@ -1,0 +1,182 @@
+"""The seen-policy (pure) and one poll against a real loopback feed server."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from servers.feeds import FeedServer, rss
+
+from bridge.config import AlertSettings, Config, parse_config
+from bridge.fetch import Fetcher
+from bridge.identity import assign_keys
+from bridge.item import Item
+from bridge.poll import feed_backoff, is_urgent, matches_filters, poll_feed, select_items
+from bridge.store import Store
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def item(n: int, *, hours_ago: float | None, link: bool = True, feed: str = "f") -> Item:
+    return Item(
+        feed_id=feed,
+        title=f"Notizia numero {n} dal Comune",
+        link=f"https://www.comune.esempio.it/n/{n}" if link else None,
+        guid=f"id-{n}",
+        text=f"Testo della notizia {n}.",
+        published=NOW - timedelta(hours=hours_ago) if hours_ago is not None else None,
+    )
+
+
+def nothing_seen(key: str) -> dict[str, int]:
+    return {}
+
+
+def titles(items: tuple[Item, ...]) -> list[str]:
+    return [i.title.split()[2] for i in items]
+
+
+def test_first_poll_posts_only_backfill_newest_in_oldest_first_order() -> None:
+    items = assign_keys([item(3, hours_ago=1), item(2, hours_ago=2), item(1, hours_ago=3)])
+    chosen = select_items(items, primed=False, backfill=2, max_age=timedelta(days=7), seen_by=nothing_seen, now=NOW)
+    assert titles(chosen.post) == ["2", "3"]
+    assert len(chosen.seen) == 3
+    none = select_items(items, primed=False, backfill=0, max_age=timedelta(days=7), seen_by=nothing_seen, now=NOW)
+    assert none.post == () and len(none.seen) == 3
+
+
+def test_primed_feed_posts_every_new_item_oldest_first() -> None:
+    items = assign_keys([item(3, hours_ago=1), item(2, hours_ago=5), item(1, hours_ago=3)])
+    chosen = select_items(items, primed=True, backfill=0, max_age=timedelta(days=7), seen_by=nothing_seen, now=NOW)
+    assert titles(chosen.post) == ["2", "1", "3"]
+
+
+def test_seen_too_old_filtered_and_linkless_items_are_not_posted() -> None:
+    items = assign_keys([
+        item(1, hours_ago=1),
+        item(2, hours_ago=24 * 8),
+        item(3, hours_ago=2, link=False),
+        item(4, hours_ago=3),
+        item(5, hours_ago=None),
+    ])
+    seen_key = items[3].keys[0]
+    chosen = select_items(
+        items, primed=True, backfill=0, max_age=timedelta(days=7),
+        seen_by=lambda key: {"f": 1} if key == seen_key else {}, now=NOW,
+        wanted=lambda i: "5" not in i.title,
+    )
+    assert titles(chosen.post) == ["1"]
+    assert chosen.too_old == 1
+    assert titles(chosen.no_link) == ["3"]
+    assert len(chosen.seen) == 5  # everything is recorded, posted or not
+
+
+def test_undated_items_are_kept_in_feed_order_oldest_first() -> None:
+    items = assign_keys([item(3, hours_ago=None), item(2, hours_ago=None), item(1, hours_ago=None)])
+    chosen = select_items(items, primed=True, backfill=0, max_age=timedelta(days=7), seen_by=nothing_seen, now=NOW)
+    assert titles(chosen.post) == ["1", "2", "3"]
+
+
+def test_future_dated_items_count_as_now() -> None:
+    items = assign_keys([item(2, hours_ago=-48), item(1, hours_ago=1)])
+    chosen = select_items(items, primed=True, backfill=0, max_age=timedelta(days=7), seen_by=nothing_seen, now=NOW)
+    assert titles(chosen.post) == ["1", "2"]
+
+
+def test_filters_and_urgency(tmp_path: Path) -> None:
+    config = parse_config(
+        {
+            "feeds": [{"id": "f", "url": "https://www.comune.esempio.it/feed", "channels": ["c"],
+                       "include": ["scuol"], "exclude": ["concorso"]}],
+            "channels": {"c": {"type": "console"}},
+        },
+        path=tmp_path / "config.toml", env={},
+    )
+    feed = config.feeds[0]
+    base = item(1, hours_ago=1)
+    assert not matches_filters(base, feed)
+    assert matches_filters(Item(**{**_fields(base), "title": "Chiusura scuole"}), feed)
+    assert not matches_filters(Item(**{**_fields(base), "title": "Scuole: concorso"}), feed)
+    alerts = AlertSettings(urgent_keywords=("allerta",))
+    assert is_urgent(Item(**{**_fields(base), "title": "ALLERTA meteo"}), feed, alerts)
+    assert not is_urgent(base, feed, alerts)
+
+
+def _fields(value: Item) -> dict[str, object]:
+    return {name: getattr(value, name) for name in value.__slots__}
+
+
+def test_feed_backoff_doubles_caps_and_honours_retry_after() -> None:
+    interval = timedelta(minutes=5)
+    assert [feed_backoff(n, interval, None) for n in (1, 2, 3)] == [
+        timedelta(minutes=5), timedelta(minutes=10), timedelta(minutes=20)]
+    assert feed_backoff(10, interval, None) == timedelta(hours=1)
+    assert feed_backoff(1, interval, 1800) == timedelta(minutes=30)
+    assert feed_backoff(1, interval, 10**9) == timedelta(hours=6)
+
+
+def _config(tmp_path: Path, url: str, **feed: object) -> Config:
+    return parse_config(
+        {
+            "bridge": {"state_dir": "state"},
+            "feeds": [{"id": "notizie", "url": url, "channels": ["wa", "tg"], **feed}],
+            "channels": {"wa": {"type": "console"}, "tg": {"type": "console"}},
+        },
+        path=tmp_path / "config.toml", env={},
+    )
+
+
+def test_poll_queues_per_channel_and_dedupes_across_feeds(tmp_path: Path, feed_server: FeedServer) -> None:
+    story = {"title": "Chiusura di via Roma per lavori", "link": "https://www.comune.esempio.it/n/1",
+             "description": "Da lunedì via Roma è chiusa.", "pubDate": NOW - timedelta(hours=1)}
+    feed_server.set_feed("/a.xml", rss([]))
+    feed_server.set_feed("/b.xml", rss([]))
+    config = parse_config(
+        {
+            "bridge": {"state_dir": "state"},
+            "feeds": [{"id": "a", "url": feed_server.url("/a.xml"), "channels": ["wa"]},
+                      {"id": "b", "url": feed_server.url("/b.xml"), "channels": ["wa", "tg"]}],
+            "channels": {"wa": {"type": "console"}, "tg": {"type": "console"}},
+        },
+        path=tmp_path / "config.toml", env={},
+    )
+    store = Store.open(config.bridge.state_dir)
+
+    async def cycle() -> list[tuple[str, str]]:
+        async with Fetcher(user_agent="test") as fetcher:
+            queued = []
+            for feed in config.feeds:
+                result = await poll_feed(feed, config=config, fetcher=fetcher, store=store, now=lambda: NOW)
+                assert result.ok, result.error
+                queued += [(d.feed_id, d.channel) for d in result.queued]
+            return queued
+
+    assert asyncio.run(cycle()) == []  # first polls: recorded, nothing posted
+    feed_server.set_feed("/a.xml", rss([story]))
+    feed_server.set_feed("/b.xml", rss([{**story, "link": story["link"] + "?utm_source=fb#top"}]))
+    # The same page in two feeds goes once to "wa"; "tg" only follows feed b.
+    assert asyncio.run(cycle()) == [("a", "wa"), ("b", "tg")]
+    assert asyncio.run(cycle()) == []
+    store.close()
+
+
+def test_poll_failure_is_recorded_and_backs_off(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.set_fault("/feed.xml", "html")
+    config = _config(tmp_path, feed_server.url("/feed.xml"))
+    store = Store.open(config.bridge.state_dir)
+
+    async def poll(moment: datetime) -> bool:
+        async with Fetcher(user_agent="test") as fetcher:
+            result = await poll_feed(config.feeds[0], config=config, fetcher=fetcher, store=store, now=lambda: moment)
+            return result.skipped
+
+    assert not asyncio.run(poll(NOW))
+    state = store.feed_state("notizie")
+    assert state.failures == 1 and state.last_error is not None
+    assert "looks like a web page" in state.last_error
+    assert state.retry_at == NOW + timedelta(minutes=5)
+    assert asyncio.run(poll(NOW + timedelta(minutes=1)))  # resting: skipped
+    requests = len(feed_server.requests("/feed.xml"))
+    assert requests == 1
+    store.close()
