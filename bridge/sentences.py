@@ -18,7 +18,8 @@ __all__ = ["is_complete_sentence", "split_sentences"]
 # the final period). Titles, legal references, addresses, phone numbers, months.
 _NEVER_FINAL = frozenset(
     """
-    all amm arch art artt ass assess avv cav com comm dir ist pres prov resp soc uff c.c c.p c.so ca cap cell cfr cod col cons d.g.c d.g.r d.g.r.v d.l
+    all amm arch art artt ass assess avv cav com comm dir ist pres prov resp soc uff
+    c.c c.p c.so ca cap cell cfr cod col cons d.g.c d.g.r d.g.r.v d.l
     d.lgs d.m d.p.c.m d.p.r dott dott.ssa dr egr es fax fg fraz g.u gen geom gent ill ing int
     l.go l.r lett loc magg mapp mons n nn nr num on ord p.le p.za p.zza pag pagg pp prof
     prof.ssa prot rag reg rep rif sen sez sig sig.na sig.ra sigg spett ss str sub tel ten

@@ -38,6 +38,24 @@ def _comparable(text: str) -> str:
     return _NON_WORD_RE.sub(" ", text.casefold()).strip()
 
 
+def _repeats_title(key: str, title_key: str) -> bool:
+    """True when a sentence (comparable form `key`) only repeats the title.
+
+    Either it is (a piece of) the title, or it is the start of the title after a short
+    label, as listing snippets have it ("Biblioteca e Cultura <title> ...").
+    """
+    if not title_key:
+        return False
+    if key in title_key:
+        return True
+    words = key.split(" ")
+    for skip in range(1, 4):
+        rest = words[skip:]
+        if len(rest) >= 3 and title_key.startswith(" ".join(rest)):
+            return True
+    return False
+
+
 def _lead_sentences(text: str, title: str) -> list[str]:
     """The whole sentences of `text` that may open the summary, in order.
 
@@ -53,14 +71,15 @@ def _lead_sentences(text: str, title: str) -> list[str]:
     sentences: list[str] = []
     for segment in split_sentences("\n".join(lines)):
         key = _comparable(segment)
-        if not key or (title_key and key in title_key):
-            continue  # the title again, or a piece of it: no news for the reader
-        if is_complete_sentence(segment):
+        usable = bool(key) and is_complete_sentence(segment)
+        if usable and not _repeats_title(key, title_key):
             sentences.append(segment)
             if len(sentences) == _MAX_SENTENCES:
                 break
         elif sentences:
-            break  # a heading or a cut-off fragment after the lead: the lead is over
+            # A heading, a cut-off fragment or the title again after the lead: the lead is
+            # over; jumping past it would join sentences the source does not join.
+            break
     return sentences
 
 

@@ -2,10 +2,11 @@
 
 Everything the rest of the pipeline reads as "text" passes through here, so the rules are
 in one place: entities decoded (also the double-escaped ones some CMSs emit), NFKC (the
-"mathematical bold" letters pasted from social media become plain letters, full-width digits
-plain digits), whitespace collapsed. Line structure is kept on purpose: a single "\\n" is a
-line break, "\\n\\n" a paragraph break, so the summariser never glues the last words of one
-paragraph to the first words of the next.
+"mathematical bold" letters pasted from social media become plain letters, full-width
+digits plain digits; the ordinal indicators º/ª stay), whitespace collapsed. Line
+structure is kept on purpose: a single "\\n" is a line break, "\\n\\n" a paragraph
+break, so the summariser never glues the last words of one paragraph to the first words
+of the next.
 """
 
 from __future__ import annotations
@@ -45,6 +46,18 @@ _ENTITY_RE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0
 _INVISIBLE_RE = re.compile("[\u00ad\u200b\u2060\ufeff]")
 _HSPACE_RE = re.compile(r"[^\S\n]+")
 _LEAKED_CDATA_RE = re.compile(r"\]\]>|<!\[CDATA\[")
+
+
+# NFKC would turn the Italian ordinal indicators into letters ("25º Trofeo" -> "25o").
+_KEEP_FROM_NFKC = re.compile("([ºª])")
+
+
+def _nfkc(text: str) -> str:
+    """NFKC, except for the characters in `_KEEP_FROM_NFKC`."""
+    return "".join(
+        part if _KEEP_FROM_NFKC.fullmatch(part) else unicodedata.normalize("NFKC", part)
+        for part in _KEEP_FROM_NFKC.split(text)
+    )
 
 
 def _decode_entities(text: str) -> str:
@@ -88,7 +101,7 @@ def _soup_text(markup: str) -> str:
 
 def _normalise(text: str) -> str:
     """NFKC, invisible characters out, whitespace collapsed; keeps line/paragraph breaks."""
-    text = unicodedata.normalize("NFKC", text)
+    text = _nfkc(text)
     text = _INVISIBLE_RE.sub("", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u2028", "\n").replace("\u2029", "\n\n")
@@ -211,7 +224,7 @@ def clean_title(raw: str) -> str:
     case. Idempotent: `clean_title(clean_title(x)) == clean_title(x)`.
     """
     text = html_to_text(raw) if _TAG_RE.search(raw) else _decode_entities(raw)
-    text = unicodedata.normalize("NFKC", text)
+    text = _nfkc(text)
     text = _INVISIBLE_RE.sub("", text)
     text = _LEAKED_CDATA_RE.sub("", text)
     text = " ".join(text.split())

@@ -1,0 +1,314 @@
+"""bridge.summary and bridge.sentences: Italian sentences, lead extraction, length limits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from bridge import render
+from bridge.item import Alert, Item
+from bridge.sentences import is_complete_sentence, split_sentences
+from bridge.summary import LinkTooLongError, build_alert
+
+LINK = "https://www.comune.esempio.it/novita/avviso"
+
+
+def make_item(title: str, text: str = "", content: str = "", link: str | None = LINK) -> Item:
+    return Item(feed_id="notizie", title=title, link=link, guid=None, text=text, content=content)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("Primo. Secondo! Terzo?", ["Primo.", "Secondo!", "Terzo?"], id="basic"),
+        pytest.param(
+            "Ai sensi dell'art. 5 e artt. 6-7 del D.Lgs. 50/2016 e del D.P.R. n. 445 si "
+            "comunica. Nn. 3 posti.",
+            [
+                "Ai sensi dell'art. 5 e artt. 6-7 del D.Lgs. 50/2016 e del D.P.R. n. 445 si "
+                "comunica.",
+                "Nn. 3 posti.",
+            ],
+            id="legal-references",
+        ),
+        pytest.param(
+            "Riceve il Dott. Rossi con la Dott.ssa Bianchi, il Sig. Neri e la Sig.ra Verdi. "
+            "Presenti il Prof. Gialli, l'Avv. Blu e l'Ing. Rosa. Fine.",
+            [
+                "Riceve il Dott. Rossi con la Dott.ssa Bianchi, il Sig. Neri e la Sig.ra Verdi.",
+                "Presenti il Prof. Gialli, l'Avv. Blu e l'Ing. Rosa.",
+                "Fine.",
+            ],
+            id="titles",
+        ),
+        pytest.param(
+            "Ritrovo in p.zza Garibaldi, v.le Roma, loc. Ponte, fraz. Madonna, S. Maria. Poi via.",
+            ["Ritrovo in p.zza Garibaldi, v.le Roma, loc. Ponte, fraz. Madonna, S. Maria.", "Poi via."],
+            id="addresses",
+        ),
+        pytest.param(
+            "Libri, quaderni ecc. per la scuola. Penne, matite ecc. Il bando scade.",
+            ["Libri, quaderni ecc. per la scuola.", "Penne, matite ecc.", "Il bando scade."],
+            id="ecc",
+        ),
+        pytest.param(
+            "Gestisce Viacqua S.p.A. con altri. Affidato a Viacqua S.p.A. Il servizio parte.",
+            ["Gestisce Viacqua S.p.A. con altri.", "Affidato a Viacqua S.p.A.", "Il servizio parte."],
+            id="spa",
+        ),
+        pytest.param(
+            "Alle ore 10.30 del 12.10.2024 contributo di 1.500 euro. Info tel. 0444 660223 int. 202.",
+            ["Alle ore 10.30 del 12.10.2024 contributo di 1.500 euro.", "Info tel. 0444 660223 int. 202."],
+            id="numbers-times-dates",
+        ),
+        pytest.param(
+            "Partenza da Via G.B. Zonato. Libro di G. Verdi. Fine del testo.",
+            ["Partenza da Via G.B. Zonato.", "Libro di G. Verdi.", "Fine del testo."],
+            id="initials",
+        ),
+        pytest.param(
+            "Entro il 30 settembre p.v. Le domande in Comune. Alla c.a. del sindaco. Fine.",
+            ["Entro il 30 settembre p.v.", "Le domande in Comune.", "Alla c.a. del sindaco.", "Fine."],
+            id="pv-ca",
+        ),
+        pytest.param(
+            "Il sindaco: «Intervento importante. Grazie a tutti.» Il cantiere parte.",
+            ["Il sindaco: «Intervento importante. Grazie a tutti.»", "Il cantiere parte."],
+            id="quotation",
+        ),
+        pytest.param(
+            'Progetto "Ci sto? Affare fatica!" 2026: attivo il bando. Iscriviti!',
+            ['Progetto "Ci sto? Affare fatica!" 2026: attivo il bando.', "Iscriviti!"],
+            id="quoted-title-with-question",
+        ),
+        pytest.param(
+            "Servizio (ex Guardia Medica). Chiamare il 116117.",
+            ["Servizio (ex Guardia Medica).", "Chiamare il 116117."],
+            id="parenthesis-before-period",
+        ),
+        pytest.param(
+            "Rischio per temporali.In allegato l’avviso.",
+            ["Rischio per temporali.", "In allegato l’avviso."],
+            id="glued-wordpress-description",
+        ),
+        pytest.param(
+            "Sono aperte le iscrizioni ai C.E.R. 2026!!! ⛱️",
+            ["Sono aperte le iscrizioni ai C.E.R. 2026!!! ⛱️"],
+            id="emoji-tail",
+        ),
+        pytest.param(
+            "Titolo senza punto\nPrima frase. Seconda\n\nTerza frase.",
+            ["Titolo senza punto", "Prima frase.", "Seconda", "Terza frase."],
+            id="line-and-paragraph-breaks",
+        ),
+        pytest.param("Nuovi libri in Biblioteca G. Bedesc ...", ["Nuovi libri in Biblioteca G. Bedesc ..."], id="cut"),
+        pytest.param("", [], id="empty"),
+    ],
+)
+def test_split_sentences(text: str, expected: list[str]) -> None:
+    assert split_sentences(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("segment", "expected"),
+    [
+        ("Il servizio riprende lunedì.", True),
+        ("Sono aperte le iscrizioni!!! ⛱️", True),
+        ("Cosa fare in caso di tessera persa?", True),
+        ("Il sindaco: «Lavori attesi.»", True),
+        ("Strada chiusa dal 22 al 24 luglio", False),
+        ("Il Comune intende assegnare...", False),
+        ("Il Comune intende assegnare…", False),
+        ("Chiuso.", False),
+        ("Rilascio di ordinanza,", False),
+    ],
+)
+def test_is_complete_sentence(segment: str, expected: bool) -> None:
+    assert is_complete_sentence(segment) is expected
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "content", "expected_summary"),
+    [
+        pytest.param(
+            "Sagra dell’Assunta",
+            "Sagra dell’Assunta dal 12 al 18 agosto organizzata dalla Pro Loco.Programma "
+            "completo nella locandina allegata.",
+            "",
+            "Sagra dell’Assunta dal 12 al 18 agosto organizzata dalla Pro Loco. Programma "
+            "completo nella locandina allegata.",
+            id="two-sentences-glued",
+        ),
+        pytest.param(
+            "Allerta meteo",
+            "Con nota delle ore 13.00 la Regione ha diramato lo stato di attenzione. In "
+            "allegato l’avviso. Si raccomanda la massima attenzione sul sito […]",
+            "",
+            "Con nota delle ore 13.00 la Regione ha diramato lo stato di attenzione. In "
+            "allegato l’avviso.",
+            id="at-most-two",
+        ),
+        pytest.param(
+            "Allerta meteo",
+            "Con nota delle ore 13.00 la Regione ha diramato lo stato di attenzione. Si "
+            "raccomanda di consultare gli aggiornamenti sul sito […]",
+            "",
+            "Con nota delle ore 13.00 la Regione ha diramato lo stato di attenzione.",
+            id="truncated-second-sentence-dropped",
+        ),
+        pytest.param(
+            "Centri estivi 2026 - Contributo a sostegno delle famiglie.",
+            "GIOVEDÌ, 06 AGOSTO 2026\nCentri estivi 2026 - Contributo a sostegno delle famiglie.\n"
+            "Domande online dal 10/08/2026 al 11/09/2026.\n\nTempo di lettura:\n5 min\n\n"
+            "LEGGI DI PIÙ",
+            "",
+            "Domande online dal 10/08/2026 al 11/09/2026.",
+            id="myportal-title-line-skipped",
+        ),
+        pytest.param(
+            "Avviso richiamo giocattolo",
+            "Avviso richiamo giocattolo. Il Ministero della Salute segnala un giocattolo.",
+            "",
+            "Il Ministero della Salute segnala un giocattolo.",
+            id="first-sentence-repeats-title",
+        ),
+        pytest.param(
+            "Dalla Parola alla voce",
+            "Biblioteca e Cultura Dalla Parola alla voce. Un percorso tra i salmi di David ...",
+            "",
+            "",
+            id="listing-snippet-category-title",
+        ),
+        pytest.param(
+            "Parchi riaperti",
+            "Parchi riaperti dalle 14",
+            "Parchi riaperti dalle 14.\n\nPer informazioni: Ufficio stampa",
+            "Parchi riaperti dalle 14.",
+            id="thin-text-falls-back-to-content",
+        ),
+        pytest.param(
+            "Lavori urgenti",
+            "Strada chiusa dal 22 al 24 luglio",
+            "",
+            "",
+            id="no-sentence-end-means-title-and-link",
+        ),
+        pytest.param(
+            "Pulizia strade",
+            "Pulizia delle strade in corso.\nORARI\nIl servizio riprende lunedì.",
+            "",
+            "Pulizia delle strade in corso.",
+            id="lead-stops-at-heading",
+        ),
+        pytest.param(
+            "Bonus istruzione",
+            "Il Comune di Romano d’Ezzelino intende assegnare dei bonus monetari...",
+            "",
+            "",
+            id="ellipsis-is-cut-text",
+        ),
+        pytest.param("Avviso", "", "", "", id="empty-description"),
+        pytest.param(
+            "Nuovo bando",
+            "Lorem ipsum dolor sit amet, consectetur adipiscing elit.",
+            "",
+            "",
+            id="lorem-ipsum",
+        ),
+    ],
+)
+def test_build_alert_summary(title: str, text: str, content: str, expected_summary: str) -> None:
+    alert = build_alert(make_item(title, text, content), feed_name="Notizie")
+    assert alert.summary == expected_summary
+
+
+def test_build_alert_fields() -> None:
+    published = datetime(2026, 8, 20, 9, 5, tzinfo=UTC)
+    item = Item(
+        feed_id="notizie",
+        title="SCADENZA TARI 2026",
+        link=LINK,
+        guid="g1",
+        text="La prima rata scade il 16 giugno.",
+        published=published,
+        categories=("Tributi",),
+        image_url="https://www.comune.esempio.it/a.jpg",
+    )
+    alert = build_alert(item, feed_name="Notizie dal Comune", urgent=True)
+    assert alert == Alert(
+        feed_id="notizie",
+        feed_name="Notizie dal Comune",
+        title="Scadenza TARI 2026",
+        summary="La prima rata scade il 16 giugno.",
+        link=LINK,
+        published=published,
+        urgent=True,
+        image_url="https://www.comune.esempio.it/a.jpg",
+        categories=("Tributi",),
+    )
+
+
+def test_build_alert_requires_link() -> None:
+    with pytest.raises(ValueError, match="no link"):
+        build_alert(make_item("Avviso", link=None), feed_name="Notizie")
+
+
+def test_build_alert_link_longer_than_limit() -> None:
+    with pytest.raises(LinkTooLongError):
+        build_alert(make_item("Avviso", link=LINK + "x" * 400), feed_name="Notizie")
+
+
+def test_second_sentence_dropped_when_it_does_not_fit() -> None:
+    first = "Il mercato settimanale si sposta in piazza Garibaldi."
+    second = "Le bancarelle saranno aperte dalle 7 alle 13 con i consueti orari estivi."
+    item = make_item("Mercato", f"{first} {second}")
+    fits_one = len(render.plain(build_alert(item, feed_name="N"))) - len(second) - 1
+    alert = build_alert(item, feed_name="N", max_length=fits_one)
+    assert alert.summary == first
+    assert len(render.plain(alert)) == fits_one
+
+
+def test_summary_empty_when_first_sentence_does_not_fit() -> None:
+    item = make_item("Mercato", "Il mercato settimanale si sposta in piazza Garibaldi.")
+    alert = build_alert(item, feed_name="N", max_length=len("Mercato") + 2 + len(LINK) + 10)
+    assert alert.summary == ""
+    assert render.plain(alert) == f"Mercato\n\n{LINK}"
+
+
+@pytest.mark.parametrize(
+    ("max_length", "expected_title"),
+    [
+        (len(LINK) + 2 + 37, "Divieto di transito e di sosta in…"),
+        (len(LINK) + 2 + 10, "Divieto…"),
+        (len(LINK) + 2 + 3, "Di…"),
+        (len(LINK) + 2 + 2, "D…"),
+    ],
+)
+def test_long_title_shortened_at_word_boundary(max_length: int, expected_title: str) -> None:
+    item = make_item(
+        "Divieto di transito e di sosta in piazza durante la sagra di agosto",
+        "Il divieto vale dalle 7 alle 24.",
+    )
+    alert = build_alert(item, feed_name="N", max_length=max_length)
+    assert alert.title == expected_title
+    assert alert.summary == ""
+    assert len(render.plain(alert)) <= max_length
+
+
+@pytest.mark.parametrize("max_length", range(len(LINK) + 4, 420, 7))
+def test_never_longer_than_max_length(max_length: int) -> None:
+    item = make_item(
+        "Ordinanza di chiusura temporanea del ponte sul Timonchio per lavori urgenti",
+        "Il ponte resta chiuso dal 3 al 31 agosto per lavori della linea ferroviaria. "
+        "Il transito pedonale è garantito sul lato nord. Per informazioni tel. 0444 660223.",
+    )
+    alert = build_alert(item, feed_name="N", max_length=max_length)
+    assert len(render.plain(alert)) <= max_length
+    assert alert.summary == "" or alert.summary.endswith(".")
+
+
+def test_deterministic() -> None:
+    item = make_item("Avviso", "Prima frase del testo. Seconda frase del testo. Terza.")
+    alerts = {build_alert(item, feed_name="N").to_dict().__repr__() for _ in range(5)}
+    assert len(alerts) == 1

@@ -1,0 +1,225 @@
+"""bridge.text: HTML to text, titles, boilerplate. Table-driven, exact outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge.text import clean_title, html_to_text, strip_boilerplate
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        pytest.param("", "", id="empty"),
+        pytest.param("Testo semplice  senza tag", "Testo semplice senza tag", id="plain-text"),
+        pytest.param(
+            "Sagra dell&#8217;Assunta &amp; Pro&nbsp;Loco",
+            "Sagra dell’Assunta & Pro Loco",
+            id="plain-text-entities",
+        ),
+        pytest.param(
+            "<p>Primo paragrafo.</p><p>Secondo paragrafo.</p>",
+            "Primo paragrafo.\n\nSecondo paragrafo.",
+            id="paragraphs",
+        ),
+        pytest.param(
+            "<p>Con nota delle ore 13.00 la Regione &#8211; Centro Funzionale ha diramato."
+            "<br />\n<p>In allegato l&#8217;avviso <a href='/x'>della Regione</a>.</p>",
+            "Con nota delle ore 13.00 la Regione – Centro Funzionale ha diramato.\n\n"
+            "In allegato l’avviso della Regione.",
+            id="wordpress-content",
+        ),
+        pytest.param("Riga uno<br>Riga due", "Riga uno\nRiga due", id="br-line-break"),
+        pytest.param(
+            "<ul><li>Lunedì 9-12</li><li>Martedì 15-18</li></ul>",
+            "Lunedì 9-12\n\nMartedì 15-18",
+            id="list-items",
+        ),
+        pytest.param(
+            "<h2>Titolo</h2><div>Corpo</div><table><tr><td>a</td><td>b</td></tr></table>",
+            "Titolo\n\nCorpo\n\na\n\nb",
+            id="headings-divs-cells",
+        ),
+        pytest.param(
+            "<script>var x = 1;</script><style>p{}</style><noscript>JS</noscript><p>Testo</p>",
+            "Testo",
+            id="script-style-noscript-dropped",
+        ),
+        pytest.param("<!-- nota --><p>Testo</p>", "Testo", id="comment-dropped"),
+        pytest.param(
+            '<img src="a.jpg" alt="immagine" style="max-width:100%;"/><br/>Parchi riaperti',
+            "Parchi riaperti",
+            id="opencity-image-prefix",
+        ),
+        pytest.param(
+            "Il Comune di Romano d&amp;rsquo;Ezzelino intende assegnare...]]&gt;",
+            "Il Comune di Romano d’Ezzelino intende assegnare...",
+            id="double-escaped-named-and-leaked-cdata",
+        ),
+        pytest.param("l&amp;#8217;avviso &amp;egrave; qui", "l’avviso è qui", id="double-numeric"),
+        pytest.param(
+            "&lt;p&gt;Primo.&lt;/p&gt;&lt;p&gt;Secondo.&lt;/p&gt;",
+            "Primo.\n\nSecondo.",
+            id="escaped-markup",
+        ),
+        pytest.param(
+            "<p>𝗜𝗹 𝗰𝗮𝗹𝗱𝗼 𝗲 𝗹𝗲 𝘀𝗰𝗮𝗿𝘀𝗲 precipitazioni</p>",
+            "Il caldo e le scarse precipitazioni",
+            id="math-bold-nfkc",
+        ),
+        pytest.param("１１６１１７ numero unico", "116117 numero unico", id="full-width-digits"),
+        pytest.param("25º Trofeo, 1ª rata", "25º Trofeo, 1ª rata", id="ordinals-kept"),
+        pytest.param("a\u00a0\u00a0b\tc\u200bd", "a b cd", id="nbsp-tab-zero-width"),
+        pytest.param(
+            "Biciclettata! 🚴\u200d♂️", "Biciclettata! 🚴\u200d♂️", id="emoji-zwj-kept"
+        ),
+        pytest.param(
+            "<p>Il Comune informa che\n  la strada è chiusa.</p>",
+            "Il Comune informa che la strada è chiusa.",
+            id="soft-wrapped-source",
+        ),
+        pytest.param(
+            "NOTIZIA\nTitolo\n\n\n\nSi rende noto che.\n Prima pubb.: 03/08/2026",
+            "NOTIZIA\nTitolo\n\nSi rende noto che.\nPrima pubb.: 03/08/2026",
+            id="myportal-plain-lines",
+        ),
+        pytest.param("Temperature < 0 gradi", "Temperature < 0 gradi", id="stray-less-than"),
+    ],
+)
+def test_html_to_text(html: str, expected: str) -> None:
+    assert html_to_text(html) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("Sagra dell&#8217;Assunta", "Sagra dell’Assunta", id="entity"),
+        pytest.param("  Avviso\n   importante ", "Avviso importante", id="whitespace"),
+        pytest.param("<b>Avviso</b> importante", "Avviso importante", id="tags"),
+        pytest.param(
+            "SCADENZA PAGAMENTO PRIMA RATA TARI 2026",
+            "Scadenza pagamento prima rata TARI 2026",
+            id="all-caps-acronym",
+        ),
+        pytest.param(
+            "ORDINANZA DEL PRESIDENTE DELLA GIUNTA REGIONALE N. 72 DEL 1 LUGLIO 2026",
+            "Ordinanza del presidente della giunta regionale N. 72 del 1 luglio 2026",
+            id="all-caps-number",
+        ),
+        pytest.param(
+            "𝗖𝗔𝗟𝗗𝗢 𝗘 𝗦𝗖𝗔𝗥𝗦𝗘 𝗣𝗥𝗘𝗖𝗜𝗣𝗜𝗧𝗔𝗭𝗜𝗢𝗡𝗜",
+            "Caldo e scarse precipitazioni",
+            id="math-bold-all-caps",
+        ),
+        pytest.param("𝗖𝗜 𝗦𝗧𝗢? 𝗔𝗙𝗙𝗔𝗥𝗘 𝗙𝗔𝗧𝗜𝗖𝗔", "Ci sto? Affare fatica", id="question"),
+        pytest.param(
+            "P.U.A. PICCOLA TERGOLA - ADOZIONE E DEPOSITO",
+            "P.U.A. piccola tergola - adozione e deposito",
+            id="dotted-acronym",
+        ),
+        pytest.param(
+            "RILEVATI PFAS NELL'ACQUA DI ALCUNI POZZI PRIVATI",
+            "Rilevati PFAS nell'acqua di alcuni pozzi privati",
+            id="elision",
+        ),
+        pytest.param(
+            "CHIUSURA SS11 E DIVIETO PM10: CIE, SPID E ISEE ALL'URP",
+            "Chiusura SS11 e divieto PM10: CIE, SPID e ISEE all'URP",
+            id="codes-and-acronyms",
+        ),
+        pytest.param(
+            "FESTA DEL PAPA GIOVANNI XXIII E II EDIZIONE DI I GIOCHI",
+            "Festa del papa giovanni XXIII e II edizione di i giochi",
+            id="roman-numerals",
+        ),
+        pytest.param(
+            "STAZIONE F.S. CHIUSA PER LAVORI ULSS",
+            "Stazione F.S. chiusa per lavori ULSS",
+            id="dotted-fs",
+        ),
+        pytest.param("Ufficio Anagrafe CHIUSO", "Ufficio Anagrafe CHIUSO", id="mixed-case-kept"),
+        pytest.param("IMU 2026", "IMU 2026", id="short-caps-kept"),
+        pytest.param(
+            "Centri Estivi Ricreativi 2026⛱️☀️", "Centri Estivi Ricreativi 2026⛱️☀️", id="emoji"
+        ),
+        pytest.param("", "", id="empty"),
+    ],
+)
+def test_clean_title(raw: str, expected: str) -> None:
+    assert clean_title(raw) == expected
+    assert clean_title(expected) == expected  # idempotent: the summariser cleans again
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "Si raccomanda di consultare il sito […]",
+            "Si raccomanda di consultare il sito",
+            id="wordpress-ellipsis",
+        ),
+        pytest.param("Testo troncato [...]", "Testo troncato", id="ascii-ellipsis"),
+        pytest.param("Testo troncato […]", "Testo troncato", id="ellipsis-no-space"),
+        pytest.param(
+            "Strada chiusa dal 22 al 24 luglio.\n\nLeggi tutto su Via dell'Artigianato",
+            "Strada chiusa dal 22 al 24 luglio.",
+            id="drupal-leggi-tutto-line",
+        ),
+        pytest.param(
+            "Anche nel nostro Comune agire è fondamentale.\n\nLeggi tutto: CALDO E SCARSE",
+            "Anche nel nostro Comune agire è fondamentale.",
+            id="joomla-readmore",
+        ),
+        pytest.param(
+            "Il mercato si sposta in piazza. Continua a leggere →",
+            "Il mercato si sposta in piazza.",
+            id="continua-a-leggere-inline",
+        ),
+        pytest.param(
+            "Il mercato si sposta. The post Mercato appeared first on Comune di Esempio.",
+            "Il mercato si sposta.",
+            id="the-post-appeared-first",
+        ),
+        pytest.param(
+            "Il mercato si sposta.\nL'articolo Mercato proviene da Comune di Esempio.",
+            "Il mercato si sposta.",
+            id="articolo-proviene-da",
+        ),
+        pytest.param(
+            "MARTEDÌ, 18 AGOSTO 2026\nLOTTA ALLE ZANZARE\nMisure di prevenzione\n\n"
+            "Tempo di lettura:\n5 min\n\nLEGGI DI PIÙ",
+            "LOTTA ALLE ZANZARE\nMisure di prevenzione",
+            id="myportal-opencity",
+        ),
+        pytest.param(
+            "Sopralluoghi in corso. Tempo di lettura: 3 min", "Sopralluoghi in corso.", id="read-time"
+        ),
+        pytest.param(
+            "NOTIZIE  21 AGO 2026\nBIKE TO WORK\n\nPresentazione del progetto.\n\nLEGGI DI PIÙ\n"
+            "SU LOREM IPSUM DOLOR SIT AMET, CONSECTETUR ADIPISCING ELIT...",
+            "BIKE TO WORK\n\nPresentazione del progetto.",
+            id="myportal-lorem",
+        ),
+        pytest.param(
+            "Il Comune informa. Lorem ipsum dolor sit amet.",
+            "Il Comune informa.",
+            id="lorem-after-sentence",
+        ),
+        pytest.param(
+            "NOTIZIA\nP.U.A. PICCOLA TERGOLA\n\nSi rende noto.\n\nPrima pubb.: 03/08/2026",
+            "P.U.A. PICCOLA TERGOLA\n\nSi rende noto.",
+            id="label-and-publication-date",
+        ),
+        pytest.param(
+            "COMUNICATO\n08 gennaio 2026\nIl laboratorio.\nData di pubblicazione: 01/12/2025",
+            "Il laboratorio.",
+            id="label-then-date",
+        ),
+        pytest.param(
+            "Chi legge di più vince un premio.", "Chi legge di più vince un premio.", id="prose-kept"
+        ),
+        pytest.param("", "", id="empty"),
+    ],
+)
+def test_strip_boilerplate(text: str, expected: str) -> None:
+    assert strip_boilerplate(text) == expected
