@@ -102,7 +102,7 @@ async def drain(
         if due is None:
             break
         tried.add(due.id)
-        outcome = await _attempt(channel, due, store, moment, now, clog)
+        outcome, retry_at = await _attempt(channel, due, store, moment, now, clog)
         if outcome == "sent":
             result.sent += 1
             continue
@@ -112,10 +112,10 @@ async def drain(
             result.given_up += 1
         elif outcome == "down":
             result.down = True
-            result.next_due = moment + CHANNEL_DOWN_RETRY
+            result.next_due = retry_at
             break
         elif not once:
-            result.next_due = moment + retry_delay(due.attempts + 1)
+            result.next_due = retry_at
             break
     result.waiting = len(store.deliveries(channel.name))
     return result
@@ -166,8 +166,11 @@ async def _attempt(
     moment: datetime,
     now: Callable[[], datetime],
     clog: structlog.typing.FilteringBoundLogger,
-) -> str:
-    """Try one delivery; commit its outcome; return "sent", "retry", "down" or "given_up"."""
+) -> tuple[str, datetime | None]:
+    """Try one delivery and commit its outcome.
+
+    Return "sent", "retry", "down" or "given_up", with the time of the next attempt.
+    """
     dlog = clog.bind(delivery=delivery.id, feed=delivery.feed_id, attempt=delivery.attempts + 1)
     try:
         posted = await channel.send(delivery.alert, delivery_id=delivery.id)
@@ -175,20 +178,20 @@ async def _attempt(
         delay = retry_delay(delivery.attempts + 1, exc.retry_after)
         store.update_delivery(with_retry(delivery, error=str(exc), at=moment + delay))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
-        return "retry"
+        return "retry", moment + delay
     except ChannelDownError as exc:
         store.update_delivery(with_retry(delivery, error=str(exc), at=moment + CHANNEL_DOWN_RETRY))
         dlog.error("channel cannot post; its queue waits", error=str(exc), hint=exc.hint)
-        return "down"
+        return "down", moment + CHANNEL_DOWN_RETRY
     except MessageRejected as exc:
         store.update_delivery(with_retry(delivery, error=str(exc), at=None, failed=True))
         dlog.error("alert rejected by the channel; marked failed", error=str(exc), title=delivery.alert.title)
-        return "given_up"
+        return "given_up", None
     except ChannelError as exc:
         delay = retry_delay(delivery.attempts + 1)
         store.update_delivery(with_retry(delivery, error=str(exc), at=moment + delay))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
-        return "retry"
+        return "retry", moment + delay
     store.record_post(delivery, posted.remote_id, now())
     dlog.info("alert posted", title=delivery.alert.title, remote_id=posted.remote_id)
-    return "sent"
+    return "sent", None

@@ -1,0 +1,155 @@
+"""The delivery engine with a controllable clock, against the fake WAHA on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+from servers.waha import FakeWaha
+
+from bridge.channels import WahaChannel
+from bridge.config import AlertSettings, ChannelConfig, Secret, TimeWindow
+from bridge.item import Alert
+from bridge.outbox import DrainResult, drain, retry_delay
+from bridge.store import Delivery, Store
+
+ROME = ZoneInfo("Europe/Rome")
+NOON = datetime(2026, 11, 20, 11, 0, tzinfo=UTC)  # 12:00 in Rome
+NIGHT = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)  # 23:00 in Rome
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.moment = start
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, delta: timedelta) -> None:
+        self.moment += delta
+
+
+def delivery(n: int, *, urgent: bool = False) -> Delivery:
+    alert = Alert(feed_id="notizie", feed_name="Notizie", title=f"Avviso {n}", summary="Testo dell'avviso.",
+                  link=f"https://www.comune.esempio.it/n/{n}", urgent=urgent)
+    return Delivery(id=f"d{n}", channel="wa", feed_id="notizie", alert=alert, created=NOON, order=float(n),
+                    urgent=urgent)
+
+
+def run_drain(waha: FakeWaha, store: Store, clock: Clock, alerts: AlertSettings | None = None,
+              *, once: bool = False, key: str = "k") -> DrainResult:
+    config = ChannelConfig(name="wa", type="waha", url=waha.url, chat_id="1@newsletter",
+                           api_key=Secret("env:K", key), timeout=timedelta(seconds=2))
+
+    async def go() -> DrainResult:
+        async with httpx.AsyncClient() as http:
+            return await drain(WahaChannel(config, http=http), store=store, alerts=alerts or AlertSettings(),
+                               timezone=ROME, now=clock, once=once)
+
+    return asyncio.run(go())
+
+
+def sent_titles(waha: FakeWaha) -> list[str]:
+    return [p.text.splitlines()[0] for p in waha.posts]
+
+
+def test_sends_in_order_and_records_history(tmp_path: Path, waha_server: FakeWaha) -> None:
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(2), delivery(1), delivery(3, urgent=True)])
+    result = run_drain(waha_server, store, Clock(NOON))
+    assert (result.sent, result.waiting, result.next_due) == (3, 0, None)
+    assert sent_titles(waha_server) == ["*Avviso 3*", "*Avviso 1*", "*Avviso 2*"]
+    assert [p.remote_id for p in store.posts()] == [p.id for p in waha_server.posts]
+    store.close()
+
+
+def test_transient_failure_keeps_order_and_retries_after_backoff(tmp_path: Path, waha_server: FakeWaha) -> None:
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1), delivery(2)])
+    clock = Clock(NOON)
+    waha_server.fail_next(1, 500)
+    first = run_drain(waha_server, store, clock)
+    assert (first.sent, first.failed, first.waiting) == (0, 1, 2)
+    assert first.next_due == NOON + retry_delay(1)
+    clock.advance(timedelta(seconds=10))
+    assert run_drain(waha_server, store, clock).sent == 0  # not yet: nothing hammers the gateway
+    clock.advance(retry_delay(1))
+    assert run_drain(waha_server, store, clock).sent == 2
+    assert sent_titles(waha_server) == ["*Avviso 1*", "*Avviso 2*"]
+    store.close()
+
+
+def test_retry_after_is_honoured_to_the_second(tmp_path: Path, waha_server: FakeWaha) -> None:
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1)])
+    clock = Clock(NOON)
+    waha_server.fail_next(1, 429, retry_after=120)
+    assert run_drain(waha_server, store, clock).next_due == NOON + timedelta(seconds=120)
+    clock.advance(timedelta(seconds=119))
+    assert run_drain(waha_server, store, clock).sent == 0
+    clock.advance(timedelta(seconds=1))
+    assert run_drain(waha_server, store, clock).sent == 1
+    store.close()
+
+
+def test_bad_key_pauses_the_channel_and_loses_nothing(tmp_path: Path, waha_server: FakeWaha) -> None:
+    waha_server.api_key = "right"
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1), delivery(2), delivery(3)])
+    clock = Clock(NOON)
+    result = run_drain(waha_server, store, clock, key="wrong")
+    assert result.down and result.failed == 1 and result.waiting == 3
+    assert len(waha_server.requests) == 1  # the queue was not burnt through
+    assert "wrong" not in " ".join(result.errors)
+    clock.advance(timedelta(hours=1))
+    assert run_drain(waha_server, store, clock, key="right").sent == 3
+    store.close()
+
+
+def test_rejected_message_is_marked_failed_and_the_queue_goes_on(tmp_path: Path, waha_server: FakeWaha) -> None:
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1), delivery(2)])
+    waha_server.fail_next(1, 400)
+    result = run_drain(waha_server, store, Clock(NOON))
+    assert (result.sent, result.given_up, result.waiting) == (1, 1, 0)
+    assert sent_titles(waha_server) == ["*Avviso 2*"]
+    assert [d.id for d in store.deliveries("wa", state="failed")] == ["d1"]
+    store.close()
+
+
+def test_quiet_hours_hold_routine_alerts_and_pass_urgent_ones(tmp_path: Path, waha_server: FakeWaha) -> None:
+    alerts = AlertSettings(quiet_hours=TimeWindow(time(22, 0), time(7, 0)))
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1), delivery(2, urgent=True)])
+    clock = Clock(NIGHT)
+    result = run_drain(waha_server, store, clock, alerts)
+    assert sent_titles(waha_server) == ["*Avviso 2*"]
+    morning = datetime(2026, 11, 21, 7, 0, tzinfo=ROME)
+    assert result.next_due == morning
+    clock.moment = morning
+    assert run_drain(waha_server, store, clock, alerts).sent == 1
+    store.close()
+
+
+def test_min_gap_paces_posts(tmp_path: Path, waha_server: FakeWaha) -> None:
+    alerts = AlertSettings(min_gap=timedelta(minutes=2))
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1), delivery(2)])
+    clock = Clock(NOON)
+    result = run_drain(waha_server, store, clock, alerts)
+    assert (result.sent, result.next_due) == (1, NOON + timedelta(minutes=2))
+    clock.advance(timedelta(minutes=2))
+    assert run_drain(waha_server, store, clock, alerts).sent == 1
+    store.close()
+
+
+def test_once_tries_everything_despite_a_failure(tmp_path: Path, waha_server: FakeWaha) -> None:
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1), delivery(2)])
+    waha_server.fail_next(1, 503)
+    result = run_drain(waha_server, store, Clock(NOON), once=True)
+    assert (result.sent, result.failed, result.waiting) == (1, 1, 1)
+    store.close()
