@@ -20,6 +20,7 @@ run: $(BIN)/channel-bridge
 
 test: $(VENV)/.test-deps
 	$(BIN)/ruff check bridge tests
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.test-deps

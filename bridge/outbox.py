@@ -50,7 +50,7 @@ class DrainResult:
 
 def retry_delay(attempts: int, retry_after: float | None = None) -> timedelta:
     """Backoff after `attempts` failed attempts: 30 s doubling to 30 min, or Retry-After if longer."""
-    delay = min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
+    delay: timedelta = min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=retry_after))
     return delay

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 
 import structlog
 
@@ -118,7 +119,7 @@ def is_urgent(item: Item, feed: FeedConfig, alerts: AlertSettings) -> bool:
 def feed_backoff(failures: int, interval: timedelta, retry_after: float | None) -> timedelta:
     """How long a failing feed rests before the next try: doubling, capped at an hour
     (or at the interval, if that is longer), and never shorter than the server asked."""
-    delay = min(interval * (2 ** max(failures - 1, 0)), max(MAX_FEED_BACKOFF, interval))
+    delay: timedelta = min(interval * (2 ** max(failures - 1, 0)), max(MAX_FEED_BACKOFF, interval))
     if retry_after is not None:
         delay = max(delay, min(timedelta(seconds=retry_after), MAX_RETRY_AFTER))
     return delay
@@ -173,7 +174,7 @@ async def poll_feed(
             primed=channel in state.primed,
             backfill=feed.backfill,
             max_age=feed.max_age,
-            seen_by=lambda key, channel=channel: store.seen_by(channel, key),
+            seen_by=partial(store.seen_by, channel),
             now=started,
             wanted=lambda item: matches_filters(item, feed),
         )
