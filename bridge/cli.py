@@ -23,9 +23,8 @@ from bridge.fetch import Fetcher, FetchError
 from bridge.identity import is_seen
 from bridge.item import Alert, Item
 from bridge.parse import ParseError, parse_feed
-from bridge.poll import is_urgent, matches_filters
+from bridge.poll import alert_for, matches_filters
 from bridge.store import StateError, Store
-from bridge.summary import build_alert
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -226,8 +225,7 @@ def _preview_item(out: TextIO, config: Config, feed_id: str, item: Item, channel
     if item.link is None:
         print(f"   {item.title}\n", file=out)
         return
-    alert = build_alert(item, feed_name=feed.name, max_length=config.alerts.max_length,
-                        urgent=is_urgent(item, feed, config.alerts))
+    alert = alert_for(item, feed, config.alerts)
     print(render_for(config.channels[channel].type, alert), file=out)
     print(file=out)
 

@@ -18,7 +18,7 @@ from bridge import summary
 from bridge.config import AlertSettings, Config, FeedConfig
 from bridge.fetch import Fetcher, FetchError, Validators
 from bridge.identity import SeenLookup, delivery_id, is_seen
-from bridge.item import Item
+from bridge.item import Alert, Item
 from bridge.parse import ParseError, parse_feed
 from bridge.store import Delivery, FeedState, Store
 
@@ -204,6 +204,26 @@ async def poll_feed(
     return result
 
 
+# Room kept for the title when an over-long link forces an alert beyond max_length.
+_TITLE_ROOM_BESIDE_LONG_LINK = 120
+
+
+def alert_for(item: Item, feed: FeedConfig, alerts: AlertSettings) -> Alert:
+    """The alert for `item` of `feed`, within `alerts.max_length` when the link allows it.
+
+    A link longer than the limit is never cut and the item is never dropped for it: the alert
+    becomes a shortened title + the link, and a warning says so.
+    """
+    urgent = is_urgent(item, feed, alerts)
+    try:
+        return summary.build_alert(item, feed_name=feed.name, max_length=alerts.max_length, urgent=urgent)
+    except summary.LinkTooLongError as exc:
+        log.warning("link longer than max_length; posting title and link only", feed=feed.id,
+                    title=item.title, error=str(exc))
+        stretched = len(item.link or "") + _TITLE_ROOM_BESIDE_LONG_LINK
+        return summary.build_alert(item, feed_name=feed.name, max_length=stretched, urgent=urgent)
+
+
 def _deliveries(
     feed: FeedConfig,
     channel: str,
@@ -215,8 +235,7 @@ def _deliveries(
     position = {id(item): index for index, item in enumerate(items)}
     deliveries = []
     for item in chosen:
-        urgent = is_urgent(item, feed, config.alerts)
-        alert = summary.build_alert(item, feed_name=feed.name, max_length=config.alerts.max_length, urgent=urgent)
+        alert = alert_for(item, feed, config.alerts)
         deliveries.append(
             Delivery(
                 id=delivery_id(channel, item),
@@ -225,7 +244,7 @@ def _deliveries(
                 alert=alert,
                 created=now,
                 order=order_key(item, position[id(item)], now),
-                urgent=urgent,
+                urgent=alert.urgent,
             )
         )
     return deliveries

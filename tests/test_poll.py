@@ -12,7 +12,7 @@ from bridge.config import AlertSettings, Config, parse_config
 from bridge.fetch import Fetcher
 from bridge.identity import assign_keys
 from bridge.item import Item
-from bridge.poll import feed_backoff, is_urgent, matches_filters, poll_feed, select_items
+from bridge.poll import alert_for, feed_backoff, is_urgent, matches_filters, poll_feed, select_items
 from bridge.store import Store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -180,3 +180,11 @@ def test_poll_failure_is_recorded_and_backs_off(tmp_path: Path, feed_server: Fee
     requests = len(feed_server.requests("/feed.xml"))
     assert requests == 1
     store.close()
+
+
+def test_an_over_long_link_is_posted_with_the_title_never_dropped(tmp_path: Path) -> None:
+    config = _config(tmp_path, "https://www.comune.esempio.it/feed")
+    long_link = "https://www.comune.esempio.it/portale/" + "a" * 450
+    alert = alert_for(Item(**{**_fields(item(1, hours_ago=1)), "link": long_link}), config.feeds[0], config.alerts)
+    assert alert.link == long_link
+    assert alert.title.startswith("Notizia numero 1")
