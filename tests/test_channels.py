@@ -26,8 +26,7 @@ from bridge.config import ChannelConfig, Secret
 from bridge.item import Alert
 
 if TYPE_CHECKING:
-    # Only for annotations: imported at run time through `pytest_plugins`, which lets
-    # pytest rewrite its asserts too.
+    # Only for annotations: tests/conftest.py loads it as a plugin (`waha_server`).
     from servers.waha import FakeWaha
 
 # Registers the `waha_server` fixture for this module.
