@@ -174,7 +174,10 @@ def parse_duration(text: str) -> timedelta:
     if not _DURATION_RE.match(compact):
         raise ValueError(f'expected a duration like "5m", got "{text}"')
     seconds = sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART_RE.findall(compact))
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f'"{text}" is too long a duration') from None
 
 
 def format_duration(delta: timedelta) -> str:
@@ -241,22 +244,41 @@ def resolve_secret(ref: str, env: Mapping[str, str], base_dir: Path) -> Secret:
 
 
 class _Table:
-    """Reads one TOML table, remembering errors with their place instead of raising."""
+    """Reads one TOML table, remembering errors with their place instead of raising.
 
-    def __init__(self, data: Any, place: str, errors: list[str]) -> None:
+    Errors are held until `finish()` (or `flush()`) and then written to `errors` in the order
+    of their keys in the file, so an operator can fix them top to bottom.
+    """
+
+    def __init__(self, data: Any, place: str, errors: list[str], known: set[str] | None = None) -> None:
         self.place = place
         self.errors = errors
+        self.known = _KNOWN.get(place, set()) if known is None else known
+        self.pending: list[tuple[int, str]] = []
+        self.flushed = False
+        self.data: dict[str, Any] = data if isinstance(data, dict) else {}
+        self.used: set[str] = set()
         if not isinstance(data, dict):
             self.error("", f"expected a table, got {_kind(data)}")
-            data = {}
-        self.data: dict[str, Any] = data
-        self.used: set[str] = set()
 
     def at(self, key: str) -> str:
         return f"{self.place}.{key}" if self.place else key
 
     def error(self, key: str, message: str) -> None:
-        self.errors.append(f"{self.at(key) if key else self.place}: {message}")
+        text = f"{self.at(key) if key else self.place}: {message}"
+        if self.flushed:
+            self.errors.append(text)
+            return
+        # The table itself first, then its keys as written; missing keys come last.
+        keys = list(self.data)
+        position = -1 if not key else keys.index(key) if key in keys else len(keys)
+        self.pending.append((position, text))
+
+    def flush(self) -> None:
+        """Write the held errors in file order; later errors are written at once."""
+        self.errors.extend(text for _, text in sorted(self.pending, key=lambda p: p[0]))
+        self.pending.clear()
+        self.flushed = True
 
     def has(self, key: str) -> bool:
         return key in self.data
@@ -317,7 +339,8 @@ class _Table:
         """Report every key that nothing read: typos must not be silently ignored."""
         for key in self.data:
             if key not in self.used:
-                self.error(key, "unknown key" + _suggest(key, self.used | _KNOWN.get(self.place, set())))
+                self.error(key, "unknown key" + _suggest(key, self.used | self.known))
+        self.flush()
 
 
 def _name(expected: type | tuple[type, ...]) -> str:
@@ -366,6 +389,7 @@ _CHANNEL_KEYS = {
     "webhook": {"url", "secret"},
     "console": set(),
 }
+_FEED_ONLY_KEYS = {"id", "url", "name"}
 _KNOWN: dict[str, set[str]] = {
     "": {"bridge", "defaults", "feeds", "alerts", "channels", "ops"},
     "bridge": {"state_dir", "timezone", "user_agent", "fetch_timeout", "max_feed_bytes"},
@@ -403,19 +427,28 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
 
 def parse_config(data: dict[str, Any], *, path: Path, env: Mapping[str, str]) -> Config:
     """Validate already-parsed TOML `data` as if read from `path`; see `load_config`."""
-    errors: list[str] = []
+    # Sections are read in dependency order (channels before the feeds that name them), but
+    # their errors are reported in the order the sections appear in the file.
+    section_errors: dict[str, list[str]] = {name: [] for name in _KNOWN[""]}
+    top_errors: list[str] = []
     base_dir = path.parent
-    top = _Table(data, "", errors)
+    top = _Table(data, "", top_errors)
 
-    bridge = _parse_bridge(_Table(top.raw("bridge") or {}, "bridge", errors), base_dir, env)
-    channels = _parse_channels(top.raw("channels") or {}, errors, base_dir, env)
-    defaults = _Table(top.raw("defaults") or {}, "defaults", errors)
+    bridge = _parse_bridge(_Table(top.raw("bridge") or {}, "bridge", section_errors["bridge"]), base_dir, env)
+    channels = _parse_channels(top.raw("channels") or {}, section_errors["channels"], base_dir, env)
+    defaults = _Table(top.raw("defaults") or {}, "defaults", section_errors["defaults"])
     default_values = _feed_settings(defaults, channels, base={})
     defaults.finish()
-    feeds = _parse_feeds(top.raw("feeds"), default_values, channels, errors, base_dir)
-    alerts = _parse_alerts(_Table(top.raw("alerts") or {}, "alerts", errors))
-    ops = _parse_ops(_Table(top.raw("ops") or {}, "ops", errors), channels)
+    feeds = _parse_feeds(top.raw("feeds"), default_values, channels, section_errors["feeds"], base_dir)
+    alerts = _parse_alerts(_Table(top.raw("alerts") or {}, "alerts", section_errors["alerts"]))
+    ops = _parse_ops(_Table(top.raw("ops") or {}, "ops", section_errors["ops"]), channels)
     top.finish()
+    errors: list[str] = []
+    unknown = iter(top_errors)  # one per unknown top-level key, in file order
+    for key in data:
+        errors.extend(section_errors.pop(key) if key in section_errors else [next(unknown)])
+    for missing in section_errors.values():  # e.g. "feeds: no [[feeds]] defined"
+        errors.extend(missing)
     if errors:
         raise ConfigError(errors, path)
     return Config(path=path, bridge=bridge, feeds=tuple(feeds), alerts=alerts, channels=channels, ops=ops)
@@ -467,14 +500,15 @@ def _feed_settings(table: _Table, channels: Mapping[str, ChannelConfig], base: d
             values["max_age"] = max_age
     if table.has("channels"):
         names = table.strings("channels", ())
-        if table.has("channels") and isinstance(table.data.get("channels"), list):
-            if not names and not table.data["channels"]:
-                table.error("channels", "must name at least one channel")
-            for name in names:
-                if name not in channels:
-                    known = ", ".join(sorted(channels)) or "none is defined"
-                    table.error("channels", f'unknown channel "{name}" (channels: {known})')
-            values["channels"] = names
+        if table.data["channels"] == []:
+            table.error("channels", "must name at least one channel")
+        for name in names:
+            if name not in channels:
+                known = ", ".join(sorted(channels)) or "none is defined"
+                table.error("channels", f'unknown channel "{name}" (channels: {known})')
+        # Set even when invalid: the error above says what is wrong, and the feeds inheriting
+        # it must not add "no channel to post to".
+        values["channels"] = names
     if table.has("backfill"):
         values["backfill"] = table.integer("backfill", 0)
     for key in ("include", "exclude", "link_domains"):
@@ -509,7 +543,7 @@ def _parse_feeds(
     for index, entry in enumerate(raw):
         feed_id = entry.get("id") if isinstance(entry, dict) else None
         place = f'feeds[{index}] (id="{feed_id}")' if isinstance(feed_id, str) else f"feeds[{index}]"
-        table = _Table(entry, place, errors)
+        table = _Table(entry, place, errors, known=_FEED_KEYS | _FEED_ONLY_KEYS)
         before = len(errors)
         fid = table.string("id", required=True)
         if isinstance(fid, str) and fid and not _FEED_ID_RE.match(fid):
@@ -593,14 +627,19 @@ def _parse_channels(
     channels: dict[str, ChannelConfig] = {}
     for name, entry in raw.items():
         table = _Table(entry, f"channels.{name}", errors)
+        if not isinstance(entry, dict):
+            table.flush()
+            continue
         if not _CHANNEL_NAME_RE.match(name):
             table.error("", f'channel name "{name}" may contain only letters, digits, "-" and "_"')
         kind = table.string("type", required=True)
-        if kind is None or not table.has("type"):
-            table.finish()
-            continue
         if kind not in CHANNEL_TYPES:
-            table.error("type", f'unknown channel type "{kind}" (expected one of {", ".join(CHANNEL_TYPES)})')
+            if isinstance(kind, str) and kind.strip():
+                table.error("type", f'unknown channel type "{kind}" (expected one of {", ".join(CHANNEL_TYPES)})')
+            # Without a type its other keys cannot be judged, so they are not called unknown;
+            # the name is still defined, so feeds naming it do not add "unknown channel".
+            table.flush()
+            channels[name] = ChannelConfig(name=name, type=str(kind))
             continue
         if kind not in AVAILABLE_CHANNEL_TYPES:
             table.error(
