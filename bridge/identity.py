@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urljoin, urlsplit, urlunsplit
 
 from bridge.item import Item
 
@@ -49,20 +49,33 @@ def canonical_link(url: str | None, base: str | None = None) -> str | None:
     if scheme not in ("http", "https") or not parts.hostname:
         return None
     host = parts.hostname.lower().rstrip(".")
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 literal keeps its brackets
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
-    query = [
-        (k, v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        if not k.lower().startswith("utm_") and k.lower() not in TRACKING_PARAMS
-    ]
-    return urlunsplit((scheme, host, parts.path or "/", urlencode(query), ""))
+    return urlunsplit((scheme, host, parts.path or "/", _without_tracking(parts.query), ""))
+
+
+def _without_tracking(query: str) -> str:
+    """`query` without its tracking parameters; the others are kept verbatim and in order.
+
+    Not parse_qsl + urlencode: re-encoding changes the link that is posted ("?1234" becomes
+    "?1234=", "/" becomes "%2F", a Latin-1 "%E0" becomes "%EF%BF%BD") and may break it.
+    """
+    kept = []
+    for pair in query.split("&"):
+        name = unquote_plus(pair.split("=", 1)[0]).lower()
+        if pair and not name.startswith("utm_") and name not in TRACKING_PARAMS:
+            kept.append(pair)
+    return "&".join(kept)
 
 
 def title_fingerprint(title: str) -> str | None:
     """A fingerprint of the title's words (case, accents, punctuation ignored), or None when the
     title is too short to tell two news items apart ("Avviso")."""
-    folded = unicodedata.normalize("NFKD", title.casefold())
+    # Casefold after NFKD: "mathematical bold" capitals only become letters that have a case
+    # through the compatibility decomposition.
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", title).casefold())
     letters = "".join(c for c in folded if not unicodedata.combining(c))
     words = re.findall(r"\w+", letters)
     if len(words) < TITLE_MIN_WORDS:

@@ -46,7 +46,10 @@ def parse_feed(feed_id: str, body: bytes, *, url: str, headers: Mapping[str, str
     feed at all (a web page, garbage, an empty document).
     """
     response_headers = {k.lower(): v for k, v in (headers or {}).items()}
-    response_headers.setdefault("content-location", url)
+    # feedparser takes its base URI from Content-Location. The base is the URL the body was
+    # fetched from (RFC 7231 dropped Content-Location as a base): a server's own header may be
+    # relative or name an internal host behind a proxy.
+    response_headers["content-location"] = url
     parsed: Any = feedparser.parse(body, response_headers=response_headers, sanitize_html=False,
                                    resolve_relative_uris=True)
     version = parsed.get("version", "")
@@ -54,8 +57,7 @@ def parse_feed(feed_id: str, body: bytes, *, url: str, headers: Mapping[str, str
     if not version and not entries:
         raise ParseError(_why_not_a_feed(body, parsed), hint="check that the URL points to the RSS/Atom feed")
     feed_info = parsed.get("feed", {})
-    base = feed_info.get("link") or url
-    items = [_item(feed_id, entry, base) for entry in entries]
+    items = [_item(feed_id, entry, _base(entry, url)) for entry in entries]
     warning = None
     if parsed.get("bozo"):
         warning = f"malformed feed, read anyway: {parsed.get('bozo_exception')}"
@@ -75,6 +77,21 @@ def _why_not_a_feed(body: bytes, parsed: Any) -> str:
         return "this looks like a web page, not a feed"
     problem = parsed.get("bozo_exception")
     return f"not an RSS or Atom feed ({problem})" if problem else "not an RSS or Atom feed"
+
+
+def _base(entry: Any, url: str) -> str:
+    """The base URI in force for `entry` (its xml:base, else the feed's URL).
+
+    feedparser resolves links and HTML bodies itself but not enclosure or media URLs; it
+    records the base of each text element, which is the entry's. Not the channel <link>: that
+    names the web site, not the document, and some CMSs emit it mangled.
+    """
+    for key in ("title_detail", "summary_detail"):
+        detail = entry.get(key) or {}
+        base = detail.get("base")
+        if isinstance(base, str) and base:
+            return base
+    return url
 
 
 def _item(feed_id: str, entry: Any, base: str) -> Item:
