@@ -104,7 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _print_config_errors(exc: ConfigError, out: TextIO) -> None:
     count = len(exc.errors)
-    print(f"channel-bridge: {exc.path or 'config'}: {count} error{'s' if count != 1 else ''}", file=out)
+    if count == 1:
+        print(f"channel-bridge: {exc.path or 'config'}: {exc.errors[0]}", file=out)
+        return
+    print(f"channel-bridge: {exc.path or 'config'}: {count} errors", file=out)
     for error in exc.errors:
         print(f"  - {error}", file=out)
 

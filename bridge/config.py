@@ -413,9 +413,9 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError([f"file not found: {path}"], path) from None
+        raise ConfigError(["file not found (give the right path with --config)"], path) from None
     except OSError as exc:
-        raise ConfigError([f"cannot read {path}: {exc.strerror or exc}"], path) from None
+        raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], path) from None
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:

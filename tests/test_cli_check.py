@@ -114,9 +114,9 @@ def test_check_missing_config_file_says_so_without_traceback(tmp_path: Path) -> 
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     # The CLI prints a one-line header and then the error itself.
-    lines = result.stderr.splitlines()
-    assert len(lines) <= 2, result.stderr
-    assert [line for line in lines if "file not found" in line] == [f"  - file not found: {missing}"]
+    assert result.stderr.splitlines() == [
+        f"channel-bridge: {missing}: file not found (give the right path with --config)"
+    ]
 
 
 def test_check_unresolvable_secret_exits_2_naming_the_variable(tmp_path: Path) -> None:
@@ -124,8 +124,9 @@ def test_check_unresolvable_secret_exits_2_naming_the_variable(tmp_path: Path) -
     result = channel_bridge("--config", path, "check", cwd=tmp_path)
 
     assert result.returncode == 2
-    assert result.stderr.splitlines()[1:] == [
-        "  - channels.whatsapp.api_key: environment variable WAHA_API_KEY is not set (or is empty)"
+    assert result.stderr.splitlines() == [
+        f"channel-bridge: {path.resolve()}: channels.whatsapp.api_key: "
+        "environment variable WAHA_API_KEY is not set (or is empty)"
     ]
 
 
@@ -138,7 +139,7 @@ def test_config_option_wins_over_environment_then_environment_is_used(tmp_path: 
 
     from_env = channel_bridge("check", cwd=tmp_path, env=env)
     assert from_env.returncode == 2
-    assert f"file not found: {tmp_path / 'other.toml'}" in from_env.stderr
+    assert f"{tmp_path / 'other.toml'}: file not found" in from_env.stderr
 
 
 def test_status_on_a_fresh_state_dir(tmp_path: Path) -> None:

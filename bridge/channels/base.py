@@ -44,22 +44,56 @@ class MessageRejected(ChannelError):
 
 @dataclass(frozen=True, slots=True)
 class Posted:
-    """Proof of a post: the id the platform gave it, when it gave one."""
+    """Proof of a post: the id the platform gave it, when it gave one.
+
+    `verified` is True when the channel read the post back, False when it looked and did
+    not find it (yet), None when the platform offers no way to look.
+    """
 
     remote_id: str | None
+    verified: bool | None = None
 
 
 class Channel(Protocol):
-    """A destination for alerts. One module per type in `bridge.channels`."""
+    """A destination for alerts. One module per type in `bridge.channels`.
+
+    The outbox drives a delivery through `prepare` -> (state written: in flight) -> `send`.
+    After a crash with a delivery in flight it calls `recover` before any resend, which is
+    how a channel avoids double posts: by reading back (WAHA) or because the platform
+    deduplicates resends that carry the same key (Mastodon, webhook).
+    """
 
     name: str
+    #: "exactly-once" when `recover` can tell whether an interrupted send went out (or a
+    #: resend is deduplicated by the platform); "at-least-once" when it cannot.
+    guarantee: str
 
-    async def send(self, alert: Alert, *, delivery_id: str) -> Posted:
-        """Publish `alert` once. `delivery_id` is stable across retries of the same delivery.
+    async def prepare(self, delivery_id: str) -> str | None:
+        """Return a token to store with the delivery before sending (WAHA: a pre-generated
+        message id), or None. Raise a `ChannelError` subclass on failure."""
+        ...
 
-        Return `Posted` only when the platform accepted the message; raise a
-        `ChannelError` subclass otherwise.
+    async def send(
+        self, alert: Alert, *, delivery_id: str, token: str | None = None, plain: bool = False
+    ) -> Posted:
+        """Publish `alert` once. `delivery_id` and `token` are the same on every retry of one
+        delivery. `plain` asks for the plainest form: text only, no markup, no image.
+
+        Return `Posted` only when the platform accepted the message; raise a `ChannelError`
+        subclass otherwise.
         """
+        ...
+
+    async def recover(self, alert: Alert, *, delivery_id: str, token: str | None) -> Posted | None:
+        """For a delivery that was in flight when the process died: return `Posted` if it is
+        on the channel, None if it is not or if a resend is harmless (the platform
+        deduplicates it). Raise `TransientError` when it cannot tell now."""
+        ...
+
+    async def probe(self) -> str:
+        """Ask the platform whether this channel can post, without posting. Return a short
+        description ("WORKING", "bot @x is admin of @y"); raise `ChannelDownError` when it
+        cannot post, `TransientError` when the platform cannot be reached."""
         ...
 
     async def aclose(self) -> None:
