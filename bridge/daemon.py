@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -131,6 +133,9 @@ class Bridge:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        if os.environ.get("CHANNEL_BRIDGE_TEST_HOOKS") == "1":
+            # Test hook for the watchdog: SIGUSR2 blocks the event loop as a real hang would.
+            loop.add_signal_handler(signal.SIGUSR2, lambda: time.sleep(3600))
         self._open_channels()
         self._scheduler = AsyncIOScheduler(
             timezone=self.config.bridge.timezone,

@@ -90,16 +90,21 @@ def _hash(kind: str, value: str) -> str:
 def assign_keys(items: Sequence[Item]) -> list[Item]:
     """Return `items` with their identity keys, in a stable order: guid, link, title.
 
-    A guid shared by two items of the same feed identifies neither and is ignored.
+    A guid shared by two items of the same feed identifies neither and is ignored. A link
+    shared by several items (a listing page given as every event's link) identifies them only
+    together with their title, so a later item on that page is still new.
     """
     guid_counts = Counter(item.guid for item in items if item.guid)
+    link_counts = Counter(item.link for item in items if item.link)
     keyed = []
     for item in items:
         keys = []
         if item.guid and guid_counts[item.guid] == 1:
             keys.append(_hash("g", f"{item.feed_id}\n{item.guid}"))
-        if item.link:
+        if item.link and link_counts[item.link] == 1:
             keys.append(_hash("l", item.link))
+        elif item.link:
+            keys.append(_hash("l", f"{item.link}\n{item.title}"))
         fingerprint = title_fingerprint(item.title)
         if fingerprint:
             keys.append(_hash("t", fingerprint))

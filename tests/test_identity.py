@@ -302,3 +302,15 @@ def test_same_page_in_two_feeds_is_posted_once() -> None:
     (second,) = assign_keys([_item(feed_id="esempio", guid="1843 at https://www.comune.esempio.it")])
     table = {key: {"comunicati": _ago(timedelta(minutes=5))} for key in first.keys}
     assert is_seen(second, _lookup(table), NOW)
+
+
+def test_a_link_shared_by_several_items_identifies_them_with_their_title() -> None:
+    def event(title: str) -> Item:
+        return Item(feed_id="eventi", title=title, link="https://www.comune.esempio.it/eventi", guid=None, text="")
+
+    first = assign_keys([event("Concerto di Natale in piazza"), event("Mercatino di Natale in centro")])
+    later = assign_keys([event("Tombola di Capodanno in biblioteca"), *first])
+    seen = {key for item in first for key in item.keys}
+    assert not any(key in seen for key in later[0].keys)  # the new event on the listing page is new
+    assert all(key in seen for key in later[1].keys[:1])
+    assert len({item.keys[0] for item in later}) == 3
