@@ -35,6 +35,8 @@ _FINAL_BEFORE_CAPITAL = frozenset("ecc etc c.a p.v spa srl snc sas coop".split()
 
 # Letters with inner periods (final period excluded): "S.p.A", "a.s", "G.B", "ass.ne".
 _DOTTED_RE = re.compile(r"^(?:[^\W\d_]+\.)+[^\W\d_]+$")
+# A web address or host name: "www.comune.esempio.it", "comune.esempio.it", "sito.com".
+_WEB_RE = re.compile(r"(?:^|\W)www\.|\.(?:it|com|org|net|eu|gov|info)$", re.I)
 _CLOSERS = "\"”»’')]"
 # A candidate end: terminal punctuation, optional closing quotes/brackets, then a space or
 # the end of the line; or a period glued to the next sentence ("temporali.In allegato",
@@ -95,6 +97,8 @@ def _is_boundary(line: str, match: re.Match[str]) -> bool:
         return False  # initials "G. Verdi", "S. Maria"
     if lowered in _FINAL_BEFORE_CAPITAL:
         return nxt.isupper()
+    if "@" in token or _WEB_RE.search(token):
+        return nxt.isupper()  # "sul sito www.comune.esempio.it. Le iscrizioni": an address ends it
     if _DOTTED_RE.match(token):
         parts = token.split(".")
         if any(len(part) > 1 for part in parts):
