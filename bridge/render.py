@@ -9,6 +9,9 @@ on its rendered text.
 
 from __future__ import annotations
 
+import html
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC
 
 from bridge.item import Alert
@@ -74,3 +77,102 @@ def console(alert: Alert) -> str:
     if alert.urgent:
         header += " · URGENTE"
     return f"{header}\n{plain(alert)}"
+
+
+# -- Telegram, Mastodon, and fitting a platform's limit ----------------------------------
+# (Appended by the channels; the functions above are the canonical forms they build on.)
+
+
+def telegram(alert: Alert) -> str:
+    """Return the alert for Telegram's HTML parse mode: `<b>title</b>`, summary, link.
+
+    `<`, `>` and `&` in every part are escaped (and nothing else: Telegram's HTML mode knows
+    only these three entities plus `&quot;`), so feed text can never add or break markup; the
+    link stays a bare URL, which Telegram links by itself. What a reader sees is exactly
+    `plain(alert)`: Telegram counts its limits (4096 text, 1024 caption) on that.
+    """
+    title = html.escape(alert.title, quote=False)
+    return _blocks(
+        f"<b>{title}</b>" if title else "",
+        html.escape(alert.summary, quote=False),
+        html.escape(alert.link, quote=False),
+    )
+
+
+# Mastodon counts every URL in a status as this many characters, however long it is.
+MASTODON_URL_LENGTH = 23
+
+
+def mastodon_length(text: str, link: str) -> int:
+    """Return the length Mastodon counts for `text`: each occurrence of `link` (an http(s)
+    URL) counts as `MASTODON_URL_LENGTH` characters when it is longer."""
+    if not link.startswith(("http://", "https://")) or len(link) <= MASTODON_URL_LENGTH:
+        return len(text)
+    return len(text) - text.count(link) * (len(link) - MASTODON_URL_LENGTH)
+
+
+def mastodon(alert: Alert, limit: int = 500) -> str:
+    """Return the alert as a Mastodon status: `plain` text within `limit` characters as
+    Mastodon counts them (a link counts 23), the link kept whole.
+
+    When the text is too long the summary is shortened at a word boundary with "…", then
+    dropped, then the title shortened the same way (see `fit`).
+    """
+    fitted = fit(alert, limit, lambda candidate: mastodon_length(plain(candidate), candidate.link))
+    return plain(fitted)
+
+
+def fit(alert: Alert, limit: int, length: Callable[[Alert], int] | None = None) -> Alert:
+    """Return `alert`, shortened if needed so that `length(alert) <= limit`; pure.
+
+    `length` measures a rendering (default: `len(plain(alert))`) and must grow with the text.
+    The link is never touched. First the summary is cut at a word boundary and ends in "…";
+    if even no summary is too long, the summary is dropped and the title cut the same way;
+    if the link alone is too long, the alert keeps only its link (the platform decides).
+    """
+    measure = length or (lambda candidate: len(plain(candidate)))
+    if measure(alert) <= limit:
+        return alert
+    if alert.summary:
+        shorter = _cut_field(alert.summary, lambda text: replace(alert, summary=text), limit, measure)
+        if shorter is not None:
+            return shorter
+    without_summary = replace(alert, summary="")
+    if alert.title:
+        shorter = _cut_field(
+            alert.title, lambda text: replace(without_summary, title=text), limit, measure
+        )
+        if shorter is not None:
+            return shorter
+    return replace(without_summary, title="")
+
+
+def _cut_field(
+    text: str, rebuild: Callable[[str], Alert], limit: int, measure: Callable[[Alert], int]
+) -> Alert | None:
+    """Return `rebuild(shorter text)` with as little cut from `text` as fits `limit`, or None
+    if even an empty text does not fit. Binary search over the number of characters kept."""
+    best = rebuild("")
+    if measure(best) > limit:
+        return None
+    low, high = 1, len(text) - 1
+    while low <= high:
+        middle = (low + high) // 2
+        clipped = _clip(text, middle)
+        candidate = rebuild(clipped)
+        if clipped and measure(candidate) <= limit:
+            best, low = candidate, middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def _clip(text: str, keep: int) -> str:
+    """Cut `text` to at most `keep` characters, at the last space when there is one in the
+    second half, drop trailing punctuation, and end with "…"; "" when nothing is left."""
+    head = text[:keep]
+    space = head.rfind(" ")
+    if space > keep // 2:
+        head = head[:space]
+    head = head.rstrip(" ,;:.-–—([{\"'«")
+    return f"{head}…" if head else ""
