@@ -20,11 +20,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bridge import systemd
-from bridge.channels import Channel, open_channel
+from bridge.channels import Channel, ChannelError, open_channel
 from bridge.config import Config, ConfigError, FeedConfig, load_config
 from bridge.fetch import Fetcher
 from bridge.logs import register_secrets
-from bridge.outbox import DrainResult, drain
+from bridge.ops import OpsReporter
+from bridge.outbox import DrainResult, drain, pacing_for
 from bridge.poll import PollResult, poll_feed
 from bridge.store import Store
 
@@ -33,6 +34,8 @@ log = structlog.get_logger("bridge.daemon")
 MAX_CONCURRENT_POLLS = 8
 STOP_GRACE = 10.0  # seconds in-flight polls and sends get to finish on SIGTERM
 MAX_JITTER = timedelta(minutes=1)
+PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
+FEED_FAILING_ALERT = timedelta(hours=1)  # a feed failing this long raises an ops alert
 
 
 def utcnow() -> datetime:
@@ -70,9 +73,14 @@ class Bridge:
         self._polls: set[asyncio.Task[object]] = set()
         self._stopping = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
+        self.ops = OpsReporter(None, min_interval=config.ops.min_interval, now=now)
+        self._last_probe: dict[str, datetime] = {}
 
     def _open_channels(self) -> None:
         self.channels = {name: open_channel(cfg, http=self.http) for name, cfg in self.config.channels.items()}
+        ops = self.config.ops
+        self.ops.channel = self.channels.get(ops.channel) if ops.channel else None
+        self.ops.min_interval = ops.min_interval
 
     async def aclose(self) -> None:
         for channel in self.channels.values():
@@ -112,6 +120,13 @@ class Bridge:
         for delivery in result.queued:
             if delivery.channel in self._wake:
                 self._wake[delivery.channel].set()
+        state = self.store.feed_state(feed.id)
+        if state.failing_since is not None and self.now() - state.failing_since >= FEED_FAILING_ALERT:
+            await self.ops.report(
+                f"feed {feed.id} failing", f"the feed has been failing since {state.failing_since:%Y-%m-%d %H:%M} UTC: "
+                f"{state.last_error}", hint="check the feed URL and the comune's web site")
+        elif state.failures == 0:
+            self.ops.clear(f"feed {feed.id} failing")
         return result
 
     async def _drain(self, name: str, *, once: bool = False) -> DrainResult:
@@ -121,7 +136,7 @@ class Bridge:
             alerts=self.config.alerts,
             timezone=self.config.bridge.timezone,
             now=self.now,
-            paced=self.config.channels[name].type != "console",
+            pacing=pacing_for(self.config.channels[name], self.config.alerts),
             once=once,
         )
 
@@ -206,6 +221,7 @@ class Bridge:
         wake = self._wake[name]
         while not self._stopping.is_set():
             wake.clear()
+            await self._probe_if_paused(name)
             try:
                 result = await self._drain(name)
             except Exception:
@@ -213,13 +229,45 @@ class Bridge:
                 result = DrainResult(channel=name, next_due=self.now() + timedelta(minutes=1))
             if self._stopping.is_set() or name not in self.channels:
                 return
+            await self._report(name, result)
             timeout = None
-            if result.next_due is not None:
+            if result.down is not None:
+                timeout = PROBE_INTERVAL.total_seconds()
+            elif result.next_due is not None:
                 timeout = max((result.next_due - self.now()).total_seconds(), 0.05)
             try:
                 await asyncio.wait_for(wake.wait(), timeout)
             except TimeoutError:
                 pass
+
+    async def _probe_if_paused(self, name: str) -> None:
+        """A paused channel resumes by itself once its health probe succeeds (WAHA session
+        WORKING again, Telegram bot admin again), checked every PROBE_INTERVAL."""
+        reason = self.store.channel_pause(name)
+        last = self._last_probe.get(name)
+        if reason is None or (last is not None and self.now() - last < PROBE_INTERVAL):
+            return
+        self._last_probe[name] = self.now()
+        try:
+            health = await self.channels[name].probe()
+        except ChannelError as exc:
+            log.info("channel still cannot post", channel=name, error=str(exc))
+            return
+        self.store.set_channel_pause(name, None)
+        self.ops.clear(f"channel {name} paused")
+        log.info("channel can post again; its queue resumes", channel=name, health=health)
+
+    async def _report(self, name: str, result: DrainResult) -> None:
+        if result.down is not None:
+            await self.ops.report(f"channel {name} paused", result.down,
+                                  hint="fix the channel or the gateway, then: systemctl reload channel-bridge")
+        elif result.unverified:
+            await self.ops.report(f"channel {name} posts not visible", "; ".join(result.errors),
+                                  hint="check the WhatsApp session in the gateway's dashboard")
+        elif result.failed and not result.sent:
+            await self.ops.report(f"channel {name} failing", result.errors[-1])
+        elif result.sent:
+            self.ops.clear(f"channel {name} failing")
 
     async def _watchdog(self) -> None:
         interval = systemd.watchdog_interval()
@@ -238,6 +286,8 @@ class Bridge:
         except ConfigError as exc:
             log.error("reload rejected; still running the previous config", errors=exc.errors)
             systemd.notify("READY=1\nSTATUS=reload rejected: config.toml has errors, see the journal")
+            await self.ops.report("reload rejected", "; ".join(exc.errors),
+                                  hint="correct config.toml (channel-bridge check), then reload again")
             return
         if config.bridge.state_dir != self.config.bridge.state_dir:
             log.warning("state_dir changes take effect at restart, not reload")
@@ -249,6 +299,9 @@ class Bridge:
         for channel in old_channels.values():
             await channel.aclose()
         self._open_channels()
+        for name in self.channels:
+            # A reload re-reads secrets: give every paused channel a fresh try.
+            self.store.set_channel_pause(name, None)
         for name in list(self._workers):
             if name not in self.channels:
                 self._workers.pop(name).cancel()

@@ -1,37 +1,66 @@
-"""Delivery: drains one channel's queue, oldest first and urgent first, without ever dropping.
+"""Delivery: drains one channel's queue in order, never dropping and never posting twice.
 
-`drain` sends what is due now and returns when the queue is empty or nothing more is due;
-the daemon calls it again when a poll queues something or the next attempt falls due. What
-to do with a failure is decided from the channel error's class alone (see channels/base.py):
+`drain` sends what is due now and returns when nothing more is due; the daemon calls it again
+when a poll queues something or the next attempt falls due. Each delivery goes through:
 
-- transient: the delivery stays pending and is retried with a capped, doubling backoff that
-  honours the server's Retry-After;
-- channel down (bad key, unknown session or chat): the delivery stays pending and the whole
-  channel rests, so a bad token does not burn through the queue;
-- message rejected: that alert is marked failed and reported, the queue goes on.
+1. `recover`, if a previous send was in flight when the process died: the channel says
+   whether the post exists (WAHA reads back; Mastodon and webhooks deduplicate a resend by
+   its key), so a crash never turns into a double post;
+2. `prepare` (WAHA pre-generates the message id), stored with the delivery as "in flight"
+   before the request leaves;
+3. `send`, then the post is moved to the history with its remote id.
 
-Quiet hours hold routine alerts (urgent ones pass) and `min_gap` paces posts; neither applies
-to the `console` channel, which is for people at a terminal.
+What to do with a failure is decided from the channel error's class alone (channels/base.py):
+
+- transient (connection, timeout, 5xx, 429, gateway session starting): the delivery stays at
+  the head of the queue and is retried from 30 s doubling to 30 min, never sooner than the
+  server's Retry-After; the queue behind it waits, so order holds and nothing hammers;
+- channel down (bad key or token, unknown session or chat): the channel is paused with its
+  reason, everything kept, until a reload or a successful health probe resumes it;
+- message rejected: the alert is sent once more in its plainest form (text only, no markup,
+  no image); rejected again, it is marked failed and reported, and the queue goes on.
+
+Quiet hours hold routine alerts, `min_gap` paces posts, and beyond `max_per_day` routine
+alerts are held and merged into one digest post the next day; urgent alerts go through all
+three. None of them applies to the `console` channel, which is for people at a terminal.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
 
-from bridge.channels import Channel, ChannelDownError, ChannelError, MessageRejected, TransientError
-from bridge.config import AlertSettings
+from bridge.channels import Channel, ChannelDownError, ChannelError, MessageRejected, Posted, TransientError
+from bridge.config import AlertSettings, ChannelConfig
+from bridge.item import Alert
 from bridge.store import Delivery, Store, with_retry
 
 log = structlog.get_logger("bridge.outbox")
 
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(minutes=30)
-CHANNEL_DOWN_RETRY = timedelta(minutes=10)
+DIGEST_MAX_ITEMS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    """The rules that space out one channel's posts (see `pacing_for`)."""
+
+    quiet_hours: bool = True
+    min_gap: timedelta = timedelta(0)
+    max_per_day: int | None = None
+
+
+def pacing_for(channel: ChannelConfig, alerts: AlertSettings) -> Pacing | None:
+    """The pacing of a configured channel: none for the console, else quiet hours, min_gap and
+    the channel's max_per_day."""
+    if channel.type == "console":
+        return None
+    return Pacing(quiet_hours=True, min_gap=alerts.min_gap, max_per_day=channel.max_per_day)
 
 
 @dataclass(slots=True)
@@ -42,9 +71,10 @@ class DrainResult:
     sent: int = 0
     failed: int = 0  # attempts that did not post (retried later, or given up)
     given_up: int = 0
+    unverified: int = 0  # accepted by the gateway but not found on the channel afterwards
     waiting: int = 0  # deliveries still pending
     next_due: datetime | None = None  # when something becomes due, if anything waits
-    down: bool = False  # the channel as a whole cannot post; it rests until next_due
+    down: str | None = None  # why the channel cannot post: it is paused until resumed
     errors: list[str] = field(default_factory=list)
 
 
@@ -73,6 +103,33 @@ def quiet_hours_end(moment: datetime, alerts: AlertSettings, timezone: ZoneInfo)
     return end
 
 
+def day_start(moment: datetime, timezone: ZoneInfo) -> datetime:
+    """Local midnight at the start of `moment`'s day."""
+    return moment.astimezone(timezone).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def next_day_start(moment: datetime, timezone: ZoneInfo) -> datetime:
+    """Local midnight at the end of `moment`'s day (zoneinfo adds wall-clock days: DST-safe)."""
+    return day_start(moment, timezone) + timedelta(days=1)
+
+
+def digest_alert(deliveries: list[Delivery]) -> Alert:
+    """One post listing the titles and links of alerts held back by `max_per_day`."""
+    shown = deliveries[:DIGEST_MAX_ITEMS]
+    lines = [f"• {d.alert.title}\n{d.alert.link}" for d in shown]
+    if len(deliveries) > len(shown):
+        lines.append(f"… e altre {len(deliveries) - len(shown)} notizie sul sito del Comune.")
+    first = deliveries[0].alert
+    return Alert(
+        feed_id=first.feed_id,
+        feed_name=first.feed_name,
+        title=f"Riepilogo: {len(deliveries)} notizie",
+        summary="\n\n".join(lines),
+        link="",
+        published=max((d.alert.published for d in deliveries if d.alert.published), default=None),
+    )
+
+
 async def drain(
     channel: Channel,
     *,
@@ -80,48 +137,59 @@ async def drain(
     alerts: AlertSettings,
     timezone: ZoneInfo,
     now: Callable[[], datetime],
-    paced: bool = True,
+    pacing: Pacing | None = None,
     once: bool = False,
 ) -> DrainResult:
     """Send every due pending delivery of `channel`, in order, committing each outcome.
 
     Return when nothing more is due (`next_due` says when something will be), after a
-    transient failure (the channel is struggling: the queue keeps its order and waits), or
-    when the channel is down (`down`). `paced` applies quiet hours and `min_gap` (false for
-    the console). `once` (for `run --once`) tries each delivery at most once, backoff or not,
-    and goes on past transient failures.
+    transient failure, or when the channel is down or paused (`down`). `pacing` None means
+    no quiet hours, gap or daily cap (the console). `once` (for `run --once`) tries each
+    delivery at most once, backoff or not, and goes on past transient failures.
     """
     clog = log.bind(channel=channel.name)
     result = DrainResult(channel=channel.name)
+    paused = store.channel_pause(channel.name)
+    if paused is not None:
+        result.down = paused
+        result.waiting = len(store.deliveries(channel.name))
+        return result
     tried: set[str] = set()
     while True:
         moment = now()
         pending = [d for d in store.deliveries(channel.name) if d.id not in tried]
-        due, result.next_due = _first_due(pending, store, channel.name, alerts, timezone, moment,
-                                          paced=paced, ignore_backoff=once)
-        if due is None:
+        batch, result.next_due = _due(pending, store, channel.name, alerts, timezone, moment,
+                                      pacing=pacing, ignore_backoff=once)
+        if not batch:
             break
-        tried.add(due.id)
-        outcome, retry_at = await _attempt(channel, due, store, moment, now, clog)
-        if outcome == "sent":
+        tried.update(d.id for d in batch)
+        outcome = await _attempt(channel, batch, store, moment, now, clog)
+        if outcome.posted is not None:
             result.sent += 1
+            if outcome.posted.verified is False:
+                result.unverified += 1
+                result.errors.append(f"{batch[0].alert.title}: accepted but not visible on the channel")
+            continue
+        if outcome.retry_now:
+            tried.difference_update(d.id for d in batch)
             continue
         result.failed += 1
-        result.errors.append(f"{due.alert.title}: {_last_error(store, due)}")
-        if outcome == "given_up":
+        result.errors.append(f"{batch[0].alert.title}: {outcome.error}")
+        if outcome.given_up:
             result.given_up += 1
-        elif outcome == "down":
-            result.down = True
-            result.next_due = retry_at
+        elif outcome.down:
+            store.set_channel_pause(channel.name, outcome.error)
+            result.down = outcome.error
+            result.next_due = None
             break
         elif not once:
-            result.next_due = retry_at
+            result.next_due = outcome.retry_at
             break
     result.waiting = len(store.deliveries(channel.name))
     return result
 
 
-def _first_due(
+def _due(
     pending: list[Delivery],
     store: Store,
     channel: str,
@@ -129,69 +197,106 @@ def _first_due(
     timezone: ZoneInfo,
     moment: datetime,
     *,
-    paced: bool,
+    pacing: Pacing | None,
     ignore_backoff: bool,
-) -> tuple[Delivery | None, datetime | None]:
-    """The head of the queue if it may go at `moment`, else None and when it may.
+) -> tuple[list[Delivery], datetime | None]:
+    """What to send at `moment`: the head of the queue (or a digest of held alerts), else
+    nothing and when the head may go.
 
-    Only the head is considered, so order holds: urgent first, then oldest first, and an
-    alert waiting for its retry keeps the ones behind it waiting too.
+    Only the head is considered, so order holds: urgent first, then oldest first, and an alert
+    waiting for its retry keeps the ones behind it waiting too.
     """
     if not pending:
-        return None, None
+        return [], None
     head = pending[0]
     ready = moment
     if head.next_attempt and not ignore_backoff:
         ready = max(ready, head.next_attempt)
-    if paced and not head.urgent:
-        if in_quiet_hours(moment, alerts, timezone):
+    if pacing is not None and not head.urgent:
+        if pacing.quiet_hours and in_quiet_hours(moment, alerts, timezone):
             ready = max(ready, quiet_hours_end(moment, alerts, timezone))
         last = store.last_post(channel)
-        if alerts.min_gap and last is not None:
-            ready = max(ready, last + alerts.min_gap)
-    return (head, None) if ready <= moment else (None, ready)
+        if pacing.min_gap and last is not None:
+            ready = max(ready, last + pacing.min_gap)
+        if pacing.max_per_day is not None and ready <= moment:
+            today = day_start(moment, timezone)
+            routine = [d for d in pending if not d.urgent]
+            held = [d for d in routine if d.held]
+            if store.posts_since(channel, today) >= pacing.max_per_day:
+                for delivery in routine:
+                    if not delivery.held:
+                        store.update_delivery(replace(delivery, held=True))
+                return [], next_day_start(moment, timezone)
+            if len(held) > 1:
+                return held, None
+    return ([head], None) if ready <= moment else ([], ready)
 
 
-def _last_error(store: Store, delivery: Delivery) -> str:
-    for candidate in store.deliveries(delivery.channel, state=None):
-        if candidate.id == delivery.id:
-            return candidate.last_error or "unknown error"
-    return "unknown error"
+@dataclass(slots=True)
+class _Outcome:
+    posted: Posted | None = None
+    error: str = ""
+    retry_at: datetime | None = None
+    retry_now: bool = False  # send again at once (in the plainest form)
+    down: bool = False
+    given_up: bool = False
 
 
 async def _attempt(
     channel: Channel,
-    delivery: Delivery,
+    batch: list[Delivery],
     store: Store,
     moment: datetime,
     now: Callable[[], datetime],
     clog: structlog.typing.FilteringBoundLogger,
-) -> tuple[str, datetime | None]:
-    """Try one delivery and commit its outcome.
-
-    Return "sent", "retry", "down" or "given_up", with the time of the next attempt.
-    """
-    dlog = clog.bind(delivery=delivery.id, feed=delivery.feed_id, attempt=delivery.attempts + 1)
+) -> _Outcome:
+    """Try one delivery (or one digest of several) and commit its outcome."""
+    head = batch[0]
+    alert = head.alert if len(batch) == 1 else digest_alert(batch)
+    dlog = clog.bind(delivery=head.id, feed=head.feed_id, attempt=head.attempts + 1)
+    if len(batch) > 1:
+        dlog = dlog.bind(digest=len(batch))
     try:
-        posted = await channel.send(delivery.alert, delivery_id=delivery.id)
+        if head.in_flight:
+            recovered = await channel.recover(alert, delivery_id=head.id, token=head.token)
+            if recovered is not None:
+                store.record_posts(batch, recovered.remote_id, now(), verified=recovered.verified)
+                dlog.info("alert was already posted before the restart; not sending again",
+                          title=alert.title, remote_id=recovered.remote_id)
+                return _Outcome(posted=recovered)
+        token = head.token if head.token is not None else await channel.prepare(head.id)
+        head = replace(head, token=token, in_flight=True)
+        store.update_delivery(head)
+        posted = await channel.send(alert, delivery_id=head.id, token=token, plain=head.plain)
     except TransientError as exc:
-        delay = retry_delay(delivery.attempts + 1, exc.retry_after)
-        store.update_delivery(with_retry(delivery, error=str(exc), at=moment + delay))
+        # A timeout may hide a post that went out: the delivery stays in flight, so the next
+        # attempt asks the channel before sending again.
+        delay = retry_delay(head.attempts + 1, exc.retry_after)
+        store.update_delivery(with_retry(head, error=str(exc), at=moment + delay))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
-        return "retry", moment + delay
+        return _Outcome(error=str(exc), retry_at=moment + delay)
     except ChannelDownError as exc:
-        store.update_delivery(with_retry(delivery, error=str(exc), at=moment + CHANNEL_DOWN_RETRY))
-        dlog.error("channel cannot post; its queue waits", error=str(exc), hint=exc.hint)
-        return "down", moment + CHANNEL_DOWN_RETRY
+        store.update_delivery(replace(with_retry(head, error=str(exc), at=None), in_flight=False))
+        dlog.error("channel cannot post; its queue is paused, nothing is lost", error=str(exc), hint=exc.hint)
+        return _Outcome(error=str(exc), down=True)
     except MessageRejected as exc:
-        store.update_delivery(with_retry(delivery, error=str(exc), at=None, failed=True))
-        dlog.error("alert rejected by the channel; marked failed", error=str(exc), title=delivery.alert.title)
-        return "given_up", None
+        if not head.plain:
+            store.update_delivery(replace(with_retry(head, error=str(exc), at=None), in_flight=False, plain=True))
+            dlog.warning("alert rejected; sending it again in its plainest form", error=str(exc))
+            return _Outcome(error=str(exc), retry_now=True)
+        for delivery in batch:
+            store.update_delivery(replace(with_retry(delivery, error=str(exc), at=None, failed=True), in_flight=False))
+        dlog.error("alert rejected even in its plainest form; marked failed", error=str(exc), title=alert.title)
+        return _Outcome(error=str(exc), given_up=True)
     except ChannelError as exc:
-        delay = retry_delay(delivery.attempts + 1)
-        store.update_delivery(with_retry(delivery, error=str(exc), at=moment + delay))
+        delay = retry_delay(head.attempts + 1)
+        store.update_delivery(with_retry(head, error=str(exc), at=moment + delay))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
-        return "retry", moment + delay
-    store.record_post(delivery, posted.remote_id, now())
-    dlog.info("alert posted", title=delivery.alert.title, remote_id=posted.remote_id)
-    return "sent", None
+        return _Outcome(error=str(exc), retry_at=moment + delay)
+    store.record_posts(batch, posted.remote_id, now(), verified=posted.verified)
+    if posted.verified is False:
+        dlog.error("gateway accepted the alert but it is not visible on the channel", title=alert.title,
+                   remote_id=posted.remote_id)
+    else:
+        dlog.info("alert posted", title=alert.title, remote_id=posted.remote_id)
+    return _Outcome(posted=posted)

@@ -190,6 +190,10 @@ class Delivery:
     next_attempt: datetime | None = None
     last_error: str | None = None
     state: str = "pending"  # pending | failed
+    token: str | None = None  # the channel's own id for this post, chosen before sending (WAHA)
+    in_flight: bool = False  # a send was started and its outcome is unknown: reconcile first
+    plain: bool = False  # the channel rejected the formatted alert: send the plainest form
+    held: bool = False  # held back by max_per_day: goes out in the next day's digest
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -204,6 +208,10 @@ class Delivery:
             "next_attempt": _iso(self.next_attempt),
             "last_error": self.last_error,
             "state": self.state,
+            "token": self.token,
+            "in_flight": self.in_flight,
+            "plain": self.plain,
+            "held": self.held,
         }
 
     @classmethod
@@ -220,6 +228,10 @@ class Delivery:
             next_attempt=_from_iso(data.get("next_attempt")),
             last_error=data.get("last_error"),
             state=data.get("state", "pending"),
+            token=data.get("token"),
+            in_flight=bool(data.get("in_flight", False)),
+            plain=bool(data.get("plain", False)),
+            held=bool(data.get("held", False)),
         )
 
 
@@ -234,6 +246,7 @@ class Post:
     link: str
     posted_at: datetime
     remote_id: str | None
+    verified: bool | None = None  # read back on the channel (True), looked for and not found (False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -244,6 +257,7 @@ class Post:
             "link": self.link,
             "posted_at": _iso(self.posted_at),
             "remote_id": self.remote_id,
+            "verified": self.verified,
         }
 
     @classmethod
@@ -256,6 +270,7 @@ class Post:
             link=data["link"],
             posted_at=datetime.fromisoformat(data["posted_at"]),
             remote_id=data.get("remote_id"),
+            verified=data.get("verified"),
         )
 
 
@@ -282,6 +297,8 @@ class Store:
         self._deliveries: dict[str, Delivery] = {}
         self._last_post: dict[str, datetime] = {}
         self._posted_ids: set[str] = set()
+        self._posted_at: dict[str, list[datetime]] = {}
+        self._paused: dict[str, str] = {}
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -354,11 +371,16 @@ class Store:
             for doc in self._outbox.table("channels").all():
                 if doc.get("last_post"):
                     self._last_post[doc["channel"]] = datetime.fromisoformat(doc["last_post"])
+                if doc.get("paused"):
+                    self._paused[doc["channel"]] = doc["paused"]
         history_path = self.state_dir / "history.json"
         if not (self.read_only and not history_path.exists()):
             self._history = _open_db(history_path, read_only=self.read_only)
-            posted = {doc["delivery_id"] for doc in self._history.table("posts").all()}
+            docs = self._history.table("posts").all()
+            posted = {doc["delivery_id"] for doc in docs}
             self._posted_ids = posted
+            for doc in docs:
+                self._posted_at.setdefault(doc["channel"], []).append(datetime.fromisoformat(doc["posted_at"]))
             # A crash between "added to history" and "removed from outbox": finish the move.
             stale = [d for d in self._deliveries if d in posted]
             if stale and not self.read_only:
@@ -499,9 +521,17 @@ class Store:
         self._deliveries[delivery.id] = delivery
         self._write_outbox()
 
-    def record_post(self, delivery: Delivery, remote_id: str | None, at: datetime) -> Post:
+    def record_post(
+        self, delivery: Delivery, remote_id: str | None, at: datetime, *, verified: bool | None = None
+    ) -> Post:
         """Move a delivery from the outbox to the history: it has been posted."""
-        post = Post(
+        return self.record_posts([delivery], remote_id, at, verified=verified)[0]
+
+    def record_posts(
+        self, deliveries: list[Delivery], remote_id: str | None, at: datetime, *, verified: bool | None = None
+    ) -> list[Post]:
+        """Move deliveries posted together (one digest) to the history in one write each file."""
+        posts = [Post(
             delivery_id=delivery.id,
             channel=delivery.channel,
             feed_id=delivery.feed_id,
@@ -509,15 +539,36 @@ class Store:
             link=delivery.alert.link,
             posted_at=at,
             remote_id=remote_id,
-        )
+            verified=verified,
+        ) for delivery in deliveries]
         assert self._history is not None
-        self._history.table("posts").insert(post.to_dict())
+        self._history.table("posts").insert_multiple(post.to_dict() for post in posts)
         self._flush(self._history)
-        self._posted_ids.add(delivery.id)
-        self._deliveries.pop(delivery.id, None)
-        self._last_post[delivery.channel] = at
+        for delivery in deliveries:
+            self._posted_ids.add(delivery.id)
+            self._posted_at.setdefault(delivery.channel, []).append(at)
+            self._deliveries.pop(delivery.id, None)
+            self._last_post[delivery.channel] = at
         self._write_outbox()
-        return post
+        return posts
+
+    def posts_since(self, channel: str, since: datetime) -> int:
+        """How many posts `channel` made at or after `since` (a digest counts once)."""
+        return len(set(at for at in self._posted_at.get(channel, []) if at >= since))
+
+    def channel_pause(self, channel: str) -> str | None:
+        """Why `channel` is paused (a channel-wide failure), or None when it may post."""
+        return self._paused.get(channel)
+
+    def set_channel_pause(self, channel: str, reason: str | None) -> None:
+        """Pause `channel` with a reason, or resume it with None; kept across restarts."""
+        if self._paused.get(channel) == reason:
+            return
+        if reason is None:
+            self._paused.pop(channel, None)
+        else:
+            self._paused[channel] = reason
+        self._write_outbox()
 
     def last_post(self, channel: str) -> datetime | None:
         return self._last_post.get(channel)
@@ -529,7 +580,8 @@ class Store:
         db.table("deliveries").insert_multiple(d.to_dict() for d in self._deliveries.values())
         db.table("channels").truncate()
         db.table("channels").insert_multiple(
-            {"channel": name, "last_post": _iso(at)} for name, at in sorted(self._last_post.items())
+            {"channel": name, "last_post": _iso(self._last_post.get(name)), "paused": self._paused.get(name)}
+            for name in sorted(set(self._last_post) | set(self._paused))
         )
         self._flush(db)
 

@@ -13,12 +13,13 @@ from servers.waha import FakeWaha
 from bridge.channels import WahaChannel
 from bridge.config import AlertSettings, ChannelConfig, Secret, TimeWindow
 from bridge.item import Alert
-from bridge.outbox import DrainResult, drain, retry_delay
+from bridge.outbox import DrainResult, Pacing, drain, retry_delay
 from bridge.store import Delivery, Store
 
 ROME = ZoneInfo("Europe/Rome")
 NOON = datetime(2026, 11, 20, 11, 0, tzinfo=UTC)  # 12:00 in Rome
 NIGHT = datetime(2026, 11, 20, 22, 0, tzinfo=UTC)  # 23:00 in Rome
+PACED = Pacing()
 
 
 class Clock:
@@ -40,14 +41,14 @@ def delivery(n: int, *, urgent: bool = False) -> Delivery:
 
 
 def run_drain(waha: FakeWaha, store: Store, clock: Clock, alerts: AlertSettings | None = None,
-              *, once: bool = False, key: str = "k") -> DrainResult:
+              *, once: bool = False, key: str = "k", pacing: Pacing | None = PACED) -> DrainResult:
     config = ChannelConfig(name="wa", type="waha", url=waha.url, chat_id="1@newsletter",
                            api_key=Secret("env:K", key), timeout=timedelta(seconds=2))
 
     async def go() -> DrainResult:
         async with httpx.AsyncClient() as http:
             return await drain(WahaChannel(config, http=http), store=store, alerts=alerts or AlertSettings(),
-                               timezone=ROME, now=clock, once=once)
+                               timezone=ROME, now=clock, once=once, pacing=pacing)
 
     return asyncio.run(go())
 
@@ -102,21 +103,57 @@ def test_bad_key_pauses_the_channel_and_loses_nothing(tmp_path: Path, waha_serve
     clock = Clock(NOON)
     result = run_drain(waha_server, store, clock, key="wrong")
     assert result.down and result.failed == 1 and result.waiting == 3
-    assert len(waha_server.requests) == 1  # the queue was not burnt through
+    assert store.channel_pause("wa") == result.down
+    sends = [r for r in waha_server.requests if r.method == "POST"]
+    assert len(sends) == 1  # the queue was not burnt through
     assert "wrong" not in " ".join(result.errors)
     clock.advance(timedelta(hours=1))
+    paused = run_drain(waha_server, store, clock, key="right")
+    assert (paused.sent, paused.waiting) == (0, 3)  # still paused: a reload or a probe resumes it
+    store.set_channel_pause("wa", None)
     assert run_drain(waha_server, store, clock, key="right").sent == 3
+    assert sent_titles(waha_server) == ["*Avviso 1*", "*Avviso 2*", "*Avviso 3*"]
     store.close()
 
 
-def test_rejected_message_is_marked_failed_and_the_queue_goes_on(tmp_path: Path, waha_server: FakeWaha) -> None:
+def test_rejected_alert_is_resent_once_in_plain_form(tmp_path: Path, waha_server: FakeWaha) -> None:
     store = Store.open(tmp_path)
     store.add_deliveries([delivery(1), delivery(2)])
     waha_server.fail_next(1, 400)
     result = run_drain(waha_server, store, Clock(NOON))
+    assert (result.sent, result.given_up, result.waiting) == (2, 0, 0)
+    assert [p.text.splitlines()[0] for p in waha_server.posts] == ["Avviso 1", "*Avviso 2*"]
+    store.close()
+
+
+def test_rejected_twice_is_marked_failed_and_the_queue_goes_on(tmp_path: Path, waha_server: FakeWaha) -> None:
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1), delivery(2)])
+    waha_server.fail_next(2, 400)
+    result = run_drain(waha_server, store, Clock(NOON))
     assert (result.sent, result.given_up, result.waiting) == (1, 1, 0)
     assert sent_titles(waha_server) == ["*Avviso 2*"]
     assert [d.id for d in store.deliveries("wa", state="failed")] == ["d1"]
+    store.close()
+
+
+def test_beyond_max_per_day_alerts_wait_and_go_as_one_digest(tmp_path: Path, waha_server: FakeWaha) -> None:
+    store = Store.open(tmp_path)
+    capped = Pacing(quiet_hours=False, max_per_day=2)
+    store.add_deliveries([delivery(n) for n in range(1, 6)] + [delivery(9, urgent=True)])
+    clock = Clock(NOON)
+    result = run_drain(waha_server, store, clock, pacing=capped)
+    assert sent_titles(waha_server) == ["*Avviso 9*", "*Avviso 1*"]  # the urgent one counts too
+    assert result.next_due == datetime(2026, 11, 21, 0, 0, tzinfo=ROME)
+    assert result.waiting == 4
+    clock.moment = datetime(2026, 11, 21, 8, 0, tzinfo=ROME)
+    after = run_drain(waha_server, store, clock, pacing=capped)
+    assert after.waiting == 0
+    digest = waha_server.posts[-1].text
+    assert len(waha_server.posts) == 3
+    assert digest.startswith("*Riepilogo: 4 notizie*")
+    assert all(f"https://www.comune.esempio.it/n/{n}" in digest for n in (2, 3, 4, 5))
+    assert {p.delivery_id for p in store.posts()} == {"d1", "d2", "d3", "d4", "d5", "d9"}
     store.close()
 
 
@@ -135,14 +172,15 @@ def test_quiet_hours_hold_routine_alerts_and_pass_urgent_ones(tmp_path: Path, wa
 
 
 def test_min_gap_paces_posts(tmp_path: Path, waha_server: FakeWaha) -> None:
-    alerts = AlertSettings(min_gap=timedelta(minutes=2))
+    alerts = AlertSettings()
     store = Store.open(tmp_path)
     store.add_deliveries([delivery(1), delivery(2)])
     clock = Clock(NOON)
-    result = run_drain(waha_server, store, clock, alerts)
+    gap = Pacing(min_gap=timedelta(minutes=2))
+    result = run_drain(waha_server, store, clock, alerts, pacing=gap)
     assert (result.sent, result.next_due) == (1, NOON + timedelta(minutes=2))
     clock.advance(timedelta(minutes=2))
-    assert run_drain(waha_server, store, clock, alerts).sent == 1
+    assert run_drain(waha_server, store, clock, alerts, pacing=gap).sent == 1
     store.close()
 
 
