@@ -16,7 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import httpx
+
 from bridge import __version__, logs, render
+from bridge.channels import ChannelError, open_channel
 from bridge.config import Config, ConfigError, config_warnings, default_config_path, format_duration, load_config
 from bridge.daemon import Bridge, open_bridge, utcnow
 from bridge.fetch import Fetcher, FetchError
@@ -29,6 +32,7 @@ from bridge.store import StateError, Store
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+EXIT_UNREACHABLE = 3
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the daemon (or one cycle with --once)")
     run.add_argument("--once", action="store_true", help="poll every feed once, deliver, exit (1 if anything failed)")
 
-    commands.add_parser("check", help="validate the config and resolve its secrets")
+    check = commands.add_parser("check", help="validate the config and resolve its secrets")
+    check.add_argument("--online", action="store_true",
+                       help="also ask each channel's gateway whether it can post (posts nothing)")
 
     preview = commands.add_parser("preview", help="print the messages the newest items would become; sends nothing")
     preview.add_argument("feed_id", nargs="?", help="only this feed")
@@ -79,7 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config_path = args.config or default_config_path()
     try:
         if args.command == "check":
-            return cmd_check(config_path, sys.stdout)
+            code = cmd_check(config_path, sys.stdout)
+            if code == EXIT_OK and args.online:
+                return asyncio.run(cmd_check_online(load_config(config_path), sys.stdout))
+            return code
         config = load_config(config_path)
         if args.command == "run":
             return cmd_run(config_path, once=args.once)
@@ -157,6 +166,25 @@ def cmd_check(config_path: Path, out: TextIO) -> int:
     for warning in config_warnings(config):
         print(f"warning: {warning}", file=out)
     return EXIT_OK
+
+
+async def cmd_check_online(config: Config, out: TextIO) -> int:
+    """Ask every channel whether it can post, without posting. Exit 0 if all can, else 3."""
+    print("\nchannels, online:", file=out)
+    failures = 0
+    async with httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent}) as http:
+        for name, channel_config in config.channels.items():
+            channel = open_channel(channel_config, http=http)
+            try:
+                health = await channel.probe()
+            except ChannelError as exc:
+                failures += 1
+                print(f"  {name:<20} CANNOT POST: {exc}" + (f"\n  {'':<20} {exc.hint}" if exc.hint else ""), file=out)
+            else:
+                print(f"  {name:<20} ok: {health}", file=out)
+            finally:
+                await channel.aclose()
+    return EXIT_UNREACHABLE if failures else EXIT_OK
 
 
 def cmd_run(config_path: Path, *, once: bool) -> int:
@@ -265,6 +293,8 @@ def status_report(config: Config, store: Store) -> dict[str, Any]:
             "queue": len(pending),
             "retrying": sum(1 for d in pending if d.attempts),
             "failed": len(failed),
+            "held": sum(1 for d in pending if d.held),
+            "paused": store.channel_pause(name),
             "last_error": next((d.last_error for d in pending if d.last_error), None),
             "last_post": _iso(store.last_post(name)),
         })
@@ -294,11 +324,13 @@ def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
             f"{_when(_dt(feed['last_new_item']), config):<17} {feed['last_error'] or ''}",
             file=out,
         )
-    print(f"\n{'channel':<20} {'type':<9} {'queue':>5} {'failed':>6}  {'last post':<17} error", file=out)
+    print(f"\n{'channel':<20} {'type':<9} {'queue':>5} {'held':>5} {'failed':>6}  {'last post':<17} problem",
+          file=out)
     for channel in report["channels"]:
+        problem = f"PAUSED: {channel['paused']}" if channel["paused"] else channel["last_error"] or ""
         print(
-            f"{channel['name']:<20} {channel['type']:<9} {channel['queue']:>5} {channel['failed']:>6}  "
-            f"{_when(_dt(channel['last_post']), config):<17} {channel['last_error'] or ''}",
+            f"{channel['name']:<20} {channel['type']:<9} {channel['queue']:>5} {channel['held']:>5} "
+            f"{channel['failed']:>6}  {_when(_dt(channel['last_post']), config):<17} {problem}",
             file=out,
         )
     return EXIT_OK
