@@ -26,6 +26,7 @@ from bridge.fetch import Fetcher
 from bridge.logs import register_secrets
 from bridge.ops import OpsReporter
 from bridge.outbox import DrainResult, drain, pacing_for
+from bridge.parser_pool import ParserPool
 from bridge.poll import PollResult, poll_feed
 from bridge.store import Store
 
@@ -65,6 +66,7 @@ class Bridge:
             timeout=config.bridge.fetch_timeout.total_seconds(),
             max_bytes=config.bridge.max_feed_bytes,
         )
+        self.parser = ParserPool()
         self.http = httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent})
         self.channels: dict[str, Channel] = {}
         self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
@@ -87,6 +89,7 @@ class Bridge:
             await channel.aclose()
         await self.http.aclose()
         await self.fetcher.aclose()
+        await self.parser.aclose()
 
     # -- one cycle --------------------------------------------------------------------------
 
@@ -115,7 +118,8 @@ class Bridge:
     async def _poll(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
         async with self._poll_slots:
             result = await poll_feed(
-                feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force
+                feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force,
+                parser=self.parser,
             )
         for delivery in result.queued:
             if delivery.channel in self._wake:

@@ -20,6 +20,7 @@ from bridge.fetch import Fetcher, FetchError, Validators
 from bridge.identity import SeenLookup, delivery_id, is_seen
 from bridge.item import Alert, Item
 from bridge.parse import ParseError, parse_feed
+from bridge.parser_pool import ParserPool
 from bridge.store import Delivery, FeedState, Store
 
 log = structlog.get_logger("bridge.poll")
@@ -133,11 +134,13 @@ async def poll_feed(
     store: Store,
     now: Callable[[], datetime],
     force: bool = False,
+    parser: ParserPool | None = None,
 ) -> PollResult:
     """Poll `feed` once and commit the outcome to `store`.
 
     A feed that is backing off after failures is skipped unless `force`. Fetch and parse
-    problems are recorded in the feed's state and returned, never raised.
+    problems are recorded in the feed's state and returned, never raised. `parser` runs the
+    parse in a separate process under a deadline (the daemon); None parses in-process.
     """
     flog = log.bind(feed=feed.id)
     state = store.feed_state(feed.id)
@@ -159,7 +162,10 @@ async def poll_feed(
             result.not_modified = True
             flog.debug("feed not modified")
             return result
-        parsed = parse_feed(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
+        if parser is not None:
+            parsed = await parser.parse(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
+        else:
+            parsed = parse_feed(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
     except (FetchError, ParseError) as exc:
         return _record_failure(feed, state, store, started, exc, flog)
 
