@@ -5,7 +5,7 @@ Layout (schema version in `outbox.json`, table `meta`):
     lock                 flock()ed by the running daemon; a second instance exits
     feeds/<feed_id>.json one shard per feed: poll state and the identity keys seen from it
     outbox.json          deliveries not yet sent (pending) or given up (failed), channel pacing
-    history.json         every post made: where, when, the remote message id
+    history.jsonl        every post made: where, when, the remote message id (append-only)
 
 A poll writes its feed's shard only, so the cost of a write does not grow with the number of
 feeds. Every write goes through `AtomicJSONStorage`: temp file, fsync, rename, fsync of the
@@ -63,7 +63,12 @@ def write_atomically(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename or a new file in `directory` durable."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(dir_fd)
     finally:
@@ -274,6 +279,63 @@ class Post:
         )
 
 
+class PostLog:
+    """The audit log of posts: an append-only JSON Lines file.
+
+    Appending costs the same whatever the log's length (a TinyDB file would be rewritten whole
+    at every post). Each append is fsynced; a line torn by a crash is cut off before the next
+    append, and a reader skips it: its delivery is still in the outbox, in flight, and is
+    reconciled with the channel before anything is sent again.
+    """
+
+    def __init__(self, path: Path, *, read_only: bool) -> None:
+        self.path = path
+        self.read_only = read_only
+        self._checked_tail = read_only
+
+    def read(self) -> list[Post]:
+        """Every complete record, in file order."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        posts = []
+        for line in raw.splitlines():
+            try:
+                posts.append(Post.from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line; see the class docstring
+        return posts
+
+    def append(self, posts: list[Post]) -> None:
+        """Add `posts` durably (write, fsync) before returning."""
+        if self.read_only:
+            raise StateError(f"{self.path} is open read-only")
+        if not self._checked_tail:
+            self._cut_torn_tail()
+        data = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in posts).encode()
+        created = not self.path.exists()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if created:
+            _fsync_dir(self.path.parent)
+
+    def _cut_torn_tail(self) -> None:
+        self._checked_tail = True
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        if raw and not raw.endswith(b"\n"):
+            with open(self.path, "r+b") as file:
+                file.truncate(raw.rfind(b"\n") + 1)
+                os.fsync(file.fileno())
+
+
 @dataclass(slots=True)
 class _Shard:
     db: TinyDB
@@ -293,7 +355,7 @@ class Store:
         # channel -> key -> {feed_id: last seen epoch}: the cross-feed view of every shard
         self._index: dict[str, dict[str, dict[str, int]]] = {}
         self._outbox: TinyDB | None = None
-        self._history: TinyDB | None = None
+        self._history = PostLog(state_dir / "history.jsonl", read_only=True)
         self._deliveries: dict[str, Delivery] = {}
         self._last_post: dict[str, datetime] = {}
         self._posted_ids: set[str] = set()
@@ -373,20 +435,16 @@ class Store:
                     self._last_post[doc["channel"]] = datetime.fromisoformat(doc["last_post"])
                 if doc.get("paused"):
                     self._paused[doc["channel"]] = doc["paused"]
-        history_path = self.state_dir / "history.json"
-        if not (self.read_only and not history_path.exists()):
-            self._history = _open_db(history_path, read_only=self.read_only)
-            docs = self._history.table("posts").all()
-            posted = {doc["delivery_id"] for doc in docs}
-            self._posted_ids = posted
-            for doc in docs:
-                self._posted_at.setdefault(doc["channel"], []).append(datetime.fromisoformat(doc["posted_at"]))
-            # A crash between "added to history" and "removed from outbox": finish the move.
-            stale = [d for d in self._deliveries if d in posted]
-            if stale and not self.read_only:
-                for delivery_id in stale:
-                    del self._deliveries[delivery_id]
-                self._write_outbox()
+        self._history = PostLog(self.state_dir / "history.jsonl", read_only=self.read_only)
+        for post in self._history.read():
+            self._posted_ids.add(post.delivery_id)
+            self._posted_at.setdefault(post.channel, []).append(post.posted_at)
+        # A crash between "added to history" and "removed from outbox": finish the move.
+        stale = [d for d in self._deliveries if d in self._posted_ids]
+        if stale and not self.read_only:
+            for delivery_id in stale:
+                del self._deliveries[delivery_id]
+            self._write_outbox()
         feeds_dir = self.state_dir / "feeds"
         if feeds_dir.is_dir():
             for path in sorted(feeds_dir.glob("*.json")):
@@ -409,10 +467,9 @@ class Store:
         for shard in self._shards.values():
             shard.db.close()
         self._shards.clear()
-        for db in (self._outbox, self._history):
-            if db is not None:
-                db.close()
-        self._outbox = self._history = None
+        if self._outbox is not None:
+            self._outbox.close()
+        self._outbox = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -541,9 +598,7 @@ class Store:
             remote_id=remote_id,
             verified=verified,
         ) for delivery in deliveries]
-        assert self._history is not None
-        self._history.table("posts").insert_multiple(post.to_dict() for post in posts)
-        self._flush(self._history)
+        self._history.append(posts)
         for delivery in deliveries:
             self._posted_ids.add(delivery.id)
             self._posted_at.setdefault(delivery.channel, []).append(at)
@@ -589,10 +644,7 @@ class Store:
 
     def posts(self, since: datetime | None = None) -> Iterator[Post]:
         """Every post recorded, oldest first, optionally only those at or after `since`."""
-        if self._history is None:
-            return iter(())
-        posts = (Post.from_dict(doc) for doc in self._history.table("posts").all())
-        chosen = [p for p in posts if since is None or p.posted_at >= since]
+        chosen = [p for p in self._history.read() if since is None or p.posted_at >= since]
         return iter(sorted(chosen, key=lambda p: p.posted_at))
 
 

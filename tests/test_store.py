@@ -163,3 +163,19 @@ def test_kill_9_during_writes_leaves_readable_state_and_no_lock(tmp_path: Path) 
         assert etag is not None and etag.isdigit()
         assert store.seen_count("notizie") % 1000 == 0 and store.seen_count("notizie") > 0
         store.close()
+
+
+def test_a_history_line_torn_by_a_crash_is_skipped_and_cut_before_the_next_post(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1), delivery(2)])
+    store.record_post(store.deliveries()[0], "wamid-1", NOW)
+    store.close()
+    with open(tmp_path / "history.jsonl", "ab") as log:
+        log.write(b'{"delivery_id": "d2", "chan')  # killed mid-append
+    reopened = Store.open(tmp_path)
+    assert [p.delivery_id for p in reopened.posts()] == ["d1"]
+    assert [d.id for d in reopened.deliveries()] == ["d2"]  # still queued: reconciled before any resend
+    reopened.record_post(reopened.deliveries()[0], "wamid-2", NOW)
+    reopened.close()
+    lines = (tmp_path / "history.jsonl").read_text().splitlines()
+    assert [json.loads(line)["delivery_id"] for line in lines] == ["d1", "d2"]
