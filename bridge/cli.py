@@ -270,10 +270,14 @@ def _when(moment: datetime | None, config: Config) -> str:
 def status_report(config: Config, store: Store) -> dict[str, Any]:
     """Per feed and per channel state, as `status --json` prints it."""
     feeds = []
+    moment = utcnow()
     for feed in config.feeds:
         state = store.feed_state(feed.id)
+        health = state.health(moment)
         feeds.append({
             "id": feed.id,
+            "health": health.status,
+            "health_detail": health.detail,
             "last_poll": _iso(state.last_poll),
             "last_success": _iso(state.last_success),
             "consecutive_failures": state.failures,
@@ -316,12 +320,13 @@ def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
         json.dump(report, out, indent=2, ensure_ascii=False)
         out.write("\n")
         return EXIT_OK
-    print(f"{'feed':<20} {'last poll':<17} {'last success':<17} {'fails':>5}  {'last new item':<17} error", file=out)
+    print(f"{'feed':<20} {'health':<8} {'last poll':<17} {'last success':<17} {'fails':>5}  "
+          f"{'last new item':<17} problem", file=out)
     for feed in report["feeds"]:
         print(
-            f"{feed['id']:<20} {_when(_dt(feed['last_poll']), config):<17} "
+            f"{feed['id']:<20} {feed['health']:<8} {_when(_dt(feed['last_poll']), config):<17} "
             f"{_when(_dt(feed['last_success']), config):<17} {feed['consecutive_failures']:>5}  "
-            f"{_when(_dt(feed['last_new_item']), config):<17} {feed['last_error'] or ''}",
+            f"{_when(_dt(feed['last_new_item']), config):<17} {feed['health_detail'] or feed['last_error'] or ''}",
             file=out,
         )
     print(f"\n{'channel':<20} {'type':<9} {'queue':>5} {'held':>5} {'failed':>6}  {'last post':<17} problem",

@@ -36,7 +36,6 @@ MAX_CONCURRENT_POLLS = 8
 STOP_GRACE = 10.0  # seconds in-flight polls and sends get to finish on SIGTERM
 MAX_JITTER = timedelta(minutes=1)
 PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
-FEED_FAILING_ALERT = timedelta(hours=1)  # a feed failing this long raises an ops alert
 
 
 def utcnow() -> datetime:
@@ -77,6 +76,8 @@ class Bridge:
         self._scheduler: AsyncIOScheduler | None = None
         self.ops = OpsReporter(None, min_interval=config.ops.min_interval, now=now)
         self._last_probe: dict[str, datetime] = {}
+        self._status = ""
+        self._reload_rejected: str | None = None
 
     def _open_channels(self) -> None:
         self.channels = {name: open_channel(cfg, http=self.http) for name, cfg in self.config.channels.items()}
@@ -124,14 +125,39 @@ class Bridge:
         for delivery in result.queued:
             if delivery.channel in self._wake:
                 self._wake[delivery.channel].set()
-        state = self.store.feed_state(feed.id)
-        if state.failing_since is not None and self.now() - state.failing_since >= FEED_FAILING_ALERT:
-            await self.ops.report(
-                f"feed {feed.id} failing", f"the feed has been failing since {state.failing_since:%Y-%m-%d %H:%M} UTC: "
-                f"{state.last_error}", hint="check the feed URL and the comune's web site")
-        elif state.failures == 0:
+        health = self.store.feed_state(feed.id).health(self.now())
+        if health.status in ("failing", "stale"):
+            await self.ops.report(f"feed {feed.id} {health.status}", health.detail,
+                                  hint="check the feed URL in config.toml and the comune's web site")
+        else:
             self.ops.clear(f"feed {feed.id} failing")
+            self.ops.clear(f"feed {feed.id} stale")
+        self._update_status()
         return result
+
+    def status_line(self) -> str:
+        """One line for `systemctl status`: "12 feeds, 0 failing, 1 stale, queue 0, last post 10:32"."""
+        moment = self.now()
+        health = [self.store.feed_state(feed.id).health(moment).status for feed in self.config.feeds]
+        queue = len(self.store.deliveries())
+        last = max((at for name in self.channels if (at := self.store.last_post(name))), default=None)
+        parts = [f"{len(self.config.feeds)} feeds", f"{health.count('failing')} failing"]
+        if health.count("stale"):
+            parts.append(f"{health.count('stale')} stale")
+        parts.append(f"queue {queue}")
+        paused = [name for name in self.channels if self.store.channel_pause(name)]
+        if paused:
+            parts.append(f"paused: {', '.join(paused)}")
+        tz = self.config.bridge.timezone
+        parts.append(f"last post {last.astimezone(tz):%H:%M}" if last else "no post yet")
+        line = ", ".join(parts)
+        return f"{line}; {self._reload_rejected}" if self._reload_rejected else line
+
+    def _update_status(self) -> None:
+        line = self.status_line()
+        if line != self._status:
+            self._status = line
+            systemd.notify(f"STATUS={line}")
 
     async def _drain(self, name: str, *, once: bool = False) -> DrainResult:
         return await drain(
@@ -166,7 +192,7 @@ class Bridge:
         self._start_workers()
         watchdog = asyncio.ensure_future(self._watchdog())
         systemd.notify("READY=1")
-        systemd.notify(f"STATUS={len(self.config.feeds)} feeds, {len(self.channels)} channels")
+        self._update_status()
         log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
         try:
             await self._stopping.wait()
@@ -234,6 +260,7 @@ class Bridge:
             if self._stopping.is_set() or name not in self.channels:
                 return
             await self._report(name, result)
+            self._update_status()
             timeout = None
             if result.down is not None:
                 timeout = PROBE_INTERVAL.total_seconds()
@@ -289,7 +316,9 @@ class Bridge:
             config = load_config(self.config.path)
         except ConfigError as exc:
             log.error("reload rejected; still running the previous config", errors=exc.errors)
-            systemd.notify("READY=1\nSTATUS=reload rejected: config.toml has errors, see the journal")
+            self._reload_rejected = f"reload rejected: {len(exc.errors)} error(s) in config.toml, see the journal"
+            systemd.notify("READY=1")
+            self._update_status()
             await self.ops.report("reload rejected", "; ".join(exc.errors),
                                   hint="correct config.toml (channel-bridge check), then reload again")
             return
@@ -318,7 +347,9 @@ class Bridge:
         self._schedule_feeds(old_feeds)
         for event in self._wake.values():
             event.set()
-        systemd.notify(f"READY=1\nSTATUS={len(config.feeds)} feeds, {len(self.channels)} channels")
+        self._reload_rejected = None
+        systemd.notify("READY=1")
+        self._update_status()
         log.info("config reloaded", feeds=len(config.feeds), channels=list(self.channels))
 
     async def _shutdown(self) -> None:

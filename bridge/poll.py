@@ -17,6 +17,7 @@ import structlog
 from bridge import summary
 from bridge.config import AlertSettings, Config, FeedConfig
 from bridge.fetch import Fetcher, FetchError, Validators
+from bridge.health import rhythm
 from bridge.identity import SeenLookup, delivery_id, is_seen
 from bridge.item import Alert, Item
 from bridge.parse import ParseError, parse_feed
@@ -189,8 +190,12 @@ async def poll_feed(
         deliveries.extend(_deliveries(feed, channel, selection.post, items, config, started))
         seen[channel] = {key for item in selection.seen for key in item.keys}
     queued = store.add_deliveries(deliveries)
+    dates = [min(item.published, started) for item in items if item.published is not None]
+    gap = rhythm(dates)
     state = replace(
         state,
+        newest_item=max(dates, default=state.newest_item),
+        usual_gap=gap.total_seconds() if gap is not None else state.usual_gap,
         etag=fetched.validators.etag,
         last_modified=fetched.validators.last_modified,
         primed=tuple(sorted(set(state.primed) | set(feed.channels))),

@@ -25,7 +25,7 @@ import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
+from bridge.health import FeedHealth, judge
 from bridge.item import Alert
 
 SCHEMA_VERSION = 1
@@ -147,6 +148,8 @@ class FeedState:
     failing_since: datetime | None = None
     last_error: str | None = None
     retry_at: datetime | None = None
+    newest_item: datetime | None = None  # publication date of the newest item the feed lists
+    usual_gap: float | None = None  # seconds between its items, usually (see bridge.health)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -161,7 +164,20 @@ class FeedState:
             "failing_since": _iso(self.failing_since),
             "last_error": self.last_error,
             "retry_at": _iso(self.retry_at),
+            "newest_item": _iso(self.newest_item),
+            "usual_gap": self.usual_gap,
         }
+
+    def health(self, now: datetime) -> FeedHealth:
+        """Ok, failing, stale or new: see `bridge.health`."""
+        return judge(
+            now=now,
+            last_poll=self.last_poll,
+            failing_since=self.failing_since,
+            last_error=self.last_error,
+            newest_item=self.newest_item,
+            usual_gap=timedelta(seconds=self.usual_gap) if self.usual_gap is not None else None,
+        )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeedState:
@@ -177,6 +193,8 @@ class FeedState:
             failing_since=_from_iso(data.get("failing_since")),
             last_error=data.get("last_error"),
             retry_at=_from_iso(data.get("retry_at")),
+            newest_item=_from_iso(data.get("newest_item")),
+            usual_gap=data.get("usual_gap"),
         )
 
 
