@@ -16,37 +16,54 @@ from bridge.channels.base import (
     TransientError,
 )
 from bridge.channels.console import ConsoleChannel
+from bridge.channels.mastodon import MastodonChannel
+from bridge.channels.telegram import TelegramChannel
 from bridge.channels.waha import WahaChannel
+from bridge.channels.webhook import WebhookChannel
+from bridge.channels.whapi import WhapiChannel
 from bridge.config import ChannelConfig
+from bridge.images import ImageLoader
 
 __all__ = [
+    "CHANNEL_TYPES",
     "Channel",
     "ChannelDownError",
     "ChannelError",
     "ConsoleChannel",
+    "MastodonChannel",
     "MessageRejected",
     "Posted",
+    "TelegramChannel",
     "TransientError",
     "WahaChannel",
+    "WebhookChannel",
+    "WhapiChannel",
     "open_channel",
 ]
 
-# Types the configuration format knows but this version does not build yet; the config
-# loader rejects them up front, so reaching them here is a programming error.
-_NOT_YET_AVAILABLE = ("whapi", "telegram", "mastodon", "webhook")
+#: Every type `open_channel` builds.
+CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console")
 
 
-def open_channel(config: ChannelConfig, *, http: httpx.AsyncClient) -> Channel:
-    """Return the channel for `config.type`, using the caller's shared `http` client.
+def open_channel(
+    config: ChannelConfig, *, http: httpx.AsyncClient, images: ImageLoader | None = None
+) -> Channel:
+    """Return the channel for `config.type`, using the caller's shared `http` client and,
+    for channels with `images = true`, the shared image loader `images` (None: text only).
 
-    Raise `NotImplementedError` for a known type not available in this version, and
-    `ValueError` for an unknown type.
+    Raise `ValueError` for an unknown type or a config missing what its type needs.
     """
     kind = config.type
     if kind == "waha":
-        return WahaChannel(config, http=http)
+        return WahaChannel(config, http=http, images=images)
+    if kind == "whapi":
+        return WhapiChannel(config, http=http, images=images)
+    if kind == "telegram":
+        return TelegramChannel(config, http=http, images=images)
+    if kind == "mastodon":
+        return MastodonChannel(config, http=http, images=images)
+    if kind == "webhook":
+        return WebhookChannel(config, http=http)
     if kind == "console":
         return ConsoleChannel(config)
-    if kind in _NOT_YET_AVAILABLE:
-        raise NotImplementedError(f"channel type {kind!r} is not available in this version")
     raise ValueError(f"channel {config.name!r}: unknown channel type {kind!r}")

@@ -18,12 +18,21 @@ class ConsoleChannel:
     replaced `sys.stdout` (pytest's capture, a reopened stream) is honoured.
     """
 
+    guarantee = "at-least-once"
+
     def __init__(self, config: ChannelConfig, *, out: TextIO | None = None) -> None:
         self.name = config.name
         self._out = out
 
-    async def send(self, alert: Alert, *, delivery_id: str) -> Posted:
-        """Print the alert and flush; return `Posted(remote_id=None)`.
+    async def prepare(self, delivery_id: str) -> str | None:
+        """Return None: a console needs no token."""
+        return None
+
+    async def send(
+        self, alert: Alert, *, delivery_id: str, token: str | None = None, plain: bool = False
+    ) -> Posted:
+        """Print the alert and flush; return `Posted(remote_id=None)`. The console form is
+        plain text already, so `plain` changes nothing.
 
         Raise `ChannelDownError` when the stream cannot be written (closed pipe, full disk):
         every later alert would fail the same way.
@@ -39,6 +48,14 @@ class ConsoleChannel:
                 hint="standard output is closed or not writable",
             ) from exc
         return Posted(remote_id=None)
+
+    async def recover(self, alert: Alert, *, delivery_id: str, token: str | None) -> Posted | None:
+        """Return None: a terminal cannot be read back; printing again is harmless."""
+        return None
+
+    async def probe(self) -> str:
+        """Return "console": standard output needs no check."""
+        return "console"
 
     async def aclose(self) -> None:
         """Do nothing: the stream belongs to the caller."""

@@ -10,19 +10,30 @@ error's class alone:
 - 401 / 403 (api key) and 404 (unknown session or chat) -> `ChannelDownError`;
 - 400 and the other 4xx -> `MessageRejected`.
 
+Exactly once, by reconciliation: `prepare` asks WAHA for a message id
+(`GET /api/{session}/new-message-id`) that the outbox stores before sending, and `send` posts
+with it as `"id"`; after a crash, `recover` reads the chat back and looks for that id, else for
+the exact text. A 201 does not prove the post appeared (known WAHA bugs), so `send` reads the
+chat back within `verify_window` seconds; a post that never shows up is sent once more, and
+if the second one does not show up either, `send` returns `Posted(verified=False)` for the
+outbox to report. It never loops.
+
 Error messages are one line for a human and never contain the api key: the key travels only
 in the `X-Api-Key` header, and any text the server echoes back is scrubbed of it.
 """
 
 from __future__ import annotations
 
-import email.utils
-import re
-from datetime import UTC, datetime
+import asyncio
+import base64
+import hashlib
+import time
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+import structlog
 
 from bridge import render
 from bridge.channels.base import (
@@ -32,12 +43,20 @@ from bridge.channels.base import (
     Posted,
     TransientError,
 )
+from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_text
 from bridge.config import ChannelConfig
+from bridge.images import ImageLoader
 from bridge.item import Alert
 
-# How much of the server's own error text goes into a message: enough to recognise the
-# problem, short enough to stay on one log line.
-_DETAIL_CHARS = 160
+log = structlog.get_logger("bridge.channels.waha")
+
+# WhatsApp's own limits, in characters.
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+# How many of the chat's newest messages a read-back looks at: after a send (the post is among
+# the newest unless the channel is very busy) and after a crash (more may have followed).
+VERIFY_READBACK = 20
+RECOVER_READBACK = 50
 
 # What an operator can do about each session status WAHA reports instead of WORKING.
 _STATUS_HINTS = {
@@ -51,124 +70,245 @@ _STATUS_HINTS = {
 
 
 class WahaChannel:
-    """Posts alerts as text messages to one WhatsApp chat (a Channel `...@newsletter`) via WAHA.
+    """Posts alerts to one WhatsApp chat (a Channel `...@newsletter`) via WAHA.
 
     Given a `ChannelConfig` of type "waha" (with `url` and `chat_id`, as the config loader
-    guarantees) and an `httpx.AsyncClient` owned by the caller, `send` posts one alert and
-    `probe` asks for the session status. Raise `ValueError` at construction if `url` or
-    `chat_id` is missing.
+    guarantees) and an `httpx.AsyncClient` owned by the caller. With `images` and
+    `config.images`, an alert with an `image_url` is posted as an image with the alert as
+    caption. `verify_window` is how long, in seconds, `send` looks for its post in the chat
+    (0: it does not look, and `Posted.verified` is None). Raise `ValueError` at construction
+    if `url` or `chat_id` is missing.
     """
 
-    def __init__(self, config: ChannelConfig, *, http: httpx.AsyncClient) -> None:
+    guarantee = "exactly-once"
+
+    def __init__(
+        self,
+        config: ChannelConfig,
+        *,
+        http: httpx.AsyncClient,
+        images: ImageLoader | None = None,
+        verify_window: float = 5.0,
+    ) -> None:
         if not config.url:
             raise ValueError(f"channel {config.name!r} (type waha) needs url")
         if not config.chat_id:
             raise ValueError(f"channel {config.name!r} (type waha) needs chat_id")
         self.name = config.name
         self._config = config
-        self._http = http
-        self._base_url = config.url.rstrip("/")
         self._chat_id = config.chat_id
-        self._timeout_seconds = config.timeout.total_seconds()
-        self._api_key = config.api_key.value if config.api_key else ""
-        self._headers = {"X-Api-Key": self._api_key} if self._api_key else {}
+        self._session = config.session
+        self._images = images if config.images else None
+        self._verify_window = verify_window
+        self._text_limit = min(TEXT_LIMIT, config.max_length or TEXT_LIMIT)
+        api_key = config.api_key.value if config.api_key else ""
+        self._endpoint = Endpoint(
+            channel=config.name,
+            platform="WAHA",
+            http=http,
+            base_url=config.url,
+            timeout=config.timeout.total_seconds(),
+            headers={"X-Api-Key": api_key} if api_key else {},
+            secrets=[api_key],
+        )
+        session = quote(self._session, safe="")
+        self._messages_path = f"/api/{session}/chats/{quote(self._chat_id, safe='@')}/messages"
 
-    async def send(self, alert: Alert, *, delivery_id: str) -> Posted:
-        """Post `alert` as `render.whatsapp(alert)` with a link preview; return its message id.
+    # -- the protocol ------------------------------------------------------------------------
 
-        Return `Posted(remote_id)` on a 2xx answer; `remote_id` is the id WAHA gave the
-        message (NOWEB `key.id`, WEBJS `id._serialized`, or a plain `id`), or None when the
-        body does not say: the post went all the same. Raise `TransientError`,
-        `ChannelDownError` or `MessageRejected` as the module docstring lists.
+    async def prepare(self, delivery_id: str) -> str | None:
+        """Return a message id pre-generated by WAHA, to store before sending, or None when
+        this WAHA cannot pre-generate ids (an older version without the route).
 
-        `delivery_id` is not sent: WAHA has no idempotency key, so a send that was in flight
-        during a crash is reconciled by reading the chat back, not by this call.
+        Raise `TransientError`, `ChannelDownError` as `send` does.
         """
-        payload = {
-            "session": self._config.session,
-            "chatId": self._chat_id,
-            "text": render.whatsapp(alert),
-            "linkPreview": True,
-        }
-        response = await self._request("POST", "/api/sendText", "sending", json_body=payload)
-        return Posted(remote_id=_message_id(response))
+        path = f"/api/{quote(self._session, safe='')}/new-message-id"
+        response = await self._endpoint.call("GET", path, "asking for a message id")
+        body = json_or_none(response)
+        if response.status_code == 404 and _route_missing(body):
+            log.warning("WAHA cannot pre-generate message ids; recovery will match by text",
+                        channel=self.name)
+            return None
+        if not response.is_success:
+            raise self._error_for(response, "asking for a message id")
+        ident = body.get("id") if isinstance(body, dict) else None
+        return ident if isinstance(ident, str) and ident else None
+
+    async def send(
+        self, alert: Alert, *, delivery_id: str, token: str | None = None, plain: bool = False
+    ) -> Posted:
+        """Post `alert` and confirm it by reading the chat back.
+
+        The text is `render.whatsapp(alert)` (`render.plain` when `plain`), cut to fit 4096
+        characters (or the channel's `max_length`), with a link preview; `token` (from
+        `prepare`) is sent as the message id. An image, when enabled and downloadable, goes
+        with `sendImage` and the text as caption (when it fits 1024 characters); any image
+        problem (download refused, WAHA rejecting it) falls back to the text post.
+
+        Return `Posted(remote_id, verified)`: `remote_id` is the id WAHA gave (NOWEB `key.id`,
+        WEBJS `id._serialized`, or a plain `id`), or None when the body does not say;
+        `verified` is True when the read-back shows the post, False when neither it nor the
+        one resend became visible, None when the read-back could not be done. Raise
+        `TransientError`, `ChannelDownError` or `MessageRejected` as the module docstring
+        lists; a timeout may mean the post went, so the outbox must `recover` before resending.
+        """
+        text = self._text(alert, plain)
+        remote_id, sent_id = await self._post(alert, text, token, plain)
+        if self._verify_window <= 0:
+            return Posted(remote_id)
+        seen = await self._verify(text, {remote_id, sent_id})
+        if seen is not False:
+            return Posted(remote_id, verified=seen)
+        log.warning("WAHA accepted the post but it is not in the chat; sending it once more",
+                    channel=self.name, delivery=delivery_id, remote_id=remote_id)
+        try:
+            second_token = await self.prepare(delivery_id)
+            second_id, second_sent = await self._post(alert, text, second_token, plain)
+        except ChannelError as exc:
+            # The first post was accepted: report it unverified rather than send a third.
+            log.warning("resend of an invisible post failed", channel=self.name,
+                        delivery=delivery_id, error=str(exc))
+            return Posted(remote_id, verified=False)
+        seen = await self._verify(text, {remote_id, sent_id, second_id, second_sent})
+        return Posted(second_id, verified=seen)
+
+    async def recover(self, alert: Alert, *, delivery_id: str, token: str | None) -> Posted | None:
+        """Return `Posted(id, verified=True)` when the chat's recent messages hold the post
+        of a delivery that was in flight during a crash (by `token`, the pre-generated id,
+        else by the exact text of any form `send` could have posted), None when they do not.
+
+        Raise `TransientError` when WAHA cannot be reached, `ChannelDownError` when it refuses.
+        """
+        messages = await self._readback(RECOVER_READBACK, "reading the chat back")
+        found, ident = _find(messages, {token}, {self._text(alert, False), self._text(alert, True)})
+        return Posted(ident, verified=True) if found else None
 
     async def probe(self) -> str:
-        """Return the WAHA status of the configured session ("WORKING", "STARTING", ...).
+        """Return "WORKING" when the configured session can post. Posts nothing.
 
-        Posts nothing. Raise the same error classes as `send` when WAHA cannot be reached
-        or refuses (401/403 key, 404 unknown session), and `ChannelDownError` when the
-        answer is not a WAHA session description (`url` points at something else).
+        Raise `ChannelDownError` with what to do when the session is in any other state
+        (STARTING, SCAN_QR_CODE, FAILED...), when the key is refused or the session unknown,
+        or when the answer is not a WAHA session description (`url` points at something
+        else); `TransientError` when WAHA cannot be reached.
         """
-        path = f"/api/sessions/{quote(self._config.session, safe='')}"
-        response = await self._request("GET", path, "asking the session status")
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = None
+        path = f"/api/sessions/{quote(self._session, safe='')}"
+        response = await self._endpoint.call("GET", path, "asking the session status")
+        if not response.is_success:
+            raise self._error_for(response, "asking the session status")
+        body = json_or_none(response)
         status = body.get("status") if isinstance(body, dict) else None
         if not isinstance(status, str) or not status:
             raise ChannelDownError(
-                f"{self.name}: {self._base_url}{path} did not describe a WAHA session",
+                f"{self.name}: {self._endpoint.display_url}{path} did not describe a WAHA session",
                 hint=f"check url of [channels.{self.name}]: it must be WAHA's base address",
+            )
+        if status != "WORKING":
+            hint = _STATUS_HINTS.get(status, "check the session in the WAHA dashboard")
+            raise ChannelDownError(
+                f"{self.name}: WAHA session {self._session!r} is {status}, not WORKING",
+                hint=hint.replace("{session}", self._session),
             )
         return status
 
     async def aclose(self) -> None:
-        """Do nothing: the http client is shared and closed by its owner."""
+        """Do nothing: the http client and the image loader are shared and closed by their owner."""
 
-    async def _request(
-        self, method: str, path: str, doing: str, *, json_body: dict[str, Any] | None = None
-    ) -> httpx.Response:
-        """Send one request to WAHA; return the 2xx response or raise a `ChannelError`."""
-        url = self._base_url + path
-        try:
-            response = await self._http.request(
-                method,
-                url,
-                json=json_body,
-                headers=self._headers,
-                timeout=self._timeout_seconds,
-                # A redirect means `url` is not WAHA's own address, and httpx would turn a
-                # redirected POST into a GET: report it instead of following it.
-                follow_redirects=False,
-            )
-        except httpx.TimeoutException as exc:
-            raise TransientError(
-                f"{self.name}: WAHA did not answer within {self._timeout_seconds:g} s "
-                f"while {doing} ({type(exc).__name__})",
-                hint="the post may have gone through; check that WAHA is not overloaded",
-            ) from exc
-        except httpx.UnsupportedProtocol as exc:
-            raise ChannelDownError(
-                f"{self.name}: cannot use url {self._base_url!r}: {self._one_line(str(exc))}",
-                hint=f"check url of [channels.{self.name}]: it must start with http(s)://",
-            ) from exc
-        except httpx.TransportError as exc:
-            # Refused, reset, DNS failure, broken protocol: all can heal by themselves.
-            reason = self._one_line(str(exc)) or type(exc).__name__
-            raise TransientError(
-                f"{self.name}: cannot reach WAHA at {self._base_url} while {doing}: {reason}",
-                hint="check that the WAHA service is running and listening on url",
-            ) from exc
-        except httpx.InvalidURL as exc:
-            raise ChannelDownError(
-                f"{self.name}: invalid url {self._base_url!r}: {self._one_line(str(exc))}",
-                hint=f"check url of [channels.{self.name}]",
-            ) from exc
+    # -- sending -----------------------------------------------------------------------------
+
+    def _text(self, alert: Alert, plain: bool) -> str:
+        """The exact text `send` posts for `alert` (also what `recover` looks for)."""
+        form = render.plain if plain else render.whatsapp
+        return form(render.fit(alert, self._text_limit, lambda a: len(form(a))))
+
+    async def _post(
+        self, alert: Alert, text: str, token: str | None, plain: bool
+    ) -> tuple[str | None, str | None]:
+        """Send once, as an image when possible; return (WAHA's id, the id we asked for)."""
+        if not plain and self._images is not None and alert.image_url:
+            if len(text) > CAPTION_LIMIT:
+                log.info("alert too long for a caption; posting text only", channel=self.name,
+                         length=len(text))
+            else:
+                image = await self._images.load(alert.image_url)
+                if image is not None:
+                    # WAHA's MessageImageRequest has no `id` field (only sendText takes a
+                    # pre-generated id): an image post is recovered by its caption.
+                    payload: dict[str, Any] = {
+                        "session": self._session,
+                        "chatId": self._chat_id,
+                        "file": {
+                            "mimetype": image.mimetype,
+                            "filename": image.filename,
+                            "data": base64.b64encode(image.data).decode("ascii"),
+                        },
+                        "caption": text,
+                    }
+                    try:
+                        response = await self._request("POST", "/api/sendImage", "sending an image",
+                                                       payload)
+                        return _message_id(response), None
+                    except MessageRejected as exc:
+                        log.warning("WAHA refused the image; posting text only", channel=self.name,
+                                    error=str(exc))
+        payload = {"session": self._session, "chatId": self._chat_id, "text": text, "linkPreview": True}
+        if token:
+            payload["id"] = token
+        response = await self._request("POST", "/api/sendText", "sending", payload)
+        return _message_id(response), token
+
+    async def _request(self, method: str, path: str, doing: str, payload: dict[str, Any]) -> httpx.Response:
+        response = await self._endpoint.call(method, path, doing, json_body=payload)
         if not response.is_success:
             raise self._error_for(response, doing)
         return response
 
+    # -- reading back ------------------------------------------------------------------------
+
+    async def _verify(self, text: str, ids: set[str | None]) -> bool | None:
+        """Look for the post in the chat for up to `verify_window` seconds.
+
+        Return True when seen, False when not, None when the read-back failed (the post was
+        accepted all the same: it is not resent on a guess).
+        """
+        deadline = time.monotonic() + self._verify_window
+        interval = min(1.0, self._verify_window / 4)
+        while True:
+            try:
+                messages = await self._readback(VERIFY_READBACK, "checking the post")
+            except ChannelError as exc:
+                log.warning("cannot read the chat back to check a post", channel=self.name,
+                            error=str(exc))
+                return None
+            if _find(messages, ids, {text})[0]:
+                return True
+            if time.monotonic() + interval > deadline:
+                return False
+            await asyncio.sleep(interval)
+
+    async def _readback(self, limit: int, doing: str) -> list[dict[str, Any]]:
+        """Return the chat's newest messages (newest first), or raise a `ChannelError`."""
+        response = await self._endpoint.call(
+            "GET", self._messages_path, doing,
+            params={"limit": limit, "downloadMedia": "false", "sortOrder": "desc"},
+        )
+        if not response.is_success:
+            raise self._error_for(response, doing)
+        body = json_or_none(response)
+        if not isinstance(body, list):
+            raise TransientError(
+                f"{self.name}: WAHA's read-back of {self._chat_id} is not a list of messages",
+                hint="check that url is WAHA's base address and its version supports read-back",
+            )
+        return [message for message in body if isinstance(message, dict)]
+
+    # -- errors ------------------------------------------------------------------------------
+
     def _error_for(self, response: httpx.Response, doing: str) -> ChannelError:
         """Classify a non-2xx answer into the error the outbox acts on."""
         code = response.status_code
-        body = _json_or_none(response)
-        detail = self._one_line(_server_detail(body, response))
-        message = f"{self.name}: WAHA answered {code} while {doing}"
-        if detail:
-            message = f"{message}: {detail}"
-        session = self._config.session
+        body = json_or_none(response)
+        message = self._endpoint.answered(response, doing, _server_detail(body, response))
+        session = self._session
 
         if code == 422:
             status = body.get("status") if isinstance(body, dict) else None
@@ -176,13 +316,13 @@ class WahaChannel:
                 hint = _STATUS_HINTS.get(status, "check the session in the WAHA dashboard")
                 return TransientError(
                     f"{self.name}: WAHA session {session!r} is {status}, not WORKING",
-                    retry_after=_retry_after(response),
+                    retry_after=retry_after(response),
                     hint=hint.replace("{session}", session),
                 )
         if code in (408, 429) or code >= 500:
             return TransientError(
                 message,
-                retry_after=_retry_after(response),
+                retry_after=retry_after(response),
                 hint="WAHA or WhatsApp is busy or failing; the alert stays queued",
             )
         if code in (401, 403):
@@ -215,22 +355,10 @@ class WahaChannel:
             message, hint=f"check url of [channels.{self.name}]: it must be WAHA's base address"
         )
 
-    def _one_line(self, text: str) -> str:
-        """Collapse `text` to one short line with the api key scrubbed out."""
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
-        text = " ".join(text.split())
-        if len(text) > _DETAIL_CHARS:
-            text = text[: _DETAIL_CHARS - 1] + "…"
-        return text
 
-
-def _json_or_none(response: httpx.Response) -> Any:
-    """Return the decoded JSON body, or None when there is none or it is not JSON."""
-    try:
-        return response.json()
-    except ValueError:  # also covers UnicodeDecodeError
-        return None
+def _route_missing(body: Any) -> bool:
+    """True for NestJS's "Cannot GET /path" 404: the route does not exist in this version."""
+    return isinstance(body, dict) and str(body.get("message", "")).startswith("Cannot ")
 
 
 def _server_detail(body: Any, response: httpx.Response) -> str:
@@ -244,16 +372,12 @@ def _server_detail(body: Any, response: httpx.Response) -> str:
             if isinstance(value, list) and value:
                 return "; ".join(str(part) for part in value)
         return ""
-    text = response.text.strip() if body is None else ""
-    # An HTML page (proxy error, login form) says nothing useful on one line.
-    if text.startswith("<"):
-        return ""
-    return text
+    return short_text(response) if body is None else ""
 
 
 def _message_id(response: httpx.Response) -> str | None:
     """Return the message id from any of WAHA's engine-dependent success bodies."""
-    body = _json_or_none(response)
+    body = json_or_none(response)
     if not isinstance(body, dict):
         return None
     key = body.get("key")
@@ -268,21 +392,33 @@ def _message_id(response: httpx.Response) -> str | None:
     return None
 
 
-_DELTA_SECONDS = re.compile(r"\s*(\d+(?:\.\d+)?)\s*")
+def _bare_id(ident: str) -> str:
+    """The message id proper: WAHA serializes ids as `{true|false}_{chatId}_{id}`."""
+    return ident.rsplit("_", 1)[-1]
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    """Return the `Retry-After` header in seconds from now (delta or HTTP date), or None."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    match = _DELTA_SECONDS.fullmatch(value)
-    if match:
-        return float(match.group(1))
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _find(
+    messages: list[dict[str, Any]], ids: Iterable[str | None], texts: Iterable[str]
+) -> tuple[bool, str | None]:
+    """Look for our post among `messages`: an own message whose id is one of `ids`, else one
+    whose body hashes like one of `texts`. Return (found, its id when it has one)."""
+    wanted_ids = {_bare_id(ident) for ident in ids if ident}
+    wanted_hashes = {_text_hash(text) for text in texts}
+    by_text: tuple[bool, str | None] = (False, None)
+    for message in messages:
+        if message.get("fromMe") is False:
+            continue
+        raw = message.get("id")
+        if isinstance(raw, dict):  # some engines nest it like their send answer
+            raw = raw.get("_serialized") or raw.get("id")
+        ident = raw if isinstance(raw, str) and raw else None
+        if ident is not None and _bare_id(ident) in wanted_ids:
+            return True, ident
+        body = message.get("body")
+        if not by_text[0] and isinstance(body, str) and _text_hash(body) in wanted_hashes:
+            by_text = (True, ident)
+    return by_text

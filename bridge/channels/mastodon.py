@@ -1,0 +1,253 @@
+"""A Mastodon account through its REST API.
+
+`POST {url}/api/v1/statuses` `{"status", "visibility", "language"}` with
+`Authorization: Bearer <token>` and `Idempotency-Key: <delivery id>`; success answers the new
+status `{"id", ...}`. With images, the bytes the bridge downloaded are uploaded first
+(`POST /api/v2/media`, the alert's title as description) and attached by `media_ids`.
+Answers are classified so the outbox can act on the error's class alone:
+
+- connection errors, timeouts, 408, 429 (with `Retry-After`, else `X-RateLimit-Reset`), 5xx
+  -> `TransientError`;
+- 401, 403 (token revoked, scope missing, account suspended), 404 and 410 (not a Mastodon
+  API, account gone) -> `ChannelDownError`;
+- 422 (too long, invalid) and the other 4xx -> `MessageRejected`.
+
+Exactly once, by the platform: Mastodon remembers an `Idempotency-Key` for one hour and
+answers a resend carrying it with the status it already created, so `recover` returns None
+and the outbox simply resends. A crash recovered more than an hour later may therefore
+post twice; that is the limit of this guarantee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import structlog
+
+from bridge import render
+from bridge.channels.base import (
+    ChannelDownError,
+    ChannelError,
+    MessageRejected,
+    Posted,
+    TransientError,
+)
+from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_text
+from bridge.config import ChannelConfig
+from bridge.images import Image, ImageLoader
+from bridge.item import Alert
+
+log = structlog.get_logger("bridge.channels.mastodon")
+
+# Mastodon's default status length; instances may allow more (`max_length` of the channel).
+DEFAULT_LIMIT = 500
+# Mastodon's own limit on an image description (alt text).
+DESCRIPTION_LIMIT = 1500
+
+
+class MastodonChannel:
+    """Posts alerts as statuses of one Mastodon account.
+
+    Given a `ChannelConfig` of type "mastodon" (with `url`, the instance, and `token`, an
+    access token with `write:statuses`, plus `write:media` for images) and an
+    `httpx.AsyncClient` owned by the caller. `media_wait` is how long, in seconds, to wait for
+    an uploaded image the server is still processing before posting text only. Raise
+    `ValueError` at construction if `url` or `token` is missing.
+    """
+
+    guarantee = "exactly-once"
+
+    def __init__(
+        self,
+        config: ChannelConfig,
+        *,
+        http: httpx.AsyncClient,
+        images: ImageLoader | None = None,
+        media_wait: float = 5.0,
+    ) -> None:
+        if not config.url:
+            raise ValueError(f"channel {config.name!r} (type mastodon) needs url")
+        if config.token is None or not config.token.value:
+            raise ValueError(f"channel {config.name!r} (type mastodon) needs token")
+        self.name = config.name
+        self._config = config
+        self._images = images if config.images else None
+        self._limit = config.max_length or DEFAULT_LIMIT
+        self._media_wait = media_wait
+        token = config.token.value
+        self._endpoint = Endpoint(
+            channel=config.name,
+            platform="Mastodon",
+            http=http,
+            base_url=config.url,
+            timeout=config.timeout.total_seconds(),
+            headers={"Authorization": f"Bearer {token}"},
+            secrets=[token],
+        )
+
+    async def prepare(self, delivery_id: str) -> str | None:
+        """Return None: the delivery id itself is the idempotency key."""
+        return None
+
+    async def send(
+        self, alert: Alert, *, delivery_id: str, token: str | None = None, plain: bool = False
+    ) -> Posted:
+        """Post `alert` as a status keyed by `delivery_id`; return `Posted(status id)`.
+
+        The text is `render.mastodon(alert, limit)` (plain text, the link kept whole, `limit`
+        the channel's `max_length` or 500). An image, when enabled, not `plain`, downloadable
+        and accepted by the media upload, is attached; any image problem posts text only.
+        A resend within the hour with the same `delivery_id` returns the status already
+        posted instead of a new one. Raise the errors the module docstring lists.
+        """
+        payload: dict[str, Any] = {
+            "status": render.mastodon(alert, self._limit),
+            "visibility": self._config.visibility,
+            "language": self._config.language,
+        }
+        media_id = None
+        if not plain and self._images is not None and alert.image_url:
+            image = await self._images.load(alert.image_url)
+            if image is not None:
+                media_id = await self._upload(image, alert.title)
+        if media_id is not None:
+            try:
+                return await self._post_status({**payload, "media_ids": [media_id]}, delivery_id)
+            except MessageRejected as exc:
+                # The key is stored only for a status that was created, so the text-only
+                # post below is not mistaken for a resend.
+                log.warning("Mastodon refused the status with its image; posting text only",
+                            channel=self.name, error=str(exc))
+        return await self._post_status(payload, delivery_id)
+
+    async def recover(self, alert: Alert, *, delivery_id: str, token: str | None) -> Posted | None:
+        """Return None: a resend carries the same `Idempotency-Key`, which Mastodon
+        deduplicates for an hour."""
+        return None
+
+    async def probe(self) -> str:
+        """Return "@account on host" when the token works. Posts nothing.
+
+        `GET /api/v1/accounts/verify_credentials`; raise `ChannelDownError` for a refused
+        token or an answer that is not Mastodon's, `TransientError` when it cannot be reached.
+        """
+        doing = "checking the token"
+        response = await self._endpoint.call("GET", "/api/v1/accounts/verify_credentials", doing)
+        if not response.is_success:
+            raise self._error_for(response, doing)
+        body = json_or_none(response)
+        account = (body.get("acct") or body.get("username")) if isinstance(body, dict) else None
+        if not isinstance(account, str) or not account:
+            raise ChannelDownError(
+                f"{self.name}: {self._endpoint.display_url} did not describe a Mastodon account",
+                hint=f"check url of [channels.{self.name}]: it must be the instance's address",
+            )
+        return f"@{account} on {httpx.URL(self._endpoint.base_url).host}"
+
+    async def aclose(self) -> None:
+        """Do nothing: the http client and the image loader are shared and closed by their owner."""
+
+    async def _post_status(self, payload: dict[str, Any], delivery_id: str) -> Posted:
+        response = await self._endpoint.call(
+            "POST", "/api/v1/statuses", "posting", json_body=payload,
+            headers={"Idempotency-Key": delivery_id},
+        )
+        if not response.is_success:
+            raise self._error_for(response, "posting")
+        body = json_or_none(response)
+        ident = body.get("id") if isinstance(body, dict) else None
+        return Posted(str(ident) if isinstance(ident, str | int) and ident != "" else None)
+
+    async def _upload(self, image: Image, description: str) -> str | None:
+        """Upload `image`; return its media id once it can be attached, or None (logged)."""
+        try:
+            response = await self._endpoint.call(
+                "POST", "/api/v2/media", "uploading an image",
+                data={"description": description[:DESCRIPTION_LIMIT]},
+                files={"file": (image.filename, image.data, image.mimetype)},
+            )
+            if not response.is_success:
+                raise self._error_for(response, "uploading an image")
+            body = json_or_none(response)
+            ident = body.get("id") if isinstance(body, dict) else None
+            if not isinstance(ident, str | int) or ident == "":
+                raise MessageRejected(f"{self.name}: Mastodon's media answer has no id")
+            media_id = str(ident)
+            # 202: accepted, still processing; a status cannot carry it until it is ready.
+            if response.status_code == 202 and not await self._wait_for_media(media_id):
+                log.warning("Mastodon is still processing the image; posting text only",
+                            channel=self.name, waited=self._media_wait)
+                return None
+            return media_id
+        except ChannelError as exc:
+            log.warning("image upload failed; posting text only", channel=self.name, error=str(exc))
+            return None
+
+    async def _wait_for_media(self, media_id: str) -> bool:
+        """Poll `GET /api/v1/media/:id` until it is processed (200) or `media_wait` is over."""
+        deadline = time.monotonic() + self._media_wait
+        interval = min(1.0, max(self._media_wait / 5, 0.01))
+        while time.monotonic() + interval <= deadline:
+            await asyncio.sleep(interval)
+            response = await self._endpoint.call(
+                "GET", f"/api/v1/media/{quote(media_id, safe='')}", "waiting for the image"
+            )
+            if response.status_code == 200:
+                return True
+            if response.status_code != 206:  # 206: still processing
+                raise self._error_for(response, "waiting for the image")
+        return False
+
+    def _error_for(self, response: httpx.Response, doing: str) -> ChannelError:
+        """Classify a non-2xx answer into the error the outbox acts on."""
+        code = response.status_code
+        body = json_or_none(response)
+        detail = str(body.get("error", "")) if isinstance(body, dict) else short_text(response)
+        message = self._endpoint.answered(response, doing, detail)
+        if code == 429:
+            return TransientError(
+                message, retry_after=_rate_limit_wait(response),
+                hint="Mastodon's rate limit; the alert stays queued",
+            )
+        if code == 408 or code >= 500:
+            return TransientError(
+                message, retry_after=retry_after(response),
+                hint="the instance is busy or failing; the alert stays queued"
+            )
+        if code in (401, 403):
+            ref = self._config.token.ref if self._config.token else "token"
+            return ChannelDownError(
+                message,
+                hint=f"check token ({ref}) of [channels.{self.name}]: an access token of the account with "
+                "write:statuses (and write:media for images); the account may also be suspended",
+            )
+        if code in (404, 410):
+            return ChannelDownError(
+                message, hint=f"check url of [channels.{self.name}]: it must be the instance's address"
+            )
+        if 400 <= code < 500:
+            return MessageRejected(message, hint="the instance refused this status (length, language or media)")
+        return ChannelDownError(message, hint=f"check url of [channels.{self.name}]: it must be the instance's address")
+
+
+def _rate_limit_wait(response: httpx.Response, now: datetime | None = None) -> float | None:
+    """Seconds to wait after a 429: `Retry-After`, else Mastodon's `X-RateLimit-Reset` (an
+    ISO 8601 time), else None."""
+    wait = retry_after(response, now=now)
+    if wait is not None:
+        return wait
+    reset = response.headers.get("X-RateLimit-Reset")
+    if not reset:
+        return None
+    try:
+        when = datetime.fromisoformat(reset.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -1,0 +1,272 @@
+"""A Telegram channel (or group) through the Bot API.
+
+`POST {api_url}/bot{token}/sendMessage` with the alert in HTML parse mode (`render.telegram`),
+`/sendPhoto` (a multipart upload of the bytes the bridge downloaded) for an image with the
+alert as caption. Answers are `{"ok": true, "result": Message}` or
+`{"ok": false, "error_code", "description", "parameters": {"retry_after"}}`, classified so the
+outbox can act on the error's class alone:
+
+- 429 -> `TransientError` with `retry_after` (from `parameters`, else the header); 5xx, 408
+  and connection failures -> `TransientError`;
+- 401 and 404 (a bad token), 403 (bot kicked, not a member, not an admin), 400 "chat not
+  found", 400 about missing rights, 400 with `migrate_to_chat_id` -> `ChannelDownError`;
+- any other 400 ("can't parse entities", "message is too long") -> `MessageRejected`.
+
+At least once: the Bot API has no idempotency key and a bot cannot read a channel's history,
+so a send in flight during a crash cannot be checked; `recover` returns None and the outbox
+resends. The token is part of every URL: it is scrubbed from every message, and httpx's own
+errors (which may show the URL) are not chained to ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import structlog
+
+from bridge import render
+from bridge.channels.base import (
+    ChannelDownError,
+    ChannelError,
+    MessageRejected,
+    Posted,
+    TransientError,
+)
+from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_text
+from bridge.config import ChannelConfig
+from bridge.images import ImageLoader
+from bridge.item import Alert
+
+log = structlog.get_logger("bridge.channels.telegram")
+
+DEFAULT_API_URL = "https://api.telegram.org"
+# Telegram's limits, in characters of visible text (after entities parsing).
+TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+
+# Lower-case fragments of 400 descriptions that mean the bot cannot post to the chat at all.
+_NO_RIGHTS = (
+    "not enough rights",
+    "need administrator rights",
+    "have no rights",
+    "chat_write_forbidden",
+    "chat_admin_required",
+    "not a member",
+)
+
+
+class TelegramChannel:
+    """Posts alerts to one Telegram chat (`@channelname` or a numeric id) with a bot.
+
+    Given a `ChannelConfig` of type "telegram" (with `chat_id` and `token`; `api_url`
+    defaults to Telegram's own) and an `httpx.AsyncClient` owned by the caller. With `images`
+    and `config.images`, an alert with an `image_url` is posted as a photo with the alert as
+    caption. Raise `ValueError` at construction if `chat_id` or `token` is missing.
+    """
+
+    guarantee = "at-least-once"
+
+    def __init__(
+        self, config: ChannelConfig, *, http: httpx.AsyncClient, images: ImageLoader | None = None
+    ) -> None:
+        if not config.chat_id:
+            raise ValueError(f"channel {config.name!r} (type telegram) needs chat_id")
+        if config.token is None or not config.token.value:
+            raise ValueError(f"channel {config.name!r} (type telegram) needs token")
+        self.name = config.name
+        self._config = config
+        self._chat_id = config.chat_id
+        self._images = images if config.images else None
+        self._text_limit = min(TEXT_LIMIT, config.max_length or TEXT_LIMIT)
+        api_url = (config.api_url or DEFAULT_API_URL).rstrip("/")
+        token = config.token.value
+        self._endpoint = Endpoint(
+            channel=config.name,
+            platform="Telegram",
+            http=http,
+            base_url=f"{api_url}/bot{token}",
+            display_url=api_url,
+            timeout=config.timeout.total_seconds(),
+            secrets=[token],
+            config_key="api_url",
+        )
+
+    async def prepare(self, delivery_id: str) -> str | None:
+        """Return None: the Bot API takes no client-side message id."""
+        return None
+
+    async def send(
+        self, alert: Alert, *, delivery_id: str, token: str | None = None, plain: bool = False
+    ) -> Posted:
+        """Post `alert` and return `Posted(message_id)` (verified None: a bot cannot read back).
+
+        The text is `render.telegram(alert)` in HTML parse mode (`render.plain` without parse
+        mode when `plain`), cut to 4096 visible characters (or the channel's `max_length`),
+        with a preview of the alert's link. An image, when enabled, downloadable and the text
+        fits a 1024-character caption, goes with `sendPhoto`; any image problem (download
+        refused, Telegram rejecting the photo) falls back to the text message. Raise the
+        errors the module docstring lists.
+        """
+        fitted = render.fit(alert, self._text_limit)
+        text = render.plain(fitted) if plain else render.telegram(fitted)
+        if not plain and self._images is not None and alert.image_url:
+            if len(render.plain(fitted)) > CAPTION_LIMIT:
+                log.info("alert too long for a caption; posting text only", channel=self.name)
+            else:
+                image = await self._images.load(alert.image_url)
+                if image is not None:
+                    try:
+                        result = await self._call(
+                            "sendPhoto",
+                            "sending a photo",
+                            data={"chat_id": self._chat_id, "caption": text, "parse_mode": "HTML"},
+                            files={"photo": (image.filename, image.data, image.mimetype)},
+                        )
+                        return Posted(_message_id(result))
+                    except MessageRejected as exc:
+                        log.warning("Telegram refused the photo; posting text only",
+                                    channel=self.name, error=str(exc))
+        payload: dict[str, Any] = {"chat_id": self._chat_id, "text": text}
+        if not plain:
+            payload["parse_mode"] = "HTML"
+        payload["link_preview_options"] = (
+            {"url": fitted.link, "prefer_large_media": True} if fitted.link else {"is_disabled": True}
+        )
+        result = await self._call("sendMessage", "sending", json_body=payload)
+        return Posted(_message_id(result))
+
+    async def recover(self, alert: Alert, *, delivery_id: str, token: str | None) -> Posted | None:
+        """Return None: a bot cannot read a channel's history, so the outbox resends (at least
+        once)."""
+        return None
+
+    async def probe(self) -> str:
+        """Check, without posting, that the bot can post to the chat; describe it.
+
+        `getMe` (the token works), `getChat` (the chat exists and the bot sees it), then
+        `getChatMember` for the bot itself: it must be the creator, or an administrator (with
+        "post messages" in a channel), or a member of a group. Return e.g. "bot @x is
+        administrator of channel @y (can post)"; raise `ChannelDownError` with what to fix
+        otherwise, `TransientError` when Telegram cannot be reached.
+        """
+        me = await self._call("getMe", "checking the token")
+        bot_id = me.get("id") if isinstance(me, dict) else None
+        if not isinstance(bot_id, int):
+            raise ChannelDownError(
+                f"{self.name}: getMe at {self._endpoint.display_url} did not describe a bot",
+                hint=f"check api_url of [channels.{self.name}]: it must be the Bot API's address",
+            )
+        bot = f"@{me.get('username') or bot_id}"
+        chat = await self._call("getChat", "looking up the chat", json_body={"chat_id": self._chat_id})
+        chat_type = str(chat.get("type", "chat")) if isinstance(chat, dict) else "chat"
+        label = _chat_label(chat, self._chat_id)
+        member = await self._call(
+            "getChatMember", "checking the bot's rights", json_body={"chat_id": self._chat_id, "user_id": bot_id}
+        )
+        status = str(member.get("status", "")) if isinstance(member, dict) else ""
+        can_post = (
+            status == "creator"
+            or (status == "administrator" and (chat_type != "channel" or member.get("can_post_messages") is True))
+            or (status == "member" and chat_type != "channel")
+            or (status == "restricted" and chat_type != "channel" and member.get("can_send_messages") is True)
+        )
+        if not can_post:
+            what = (
+                "administrator without the right to post messages"
+                if status == "administrator"
+                else (status or "unknown")
+            )
+            raise ChannelDownError(
+                f"{self.name}: bot {bot} is {what} in {chat_type} {label}: it cannot post",
+                hint=f"add {bot} to {label} as an administrator allowed to post messages",
+            )
+        return f"bot {bot} is {status} of {chat_type} {label} (can post)"
+
+    async def aclose(self) -> None:
+        """Do nothing: the http client and the image loader are shared and closed by their owner."""
+
+    async def _call(
+        self,
+        method: str,
+        doing: str,
+        *,
+        json_body: dict[str, Any] | None = None,
+        data: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+    ) -> Any:
+        """Call a Bot API method; return its `result` (None when the body has none), or
+        raise the `ChannelError` its answer means."""
+        response = await self._endpoint.call(
+            "POST", f"/{method}", doing, json_body=json_body, data=data, files=files
+        )
+        body = json_or_none(response)
+        if response.is_success:
+            return body.get("result") if isinstance(body, dict) else None
+        raise self._error_for(response, body, doing)
+
+    def _error_for(self, response: httpx.Response, body: Any, doing: str) -> ChannelError:
+        """Classify a failed Bot API answer into the error the outbox acts on."""
+        code = response.status_code
+        description = short_text(response)
+        parameters: dict[str, Any] = {}
+        if isinstance(body, dict) and body.get("ok") is False:
+            # The Bot API's own code wins over the HTTP status (a proxy may rewrite that).
+            if isinstance(body.get("error_code"), int):
+                code = body["error_code"]
+            description = str(body.get("description", ""))
+            if isinstance(body.get("parameters"), dict):
+                parameters = body["parameters"]
+        message = self._endpoint.answered(response, doing, description)
+        lowered = description.lower()
+        chat = f"chat_id ({self._chat_id!r}) of [channels.{self.name}]"
+
+        if code == 429:
+            hinted = parameters.get("retry_after")
+            wait = float(hinted) if isinstance(hinted, int | float) else retry_after(response)
+            return TransientError(message, retry_after=wait, hint="Telegram's flood control; the alert stays queued")
+        if code in (408,) or code >= 500:
+            return TransientError(
+                message, retry_after=retry_after(response), hint="Telegram is busy or failing; the alert stays queued"
+            )
+        if code in (401, 404):
+            ref = self._config.token.ref if self._config.token else "token"
+            return ChannelDownError(
+                message, hint=f"check token ({ref}) of [channels.{self.name}]: it must be the one @BotFather gave"
+            )
+        if code == 403:
+            return ChannelDownError(
+                message, hint=f"add the bot to the chat in {chat} as an administrator allowed to post messages"
+            )
+        if code == 400 and isinstance(parameters.get("migrate_to_chat_id"), int):
+            return ChannelDownError(
+                message, hint=f"the group became a supergroup: set {chat} to {parameters['migrate_to_chat_id']}"
+            )
+        if code == 400 and "chat not found" in lowered:
+            return ChannelDownError(
+                message, hint=f"check {chat}: \"@name\" of a public channel or its numeric id, with the bot added"
+            )
+        if code == 400 and any(fragment in lowered for fragment in _NO_RIGHTS):
+            return ChannelDownError(message, hint=f"give the bot the right to post messages in the chat of {chat}")
+        if 400 <= code < 500:
+            return MessageRejected(message, hint="Telegram refused this message (length, markup or media)")
+        return ChannelDownError(
+            message, hint=f"check api_url of [channels.{self.name}]: it must be the Bot API's address"
+        )
+
+
+def _message_id(result: Any) -> str | None:
+    """Return the message id of a sent `Message`, as text, or None when the body lacks it."""
+    if isinstance(result, dict) and isinstance(result.get("message_id"), int):
+        return str(result["message_id"])
+    return None
+
+
+def _chat_label(chat: Any, chat_id: str) -> str:
+    """"@username" of a chat when it has one, else its title in quotes, else the configured id."""
+    if isinstance(chat, dict):
+        if chat.get("username"):
+            return f"@{chat['username']}"
+        if chat.get("title"):
+            return f"\"{chat['title']}\""
+    return chat_id
