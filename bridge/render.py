@@ -5,6 +5,12 @@
 add only markup around the same words (WhatsApp: two asterisks around the title), so a
 channel's own limit (WhatsApp 4096, Telegram 4096, Mastodon 500) is checked by the channel
 on its rendered text.
+
+Every renderer lays the alert out with a `bridge.template.Template` (default:
+`DEFAULT_TEMPLATE`, "{emoji} {title}" / summary / link, blank lines between): the template
+places the plain values, the renderer only escapes and marks them up. A renderer added here
+takes the same `template` keyword and calls `template.render(values_for(alert), field=...,
+literal=...)` with its own escaping, so one channel template works on every platform.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import replace
 from datetime import UTC
 
 from bridge.item import Alert
+from bridge.template import DEFAULT_TEMPLATE, Template, values_for
 
 __all__ = ["console", "plain", "whatsapp"]
 
@@ -39,25 +46,34 @@ def _blocks(*parts: str) -> str:
     return "\n\n".join(part for part in parts if part)
 
 
-def plain(alert: Alert) -> str:
-    """Return the alert as plain text: title, blank line, summary (if any), blank line, link.
+def plain(alert: Alert, template: Template = DEFAULT_TEMPLATE) -> str:
+    """Return the alert as plain text laid out by `template` (default: emoji and title,
+    blank line, summary (if any), blank line, link).
 
-    This is the canonical rendering: `len(plain(alert))` is the length that `max_length`
-    limits. An empty title or summary is left out together with its blank line.
+    This is the canonical rendering: `len(plain(alert, template))` is the length that
+    `max_length` limits. An empty title or summary is left out together with its blank line.
     """
-    return _blocks(alert.title, alert.summary, alert.link)
+    return template.render(values_for(alert))
 
 
-def whatsapp(alert: Alert) -> str:
-    """Return the alert in WhatsApp markup: `*title*`, summary, link, blank lines between.
+def _whatsapp_field(name: str, value: str) -> str:
+    if name == "link":
+        return value
+    value = value.translate(_WHATSAPP_NEUTRAL)
+    return f"*{value}*" if name == "title" else value
 
-    WhatsApp markup characters inside the title and summary are replaced by look-alikes
-    (see `_WHATSAPP_NEUTRAL`) so they cannot break or add formatting. The result is
-    `len(plain(alert)) + 2` characters long when the alert has a title.
+
+def whatsapp(alert: Alert, template: Template = DEFAULT_TEMPLATE) -> str:
+    """Return the alert in WhatsApp markup, laid out by `template`: `*title*`, summary, link.
+
+    WhatsApp markup characters inside every value but the link, and in the template's own
+    text, are replaced by look-alikes (see `_WHATSAPP_NEUTRAL`) so they cannot break or add
+    formatting. The result is `len(plain(alert, template)) + 2` characters long when the
+    alert has a title and the template shows it.
     """
-    title = alert.title.translate(_WHATSAPP_NEUTRAL)
-    summary = alert.summary.translate(_WHATSAPP_NEUTRAL)
-    return _blocks(f"*{title}*" if title else "", summary, alert.link)
+    return template.render(
+        values_for(alert), field=_whatsapp_field, literal=lambda text: text.translate(_WHATSAPP_NEUTRAL)
+    )
 
 
 def console(alert: Alert) -> str:

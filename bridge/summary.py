@@ -1,22 +1,35 @@
-"""Item -> Alert: the title, one or two lead sentences of the item's own text, the link. Pure.
+"""Item -> Alert: the title, one or two lead units of the item's own text, the link. Pure.
 
-The summary is extractive and verbatim: whole source sentences, in source order, or nothing.
-That is the fact guard of the product (SPEC 5: "the summary never says anything the source
-does not"): no word is added, reordered or cut, so every date, time, amount and name in the
-alert is in the source. When no whole sentence fits, the alert is title + link.
+The summary is extractive and verbatim (SPEC 5: "the summary never says anything the source
+does not"). Its units, in source order, news being written lead-first:
+
+- *sentences*: whole sentences of the text (`bridge.sentences`), as written;
+- a *lead line*: most comune feeds (OpenCity, MyPortal, Design Comuni) give a subtitle line
+  without final punctuation ("Illuminazione più omogenea per una maggiore sicurezza"). A
+  whole source line of at least four words that does not look cut off (no ellipsis, no
+  trailing comma, dash or preposition, not a bare date, not a heading in capitals) is used
+  as the first unit, closed with a "." -- the one character the summary may add.
+
+If the first unit alone is longer than the room left, it is cut at a clause boundary in
+its second half, or else at a word, and ends with "…"; no word is cut and none is added.
+Then the fact guard (`bridge.facts`): every number, date, time and amount of the alert
+occurs in the source, and the summary is a verbatim run of it; otherwise the alert is
+title + link. Same input, same bytes.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from bridge import render
+from bridge.facts import is_verbatim, unsupported_facts
 from bridge.item import Alert, Item
 from bridge.sentences import is_complete_sentence, split_sentences
+from bridge.template import DEFAULT_TEMPLATE, Template
 from bridge.text import clean_title, strip_boilerplate
 
-__all__ = ["LinkTooLongError", "build_alert"]
+__all__ = ["LinkTooLongError", "build_alert", "is_thin", "lead_units"]
 
 
 class LinkTooLongError(ValueError):
@@ -28,9 +41,42 @@ class LinkTooLongError(ValueError):
 
     hint = "raise [alerts] max_length, or report the over-long link to the site's editors"
 
-_MAX_SENTENCES = 2
+
+_MAX_UNITS = 2
 _ELLIPSIS = "…"
 _NON_WORD_RE = re.compile(r"[\W_]+")
+_URL_RE = re.compile(r"https?://|www\.", re.I)
+_LEAD_LINE_MIN_WORDS = 4
+# A cut sentence keeps at least this many words, or the summary is left empty.
+_CUT_MIN_WORDS = 4
+# Words that cannot end a line or a cut: a line ending on one was cut off by the CMS.
+_FUNCTION_WORDS = frozenset(
+    """
+    a ad al all allo alla ai agli alle che chi con col coi come da dal dall dallo dalla dai dagli
+    dalle del dell dello della dei degli delle di e ed fra gli i il in l la le lo ma ne nel nell
+    nello nella nei negli nelle non o od per più se sia sotto su sul sull sullo sulla sui sugli
+    sulle tra un una uno verso ovvero oppure quale quali cui tramite presso via ore
+    """.split()
+)
+_MONTHS = (
+    "gennaio|febbraio|marzo|aprile|maggio|giugno|luglio|agosto|settembre|ottobre|novembre|dicembre"
+)
+_WEEKDAYS = "luned[iì]|marted[iì]|mercoled[iì]|gioved[iì]|venerd[iì]|sabato|domenica"
+# A line that is only a date (and maybe a time): a listing's publication date, not a lead.
+_DATE_LINE_RE = re.compile(
+    rf"^(?:(?:{_WEEKDAYS}),?\s+)?\d{{1,2}}\s+(?:{_MONTHS})\s+\d{{4}}(?:\s*[-,]?\s*(?:ore\s+)?\d{{1,2}}[.:]\d{{2}})?$",
+    re.I,
+)
+_CUT_OFF_END_RE = re.compile(r"(?:\.\.|…|[,;:(/'’\-–—])$")
+# Clause boundaries for cutting a long sentence: after , ; : or before a dash or bracket.
+_CLAUSE_RE = re.compile(r"[,;:](?=\s)|\s(?=[-–—]\s)|\s(?=\()")
+_CLOSERS = "\"”»’')]"
+
+
+@dataclass(frozen=True, slots=True)
+class _Unit:
+    text: str  # as it goes into the summary
+    complete: bool  # a whole sentence of the source (else a lead line closed with ".")
 
 
 def _comparable(text: str) -> str:
@@ -39,7 +85,7 @@ def _comparable(text: str) -> str:
 
 
 def _repeats_title(key: str, title_key: str) -> bool:
-    """True when a sentence (comparable form `key`) only repeats the title.
+    """True when a unit (comparable form `key`) only repeats the title.
 
     Either it is (a piece of) the title, or it is the start of the title after a short
     label, as listing snippets have it ("Biblioteca e Cultura <title> ...").
@@ -56,31 +102,112 @@ def _repeats_title(key: str, title_key: str) -> bool:
     return False
 
 
-def _lead_sentences(text: str, title: str) -> list[str]:
-    """The whole sentences of `text` that may open the summary, in order.
+def _is_all_caps(text: str) -> bool:
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) >= 4 and all(c.isupper() for c in letters if c.isupper() or c.islower())
 
-    Boilerplate is stripped first; a leading line equal to the title and any sentence that
-    only repeats (part of) the title are skipped. The list stops at the first fragment that
-    follows a usable sentence, so the summary never skips over text to reach a later one.
+
+def _lead_line(line: str) -> _Unit | None:
+    """`line` as a lead unit closed with ".", or None when it does not read as a whole one.
+
+    A whole source line of at least four words (three of them words of letters), ending
+    on a letter, digit, closing bracket or quote, not on a function word ("di", "per",
+    "la"), an ellipsis or a comma/dash; not a bare date line, not an all-caps heading.
+    """
+    words = line.split()
+    if len(words) < _LEAD_LINE_MIN_WORDS:
+        return None
+    if sum(1 for w in words if sum(c.isalpha() for c in w) >= 2) < 3:
+        return None
+    if _CUT_OFF_END_RE.search(line) or _DATE_LINE_RE.match(line) or _is_all_caps(line):
+        return None
+    last = line[-1]
+    if not (last.isalnum() or last in _CLOSERS):
+        return None  # an emoji or a symbol: no place for a period
+    if _comparable(words[-1]).split(" ")[-1] in _FUNCTION_WORDS:
+        return None
+    return _Unit(f"{line}.", complete=False)
+
+
+def lead_units(text: str, title: str) -> list[_Unit]:
+    """The units of `text` that may open the summary, in order, at most two.
+
+    Boilerplate is stripped; leading lines equal to the title and units that only repeat
+    the title are skipped. The first unit may be a lead line (see `_lead_line`), the others
+    are whole sentences. The list stops at the first fragment after a usable unit, so the
+    summary never skips over text to reach a later one. Units with a web address are never
+    used: the alert's only link is the checked one.
     """
     body = strip_boilerplate(text)
     title_key = _comparable(title)
-    lines = body.split("\n")
-    while lines and (not lines[0].strip() or _comparable(lines[0]) == title_key):
-        lines.pop(0)
-    sentences: list[str] = []
-    for segment in split_sentences("\n".join(lines)):
-        key = _comparable(segment)
-        usable = bool(key) and is_complete_sentence(segment)
-        if usable and not _repeats_title(key, title_key):
-            sentences.append(segment)
-            if len(sentences) == _MAX_SENTENCES:
-                break
-        elif sentences:
-            # A heading, a cut-off fragment or the title again after the lead: the lead is
-            # over; jumping past it would join sentences the source does not join.
-            break
-    return sentences
+    units: list[_Unit] = []
+    for line in body.split("\n"):
+        if not line.strip():
+            continue
+        segments = split_sentences(line)
+        for segment in segments:
+            key = _comparable(segment)
+            if not key or (not units and _repeats_title(key, title_key)):
+                continue
+            unit: _Unit | None = None
+            if _URL_RE.search(segment):
+                unit = None
+            elif is_complete_sentence(segment) and not _repeats_title(key, title_key):
+                unit = _Unit(segment, complete=True)
+            elif not units and len(segments) == 1:
+                unit = _lead_line(segment)
+            if unit is None:
+                if units:
+                    return units
+                if len(segments) == 1:
+                    break  # a heading or a date line before the lead: look at the next line
+                return units  # a fragment inside prose: what follows it is not the lead
+            units.append(unit)
+            if len(units) == _MAX_UNITS or not unit.complete:
+                # A lead line stands alone: what follows it is the body, often a repeat.
+                return units
+    return units
+
+
+def is_thin(item: Item) -> bool:
+    """True when the feed gives no whole sentence to summarise the item: its text and
+    content are empty, equal the title, are cut off, or have only fragments or a lead line.
+    The caller may then fetch the article page (`bridge.article`)."""
+    title = clean_title(item.title)
+    return not any(unit.complete for source in (item.text, item.content) for unit in lead_units(source, title))
+
+
+def _cut(sentence: str, room: int) -> str:
+    """`sentence` cut to at most `room` characters with "…": at the last clause boundary in
+    the second half of the room, else after the last whole word; trailing function words
+    , numbers and punctuation go. "" when fewer than `_CUT_MIN_WORDS` words would remain."""
+    if len(sentence) <= room:
+        return sentence
+    limit = room - len(_ELLIPSIS)
+    if limit <= 0:
+        return ""
+    head = sentence[: limit + 1]  # one more: a space right after the room is a word end
+    clauses = [m.start() for m in _CLAUSE_RE.finditer(head) if limit // 2 <= m.start() <= limit]
+    if clauses:
+        head = head[: clauses[-1]]
+    else:
+        space = head.rfind(" ")
+        if space <= 0:
+            return ""
+        head = head[:space]
+    words = head.split()
+    # "chiuso dal 3…" would read as an open-ended closure: a cut never ends on a number or
+    # on a word that needs the next one.
+    while words and (
+        _comparable(words[-1]) in _FUNCTION_WORDS
+        or not _comparable(words[-1])
+        or any(c.isdigit() for c in words[-1])
+    ):
+        words.pop()
+    head = " ".join(words).rstrip(" ,;:.-–—(«“\"'’")
+    if len(head.split()) < _CUT_MIN_WORDS:
+        return ""
+    return head + _ELLIPSIS
 
 
 def _shorten(title: str, limit: int) -> str:
@@ -95,17 +222,36 @@ def _shorten(title: str, limit: int) -> str:
     return head.rstrip(" ,;:.-–—(") + _ELLIPSIS
 
 
-def build_alert(
-    item: Item, *, feed_name: str, max_length: int = 400, urgent: bool = False
-) -> Alert:
-    """Return the alert for `item`: title, up to two lead sentences, link.
+def _units(item: Item, title: str, article: str) -> list[_Unit]:
+    """The units of the first source with a whole sentence (feed text, feed content, article
+    lead), else the first source's lead line, else []."""
+    found = [lead_units(source, title) for source in (item.text, item.content, article) if source]
+    for units in found:
+        if units and units[0].complete:
+            return units
+    for units in found:
+        if units:
+            return units
+    return []
 
-    The summary is one or two whole sentences taken verbatim from `item.text` (the feed's
-    description) or, when that yields none, from `item.content`; boilerplate is removed and
-    sentences repeating the title are skipped. It is "" when no whole sentence fits. The
-    title is `item.title` cleaned with `clean_title` (idempotent on parser output) and
-    shortened at a word boundary with "…" only when title + link alone exceed the limit.
-    `len(render.plain(alert)) <= max_length` always holds. Deterministic.
+
+def build_alert(
+    item: Item,
+    *,
+    feed_name: str,
+    max_length: int = 400,
+    urgent: bool = False,
+    article: str = "",
+    template: Template = DEFAULT_TEMPLATE,
+) -> Alert:
+    """Return the alert for `item`: title, up to two lead units, link.
+
+    The summary comes from `item.text` (the feed's description), else `item.content`, else
+    `article` (the plain-text lead of the article page, see `bridge.article`), as described
+    in the module docstring; it is "" when nothing usable fits or the fact guard fails. The
+    title is `item.title` cleaned with `clean_title` and shortened at a word boundary with
+    "…" only when title + link alone exceed the limit. Lengths are measured with
+    `render.plain(alert, template)`, which is always `<= max_length`. Deterministic.
 
     Raise ValueError if `item.link` is None; raise LinkTooLongError (a ValueError) if the
     link alone leaves no room for a title within `max_length`.
@@ -124,24 +270,33 @@ def build_alert(
         image_url=item.image_url,
         categories=item.categories,
     )
+
+    def length(candidate: Alert) -> int:
+        return len(render.plain(candidate, template))
+
     # Lengths are measured on render.plain itself, the canonical measure, so a change of
     # layout there cannot silently break the limit here (a one-character title stands in
     # for any title, as an empty one would drop its separator).
-    title_room = max_length - len(render.plain(replace(alert, title="T"))) + 1
+    title_room = max_length - length(replace(alert, title="T")) + 1
     if title_room < len(_ELLIPSIS) + 1:
         raise LinkTooLongError(
-            f"link of {len(item.link)} characters leaves no room for a title "
-            f"in max_length={max_length}"
+            f"link of {len(item.link)} characters leaves no room for a title in max_length={max_length}"
         )
     alert = replace(alert, title=_shorten(full_title, title_room))
 
-    sentences = _lead_sentences(item.text, full_title)
-    if not sentences and item.content:
-        sentences = _lead_sentences(item.content, full_title)
     summary = ""
-    for sentence in sentences:
-        candidate = f"{summary} {sentence}" if summary else sentence
-        if len(render.plain(replace(alert, summary=candidate))) > max_length:
-            break
-        summary = candidate
+    for unit in _units(item, full_title, article):
+        candidate = f"{summary} {unit.text}" if summary else unit.text
+        if length(replace(alert, summary=candidate)) <= max_length:
+            summary = candidate
+            continue
+        if not summary:
+            # One unit, too long: cut it, measuring the room with a one-character summary.
+            room = max_length - length(replace(alert, summary="S")) + 1
+            summary = _cut(unit.text, room)
+        break
+
+    source = "\n".join((item.title, full_title, item.text, item.content, article))
+    if summary and (unsupported_facts(f"{alert.title}\n{summary}", source) or not is_verbatim(summary, source)):
+        summary = ""
     return replace(alert, summary=summary)

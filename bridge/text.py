@@ -46,6 +46,9 @@ _ENTITY_RE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0
 _INVISIBLE_RE = re.compile("[\u00ad\u200b\u2060\ufeff]")
 _HSPACE_RE = re.compile(r"[^\S\n]+")
 _LEAKED_CDATA_RE = re.compile(r"\]\]>|<!\[CDATA\[")
+# A tag cut off by a truncated description ('<img src="data:image/jpg;base64,iVBOR...'):
+# it never closes, so no parser removes it.
+_UNCLOSED_TAG_RE = re.compile(r"<[a-zA-Z][a-zA-Z0-9]*\s[^<>]*$")
 
 
 # NFKC would turn the Italian ordinal indicators into letters ("25º Trofeo" -> "25o").
@@ -132,11 +135,12 @@ def html_to_text(html_text: str) -> str:
     Block elements (p, div, li, h1-h6, tr, ...) become paragraph breaks ("\\n\\n"), `<br>`
     a line break ("\\n"); script/style/noscript are dropped; images leave no text. Entities
     are decoded, including double-escaped ones (`&amp;egrave;`, `&amp;#8217;`), and markup
-    that was escaped twice is parsed once more. The result is NFKC-normalised, has no NBSP
+    that was escaped twice is parsed once more; a tag cut off by a truncated description
+    (an unclosed `<img src="data:...`) is dropped. The result is NFKC-normalised, has no NBSP
     or invisible characters, single spaces inside lines, no leading/trailing whitespace.
     Never raises on malformed markup; returns "" for empty input.
     """
-    text = html_text
+    text = _UNCLOSED_TAG_RE.sub("", html_text)
     # Two rounds: feeds that escape their HTML twice hand us "&lt;p&gt;" after XML parsing.
     for _ in range(2):
         if _TAG_RE.search(text):
@@ -145,6 +149,7 @@ def html_to_text(html_text: str) -> str:
         if not _TAG_RE.search(text):
             break
     text = _LEAKED_CDATA_RE.sub("", text)
+    text = _UNCLOSED_TAG_RE.sub("", text)
     return _normalise(text)
 
 
@@ -256,7 +261,10 @@ _DATE_META_LINE_RE = re.compile(
 )
 _ELLIPSIS_BRACKET_RE = re.compile(r"[ \t]*\[\s*(?:…|\.\.\.|&#8230;|&hellip;)\s*\]")
 _READ_TIME_RE = re.compile(r"Tempo di lettura\s*:?\s*\d+\s*min(?:uti|\.)?", re.I)
-_READ_MORE = r"leggi tutto|continua a leggere|leggi di pi[uù]|leggi l['’]articolo|leggi la notizia"
+_READ_MORE = (
+    r"leggi tutto|continua a leggere|leggi di pi[uù]|leggi l['’]articolo|leggi la notizia|"
+    r"ulteriori informazioni$|scopri di pi[uù]|vai alla notizia|approfondisci$"
+)
 # A line that is only (or starts with) a read-more link: "Leggi tutto: TITOLO", "LEGGI DI PIÙ".
 _READ_MORE_LINE_RE = re.compile(rf"^(?:{_READ_MORE})\b.*$", re.I | re.M)
 # A read-more link after the last sentence on the same line.
@@ -286,7 +294,8 @@ def strip_boilerplate(text: str) -> str:
     """Return `text` (plain text, as from `html_to_text`) without feed boilerplate.
 
     Removes: "[…]" / "[...]" truncation marks, "Leggi tutto", "Continua a leggere",
-    "Leggi di più" links, "The post … appeared first on …" (and its Italian forms),
+    "Leggi di più", "Scopri di più", "Vai alla notizia" links, a last "Ulteriori informazioni"
+    button line, "The post … appeared first on …" (and its Italian forms),
     "Tempo di lettura: N min" (also across lines), "Data di pubblicazione: dd/mm/yyyy"
     lines, leading listing-page date lines ("MARTEDÌ, 18 AGOSTO 2026") and label lines
     ("NOTIZIA", "COMUNICATO"), "Lorem ipsum" placeholder text, leaked "]]>". Keeps line and

@@ -191,8 +191,8 @@ def test_is_complete_sentence(segment: str, expected: bool) -> None:
             "Lavori urgenti",
             "Strada chiusa dal 22 al 24 luglio",
             "",
-            "",
-            id="no-sentence-end-means-title-and-link",
+            "Strada chiusa dal 22 al 24 luglio.",
+            id="whole-lead-line-closed-with-a-period",
         ),
         pytest.param(
             "Pulizia strade",
@@ -305,7 +305,7 @@ def test_never_longer_than_max_length(max_length: int) -> None:
     )
     alert = build_alert(item, feed_name="N", max_length=max_length)
     assert len(render.plain(alert)) <= max_length
-    assert alert.summary == "" or alert.summary.endswith(".")
+    assert alert.summary == "" or alert.summary.endswith((".", "…"))
 
 
 def test_deterministic() -> None:

@@ -1,0 +1,201 @@
+"""The alert text over the real corpus: hard gates, fallback rate, speed (a benchmark, not a test).
+
+Usage: .venv/bin/python bench/alerts.py [PATH_TO_items-real.jsonl] [--show N] [--fallbacks N]
+
+Default path: ../shared/corpus/items-real.jsonl relative to the repository (never copied
+into it). Each line becomes an Item as the parser would make it (title through
+`clean_title`, text = `html_to_text(raw description)`), then an alert with max_length 400
+and the default template. Printed:
+
+- the share of alerts passing each hard gate (target 100%): length, no HTML or entity, no
+  boilerplate, summary ending at a sentence end or "…", no cut word, link present, every
+  number of the alert found in the source (checked here independently of bridge.facts),
+  identical bytes on a second run;
+- the fallback rate to title + link, how summaries were made (sentences, lead line, cut);
+- the link guard: items whose link is off their feed's domain (the feed's domain is taken
+  as the most common registrable domain of its links, the corpus has no feed URLs);
+- milliseconds per item for `build_alert` (median, p99) and for `html_to_text`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from bridge import render
+from bridge.facts import is_verbatim, unsupported_facts
+from bridge.item import Alert, Item
+from bridge.links import link_problem, registrable_domain
+from bridge.summary import LinkTooLongError, build_alert, lead_units
+from bridge.text import clean_title, html_to_text
+
+MAX_LENGTH = 400
+TAG_RE = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*\b[^<>]*>")
+ENTITY_RE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);")
+BOILERPLATE_RE = re.compile(
+    r"leggi tutto|continua a leggere|leggi di pi[uù]|appeared first on|proviene da|tempo di lettura|"
+    r"lorem ipsum|\[\s*(?:…|\.\.\.)\s*\]",
+    re.I,
+)
+# A listing page's date prefix: "MARTEDÌ, 18 AGOSTO 2026" in capitals, or a bare date line.
+DATE_PREFIX_RE = re.compile(
+    r"^(?:(?:LUNED|MARTED|MERCOLED|GIOVED|VENERD)Ì|SABATO|DOMENICA),? \d{1,2} [A-Z]+ \d{4}|"
+    r"^(?:\w+,? )?\d{1,2} \w+ \d{4}(?:$|\n)",
+)
+END_RE = re.compile(r"(?:[.!?][\"”»’')\]]*|…)(?:\s*[^\w\s.!?,;:]+)*$")
+NUMBER_RE = re.compile(r"\d+(?:[.,:/'’-]\d+)*")
+WORD_RE = re.compile(r"\w+")
+
+
+def load(path: Path) -> list[tuple[dict[str, str], Item]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    out = []
+    for n, row in enumerate(rows):
+        item = Item(
+            feed_id=row.get("comune_feed", "corpus"),
+            title=clean_title(row.get("title", "")),
+            link=row.get("link") or f"https://example.invalid/{n}",
+            guid=None,
+            text=html_to_text(row.get("raw_description_html", "")),
+        )
+        out.append((row, item))
+    return out
+
+
+def cut_word(summary: str, source: str) -> bool:
+    """True when the summary's last word is not a whole word of the source."""
+    words = WORD_RE.findall(summary)
+    if not words:
+        return False
+    return re.search(rf"(?<!\w){re.escape(words[-1])}(?!\w)", source) is None
+
+
+def main(argv: list[str]) -> int:
+    def option(name: str) -> int:
+        return int(argv[argv.index(name) + 1]) if name in argv else 0
+
+    show, fallbacks = option("--show"), option("--fallbacks")
+    args = [a for i, a in enumerate(argv) if not a.startswith("--") and (i == 0 or not argv[i - 1].startswith("--"))]
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "items-real.jsonl"
+    path = Path(args[0]) if args else default
+    start = time.perf_counter()
+    corpus = load(path)
+    parse_ms = 1000 * (time.perf_counter() - start) / max(len(corpus), 1)
+
+    alerts: list[tuple[dict[str, str], Item, Alert]] = []
+    timings: list[float] = []
+    rejected = 0
+    for row, item in corpus:
+        t0 = time.perf_counter()
+        try:
+            alert = build_alert(item, feed_name="Corpus", max_length=MAX_LENGTH)
+        except LinkTooLongError:
+            rejected += 1
+            continue
+        timings.append(1000 * (time.perf_counter() - t0))
+        alerts.append((row, item, alert))
+
+    gates: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    failures: dict[str, list[str]] = {}
+    for row, item, alert in alerts:
+        text = render.plain(alert)
+        body = f"{alert.title}\n{alert.summary}"
+        source = f"{row.get('title', '')}\n{item.title}\n{item.text}"
+        summary = alert.summary
+        checks = {
+            "length <= 400": len(text) <= MAX_LENGTH,
+            "no HTML or entity": not TAG_RE.search(body) and not ENTITY_RE.search(body),
+            "no boilerplate": not BOILERPLATE_RE.search(body) and not DATE_PREFIX_RE.search(summary),
+            "ends at sentence end or …": not summary or bool(END_RE.search(summary)),
+            "no cut word": not summary or not cut_word(summary, source),
+            "link present": alert.link == item.link and text.endswith(alert.link),
+            "every number from source": set(NUMBER_RE.findall(body)) <= set(NUMBER_RE.findall(source)),
+            "identical on second run": render.whatsapp(build_alert(item, feed_name="Corpus", max_length=MAX_LENGTH))
+            == render.whatsapp(alert),
+        }
+        for gate, ok in checks.items():
+            gates[gate] += ok
+            if not ok:
+                failures.setdefault(gate, []).append(text)
+        if not summary:
+            kinds["fallback to title + link"] += 1
+            units = lead_units(item.text, item.title)
+            if not item.text.strip():
+                reasons["feed text empty"] += 1
+            elif not units:
+                reasons["no usable unit (title repeat, fragment, heading)"] += 1
+            elif not unsupported_facts(units[0].text, source) and is_verbatim(units[0].text, source):
+                reasons["no room beside title and link"] += 1
+            else:
+                reasons["fact guard"] += 1
+        elif summary.endswith("…"):
+            kinds["one sentence cut with …"] += 1
+        elif summary.replace(" ", "") not in item.text.replace("\n", "").replace(" ", ""):
+            kinds["lead line closed with ."] += 1
+        else:
+            kinds["whole sentences"] += 1
+
+    # Link guard: the feed's domain is its links' most common registrable domain.
+    by_feed: dict[str, Counter[str]] = {}
+    for _, item, _ in alerts:
+        host = urlsplit(item.link or "").hostname or ""
+        by_feed.setdefault(item.feed_id, Counter())[registrable_domain(host) or host] += 1
+    held = Counter(
+        item.feed_id
+        for _, item, _ in alerts
+        if link_problem(item.link, feed_url=f"https://{by_feed[item.feed_id].most_common(1)[0][0]}/")
+    )
+
+    n = len(alerts)
+    print(f"items: {n} (+{rejected} rejected: link alone longer than max_length {MAX_LENGTH})")
+    print("hard gates (share of alerts passing):")
+    for gate in [
+        "length <= 400",
+        "no HTML or entity",
+        "no boilerplate",
+        "ends at sentence end or …",
+        "no cut word",
+        "link present",
+        "every number from source",
+        "identical on second run",
+    ]:
+        print(f"  {gate:<28} {100 * gates[gate] / n:6.2f}%  ({n - gates[gate]} failing)")
+    print("summaries:")
+    for kind, count in kinds.most_common():
+        print(f"  {kind:<28} {100 * count / n:6.2f}%  ({count})")
+    print("fallbacks, why (a thin item: the daemon may fetch the article page):")
+    for reason, count in reasons.most_common():
+        print(f"  {reason:<48} {100 * count / n:6.2f}%  ({count})")
+    print(f"link guard: {sum(held.values())} items held (off their feed's domain), in {len(held)} feeds")
+    timings.sort()
+    p99 = timings[min(len(timings) - 1, int(0.99 * len(timings)))]
+    print(f"build_alert ms/item: median {statistics.median(timings):.3f}  p99 {p99:.3f}  max {timings[-1]:.3f}")
+    print(f"html_to_text + clean_title ms/item (parser side): {parse_ms:.3f}")
+    for gate, texts in failures.items():
+        for text in texts[:3]:
+            print(f"--- FAIL {gate}\n{text}")
+    for _, item, alert in alerts[:show]:
+        print("-" * 60)
+        print(repr(item.text[:300]))
+        print(render.whatsapp(alert))
+    shown = 0
+    for _, item, alert in alerts:
+        if shown >= fallbacks:
+            break
+        if not alert.summary and item.text:
+            shown += 1
+            print("-" * 60)
+            print(f"{item.title!r}\n  {item.text[:300]!r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

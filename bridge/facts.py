@@ -1,0 +1,67 @@
+"""The fact guard: an alert may only say what its source says. Pure.
+
+Two checks, both needed by `bridge.summary.build_alert` before an alert with a summary is
+accepted (SPEC 5: "every date, time, amount and name in it appears in the source"):
+
+- `unsupported_facts`: every number (dates "12.10.2024", "15/08/2026", times "10.30",
+  "15:00", amounts "1.500", "2.000,50"), month and weekday name of the alert appears in the
+  source, as a whole token;
+- `is_verbatim`: every piece of the summary is a verbatim run of the source (whitespace and
+  the summary's own closing "." or "…" aside), so names cannot be altered either.
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["fact_tokens", "is_verbatim", "unsupported_facts"]
+
+# A number with its inner separators: "1.500", "2.000,50", "10:30", "15/08/2026", "2024-25".
+_NUMBER_RE = re.compile(r"\d+(?:[.,:/'’-]\d+)*")
+_DATE_WORD_RE = re.compile(
+    r"\b(?:gennaio|febbraio|marzo|aprile|maggio|giugno|luglio|agosto|settembre|ottobre|novembre|"
+    r"dicembre|luned[iì]|marted[iì]|mercoled[iì]|gioved[iì]|venerd[iì]|sabato|domenica)\b",
+    re.I,
+)
+_SPACE_RE = re.compile(r"\s+")
+
+
+def fact_tokens(text: str) -> list[str]:
+    """The numbers, month names and weekday names of `text`, in order (names lower-cased,
+    "ì" and "i" not distinguished)."""
+    tokens = _NUMBER_RE.findall(text)
+    tokens += [m.group(0).casefold().replace("ì", "i") for m in _DATE_WORD_RE.finditer(text)]
+    return tokens
+
+
+def unsupported_facts(text: str, source: str) -> list[str]:
+    """The fact tokens of `text` (see `fact_tokens`) that do not occur in `source`, in
+    order; [] when every one does. A number matches only a whole number of the source:
+    "1.500" is not supported by "11.500" nor by "1.500,00"."""
+    known = set(fact_tokens(source))
+    return [token for token in fact_tokens(text) if token not in known]
+
+
+def _flat(text: str) -> str:
+    return _SPACE_RE.sub("", text)
+
+
+def is_verbatim(summary: str, source: str) -> bool:
+    """True when `summary` is made of runs of `source` (whitespace ignored).
+
+    The summary's pieces are its sentences as `build_alert` joined them; a piece may end
+    with a "." or "…" that the source does not have there (a lead line closed with a
+    period, a sentence cut with an ellipsis), nothing else.
+    """
+    flat_source = _flat(source)
+    for piece in _pieces(summary):
+        core = piece[:-1] if piece.endswith(("…", ".")) and _flat(piece) not in flat_source else piece
+        if _flat(core) not in flat_source:
+            return False
+    return True
+
+
+def _pieces(summary: str) -> list[str]:
+    """Split a summary where `build_alert` joined two units: ". " / "! " / "? " / "… " +
+    capital. A split in the wrong place only makes the check stricter, never looser."""
+    return [p for p in re.split(r"(?<=[.!?…])\s+(?=[A-ZÀ-Ý«“\"(])", summary) if p]
