@@ -178,8 +178,8 @@ async def poll_feed(
     for channel in feed.channels:
         selection = select_items(
             items,
-            primed=channel in state.primed,
-            backfill=feed.backfill,
+            primed=channel in state.primed and not state.rebuilt,
+            backfill=0 if state.rebuilt else feed.backfill,
             max_age=feed.max_age,
             seen_by=partial(store.seen_by, channel),
             now=started,
@@ -206,6 +206,7 @@ async def poll_feed(
         failing_since=None,
         last_error=None,
         retry_at=None,
+        rebuilt=False,
     )
     store.save_feed(state, seen, now=started, forget_before=started - max(SEEN_RETENTION, feed.max_age * 2))
     result.items = len(items)

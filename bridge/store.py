@@ -29,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
 from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
@@ -37,6 +38,8 @@ from bridge.health import FeedHealth, judge
 from bridge.item import Alert
 
 SCHEMA_VERSION = 1
+
+log = structlog.get_logger("bridge.store")
 
 
 class StateError(Exception):
@@ -150,6 +153,7 @@ class FeedState:
     retry_at: datetime | None = None
     newest_item: datetime | None = None  # publication date of the newest item the feed lists
     usual_gap: float | None = None  # seconds between its items, usually (see bridge.health)
+    rebuilt: bool = False  # its state was lost (unreadable file): next poll records, posts nothing
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +170,7 @@ class FeedState:
             "retry_at": _iso(self.retry_at),
             "newest_item": _iso(self.newest_item),
             "usual_gap": self.usual_gap,
+            "rebuilt": self.rebuilt,
         }
 
     def health(self, now: datetime) -> FeedHealth:
@@ -195,6 +200,7 @@ class FeedState:
             retry_at=_from_iso(data.get("retry_at")),
             newest_item=_from_iso(data.get("newest_item")),
             usual_gap=data.get("usual_gap"),
+            rebuilt=bool(data.get("rebuilt", False)),
         )
 
 
@@ -434,7 +440,15 @@ class Store:
             self._outbox = None
         else:
             self._outbox = _open_db(outbox_path, read_only=self.read_only)
-            meta = self._outbox.table("meta").get(doc_id=1)
+            try:
+                meta = self._outbox.table("meta").get(doc_id=1)
+            except StateError as exc:
+                self._outbox.close()
+                if self.read_only:
+                    raise
+                self._quarantine(outbox_path, exc)
+                self._outbox = _open_db(outbox_path, read_only=False)
+                meta = None
             version = meta["schema"] if isinstance(meta, Mapping) else None
             if version is None and not self.read_only:
                 self._outbox.table("meta").insert({"schema": SCHEMA_VERSION})
@@ -468,17 +482,34 @@ class Store:
             for path in sorted(feeds_dir.glob("*.json")):
                 self._load_shard(path.stem, path)
 
-    def _load_shard(self, feed_id: str, path: Path) -> _Shard:
+    def _load_shard(self, feed_id: str, path: Path) -> None:
         db = _open_db(path, read_only=self.read_only)
-        doc = db.table("feed").get(doc_id=1)
-        state = FeedState.from_dict(doc) if isinstance(doc, Mapping) else FeedState(feed_id)
+        try:
+            doc = db.table("feed").get(doc_id=1)
+            state = FeedState.from_dict(doc) if isinstance(doc, Mapping) else FeedState(feed_id)
+            seen = [(e["c"], e["k"], int(e["f"]), int(e["t"])) for e in db.table("seen").all()]
+        except (StateError, KeyError, TypeError, ValueError) as exc:
+            db.close()
+            if self.read_only:
+                return
+            self._quarantine(path, exc)
+            # Its seen keys are gone: the feed's next poll records what it lists and posts none
+            # of it, as a first poll without backfill would. Old items are never re-posted.
+            self._shards[feed_id] = _Shard(db=_open_db(path, read_only=False), state=FeedState(feed_id, rebuilt=True))
+            return
         shard = _Shard(db=db, state=state)
-        for entry in db.table("seen").all():
-            channel, key = entry["c"], entry["k"]
-            shard.seen.setdefault(channel, {})[key] = (int(entry["f"]), int(entry["t"]))
-            self._index.setdefault(channel, {}).setdefault(key, {})[feed_id] = int(entry["t"])
+        for channel, key, first, last in seen:
+            shard.seen.setdefault(channel, {})[key] = (first, last)
+            self._index.setdefault(channel, {}).setdefault(key, {})[feed_id] = last
         self._shards[feed_id] = shard
-        return shard
+
+    def _quarantine(self, path: Path, exc: Exception) -> None:
+        """Move an unreadable state file aside, keeping it for inspection, and say so loudly."""
+        aside = path.with_name(f"{path.name}.corrupt-{_now():%Y%m%dT%H%M%S}")
+        os.replace(path, aside)
+        _fsync_dir(path.parent)
+        log.error("state file unreadable: moved aside, starting it afresh", file=str(path), moved_to=str(aside),
+                  error=str(exc))
 
     def close(self) -> None:
         """Release files and the lock. Everything committed is already on disk."""

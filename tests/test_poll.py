@@ -13,7 +13,7 @@ from bridge.fetch import Fetcher
 from bridge.identity import assign_keys
 from bridge.item import Item
 from bridge.poll import alert_for, feed_backoff, is_urgent, matches_filters, poll_feed, select_items
-from bridge.store import Store
+from bridge.store import FeedState, Store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -188,3 +188,24 @@ def test_an_over_long_link_is_posted_with_the_title_never_dropped(tmp_path: Path
     alert = alert_for(Item(**{**_fields(item(1, hours_ago=1)), "link": long_link}), config.feeds[0], config.alerts)
     assert alert.link == long_link
     assert alert.title.startswith("Notizia numero 1")
+
+
+def test_a_rebuilt_feed_records_its_items_and_posts_none_even_with_backfill(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.set_feed("/feed.xml", rss([
+        {"title": f"Notizia numero {n} dal Comune", "link": f"https://www.comune.esempio.it/n/{n}",
+         "pubDate": NOW - timedelta(hours=n)} for n in range(1, 4)
+    ]))
+    config = _config(tmp_path, feed_server.url("/feed.xml"), backfill=2)
+    store = Store.open(config.bridge.state_dir)
+    store.save_feed(FeedState("notizie", rebuilt=True))
+
+    async def poll() -> int:
+        async with Fetcher(user_agent="test") as fetcher:
+            result = await poll_feed(config.feeds[0], config=config, fetcher=fetcher, store=store, now=lambda: NOW)
+            return len(result.queued)
+
+    assert asyncio.run(poll()) == 0
+    assert not store.feed_state("notizie").rebuilt
+    store.close()

@@ -74,12 +74,22 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         Store.open(tmp_path)
 
 
-def test_garbage_state_file_is_reported_with_its_name(tmp_path: Path) -> None:
-    Store.open(tmp_path).close()
+def test_garbage_state_files_are_moved_aside_and_feeds_rebuilt_without_posting(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.save_feed(FeedState("notizie", primed=("wa",)), {"wa": {"l:1"}}, now=NOW)
+    store.close()
     (tmp_path / "outbox.json").write_text('{"meta": {"1": {"schema": 1}}} trailing garbage')
-    with pytest.raises(StateError, match=r"outbox.json is unreadable") as caught:
-        Store.open(tmp_path)
-    assert "move it aside" in caught.value.hint
+    (tmp_path / "feeds" / "notizie.json").write_bytes(b'{"feed": {"1": {"feed_id": "noti')
+    reopened = Store.open(tmp_path)
+    assert reopened.deliveries() == []
+    state = reopened.feed_state("notizie")
+    assert state.rebuilt and state.primed == ()
+    reopened.close()
+    assert len(list(tmp_path.glob("outbox.json.corrupt-*"))) == 1
+    assert len(list((tmp_path / "feeds").glob("notizie.json.corrupt-*"))) == 1
+    with pytest.raises(StateError, match="is unreadable"):  # a reader reports, never moves
+        (tmp_path / "outbox.json").write_text("garbage")
+        Store.open(tmp_path, read_only=True)
 
 
 def test_deliveries_urgent_first_then_oldest_first(tmp_path: Path) -> None:
