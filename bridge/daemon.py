@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -32,7 +33,8 @@ from bridge.store import Store
 
 log = structlog.get_logger("bridge.daemon")
 
-MAX_CONCURRENT_POLLS = 8
+MAX_CONCURRENT_POLLS = 64
+MAX_POLLS_PER_HOST = 2  # many comuni share one provider's server: be a polite client
 STOP_GRACE = 10.0  # seconds in-flight polls and sends get to finish on SIGTERM
 MAX_JITTER = timedelta(minutes=1)
 PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
@@ -69,6 +71,7 @@ class Bridge:
         self.http = httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent})
         self.channels: dict[str, Channel] = {}
         self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
+        self._per_host: dict[str, asyncio.Semaphore] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._polls: set[asyncio.Task[object]] = set()
@@ -116,8 +119,15 @@ class Bridge:
         )
         return 1 if failed_feeds or failed_sends else 0
 
+    def _host_slots(self, feed: FeedConfig) -> asyncio.Semaphore:
+        host = "" if feed.is_local else (urlsplit(feed.url).hostname or "")
+        if host not in self._per_host:
+            self._per_host[host] = asyncio.Semaphore(MAX_POLLS_PER_HOST)
+        return self._per_host[host]
+
     async def _poll(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
-        async with self._poll_slots:
+        # The host's slot first: waiting for a busy host must not hold one of the global slots.
+        async with self._host_slots(feed), self._poll_slots:
             result = await poll_feed(
                 feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force,
                 parser=self.parser,
