@@ -33,7 +33,7 @@ from bridge.facts import is_verbatim, unsupported_facts
 from bridge.item import Alert, Item
 from bridge.links import link_problem, registrable_domain
 from bridge.summary import LinkTooLongError, build_alert, lead_units
-from bridge.text import clean_title, html_to_text
+from bridge.text import clean_title, html_to_text, strip_boilerplate
 
 MAX_LENGTH = 400
 TAG_RE = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*\b[^<>]*>")
@@ -128,11 +128,12 @@ def main(argv: list[str]) -> int:
         if not summary:
             kinds["fallback to title + link"] += 1
             units = lead_units(item.text, item.title)
+            read = f"{source}\n{strip_boilerplate(item.text)}"
             if not item.text.strip():
                 reasons["feed text empty"] += 1
             elif not units:
                 reasons["no usable unit (title repeat, fragment, heading)"] += 1
-            elif not unsupported_facts(units[0].text, source) and is_verbatim(units[0].text, source):
+            elif not unsupported_facts(units[0].text, read) and is_verbatim(units[0].text, read):
                 reasons["no room beside title and link"] += 1
             else:
                 reasons["fact guard"] += 1

@@ -42,26 +42,37 @@ def unsupported_facts(text: str, source: str) -> list[str]:
     return [token for token in fact_tokens(text) if token not in known]
 
 
+_LINE_END = "\x00"  # NUL never occurs in normalised text
+
+
 def _flat(text: str) -> str:
-    return _SPACE_RE.sub("", text)
+    """`text` without whitespace, line ends kept as a marker (a sentence never spans lines)."""
+    return _SPACE_RE.sub("", text.replace("\n", _LINE_END))
 
 
 def is_verbatim(summary: str, source: str) -> bool:
-    """True when `summary` is made of runs of `source` (whitespace ignored).
+    """True when `summary` is made of runs of `source` (spaces ignored).
 
     The summary's pieces are its sentences as `build_alert` joined them; a piece may end
-    with a "." or "…" that the source does not have there (a lead line closed with a
-    period, a sentence cut with an ellipsis), nothing else.
+    with a "…" the source does not have (a sentence cut short), or with a "." the source
+    does not have only where the source line ends (a lead line closed with a period);
+    nothing else.
     """
-    flat_source = _flat(source)
+    flat_source = _flat(source) + _LINE_END
     for piece in _pieces(summary):
-        core = piece[:-1] if piece.endswith(("…", ".")) and _flat(piece) not in flat_source else piece
-        if _flat(core) not in flat_source:
-            return False
+        flat_piece = _flat(piece)
+        if flat_piece in flat_source:
+            continue
+        if piece.endswith("…") and flat_piece[:-1] in flat_source:
+            continue
+        if piece.endswith(".") and flat_piece[:-1] + _LINE_END in flat_source:
+            continue
+        return False
     return True
 
 
 def _pieces(summary: str) -> list[str]:
-    """Split a summary where `build_alert` joined two units: ". " / "! " / "? " / "… " +
-    capital. A split in the wrong place only makes the check stricter, never looser."""
-    return [p for p in re.split(r"(?<=[.!?…])\s+(?=[A-ZÀ-Ý«“\"(])", summary) if p]
+    """Split a summary where `build_alert` may have joined two units: after ". " / "! " /
+    "? " / "… ", or after an emoji or symbol before a capital ("Fimon! 🚴 Partenza"). A
+    split in the wrong place only makes the check stricter, never looser."""
+    return [p for p in re.split(r"(?<=[.!?…])\s+|(?<=[^\w\s.,;:])\s+(?=[A-ZÀ-Ý])", summary) if p]

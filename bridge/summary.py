@@ -296,7 +296,10 @@ def build_alert(
             summary = _cut(unit.text, room)
         break
 
-    source = "\n".join((item.title, full_title, item.text, item.content, article))
+    # The source as read and as summarised: without boilerplate, a lead line may end where
+    # "Tempo di lettura: 1 min" began.
+    texts = (item.text, item.content, article)
+    source = "\n".join((item.title, full_title, *texts, *(strip_boilerplate(t) for t in texts if t)))
     if summary and (unsupported_facts(f"{alert.title}\n{summary}", source) or not is_verbatim(summary, source)):
         summary = ""
     return replace(alert, summary=summary)

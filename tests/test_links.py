@@ -1,0 +1,106 @@
+"""bridge.links: the link guard (own registrable domain or link_domains) and UTM parameters."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from bridge.links import OffDomainLinkError, check_link, link_problem, registrable_domain, with_utm
+
+FEED = "https://www.comune.esempio.it/feed/"
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [
+        ("www.comune.vicenza.it", "comune.vicenza.it"),  # "vicenza.it" is a public suffix
+        ("comune.altavillavicentina.vi.it", "altavillavicentina.vi.it"),  # so is "vi.it"
+        ("www.regione.veneto.it", "regione.veneto.it"),
+        ("www.comune.esempio.it", "esempio.it"),
+        ("comune.esempio.it.evil.com", "evil.com"),
+        ("WWW.Comune.Esempio.IT.", "esempio.it"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("vi.it", None),
+        ("localhost", None),
+        ("", None),
+    ],
+)
+def test_registrable_domain(host: str, expected: str | None) -> None:
+    assert registrable_domain(host) == expected
+
+
+@pytest.mark.parametrize(
+    ("link", "domains", "allowed"),
+    [
+        pytest.param("https://www.comune.esempio.it/novita/avviso", (), True, id="own-site"),
+        pytest.param("http://comune.esempio.it/x", (), True, id="http-bare-domain"),
+        pytest.param("https://servizi.comune.esempio.it/pratica", (), True, id="subdomain"),
+        pytest.param("https://www.regione.veneto.it/web/guest/article", (), False, id="off-domain"),
+        pytest.param(
+            "https://www.regione.veneto.it/web/guest/article", ("regione.veneto.it",), True, id="link-domains"
+        ),
+        pytest.param("https://comune.esempio.it.evil.com/novita", (), False, id="look-alike-suffix"),
+        pytest.param("https://comune-esempio.it/novita", (), False, id="look-alike-hyphen"),
+        pytest.param("https://esempio.it.evil.com/", ("esempio.it",), False, id="look-alike-vs-link-domains"),
+        pytest.param("https://notesempio.it/", ("esempio.it",), False, id="suffix-without-dot"),
+        pytest.param("https://www.comune.esempio.it@evil.com/", (), False, id="user-info-disguise"),
+        pytest.param("javascript:alert(1)", (), False, id="javascript"),
+        pytest.param("data:text/html,<b>x</b>", (), False, id="data"),
+        pytest.param("ftp://www.comune.esempio.it/file", (), False, id="ftp"),
+        pytest.param("/novita/avviso", (), False, id="relative"),
+        pytest.param("https://www.comune.esempio.it:99999/", (), False, id="bad-port"),
+        pytest.param(None, (), False, id="none"),
+    ],
+)
+def test_link_guard(link: str | None, domains: tuple[str, ...], allowed: bool) -> None:
+    problem = link_problem(link, feed_url=FEED, link_domains=domains)
+    assert (problem is None) is allowed
+    if allowed:
+        assert check_link(link, feed_url=FEED, link_domains=domains) == link
+    else:
+        assert problem  # a reason for the log and `status`
+        with pytest.raises(OffDomainLinkError):
+            check_link(link, feed_url=FEED, link_domains=domains)
+
+
+def test_local_feed_needs_link_domains() -> None:
+    link = "https://www.comune.esempio.it/a"
+    assert link_problem(link, feed_url="/srv/feeds/notizie.xml") is not None
+    assert link_problem(link, feed_url="/srv/feeds/notizie.xml", link_domains=["comune.esempio.it"]) is None
+
+
+def test_reason_names_the_host() -> None:
+    problem = link_problem("https://comune-esempio.it/x", feed_url=FEED)
+    assert problem == "the link points to comune-esempio.it, outside the feed's domains (esempio.it)"
+
+
+def test_no_network_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the link guard must not touch the network")
+
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    registrable_domain.cache_clear()
+    assert registrable_domain("www.comune.padova.it") == "comune.padova.it"
+
+
+@pytest.mark.parametrize(
+    ("link", "utm", "expected"),
+    [
+        ("https://a.it/x", {}, "https://a.it/x"),
+        (
+            "https://a.it/x",
+            {"utm_source": "whatsapp", "utm_medium": "social"},
+            "https://a.it/x?utm_medium=social&utm_source=whatsapp",
+        ),
+        (
+            "https://a.it/x?id=3&UTM_SOURCE=old#sezione",
+            {"utm_source": "telegram"},
+            "https://a.it/x?id=3&utm_source=telegram#sezione",
+        ),
+        ("https://a.it/x?1234", {"utm_campaign": "allerta meteo"}, "https://a.it/x?1234&utm_campaign=allerta%20meteo"),
+    ],
+)
+def test_with_utm(link: str, utm: dict[str, str], expected: str) -> None:
+    assert with_utm(link, utm) == expected
