@@ -103,8 +103,8 @@ def extract_lead(page: str) -> str:
         text = strip_boilerplate(text)
         if _real_sentence(text) and not text.endswith(("…", "...")):
             return text
-    for selector in _MAIN_SELECTORS:
-        container = soup.select_one(selector)
+    containers = [soup.select_one(selector) for selector in _MAIN_SELECTORS]
+    for container in [*containers, soup]:  # a fragment without <body> is its own container
         if container is None:
             continue
         for paragraph in container.find_all(["p", "div"]):
