@@ -262,7 +262,8 @@ class ImageLoader:
             raise ImageRefused(f"{declared} bytes, over the {self.max_bytes}-byte limit")
         parts: list[bytes] = []
         size = 0
-        async for chunk in response.aiter_raw(_READ_CHUNK):
+        # Identity only (checked above), so decoded bytes are the bytes on the wire.
+        async for chunk in response.aiter_bytes(_READ_CHUNK):
             size += len(chunk)
             if size > self.max_bytes:
                 raise ImageRefused(f"over the {self.max_bytes}-byte limit")

@@ -1,3 +1,11 @@
 """Fixtures shared by the whole suite: real servers on loopback (see tests/servers/)."""
 
-pytest_plugins = ["servers.feeds", "servers.waha"]
+pytest_plugins = [
+    "servers.feeds",
+    "servers.images",
+    "servers.mastodon",
+    "servers.telegram",
+    "servers.waha",
+    "servers.webhook",
+    "servers.whapi",
+]

@@ -32,7 +32,10 @@ Fault switches (all thread-safe, settable while the server runs):
   ("201 but never visible", a known WAHA failure); they are still in `posts` with
   `visible=False`;
 - `delay`: seconds to wait before answering any request. A send is recorded *before* the
-  wait, so a client that times out leaves a post behind, as a slow real gateway would.
+  wait, so a client that times out leaves a post behind, as a slow real gateway would;
+- `fail_reads(n, code)`: the next n read-backs (chat messages) answer `code`;
+- `pregenerated_ids`: False makes `new-message-id` answer NestJS's "Cannot GET" 404, like a
+  WAHA version without the route.
 """
 
 from __future__ import annotations
@@ -108,6 +111,8 @@ class FakeWaha:
         self._delay = delay
         self._failures: deque[tuple[int, float | None]] = deque()
         self._drops = 0
+        self._read_failures: deque[int] = deque()
+        self.pregenerated_ids = True
         self._posts: list[WahaPost] = []
         self._requests: list[WahaRequest] = []
         self._ids = itertools.count(1)
@@ -218,6 +223,11 @@ class FakeWaha:
         with self._lock:
             self._drops += n
 
+    def fail_reads(self, n: int, code: int) -> None:
+        """Make the next `n` read-backs of a chat's messages answer `code`."""
+        with self._lock:
+            self._read_failures.extend([code] * n)
+
     # -- what happened -------------------------------------------------------------------
 
     @property
@@ -248,6 +258,10 @@ class FakeWaha:
     def _log(self, request: WahaRequest) -> None:
         with self._lock:
             self._requests.append(request)
+
+    def _take_read_failure(self) -> int | None:
+        with self._lock:
+            return self._read_failures.popleft() if self._read_failures else None
 
     def _take_failure(self) -> tuple[int, float | None] | None:
         with self._lock:
@@ -355,10 +369,15 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and len(rest) == 2 and rest[0] == "sessions":
             return self._session_info(fake, rest[1])
         if method == "GET" and len(rest) == 2 and rest[1] == "new-message-id":
+            if not fake.pregenerated_ids:
+                return _error(404, f"Cannot GET {split.path}")
             if rest[0] != fake.session:
                 return _unknown_session(rest[0])
             return 200, {"id": fake.new_message_id()}, {}
         if method == "GET" and len(rest) == 4 and rest[1] == "chats" and rest[3] == "messages":
+            read_failure = fake._take_read_failure()
+            if read_failure is not None:
+                return _failure(fake, read_failure, None)
             return self._messages(fake, rest[0], rest[2], query)
         return _error(404, f"Cannot {method} {split.path}")
 
