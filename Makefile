@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint clean
+.PHONY: run test test-systemd lint clean
 
 $(BIN)/channel-bridge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(VENV)/.test-deps
 	$(BIN)/ruff check bridge tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# channel-bridge under a real systemd 252 in a container (root; see tests/systemd/run.sh).
+test-systemd: $(BIN)/channel-bridge
+	PYTHON=$(abspath $(BIN)/python) tests/systemd/run.sh
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check bridge tests
