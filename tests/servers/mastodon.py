@@ -16,7 +16,7 @@ Routes (`Authorization: Bearer <token>` on all; anything else answers 401
 
 Switches: `token`, `max_characters`, `processing_polls`, `reject_media`,
 `fail_next(code, n=1, retry_after=None, reset_in=None)` (429 with `Retry-After` and/or
-`X-RateLimit-Reset`), `clock` (a callable returning unix time; `advance(seconds)` moves the
+`X-RateLimit-Reset`, wall-clock time), `clock` (a callable returning unix time; `advance(seconds)` moves the
 default one), `delay`. What exists is in `statuses` and `media`.
 """
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ class FakeMastodon(LoopbackServer):
         with self._state:
             failure = self._failures.popleft() if self._failures else None
             if failure is not None:
-                return self._failure(failure, now)
+                return self._failure(failure)
             if key is not None:
                 seen = self._keys.get(key)
                 if seen is not None and now - seen[0] < IDEMPOTENCY_SECONDS:
@@ -160,13 +161,15 @@ class FakeMastodon(LoopbackServer):
                 self._keys[key] = (now, status)
             return Reply(200, _status_json(status))
 
-    def _failure(self, failure: tuple[int, float | None, float | None], now: float) -> Reply:
+    def _failure(self, failure: tuple[int, float | None, float | None]) -> Reply:
         code, retry_after, reset_in = failure
         headers: dict[str, str] = {}
         if retry_after is not None:
             headers["Retry-After"] = f"{retry_after:g}"
         if reset_in is not None:
-            reset = datetime.fromtimestamp(now + reset_in, UTC)
+            # Wall-clock time, as the client compares it with its own clock; `clock` governs
+            # only the idempotency window.
+            reset = datetime.fromtimestamp(time.time() + reset_in, UTC)
             headers["X-RateLimit-Reset"] = reset.isoformat(timespec="milliseconds").replace("+00:00", "Z")
             headers["X-RateLimit-Remaining"] = "0"
         messages = {401: "The access token is invalid", 403: "This action is not allowed",
