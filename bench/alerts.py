@@ -4,7 +4,7 @@ Usage: .venv/bin/python bench/alerts.py [PATH_TO_items-real.jsonl] [--show N] [-
 
 Default path: ../shared/corpus/items-real.jsonl relative to the repository (never copied
 into it). Each line becomes an Item as the parser would make it (title through
-`clean_title`, text = `html_to_text(raw description)`), then an alert with max_length 400
+`clean_title` with the text as context, text = `html_to_text(raw description)`), then an alert with max_length 400
 and the default template. Printed:
 
 - the share of alerts passing each hard gate (target 100%): length, no HTML or entity, no
@@ -57,12 +57,13 @@ def load(path: Path) -> list[tuple[dict[str, str], Item]]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     out = []
     for n, row in enumerate(rows):
+        text = html_to_text(row.get("raw_description_html", ""))
         item = Item(
             feed_id=row.get("comune_feed", "corpus"),
-            title=clean_title(row.get("title", "")),
+            title=clean_title(row.get("title", ""), text),
             link=row.get("link") or f"https://example.invalid/{n}",
             guid=None,
-            text=html_to_text(row.get("raw_description_html", "")),
+            text=text,
         )
         out.append((row, item))
     return out

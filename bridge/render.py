@@ -7,7 +7,7 @@ channel's own limit (WhatsApp 4096, Telegram 4096, Mastodon 500) is checked by t
 on its rendered text.
 
 Every renderer lays the alert out with a `bridge.template.Template` (default:
-`DEFAULT_TEMPLATE`, "{emoji} {title}" / summary / link, blank lines between): the template
+`DEFAULT_TEMPLATE`, title / summary / link, blank lines between): the template
 places the plain values, the renderer only escapes and marks them up. A renderer added here
 takes the same `template` keyword and calls `template.render(values_for(alert), field=...,
 literal=...)` with its own escaping, so one channel template works on every platform.
@@ -47,8 +47,8 @@ def _blocks(*parts: str) -> str:
 
 
 def plain(alert: Alert, template: Template = DEFAULT_TEMPLATE) -> str:
-    """Return the alert as plain text laid out by `template` (default: emoji and title,
-    blank line, summary (if any), blank line, link).
+    """Return the alert as plain text laid out by `template` (default: title, blank line,
+    summary (if any), blank line, link).
 
     This is the canonical rendering: `len(plain(alert, template))` is the length that
     `max_length` limits. An empty title or summary is left out together with its blank line.

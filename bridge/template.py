@@ -1,6 +1,7 @@
 """Per-channel alert templates with named placeholders, and the category/urgency emoji. Pure.
 
-A template is operator text such as ``"{emoji} {title}\\n\\n{summary}\\n\\n{link}"``. It is
+A template is operator text such as ``"{emoji} {title}\\n\\n{summary}\\n\\n{link}"``
+(`EMOJI_TEMPLATE`; `DEFAULT_TEMPLATE` is the same without ``{emoji}``). It is
 parsed here, never given to `str.format`: a placeholder is one of the names in `FIELDS`
 and nothing else, so a template cannot reach attributes (``{title.__class__}``), index
 (``{link[0]}``), format specs or code. ``{{`` and ``}}`` stand for literal braces.
@@ -28,6 +29,7 @@ from bridge.item import Alert
 __all__ = [
     "DEFAULT_EMOJI",
     "DEFAULT_TEMPLATE",
+    "EMOJI_TEMPLATE",
     "FIELDS",
     "URGENT_MARKER",
     "Template",
@@ -187,7 +189,11 @@ def parse_template(source: str) -> Template:
     return Template(source=source, parts=tuple(parts))
 
 
-DEFAULT_TEMPLATE = parse_template("{emoji} {title}\n\n{summary}\n\n{link}")
+# The layout every channel had before templates existed; emoji are opt-in (a channel's
+# `template`, or EMOJI_TEMPLATE), so an upgrade does not change what subscribers receive.
+DEFAULT_TEMPLATE = parse_template("{title}\n\n{summary}\n\n{link}")
+# The Italian default with the category emoji or the urgent marker before the title.
+EMOJI_TEMPLATE = parse_template("{emoji} {title}\n\n{summary}\n\n{link}")
 
 
 def emoji_for(

@@ -199,10 +199,28 @@ def _sentence_case_token(token: str) -> str:
     return _LETTERS_RE.sub(piece, token)
 
 
-def _sentence_case(title: str) -> str:
-    """Sentence case for an ALL-CAPS title: first letter and after "!"/"?" upper."""
+# A capitalised word inside a sentence (not after its start): a name the body spells.
+_NAME_IN_TEXT_RE = re.compile(r"(?:(?<=[^\W\d_] )|(?<=[^\W\d_][,;:] ))([A-ZÀ-Þ][a-zß-ÿ]+)\b")
+
+
+def _names(context: str) -> frozenset[str]:
+    """Lower-cased words that `context` writes capitalised mid-sentence and never in lower
+    case ("Vicenza", "Regione Veneto"): the proper nouns a shouted title hides."""
+    capitalised = {m.group(1).lower() for m in _NAME_IN_TEXT_RE.finditer(context)}
+    lower = set(re.findall(r"\b[a-zß-ÿ]+\b", context))
+    return frozenset(capitalised - lower)
+
+
+def _sentence_case(title: str, names: frozenset[str] = frozenset()) -> str:
+    """Sentence case for an ALL-CAPS title: first letter and after "!"/"?" upper; `names`
+    (lower-cased) get their capital back."""
     tokens = title.split(" ")
     cased = [_sentence_case_token(t) for t in tokens]
+    if names:
+        cased = [
+            _LETTERS_RE.sub(lambda m: m.group(0).capitalize() if m.group(0) in names else m.group(0), t)
+            for t in cased
+        ]
     out = " ".join(cased)
     # Upper-case the first letter of the title and of any sentence after "!" or "?".
     # After "." we do not: "N. 72", "P.U.A. piccola" are not sentence ends.
@@ -219,14 +237,16 @@ def _sentence_case(title: str) -> str:
     return "".join(chars)
 
 
-def clean_title(raw: str) -> str:
+def clean_title(raw: str, context: str = "") -> str:
     """Return a one-line, plain-text title.
 
     Tags removed, entities decoded (also double-escaped ones), NFKC, whitespace collapsed to
     single spaces. A title that is ALL CAPS (at least 80% of its letters upper case) becomes
     sentence case, keeping acronyms (TARI, IMU, ULSS, ...), dotted abbreviations ("P.U.A.",
-    "N."), codes with digits ("PM10", "SS11") and roman numerals; any other title keeps its
-    case. Idempotent: `clean_title(clean_title(x)) == clean_title(x)`.
+    "N."), codes with digits ("PM10", "SS11") and roman numerals, and giving back their
+    capital to the names that `context` (the item's plain text, when the caller has it)
+    writes capitalised mid-sentence and never in lower case ("Vicenza"); any other title
+    keeps its case. Idempotent: `clean_title(clean_title(x)) == clean_title(x)`.
     """
     text = html_to_text(raw) if _TAG_RE.search(raw) else _decode_entities(raw)
     text = _nfkc(text)
@@ -234,7 +254,7 @@ def clean_title(raw: str) -> str:
     text = _LEAKED_CDATA_RE.sub("", text)
     text = " ".join(text.split())
     if _is_all_caps(text):
-        text = _sentence_case(text)
+        text = _sentence_case(text, _names(context) if context else frozenset())
     return text
 
 

@@ -9,7 +9,8 @@ import pytest
 from bridge import render
 from bridge.item import Alert, Item
 from bridge.sentences import is_complete_sentence, split_sentences
-from bridge.summary import LinkTooLongError, build_alert
+from bridge.summary import LinkTooLongError, build_alert, is_thin
+from bridge.template import parse_template
 
 LINK = "https://www.comune.esempio.it/novita/avviso"
 
@@ -312,3 +313,108 @@ def test_deterministic() -> None:
     item = make_item("Avviso", "Prima frase del testo. Seconda frase del testo. Terza.")
     alerts = {build_alert(item, feed_name="N").to_dict().__repr__() for _ in range(5)}
     assert len(alerts) == 1
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "expected_summary"),
+    [
+        pytest.param(
+            "Punti luce a Saviabona",
+            "Illuminazione più omogenea per una maggiore sicurezza",
+            "Illuminazione più omogenea per una maggiore sicurezza.",
+            id="opencity-subtitle-line",
+        ),
+        pytest.param(
+            "Mensa scolastica",
+            "Iscrizioni di nuovi utenti al servizio di mensa scolastica\nAltro testo del corpo.",
+            "Iscrizioni di nuovi utenti al servizio di mensa scolastica.",
+            id="lead-line-stands-alone",
+        ),
+        pytest.param("Calendario", "Calendario raccolta 2026", "", id="too-few-words"),
+        pytest.param("Sciopero", "Lunedì 18 maggio 2026", "", id="bare-date-line"),
+        pytest.param("Bando", "Il Comune intende assegnare dei contributi per", "", id="ends-on-preposition"),
+        pytest.param("Bando", "Il Comune intende assegnare dei contributi,", "", id="ends-on-comma"),
+        pytest.param("Bando", "Il Comune intende assegnare dei contributi...", "", id="ends-on-ellipsis"),
+        pytest.param("Bando", "IL COMUNE INTENDE ASSEGNARE DEI CONTRIBUTI", "", id="all-caps-heading"),
+        pytest.param("Bando", "Graduatorie pubblicate sul sito www.ente.it/bandi", "", id="web-address"),
+        pytest.param(
+            "Contributi Europei",
+            "Contributi Europei\nI contributi europei sono finanziamenti erogati dall'UE",
+            "I contributi europei sono finanziamenti erogati dall'UE.",
+            id="title-line-then-lead-line",
+        ),
+        pytest.param(
+            "Sagra",
+            "AVVISI\n\nSagra di paese con musica dal vivo e stand\n\nIl programma è in allegato.",
+            "Sagra di paese con musica dal vivo e stand.",
+            id="label-line-skipped",
+        ),
+        pytest.param(
+            "Orari estivi",
+            "Chiuso il sabato.\nIl servizio riprende lunedì.\nTerza frase del testo.",
+            "Chiuso il sabato. Il servizio riprende lunedì.",
+            id="sentences-across-lines",
+        ),
+        pytest.param(
+            "Orari estivi",
+            "Gli uffici restano chiusi il sabato mattina.\nUn'altra riga senza punto finale qui",
+            "Gli uffici restano chiusi il sabato mattina.",
+            id="lead-line-only-first",
+        ),
+    ],
+)
+def test_selection(title: str, text: str, expected_summary: str) -> None:
+    assert build_alert(make_item(title, text), feed_name="N").summary == expected_summary
+
+
+@pytest.mark.parametrize(
+    ("max_length", "expected_summary"),
+    [
+        (400, None),  # fits whole
+        (len("Lavori") + 2 + len(LINK) + 2 + 80, "Dal 3 al 31 agosto il ponte sul Timonchio resta chiuso al traffico…"),
+        (len("Lavori") + 2 + len(LINK) + 2 + 120,
+         "Dal 3 al 31 agosto il ponte sul Timonchio resta chiuso al traffico, per i lavori della linea "
+         "ferroviaria Vicenza-Schio…"),  # the clause boundary ";" in the second half
+        (len("Lavori") + 2 + len(LINK) + 2 + 20, "Dal 3 al 31 agosto…"),
+        (len("Lavori") + 2 + len(LINK) + 2 + 12, ""),  # "Dal 3 al…": fewer than four words would remain
+    ],
+)
+def test_long_sentence_cut_at_clause_or_word(max_length: int, expected_summary: str | None) -> None:
+    sentence = (
+        "Dal 3 al 31 agosto il ponte sul Timonchio resta chiuso al traffico, per i lavori della linea "
+        "ferroviaria Vicenza-Schio; il transito pedonale è garantito sul lato nord."
+    )
+    alert = build_alert(make_item("Lavori", sentence), feed_name="N", max_length=max_length)
+    assert alert.summary == (sentence if expected_summary is None else expected_summary)
+    assert len(render.plain(alert)) <= max_length
+
+
+def test_cut_never_ends_on_a_number_or_function_word() -> None:
+    sentence = "Il ponte resta chiuso dal 3 al 31 agosto per lavori urgenti della linea ferroviaria regionale."
+    for max_length in range(len(LINK) + 30, len(LINK) + 110):
+        summary = build_alert(make_item("Ponte", sentence), feed_name="N", max_length=max_length).summary
+        if summary.endswith("…"):
+            last = summary[:-1].split()[-1]
+            assert not any(c.isdigit() for c in last) and last not in {"dal", "al", "per", "della"}, summary
+
+
+def test_article_lead_used_for_thin_item() -> None:
+    item = make_item("Allerta caldo", "Allerta caldo")
+    assert is_thin(item)
+    alert = build_alert(item, feed_name="N", article="Il bollettino prevede 38 gradi da venerdì 14 agosto.")
+    assert alert.summary == "Il bollettino prevede 38 gradi da venerdì 14 agosto."
+
+
+def test_feed_sentence_preferred_to_article() -> None:
+    item = make_item("Allerta caldo", "Temperature fino a 38 gradi venerdì.")
+    assert not is_thin(item)
+    alert = build_alert(item, feed_name="N", article="Il bollettino prevede caldo intenso.")
+    assert alert.summary == "Temperature fino a 38 gradi venerdì."
+
+
+def test_template_counts_in_the_length() -> None:
+    template = parse_template("{emoji} {title} · {feed}\n\n{summary}\n\n{link}")
+    item = make_item("Mercato", "Il mercato settimanale si sposta in piazza Garibaldi.")
+    for max_length in range(len(LINK) + 40, 200, 5):
+        alert = build_alert(item, feed_name="Notizie dal Comune", max_length=max_length, template=template)
+        assert len(render.plain(alert, template)) <= max_length

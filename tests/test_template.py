@@ -10,6 +10,7 @@ from bridge import render
 from bridge.item import Alert
 from bridge.template import (
     DEFAULT_TEMPLATE,
+    EMOJI_TEMPLATE,
     TemplateError,
     emoji_for,
     italian_date,
@@ -42,10 +43,18 @@ def make_alert(summary: str = "Il servizio riprende lunedì.", **kwargs: object)
         pytest.param(DEFAULT_TEMPLATE.source, make_alert(""), f"Avviso\n\n{LINK}", id="no-summary-no-blank-run"),
         pytest.param(
             DEFAULT_TEMPLATE.source,
+            make_alert(urgent=True, categories=("Viabilità",)),
+            f"Avviso\n\nIl servizio riprende lunedì.\n\n{LINK}",
+            id="default-has-no-emoji",
+        ),
+        pytest.param(
+            EMOJI_TEMPLATE.source,
             make_alert(urgent=True),
             f"🚨 Avviso\n\nIl servizio riprende lunedì.\n\n{LINK}",
             id="urgent-marker",
         ),
+        pytest.param(EMOJI_TEMPLATE.source, make_alert(), f"Avviso\n\nIl servizio riprende lunedì.\n\n{LINK}",
+                     id="emoji-template-without-emoji"),
         pytest.param(
             "{emoji} {title} · {feed}\n{date}\n\n{summary}\n👉 {link}",
             make_alert(categories=("Viabilità",)),

@@ -223,3 +223,52 @@ def test_clean_title(raw: str, expected: str) -> None:
 )
 def test_strip_boilerplate(text: str, expected: str) -> None:
     assert strip_boilerplate(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        pytest.param("Prezzo &#8364; 10 &#x2013; fine", "Prezzo € 10 – fine", id="numeric-entities-left-by-feedparser"),
+        pytest.param("&amp;#8220;Bando&amp;#8221; &amp;amp; avviso", "“Bando” & avviso", id="double-escaped-numeric"),
+        pytest.param("ＴＡＲＩ ２０２６ 𝐁𝐚𝐧𝐝𝐨 𝑖𝑡𝑎𝑙𝑖𝑐𝑜", "TARI 2026 Bando italico", id="nfkc-full-width-math"),
+        pytest.param("Uno&nbsp;&nbsp;due\u00a0tre", "Uno due tre", id="nbsp-collapsed"),
+        pytest.param('<img src="a.jpg"/><br/>Testo breve <img src="data:image/jpg;base64,iVBOR', "Testo breve",
+                     id="unclosed-truncated-tag"),
+    ],
+)
+def test_html_to_text_extras(html: str, expected: str) -> None:
+    assert html_to_text(html) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("Il mercato riapre.\nScopri di più", "Il mercato riapre.", id="scopri-di-piu"),
+        pytest.param("Il mercato riapre.\nULTERIORI INFORMAZIONI", "Il mercato riapre.", id="ulteriori-informazioni"),
+        pytest.param("Il mercato riapre. Leggi di più", "Il mercato riapre.", id="leggi-di-piu-inline"),
+        pytest.param("18 agosto 2026\nIl mercato riapre.", "Il mercato riapre.", id="date-prefix"),
+        pytest.param("VENERDÌ, 7 AGOSTO 2026\nAVVISO\nIl mercato riapre.", "Il mercato riapre.", id="date-then-label"),
+        pytest.param("Lorem ipsum dolor sit amet", "", id="lorem-only"),
+        pytest.param("Ulteriori informazioni presso l'URP.", "Ulteriori informazioni presso l'URP.",
+                     id="prose-with-the-words-kept"),
+    ],
+)
+def test_strip_boilerplate_extras(text: str, expected: str) -> None:
+    assert strip_boilerplate(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "context", "expected"),
+    [
+        ("RINNOVO CIE E TARI: SPORTELLO SUAP E ASL CHIUSI PER IMU", "",
+         "Rinnovo CIE e TARI: sportello SUAP e ASL chiusi per IMU"),
+        ("IL SINDACO DI VICENZA INCONTRA LA REGIONE VENETO",
+         "Il sindaco di Vicenza ha incontrato la Regione Veneto ieri.",
+         "Il sindaco di Vicenza incontra la Regione Veneto"),
+        ("LAVORI IN VIA ROMA", "Lavori in via Roma. Via libera ai cantieri.", "Lavori in via Roma"),
+        ("CHIUSO IL MUNICIPIO", "Il municipio è chiuso. Il Municipio riapre lunedì.", "Chiuso il municipio"),
+        ("Ufficio Anagrafe CHIUSO", "Ufficio anagrafe chiuso.", "Ufficio Anagrafe CHIUSO"),
+    ],
+)
+def test_title_case_with_context(raw: str, context: str, expected: str) -> None:
+    assert clean_title(raw, context) == expected
