@@ -47,8 +47,8 @@ _ELLIPSIS = "…"
 _NON_WORD_RE = re.compile(r"[\W_]+")
 _URL_RE = re.compile(r"https?://|www\.", re.I)
 _LEAD_LINE_MIN_WORDS = 4
-# A cut sentence keeps at least this many words, or the summary is left empty.
-_CUT_MIN_WORDS = 4
+# A cut sentence keeps at least this many words (and a third of the room), or the summary is empty.
+_CUT_MIN_WORDS = 6
 # Words that cannot end a line or a cut: a line ending on one was cut off by the CMS.
 _FUNCTION_WORDS = frozenset(
     """
@@ -179,8 +179,9 @@ def is_thin(item: Item) -> bool:
 
 def _cut(sentence: str, room: int) -> str:
     """`sentence` cut to at most `room` characters with "…": at the last clause boundary in
-    the second half of the room, else after the last whole word; trailing function words
-    , numbers and punctuation go. "" when fewer than `_CUT_MIN_WORDS` words would remain."""
+    the second half of the room, else after the last whole word; trailing function words,
+    numbers, abbreviations and punctuation go. "" when fewer than `_CUT_MIN_WORDS` words or
+    less than a third of the room would remain."""
     if len(sentence) <= room:
         return sentence
     limit = room - len(_ELLIPSIS)
@@ -198,14 +199,17 @@ def _cut(sentence: str, room: int) -> str:
     words = head.split()
     # "chiuso dal 3…" would read as an open-ended closure: a cut never ends on a number or
     # on a word that needs the next one.
+    # Nor on an abbreviation ("degli artt. nn."), whose period is not a sentence end.
     while words and (
         _comparable(words[-1]) in _FUNCTION_WORDS
         or not _comparable(words[-1])
         or any(c.isdigit() for c in words[-1])
+        or words[-1].endswith(".")
     ):
         words.pop()
     head = " ".join(words).rstrip(" ,;:.-–—(«“\"'’")
-    if len(head.split()) < _CUT_MIN_WORDS:
+    # A stub ("Ora il testo sarà…") says less than the title: better title + link.
+    if len(head.split()) < _CUT_MIN_WORDS or len(head) < room // 3:
         return ""
     return head + _ELLIPSIS
 

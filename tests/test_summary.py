@@ -375,8 +375,8 @@ def test_selection(title: str, text: str, expected_summary: str) -> None:
         (len("Lavori") + 2 + len(LINK) + 2 + 120,
          "Dal 3 al 31 agosto il ponte sul Timonchio resta chiuso al traffico, per i lavori della linea "
          "ferroviaria Vicenza-Schio…"),  # the clause boundary ";" in the second half
-        (len("Lavori") + 2 + len(LINK) + 2 + 20, "Dal 3 al 31 agosto…"),
-        (len("Lavori") + 2 + len(LINK) + 2 + 12, ""),  # "Dal 3 al…": fewer than four words would remain
+        (len("Lavori") + 2 + len(LINK) + 2 + 45, "Dal 3 al 31 agosto il ponte sul Timonchio…"),
+        (len("Lavori") + 2 + len(LINK) + 2 + 20, ""),  # "Dal 3 al 31 agosto…": a stub, fewer than six words
     ],
 )
 def test_long_sentence_cut_at_clause_or_word(max_length: int, expected_summary: str | None) -> None:
