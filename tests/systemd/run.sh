@@ -34,11 +34,12 @@ stage=$(mktemp -d "${TMPDIR:-/var/tmp}/channel-bridge-systemd.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/payload/src" "$stage/payload/wheels"
 
-# The project as a checkout has it: tracked and new files, nothing ignored (.venv, state, caches).
+# The project as a clone has it: the tracked files (as they are in the working tree), nothing
+# else (no .venv, state, caches, or someone's untracked experiments).
 if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-  (cd "$root" && git ls-files -z --cached --others --exclude-standard) |
-    (cd "$root" && while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done) |
-    (cd "$root" && xargs -0 -r cp --parents -t "$stage/payload/src")
+  (cd "$root" && git ls-files -z --cached) |
+    (cd "$root" && while IFS= read -r -d '' f; do [ -e "$f" ] || [ -L "$f" ] && printf '%s\0' "$f"; done) |
+    (cd "$root" && xargs -0 -r cp -P --parents -t "$stage/payload/src")
 else
   tar -C "$root" --exclude=.venv --exclude=.git --exclude=build --exclude='*.egg-info' \
       --exclude=__pycache__ --exclude='.*_cache' --exclude='state/*' -cf - . | tar -C "$stage/payload/src" -xf -

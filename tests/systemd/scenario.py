@@ -433,6 +433,54 @@ def stop(world: World) -> None:
     status = operator("status")
     check("channel-bridge status works for root (the guide's alias)", status.returncode == 0, status.stderr)
     say("channel-bridge status:\n" + status.stdout)
+
+
+STATE = Path("/var/lib/private/channel-bridge")  # where DynamicUser= keeps StateDirectory=
+BACKUP = Path("/root/channel-bridge-stato.tar.gz")
+
+
+def start_again(name: str) -> bool:
+    sh("systemctl", "reset-failed", UNIT, check_rc=False)
+    result = sh("systemctl", "start", UNIT, timeout=90, check_rc=False)
+    return check(name, result.returncode == 0 and running(), result.stderr + journal("-n", "20"))
+
+
+def corrupt_state_and_restore(world: World) -> None:
+    """The guide's backup, a state file gone bad, and the guide's restore."""
+    posted = world.posted()
+    sh("tar", "-C", str(STATE.parent), "-czf", str(BACKUP), STATE.name)
+    shard = STATE / "feeds" / "notizie.json"
+    if check("the feed's state file is where the guide says", shard.is_file(), sorted(STATE.rglob("*"))):
+        with shard.open("ab") as file:
+            file.write(b"\0garbage after a disk failure")
+    mark = cursor()
+    if start_again("starts with a corrupt state file"):
+        errors = ""
+
+        def reported() -> bool:
+            nonlocal errors
+            errors = journal_after(mark, priority=3)
+            return "notizie.json" in errors
+
+        check("the corrupt file is reported at priority err", wait_until(reported, 15), journal_after(mark))
+        check("and moved aside", bool(list(shard.parent.glob("notizie.json.corrupt*"))), sorted(shard.parent.iterdir()))
+        check("the feed is polled again", world.wait_polls("notizie", 2))
+        check("its old items are not posted again", world.posted() == posted, world.posted())
+    sh("systemctl", "stop", UNIT, timeout=60, check_rc=False)
+
+    aside = STATE.with_name("channel-bridge.prima-del-ripristino")
+    shutil.rmtree(aside, ignore_errors=True)
+    STATE.rename(aside)
+    sh("tar", "-C", str(STATE.parent), "-xzf", str(BACKUP))
+    if start_again("starts on the restored backup"):
+        check("the restored history lists every post", sorted(history_titles()) == sorted(posted), history_titles())
+        check("the feeds are polled", world.wait_polls("notizie", 2) and world.wait_polls("eventi", 1))
+        check("nothing is posted again", world.posted() == posted, world.posted())
+    result = sh("systemctl", "stop", UNIT, timeout=60, check_rc=False)
+    check("stopped again", result.returncode == 0 and show("ActiveState") == "inactive", show("ActiveState"))
+
+
+def every_post_once(world: World) -> None:
     posted = world.posted()
     check("every post exactly once", len(posted) == len(set(posted)), posted)
     check("what was posted is what was new", sorted(posted) == sorted(title(n) for n in (4, 13, 5, 6, 7)), posted)
@@ -451,6 +499,8 @@ def main() -> int:
         stalled_loop(world)
         warnings_in_journal(world)
         stop(world)
+        corrupt_state_and_restore(world)
+        every_post_once(world)
     except (Abort, subprocess.TimeoutExpired) as exc:
         failures.append(f"aborted: {exc}")
         say(f"ABORTED: {exc}")
