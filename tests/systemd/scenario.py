@@ -222,7 +222,8 @@ def write_config(text: str) -> None:
 
 
 def install() -> None:
-    """The guide's installation, offline: pip finds everything in wheels/."""
+    """The guide's installation (docs/guida-operatori.md, section 1), offline: pip finds
+    everything in wheels/."""
     say(f"{sh('systemctl', '--version').stdout.splitlines()[0]}; python {sys.version.split()[0]}")
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELS), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     started = time.monotonic()
@@ -231,8 +232,7 @@ def install() -> None:
     say(f"installed under {VENV} in {time.monotonic() - started:.1f}s")
     require("the command is installed", Path(CLI).exists())
     unit = Path(f"/etc/systemd/system/{UNIT}.service")
-    shutil.copyfile(SRC / "systemd" / f"{UNIT}.service", unit)
-    unit.chmod(0o644)
+    sh("install", "-m", "0644", f"systemd/{UNIT}.service", "/etc/systemd/system/", cwd=SRC)
     sh("systemctl", "daemon-reload")
 
     verify = sh("systemd-analyze", "verify", str(unit), check_rc=False)
@@ -255,7 +255,7 @@ def configure(world: World) -> None:
     secret.chmod(0o600)
     DROP_INS.mkdir(parents=True, exist_ok=True)
     # What the guide tells the operator to write with `systemctl edit channel-bridge`.
-    (DROP_INS / "credentials.conf").write_text(
+    (DROP_INS / "credenziali.conf").write_text(
         "[Service]\nLoadCredential=waha-api-key:/etc/channel-bridge/credentials/waha-api-key\n", encoding="utf-8"
     )
     # Test only: SIGUSR2 stalls the event loop, and a short watchdog so the test waits seconds.
