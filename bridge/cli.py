@@ -20,14 +20,24 @@ import httpx
 
 from bridge import __version__, logs, render
 from bridge.channels import ChannelError, open_channel
-from bridge.config import Config, ConfigError, config_warnings, default_config_path, format_duration, load_config
+from bridge.config import (
+    ChannelConfig,
+    Config,
+    ConfigError,
+    config_warnings,
+    default_config_path,
+    format_duration,
+    load_config,
+)
 from bridge.daemon import Bridge, open_bridge, utcnow
 from bridge.fetch import Fetcher, FetchError
 from bridge.identity import is_seen
 from bridge.item import Alert, Item
+from bridge.links import link_problem
 from bridge.parse import ParseError, parse_feed
 from bridge.poll import alert_for, matches_filters
 from bridge.store import StateError, Store
+from bridge.template import DEFAULT_TEMPLATE, parse_template
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -196,11 +206,18 @@ def cmd_run(config_path: Path, *, once: bool) -> int:
         store.close()
 
 
-def render_for(channel_type: str, alert: Alert) -> str:
-    """The exact text a channel of this type sends for `alert`."""
-    if channel_type == "console":
+def render_for(channel: ChannelConfig, alert: Alert) -> str:
+    """The exact text `channel` sends for `alert`."""
+    template = parse_template(channel.template) if channel.template else DEFAULT_TEMPLATE
+    if channel.type == "console":
         return render.console(alert)
-    return render.whatsapp(alert)
+    if channel.type == "telegram":
+        return render.telegram(alert)
+    if channel.type == "mastodon":
+        return render.mastodon(alert, channel.max_length or 500)
+    if channel.type == "webhook":
+        return render.plain(alert, template)
+    return render.whatsapp(alert, template)
 
 
 async def cmd_preview(config: Config, out: TextIO, feed_id: str | None, limit: int, channel: str | None) -> int:
@@ -244,8 +261,11 @@ def _preview_item(out: TextIO, config: Config, feed_id: str, item: Item, channel
                   store: Store | None, now: datetime) -> None:
     feed = config.feed(feed_id)
     verdict = "would be posted"
+    problem = link_problem(item.link, feed_url=feed.url, link_domains=feed.link_domains)
     if item.link is None:
         verdict = "held: no http(s) link"
+    elif problem is not None:
+        verdict = f"held: {problem}"
     elif item.published is not None and item.published < now - feed.max_age:
         verdict = f"not posted: older than max_age ({format_duration(feed.max_age)})"
     elif not matches_filters(item, feed):
@@ -256,8 +276,9 @@ def _preview_item(out: TextIO, config: Config, feed_id: str, item: Item, channel
     if item.link is None:
         print(f"   {item.title}\n", file=out)
         return
-    alert = alert_for(item, feed, config.alerts)
-    print(render_for(config.channels[channel].type, alert), file=out)
+    channel_config = config.channels[channel]
+    alert = alert_for(item, feed, config.alerts, channel_config)
+    print(render_for(channel_config, alert), file=out)
     print(file=out)
 
 

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge import __version__
+from bridge.template import TemplateError, parse_template
 
 DEFAULT_USER_AGENT = f"channel-bridge/{__version__}"
 DEFAULT_MAX_FEED_BYTES = 10 * 1024 * 1024
@@ -397,8 +398,7 @@ _KNOWN: dict[str, set[str]] = {
     "alerts": {"max_length", "quiet_hours", "min_gap", "urgent_keywords"},
     "ops": {"channel", "min_interval"},
 }
-# Channel types whose client ships in this version; the others are validated but refused.
-AVAILABLE_CHANNEL_TYPES = ("waha", "console")
+AVAILABLE_CHANNEL_TYPES = CHANNEL_TYPES  # every type has its client in bridge/channels/
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
@@ -641,12 +641,6 @@ def _parse_channels(
             table.flush()
             channels[name] = ChannelConfig(name=name, type=str(kind))
             continue
-        if kind not in AVAILABLE_CHANNEL_TYPES:
-            table.error(
-                "type",
-                f'channel type "{kind}" is not available in this version '
-                f'(available: {", ".join(AVAILABLE_CHANNEL_TYPES)})',
-            )
         allowed = _CHANNEL_COMMON | _CHANNEL_KEYS[kind]
         for key in list(table.data):
             if key not in allowed:
@@ -671,6 +665,11 @@ def _parse_channels(
                 value = table.string(key)
                 if value is not None:
                     values[key] = value
+        if isinstance(values.get("template"), str):
+            try:
+                parse_template(values["template"])
+            except TemplateError as exc:
+                table.error("template", f"{exc} ({exc.hint})")
         if values.get("visibility", "public") not in ("public", "unlisted", "private", "direct"):
             table.error("visibility", 'expected "public", "unlisted", "private" or "direct"')
         for key in ("api_key", "token", "secret"):

@@ -21,9 +21,11 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bridge import systemd
+from bridge.article import ArticleReader
 from bridge.channels import Channel, ChannelError, open_channel
 from bridge.config import Config, ConfigError, FeedConfig, load_config
 from bridge.fetch import Fetcher
+from bridge.images import ImageLoader
 from bridge.logs import register_secrets
 from bridge.ops import OpsReporter
 from bridge.outbox import DrainResult, drain, pacing_for
@@ -35,7 +37,7 @@ log = structlog.get_logger("bridge.daemon")
 
 MAX_CONCURRENT_POLLS = 64
 MAX_POLLS_PER_HOST = 2  # many comuni share one provider's server: be a polite client
-STOP_GRACE = 10.0  # seconds in-flight polls and sends get to finish on SIGTERM
+STOP_GRACE = 25.0  # seconds in-flight polls and sends (a WAHA send verifies by read-back) get on SIGTERM
 MAX_JITTER = timedelta(minutes=1)
 PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
 
@@ -68,6 +70,10 @@ class Bridge:
             max_bytes=config.bridge.max_feed_bytes,
         )
         self.parser = ParserPool()
+        self.articles = ArticleReader(self.fetcher)
+        # Channels post images as bytes downloaded here (https only, never a private address),
+        # so a feed cannot make a gateway fetch internal URLs.
+        self.images = ImageLoader()
         self.http = httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent})
         self.channels: dict[str, Channel] = {}
         self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
@@ -83,7 +89,9 @@ class Bridge:
         self._reload_rejected: str | None = None
 
     def _open_channels(self) -> None:
-        self.channels = {name: open_channel(cfg, http=self.http) for name, cfg in self.config.channels.items()}
+        self.channels = {
+            name: open_channel(cfg, http=self.http, images=self.images) for name, cfg in self.config.channels.items()
+        }
         ops = self.config.ops
         self.ops.channel = self.channels.get(ops.channel) if ops.channel else None
         self.ops.min_interval = ops.min_interval
@@ -94,6 +102,7 @@ class Bridge:
         await self.http.aclose()
         await self.fetcher.aclose()
         await self.parser.aclose()
+        await self.images.aclose()
 
     # -- one cycle --------------------------------------------------------------------------
 
@@ -130,7 +139,7 @@ class Bridge:
         async with self._host_slots(feed), self._poll_slots:
             result = await poll_feed(
                 feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force,
-                parser=self.parser,
+                parser=self.parser, reader=self.articles,
             )
         for delivery in result.queued:
             if delivery.channel in self._wake:

@@ -107,13 +107,16 @@ def _item(feed_id: str, entry: Any, base: str) -> Item:
     if link is None and entry.get("guidislink"):
         link = canonical_link(entry.get("id"), base)
     guid = (entry.get("id") or "").strip() or None
+    plain = text.html_to_text(summary_html)
+    content = text.html_to_text(content_html) if content_html else ""
     return Item(
         feed_id=feed_id,
-        title=text.clean_title(entry.get("title", "") or ""),
+        # The item's own text tells which words of an all-caps title are names ("VICENZA").
+        title=text.clean_title(entry.get("title", "") or "", context=f"{plain}\n{content}"),
         link=link,
         guid=guid,
-        text=text.html_to_text(summary_html),
-        content=text.html_to_text(content_html) if content_html else "",
+        text=plain,
+        content=content,
         html=content_html or summary_html,
         published=_published(entry),
         categories=tuple(

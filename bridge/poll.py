@@ -15,14 +15,17 @@ from functools import partial
 import structlog
 
 from bridge import summary
-from bridge.config import AlertSettings, Config, FeedConfig
+from bridge.article import ArticleReader
+from bridge.config import AlertSettings, ChannelConfig, Config, FeedConfig
 from bridge.fetch import Fetcher, FetchError, Validators
 from bridge.health import rhythm
 from bridge.identity import SeenLookup, delivery_id, is_seen
 from bridge.item import Alert, Item
+from bridge.links import link_problem, with_utm
 from bridge.parse import ParseError, parse_feed
 from bridge.parser_pool import ParserPool
 from bridge.store import Delivery, FeedState, Store
+from bridge.template import DEFAULT_TEMPLATE, parse_template
 
 log = structlog.get_logger("bridge.poll")
 
@@ -136,12 +139,15 @@ async def poll_feed(
     now: Callable[[], datetime],
     force: bool = False,
     parser: ParserPool | None = None,
+    reader: ArticleReader | None = None,
 ) -> PollResult:
     """Poll `feed` once and commit the outcome to `store`.
 
     A feed that is backing off after failures is skipped unless `force`. Fetch and parse
     problems are recorded in the feed's state and returned, never raised. `parser` runs the
     parse in a separate process under a deadline (the daemon); None parses in-process.
+    `reader` fetches the article page of thin items (per the feed's `fetch_article`); None
+    never fetches. Items whose link is off the feed's domains are held, never posted.
     """
     flog = log.bind(feed=feed.id)
     state = store.feed_state(feed.id)
@@ -175,6 +181,8 @@ async def poll_feed(
     items = parsed.items
     deliveries: list[Delivery] = []
     seen: dict[str, set[str]] = {}
+    held: str | None = state.last_held
+    articles: dict[str, str] = {}
     for channel in feed.channels:
         selection = select_items(
             items,
@@ -187,7 +195,22 @@ async def poll_feed(
         )
         for item in selection.no_link:
             flog.warning("item held: it has no http(s) link to the comune's site", title=item.title, channel=channel)
-        deliveries.extend(_deliveries(feed, channel, selection.post, items, config, started))
+        postable = []
+        for item in selection.post:
+            problem = link_problem(item.link, feed_url=feed.url, link_domains=feed.link_domains)
+            if problem is None:
+                postable.append(item)
+                continue
+            held = f"{item.title}: {problem}"
+            flog.warning("item held: its link is outside the feed's domains", title=item.title, link=item.link,
+                         reason=problem, channel=channel)
+        if reader is not None:
+            for item in postable:
+                wants = feed.fetch_article == "always" or (feed.fetch_article == "auto" and summary.is_thin(item))
+                if wants and item.link and item.link not in articles:
+                    articles[item.link] = await reader.lead(item.link, feed_url=feed.url,
+                                                            link_domains=feed.link_domains)
+        deliveries.extend(_deliveries(feed, channel, postable, items, config, started, articles))
         seen[channel] = {key for item in selection.seen for key in item.keys}
     queued = store.add_deliveries(deliveries)
     dates = [min(item.published, started) for item in items if item.published is not None]
@@ -207,6 +230,7 @@ async def poll_feed(
         last_error=None,
         retry_at=None,
         rebuilt=False,
+        last_held=held,
     )
     store.save_feed(state, seen, now=started, forget_before=started - max(SEEN_RETENTION, feed.max_age * 2))
     result.items = len(items)
@@ -220,20 +244,29 @@ async def poll_feed(
 _TITLE_ROOM_BESIDE_LONG_LINK = 120
 
 
-def alert_for(item: Item, feed: FeedConfig, alerts: AlertSettings) -> Alert:
-    """The alert for `item` of `feed`, within `alerts.max_length` when the link allows it.
+def alert_for(
+    item: Item, feed: FeedConfig, alerts: AlertSettings, channel: ChannelConfig, *, article: str = ""
+) -> Alert:
+    """The alert for `item` of `feed` on `channel`: the channel's UTM parameters on the link,
+    its template and length limit (else `alerts.max_length`), `article` as the lead of a thin
+    item (see `bridge.article`).
 
     A link longer than the limit is never cut and the item is never dropped for it: the alert
     becomes a shortened title + the link, and a warning says so.
     """
     urgent = is_urgent(item, feed, alerts)
+    linked = replace(item, link=with_utm(item.link, channel.utm)) if item.link else item
+    template = parse_template(channel.template) if channel.template else DEFAULT_TEMPLATE
+    limit = channel.max_length or alerts.max_length
     try:
-        return summary.build_alert(item, feed_name=feed.name, max_length=alerts.max_length, urgent=urgent)
+        return summary.build_alert(linked, feed_name=feed.name, max_length=limit, urgent=urgent,
+                                   article=article, template=template)
     except summary.LinkTooLongError as exc:
         log.warning("link longer than max_length; posting title and link only", feed=feed.id,
                     title=item.title, error=str(exc))
-        stretched = len(item.link or "") + _TITLE_ROOM_BESIDE_LONG_LINK
-        return summary.build_alert(item, feed_name=feed.name, max_length=stretched, urgent=urgent)
+        stretched = len(linked.link or "") + _TITLE_ROOM_BESIDE_LONG_LINK
+        return summary.build_alert(linked, feed_name=feed.name, max_length=stretched, urgent=urgent,
+                                   template=template)
 
 
 def _deliveries(
@@ -243,11 +276,13 @@ def _deliveries(
     items: Sequence[Item],
     config: Config,
     now: datetime,
+    articles: dict[str, str],
 ) -> list[Delivery]:
     position = {id(item): index for index, item in enumerate(items)}
     deliveries = []
     for item in chosen:
-        alert = alert_for(item, feed, config.alerts)
+        article = articles.get(item.link or "", "")
+        alert = alert_for(item, feed, config.alerts, config.channels[channel], article=article)
         deliveries.append(
             Delivery(
                 id=delivery_id(channel, item),

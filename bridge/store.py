@@ -154,6 +154,7 @@ class FeedState:
     newest_item: datetime | None = None  # publication date of the newest item the feed lists
     usual_gap: float | None = None  # seconds between its items, usually (see bridge.health)
     rebuilt: bool = False  # its state was lost (unreadable file): next poll records, posts nothing
+    last_held: str | None = None  # the last item held back (link off the feed's domains), and why
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -171,6 +172,7 @@ class FeedState:
             "newest_item": _iso(self.newest_item),
             "usual_gap": self.usual_gap,
             "rebuilt": self.rebuilt,
+            "last_held": self.last_held,
         }
 
     def health(self, now: datetime) -> FeedHealth:
@@ -201,6 +203,7 @@ class FeedState:
             newest_item=_from_iso(data.get("newest_item")),
             usual_gap=data.get("usual_gap"),
             rebuilt=bool(data.get("rebuilt", False)),
+            last_held=data.get("last_held"),
         )
 
 
@@ -383,7 +386,7 @@ class Store:
         self._deliveries: dict[str, Delivery] = {}
         self._last_post: dict[str, datetime] = {}
         self._posted_ids: set[str] = set()
-        self._posted_at: dict[str, list[datetime]] = {}
+        self._posted_at: dict[str, list[tuple[datetime, str | None]]] = {}
         self._paused: dict[str, str] = {}
 
     # -- opening and closing -------------------------------------------------------------
@@ -470,7 +473,7 @@ class Store:
         self._history = PostLog(self.state_dir / "history.jsonl", read_only=self.read_only)
         for post in self._history.read():
             self._posted_ids.add(post.delivery_id)
-            self._posted_at.setdefault(post.channel, []).append(post.posted_at)
+            self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
         # A crash between "added to history" and "removed from outbox": finish the move.
         stale = [d for d in self._deliveries if d in self._posted_ids]
         if stale and not self.read_only:
@@ -650,15 +653,15 @@ class Store:
         self._history.append(posts)
         for delivery in deliveries:
             self._posted_ids.add(delivery.id)
-            self._posted_at.setdefault(delivery.channel, []).append(at)
+            self._posted_at.setdefault(delivery.channel, []).append((at, remote_id))
             self._deliveries.pop(delivery.id, None)
             self._last_post[delivery.channel] = at
         self._write_outbox()
         return posts
 
     def posts_since(self, channel: str, since: datetime) -> int:
-        """How many posts `channel` made at or after `since` (a digest counts once)."""
-        return len(set(at for at in self._posted_at.get(channel, []) if at >= since))
+        """How many posts `channel` made at or after `since` (a digest, one remote message, counts once)."""
+        return len({(at, remote_id) for at, remote_id in self._posted_at.get(channel, []) if at >= since})
 
     def channel_pause(self, channel: str) -> str | None:
         """Why `channel` is paused (a channel-wide failure), or None when it may post."""

@@ -56,6 +56,7 @@ state_dir = "state"
 [defaults]
 interval = "1s"
 channels = ["whatsapp"]
+link_domains = ["comune.esempio.it"]  # the feed is served from loopback, its items live there
 
 [[feeds]]
 id = "notizie"

@@ -120,7 +120,8 @@ def _config(tmp_path: Path, url: str, **feed: object) -> Config:
     return parse_config(
         {
             "bridge": {"state_dir": "state"},
-            "feeds": [{"id": "notizie", "url": url, "channels": ["wa", "tg"], **feed}],
+            "feeds": [{"id": "notizie", "url": url, "channels": ["wa", "tg"], "link_domains": ["comune.esempio.it"],
+                       **feed}],
             "channels": {"wa": {"type": "console"}, "tg": {"type": "console"}},
         },
         path=tmp_path / "config.toml", env={},
@@ -135,6 +136,7 @@ def test_poll_queues_per_channel_and_dedupes_across_feeds(tmp_path: Path, feed_s
     config = parse_config(
         {
             "bridge": {"state_dir": "state"},
+            "defaults": {"link_domains": ["comune.esempio.it"]},
             "feeds": [{"id": "a", "url": feed_server.url("/a.xml"), "channels": ["wa"]},
                       {"id": "b", "url": feed_server.url("/b.xml"), "channels": ["wa", "tg"]}],
             "channels": {"wa": {"type": "console"}, "tg": {"type": "console"}},
@@ -185,7 +187,8 @@ def test_poll_failure_is_recorded_and_backs_off(tmp_path: Path, feed_server: Fee
 def test_an_over_long_link_is_posted_with_the_title_never_dropped(tmp_path: Path) -> None:
     config = _config(tmp_path, "https://www.comune.esempio.it/feed")
     long_link = "https://www.comune.esempio.it/portale/" + "a" * 450
-    alert = alert_for(Item(**{**_fields(item(1, hours_ago=1)), "link": long_link}), config.feeds[0], config.alerts)
+    alert = alert_for(Item(**{**_fields(item(1, hours_ago=1)), "link": long_link}), config.feeds[0], config.alerts,
+                      config.channels["wa"])
     assert alert.link == long_link
     assert alert.title.startswith("Notizia numero 1")
 
@@ -208,4 +211,27 @@ def test_a_rebuilt_feed_records_its_items_and_posts_none_even_with_backfill(
 
     assert asyncio.run(poll()) == 0
     assert not store.feed_state("notizie").rebuilt
+    store.close()
+
+
+def test_an_item_linking_off_the_feeds_domains_is_held_and_reported(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.set_feed("/feed.xml", rss([]))
+    config = _config(tmp_path, feed_server.url("/feed.xml"))
+    store = Store.open(config.bridge.state_dir)
+
+    async def poll() -> list[str]:
+        async with Fetcher(user_agent="test") as fetcher:
+            result = await poll_feed(config.feeds[0], config=config, fetcher=fetcher, store=store, now=lambda: NOW)
+            return [d.alert.link for d in result.queued if d.channel == "wa"]
+
+    assert asyncio.run(poll()) == []
+    feed_server.set_feed("/feed.xml", rss([
+        {"title": "Bando per contributi alle famiglie", "link": "https://www.comune.esempio.it.evil.example/bando",
+         "pubDate": NOW - timedelta(hours=2)},
+        {"title": "Chiusura di via Roma per lavori", "link": "https://www.comune.esempio.it/via-roma",
+         "pubDate": NOW - timedelta(hours=1)},
+    ]))
+    assert asyncio.run(poll()) == ["https://www.comune.esempio.it/via-roma"]
+    held = store.feed_state("notizie").last_held
+    assert held is not None and "comune.esempio.it.evil.example" in held
     store.close()
