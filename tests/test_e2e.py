@@ -224,3 +224,22 @@ def test_preview_changes_nothing_and_sends_nothing(setup: Bridge) -> None:
     assert "would be posted" in result.stdout
     assert setup.waha.posts == []
     assert not (setup.tmp / "state" / "feeds").exists()
+
+
+def test_kill_9_while_a_waha_send_is_in_flight_posts_exactly_once(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=5))
+    assert setup.run("run", "--once").returncode == 0
+    setup.publish(news(2, hours_ago=0))
+    setup.waha.send_delay = 30.0  # WAHA records the post, then takes its time to answer
+    daemon = setup.start()
+    try:
+        assert wait_for(lambda: len(setup.waha.posts) == 1), "the send never reached WAHA"
+    finally:
+        daemon.kill()  # the daemon dies with the send in flight: it never learnt the outcome
+        daemon.communicate(timeout=10)
+    setup.waha.send_delay = 0.0
+    restart = setup.run("run", "--once")
+    assert restart.returncode == 0, restart.stderr
+    assert "already posted before the restart" in restart.stderr
+    assert first_lines(setup.waha) == ["*Avviso numero 2: chiusura temporanea di via Roma*"]
+    assert len(json.loads(setup.run("history", "--format", "json").stdout)) == 1

@@ -109,6 +109,8 @@ class FakeWaha:
         self._status = status
         self._engine: Engine = engine
         self._delay = delay
+        # Seconds to wait before answering a send only (after recording it): a send in flight.
+        self.send_delay = 0.0
         self._failures: deque[tuple[int, float | None]] = deque()
         self._drops = 0
         self._read_failures: deque[int] = deque()
@@ -288,6 +290,11 @@ class FakeWaha:
             self._posts.append(post)
             return post
 
+    def _wait_send_delay(self) -> None:
+        delay = self.send_delay
+        if delay > 0:
+            self._closing.wait(delay)
+
     def _wait_delay(self) -> None:
         delay = self.delay
         if delay > 0:
@@ -342,6 +349,8 @@ class _Handler(BaseHTTPRequestHandler):
             WahaRequest(method, self.path, dict(self.headers.items()), body, code)
         )
         fake._wait_delay()
+        if method == "POST" and "/api/send" in self.path:
+            fake._wait_send_delay()
         data = json.dumps(payload).encode()
         try:
             self.send_response(code)
