@@ -180,6 +180,12 @@ class World:
         self.feeds.close()
 
 
+def feed_url(world: World, feed: str) -> str:
+    url = world.feeds.url(f"/{feed}.xml")
+    # One feed by name: the name is resolved inside the sandbox (no AF_NETLINK, ProtectSystem...).
+    return url.replace("127.0.0.1", "localhost") if feed == "eventi" else url
+
+
 def config_text(world: World, feeds: list[str], *, broken: bool = False) -> str:
     text = """# Written by the systemd test, as an operator would.
 [bridge]
@@ -191,6 +197,8 @@ timezone = "Europe/Rome"
 [defaults]
 interval = "2s"
 channels = ["whatsapp"]
+# The feeds are served from 127.0.0.1, their items link to the comune's site.
+link_domains = ["comune.esempio.it"]
 """
     for feed in feeds:
         interval = 'interval = "5 minuti"\n' if broken and feed == "eventi" else ""
@@ -198,7 +206,7 @@ channels = ["whatsapp"]
 [[feeds]]
 id = "{feed}"
 name = "{feed.capitalize()} dal Comune"
-url = "{world.feeds.url(f'/{feed}.xml')}"
+url = "{feed_url(world, feed)}"
 {interval}"""
     text += f"""
 [channels.whatsapp]
@@ -225,6 +233,9 @@ def install() -> None:
     """The guide's installation (docs/guida-operatori.md, section 1), offline: pip finds
     everything in wheels/."""
     say(f"{sh('systemctl', '--version').stdout.splitlines()[0]}; python {sys.version.split()[0]}")
+    hosts = Path("/etc/hosts")
+    if not hosts.exists():  # a minimal rootfs has none; every installed Debian has this one
+        hosts.write_text("127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n", encoding="utf-8")
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(WHEELS), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     started = time.monotonic()
     sh("python3", "-m", "venv", str(VENV), timeout=120)
