@@ -1,0 +1,361 @@
+"""Crash at any instant: the real daemon, SIGKILLed at random moments and restarted, loses nothing
+and posts nothing twice.
+
+The daemon (`channel-bridge run`, interval 1 s) polls a loopback feed that gains a new item
+every fraction of a second, and posts to a fake WAHA that answers slowly, so that kills land
+during fetches, parses, state writes and sends. After each kill: no state file is unreadable,
+nothing was moved aside as corrupt, the lock is free and the daemon's helper processes are
+gone. At the end a last daemon drains everything and stops on SIGTERM; then every item was
+posted, none twice.
+
+`crash_run` is the harness; `bench/crash.py` runs it with 200 kills and prints the figures.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from servers.feeds import FeedServer, rss
+from servers.waha import FakeWaha
+from servers.webhook import FakeWebhook
+
+from bridge.config import AVAILABLE_CHANNEL_TYPES
+from bridge.store import Store
+
+API_KEY = "crash-waha-key-8812"
+CHAT = "120363000000000099@newsletter"
+SITE = "https://www.comune.esempio.it"
+
+
+@dataclass
+class CrashReport:
+    """What a crash run found: the figures of issue 6."""
+
+    kills: int = 0
+    published: int = 0
+    lost: dict[str, list[str]] = field(default_factory=dict)  # channel -> links never posted
+    duplicates: dict[str, int] = field(default_factory=dict)  # channel -> extra posts of an item
+    resends: dict[str, int] = field(default_factory=dict)  # webhook: requests repeating an Idempotency-Key
+    unreadable: list[str] = field(default_factory=list)  # state problems found after a kill or at the end
+    lock_held: int = 0  # kills after which the lock could not be taken
+    leftover_processes: int = 0  # helper processes still alive 5 s after their daemon was killed
+    last_events: Counter[str] = field(default_factory=Counter)  # what the daemon was doing when killed
+    final_exit: int | None = None
+    final_stderr: str = ""
+    seconds: float = 0.0
+
+    def lines(self) -> list[str]:
+        kinds = ", ".join(f"{event} {count}" for event, count in self.last_events.most_common(8))
+        return [
+            f"kills performed:        {self.kills}",
+            f"items published:        {self.published}",
+            "items lost:             " + ", ".join(f"{c} {len(v)}" for c, v in sorted(self.lost.items())),
+            "duplicates per channel: " + ", ".join(f"{c} {n}" for c, n in sorted(self.duplicates.items())),
+            "resends deduplicated by the receiver's Idempotency-Key: "
+            + (", ".join(f"{c} {n}" for c, n in sorted(self.resends.items())) or "-"),
+            f"unreadable states:      {len(self.unreadable)}" + (f" {self.unreadable[:3]}" if self.unreadable else ""),
+            f"lock left held:         {self.lock_held}",
+            f"leftover processes:     {self.leftover_processes}",
+            f"final stop exit code:   {self.final_exit}",
+            f"last log event before each kill: {kinds}",
+            f"wall time:              {self.seconds:.0f} s",
+        ]
+
+
+def item(n: int, now: datetime) -> dict[str, Any]:
+    return {
+        "title": f"Avviso {n}: lavori sulla rete idrica in via Roma",
+        "link": f"{SITE}/crash/{n}/",
+        "guid": f"{SITE}/?p={n}",
+        "description": f"Cantiere numero {n}: la strada resta chiusa per lavori alla rete idrica.",
+        "pubDate": now - timedelta(minutes=10) + timedelta(seconds=n),
+    }
+
+
+class Stream:
+    """A feed that gains one item every `every` seconds from a background thread, up to `limit`."""
+
+    def __init__(self, feeds: FeedServer, *, every: float, limit: int) -> None:
+        self.feeds = feeds
+        self.every = every
+        self.limit = limit
+        self.now = datetime.now(UTC).replace(microsecond=0)
+        self.count = 0
+        self.first_new = 1
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def publish(self, n: int = 1) -> None:
+        with self._lock:
+            self.count += n
+            items = [item(i, self.now) for i in range(self.count, 0, -1)]
+            self.feeds.set_feed("/stream.xml", rss(items))
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every) and self.count < self.limit:
+            self.publish()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def new_links(self) -> set[str]:
+        return {f"{SITE}/crash/{n}/" for n in range(self.first_new, self.count + 1)}
+
+
+def write_config(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook | None) -> Path:
+    channels = ["whatsapp", "hook"] if webhook is not None else ["whatsapp"]
+    text = f"""
+[bridge]
+state_dir = "state"
+
+[defaults]
+interval = "1s"
+channels = {json.dumps(channels)}
+link_domains = ["comune.esempio.it"]
+fetch_article = "never"  # loopback only: never fetch article pages from the (fictional) comune site
+
+[[feeds]]
+id = "stream"
+name = "Avvisi"
+url = "{feeds.url('/stream.xml')}"
+
+[channels.whatsapp]
+type = "waha"
+url = "{waha.url}"
+chat_id = "{CHAT}"
+api_key = "env:WAHA_API_KEY"
+"""
+    if webhook is not None:
+        text += f'\n[channels.hook]\ntype = "webhook"\nurl = "{webhook.url}/hook"\n'
+    config = tmp / "config.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")}
+    env["WAHA_API_KEY"] = API_KEY
+    return env
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below `pid`, from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: the fields after it are fixed.
+        fields = stat.rsplit(")", 1)[1].split()
+        parents[int(entry)] = int(fields[1])
+    found: set[int] = set()
+    frontier = {pid}
+    for _ in range(8):  # a short tree: daemon -> forkserver -> parser workers
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        if not frontier:
+            break
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def all_gone(pids: set[int]) -> Callable[[], bool]:
+    return lambda: not any(alive(pid) for pid in pids)
+
+
+def state_problems(state_dir: Path) -> list[str]:
+    """Unreadable or quarantined state files; empty when every file reads."""
+    problems = [f"moved aside: {p.name}" for p in state_dir.rglob("*.corrupt-*")]
+    for path in state_dir.rglob("*.json"):
+        try:
+            data = json.loads(path.read_bytes() or b"{}")
+        except ValueError as exc:
+            problems.append(f"{path.name}: {exc}")
+            continue
+        if not isinstance(data, dict):
+            problems.append(f"{path.name}: not an object")
+    try:
+        Store.open(state_dir, read_only=True).close()
+    except Exception as exc:  # any failure to open is the finding itself
+        problems.append(f"Store.open: {exc}")
+    return problems
+
+
+def lock_is_free(state_dir: Path) -> bool:
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
+
+
+def last_event(log: Path) -> str:
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return "no log"
+    for line in reversed(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            return str(record.get("event"))
+    return "starting"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook | None = None, *, kills: int,
+              seed: int, every: float = 0.4, up: tuple[float, float] = (0.3, 2.5),
+              progress: Callable[[int], None] | None = None) -> CrashReport:
+    """Kill the daemon `kills` times at seeded random moments `up` seconds after each start,
+    while the feed gains an item every `every` seconds; then drain, stop and count."""
+    started = time.monotonic()
+    rng = random.Random(seed)
+    report = CrashReport()
+    waha.api_key = API_KEY
+    config = write_config(tmp, feeds, waha, webhook)
+    state_dir = tmp / "state"
+    logs = tmp / "logs"
+    logs.mkdir(exist_ok=True)
+    command = [sys.executable, "-m", "bridge", "--config", str(config)]
+    stream = Stream(feeds, every=every, limit=max(4, int(kills * sum(up) / 2 / every) + 4))
+    stream.publish(2)
+    prime = subprocess.run([*command, "run", "--once"], env=environment(), capture_output=True, text=True, timeout=60)
+    assert prime.returncode == 0, prime.stderr
+    stream.first_new = stream.count + 1
+    stream.start()
+    try:
+        for index in range(kills):
+            log = logs / f"run-{index}.log"
+            with log.open("w") as stderr:
+                daemon = subprocess.Popen([*command, "run"], env=environment(), stdout=subprocess.DEVNULL,
+                                          stderr=stderr)
+            time.sleep(rng.uniform(*up))
+            helpers = descendants(daemon.pid)
+            daemon.kill()
+            daemon.wait(timeout=10)
+            report.kills += 1
+            report.last_events[last_event(log)] += 1
+            if not wait_for(all_gone(helpers), 5):
+                report.leftover_processes += sum(1 for pid in helpers if alive(pid))
+            if not lock_is_free(state_dir):
+                report.lock_held += 1
+            report.unreadable += [f"after kill {index + 1}: {problem}" for problem in state_problems(state_dir)]
+            if progress is not None:
+                progress(index + 1)
+    finally:
+        stream.stop()
+    report.published = stream.count - stream.first_new + 1
+    wanted = stream.new_links()
+
+    def links(channel: str) -> list[str]:
+        if channel == "whatsapp":
+            return [line for post in waha.posts for line in post.text.splitlines() if line.startswith(SITE)]
+        assert webhook is not None
+        return [str(json.loads(request.body)["link"]) for request in webhook.deliveries]
+
+    channels = ["whatsapp", "hook"] if webhook is not None else ["whatsapp"]
+    with (logs / "final.log").open("w") as stderr:
+        final = subprocess.Popen([*command, "run"], env=environment(), stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        # Drain the backlog: wait while posts keep coming, give up after 30 s without progress.
+        progress_at, count = time.monotonic(), -1
+        for _ in range(20_000):  # bounded: at most ~1000 s even if posts trickle in forever
+            done = sum(len(set(links(channel)) & wanted) for channel in channels)
+            if done == len(wanted) * len(channels) or time.monotonic() - progress_at > 30:
+                break
+            if done != count:
+                progress_at, count = time.monotonic(), done
+            time.sleep(0.05)
+    finally:
+        final.send_signal(signal.SIGTERM)
+        try:
+            report.final_exit = final.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            final.kill()
+            report.final_exit = final.wait(timeout=10)
+    report.final_stderr = (logs / "final.log").read_text(encoding="utf-8", errors="replace")
+    for channel in channels:
+        posted = Counter(links(channel))
+        report.lost[channel] = sorted(wanted - set(posted))
+        report.duplicates[channel] = sum(count - 1 for count in posted.values() if count > 1)
+    if webhook is not None:
+        keyed = [request for request in webhook.requests if request.method == "POST"]
+        report.resends["hook"] = len(keyed) - len({request.header("Idempotency-Key") for request in keyed})
+    report.unreadable += [f"at the end: {problem}" for problem in state_problems(state_dir)]
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def assert_clean(report: CrashReport) -> None:
+    summary = "\n".join(report.lines())
+    assert report.kills > 0
+    assert report.final_exit == 0, report.final_stderr[-3000:]
+    assert all(not lost for lost in report.lost.values()), summary
+    assert all(count == 0 for count in report.duplicates.values()), summary
+    assert report.unreadable == [], summary
+    assert report.lock_held == 0, summary
+    assert report.leftover_processes == 0, summary
+
+
+def test_ten_kills_lose_nothing_and_post_nothing_twice(tmp_path: Path, feed_server: FeedServer) -> None:
+    # A slow gateway: a send takes a few tenths of a second, so kills land in the middle of sends.
+    with FakeWaha(delay=0.1) as waha:
+        report = crash_run(tmp_path, feed_server, waha, kills=10, seed=6)
+    assert_clean(report)
+    assert report.published >= 5
+
+
+@pytest.mark.skipif("webhook" not in AVAILABLE_CHANNEL_TYPES,
+                    reason="the webhook channel type is not available in this version")
+def test_ten_kills_with_a_webhook_that_deduplicates(tmp_path: Path, feed_server: FeedServer) -> None:
+    with FakeWaha(delay=0.1) as waha, FakeWebhook(dedupe=True) as webhook:
+        webhook.delay = 0.1
+        report = crash_run(tmp_path, feed_server, waha, webhook, kills=10, seed=7)
+    assert_clean(report)
