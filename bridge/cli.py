@@ -37,7 +37,7 @@ from bridge.links import link_problem
 from bridge.parse import ParseError, parse_feed
 from bridge.poll import alert_for, matches_filters
 from bridge.store import StateError, Store
-from bridge.template import DEFAULT_TEMPLATE, parse_template
+from bridge.template import channel_template
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -208,13 +208,13 @@ def cmd_run(config_path: Path, *, once: bool) -> int:
 
 def render_for(channel: ChannelConfig, alert: Alert) -> str:
     """The exact text `channel` sends for `alert`."""
-    template = parse_template(channel.template) if channel.template else DEFAULT_TEMPLATE
+    template = channel_template(channel.template)
     if channel.type == "console":
         return render.console(alert)
     if channel.type == "telegram":
-        return render.telegram(alert)
+        return render.telegram(alert, template)
     if channel.type == "mastodon":
-        return render.mastodon(alert, channel.max_length or 500)
+        return render.mastodon(alert, channel.max_length or 500, template)
     if channel.type == "webhook":
         return render.plain(alert, template)
     return render.whatsapp(alert, template)

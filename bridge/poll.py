@@ -25,7 +25,7 @@ from bridge.links import link_problem, with_utm
 from bridge.parse import ParseError, parse_feed
 from bridge.parser_pool import ParserPool
 from bridge.store import Delivery, FeedState, Store
-from bridge.template import DEFAULT_TEMPLATE, parse_template
+from bridge.template import channel_template
 
 log = structlog.get_logger("bridge.poll")
 
@@ -256,7 +256,7 @@ def alert_for(
     """
     urgent = is_urgent(item, feed, alerts)
     linked = replace(item, link=with_utm(item.link, channel.utm)) if item.link else item
-    template = parse_template(channel.template) if channel.template else DEFAULT_TEMPLATE
+    template = channel_template(channel.template)
     limit = channel.max_length or alerts.max_length
     try:
         return summary.build_alert(linked, feed_name=feed.name, max_length=limit, urgent=urgent,

@@ -23,7 +23,7 @@ from datetime import UTC
 from bridge.item import Alert
 from bridge.template import DEFAULT_TEMPLATE, Template, values_for
 
-__all__ = ["console", "plain", "whatsapp"]
+__all__ = ["console", "fit", "mastodon", "mastodon_length", "plain", "telegram", "whatsapp"]
 
 # WhatsApp has no escape character for its markup (*bold*, _italic_, ~strike~, `code`,
 # ```mono```): a "*" inside the title would close the bold early, a pair of "_" in the
@@ -39,11 +39,6 @@ _WHATSAPP_NEUTRAL = str.maketrans(
         "`": "\u02cb",  # ˋ MODIFIER LETTER GRAVE ACCENT
     }
 )
-
-
-def _blocks(*parts: str) -> str:
-    """Join the non-empty parts with one blank line between them."""
-    return "\n\n".join(part for part in parts if part)
 
 
 def plain(alert: Alert, template: Template = DEFAULT_TEMPLATE) -> str:
@@ -99,20 +94,26 @@ def console(alert: Alert) -> str:
 # (Appended by the channels; the functions above are the canonical forms they build on.)
 
 
-def telegram(alert: Alert) -> str:
-    """Return the alert for Telegram's HTML parse mode: `<b>title</b>`, summary, link.
+def _telegram_escape(text: str) -> str:
+    return html.escape(text, quote=False)
 
-    `<`, `>` and `&` in every part are escaped (and nothing else: Telegram's HTML mode knows
-    only these three entities plus `&quot;`), so feed text can never add or break markup; the
-    link stays a bare URL, which Telegram links by itself. What a reader sees is exactly
-    `plain(alert)`: Telegram counts its limits (4096 text, 1024 caption) on that.
+
+def telegram(alert: Alert, template: Template = DEFAULT_TEMPLATE) -> str:
+    """Return the alert for Telegram's HTML parse mode, laid out by `template`: `<b>title</b>`,
+    summary, link.
+
+    `<`, `>` and `&` in every value and in the template's own text are escaped (and nothing
+    else: Telegram's HTML mode knows only these three entities plus `&quot;`), so feed text can
+    never add or break markup; the link stays a bare URL, which Telegram links by itself. What
+    a reader sees is exactly `plain(alert, template)`: Telegram counts its limits (4096 text,
+    1024 caption) on that.
     """
-    title = html.escape(alert.title, quote=False)
-    return _blocks(
-        f"<b>{title}</b>" if title else "",
-        html.escape(alert.summary, quote=False),
-        html.escape(alert.link, quote=False),
-    )
+
+    def field(name: str, value: str) -> str:
+        escaped = _telegram_escape(value)
+        return f"<b>{escaped}</b>" if name == "title" and value else escaped
+
+    return template.render(values_for(alert), field=field, literal=_telegram_escape)
 
 
 # Mastodon counts every URL in a status as this many characters, however long it is.
@@ -127,15 +128,15 @@ def mastodon_length(text: str, link: str) -> int:
     return len(text) - text.count(link) * (len(link) - MASTODON_URL_LENGTH)
 
 
-def mastodon(alert: Alert, limit: int = 500) -> str:
-    """Return the alert as a Mastodon status: `plain` text within `limit` characters as
-    Mastodon counts them (a link counts 23), the link kept whole.
+def mastodon(alert: Alert, limit: int = 500, template: Template = DEFAULT_TEMPLATE) -> str:
+    """Return the alert as a Mastodon status: `plain` text laid out by `template`, within
+    `limit` characters as Mastodon counts them (a link counts 23), the link kept whole.
 
     When the text is too long the summary is shortened at a word boundary with "…", then
     dropped, then the title shortened the same way (see `fit`).
     """
-    fitted = fit(alert, limit, lambda candidate: mastodon_length(plain(candidate), candidate.link))
-    return plain(fitted)
+    fitted = fit(alert, limit, lambda candidate: mastodon_length(plain(candidate, template), candidate.link))
+    return plain(fitted, template)
 
 
 def fit(alert: Alert, limit: int, length: Callable[[Alert], int] | None = None) -> Alert:

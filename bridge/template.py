@@ -192,6 +192,12 @@ def parse_template(source: str) -> Template:
 # The layout every channel had before templates existed; emoji are opt-in (a channel's
 # `template`, or EMOJI_TEMPLATE), so an upgrade does not change what subscribers receive.
 DEFAULT_TEMPLATE = parse_template("{title}\n\n{summary}\n\n{link}")
+def channel_template(source: str | None) -> Template:
+    """The template a channel's `template` setting names, or `DEFAULT_TEMPLATE` when unset.
+    The config loader has already validated it."""
+    return parse_template(source) if source else DEFAULT_TEMPLATE
+
+
 # The Italian default with the category emoji or the urgent marker before the title.
 EMOJI_TEMPLATE = parse_template("{emoji} {title}\n\n{summary}\n\n{link}")
 

@@ -7,6 +7,7 @@ import base64
 import io
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -698,3 +699,11 @@ def test_an_alert_too_long_for_a_caption_posts_text(waha_server: FakeWaha, image
     [post] = waha_server.posts
     assert post.kind == "text"
     assert image_host.requests == []
+
+
+def test_the_channel_template_lays_out_what_waha_posts(waha_server: FakeWaha) -> None:
+    config = waha_config(waha_server.url, template="{emoji} {title} ({date})\n\n{link}")
+    send(config, alert=replace(ALERT, urgent=True))
+    assert waha_server.posts[0].text == (
+        "🚨 *Chiusura temporanea di via Roma* (1 marzo 2026)\n\nhttps://www.comune.example.it/notizie/chiusura-via-roma"
+    )

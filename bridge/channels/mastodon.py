@@ -41,6 +41,7 @@ from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_
 from bridge.config import ChannelConfig
 from bridge.images import Image, ImageLoader
 from bridge.item import Alert
+from bridge.template import channel_template
 
 log = structlog.get_logger("bridge.channels.mastodon")
 
@@ -78,6 +79,7 @@ class MastodonChannel:
         self._config = config
         self._images = images if config.images else None
         self._limit = config.max_length or DEFAULT_LIMIT
+        self._template = channel_template(config.template)
         self._media_wait = media_wait
         token = config.token.value
         self._endpoint = Endpoint(
@@ -106,7 +108,7 @@ class MastodonChannel:
         posted instead of a new one. Raise the errors the module docstring lists.
         """
         payload: dict[str, Any] = {
-            "status": render.mastodon(alert, self._limit),
+            "status": render.mastodon(alert, self._limit, self._template),
             "visibility": self._config.visibility,
             "language": self._config.language,
         }

@@ -37,6 +37,7 @@ from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_
 from bridge.config import ChannelConfig
 from bridge.images import ImageLoader
 from bridge.item import Alert
+from bridge.template import channel_template
 
 log = structlog.get_logger("bridge.channels.telegram")
 
@@ -79,6 +80,7 @@ class TelegramChannel:
         self._chat_id = config.chat_id
         self._images = images if config.images else None
         self._text_limit = min(TEXT_LIMIT, config.max_length or TEXT_LIMIT)
+        self._template = channel_template(config.template)
         api_url = (config.api_url or DEFAULT_API_URL).rstrip("/")
         token = config.token.value
         self._endpoint = Endpoint(
@@ -108,10 +110,11 @@ class TelegramChannel:
         refused, Telegram rejecting the photo) falls back to the text message. Raise the
         errors the module docstring lists.
         """
-        fitted = render.fit(alert, self._text_limit)
-        text = render.plain(fitted) if plain else render.telegram(fitted)
+        template = self._template
+        fitted = render.fit(alert, self._text_limit, lambda a: len(render.plain(a, template)))
+        text = render.plain(fitted, template) if plain else render.telegram(fitted, template)
         if not plain and self._images is not None and alert.image_url:
-            if len(render.plain(fitted)) > CAPTION_LIMIT:
+            if len(render.plain(fitted, template)) > CAPTION_LIMIT:
                 log.info("alert too long for a caption; posting text only", channel=self.name)
             else:
                 image = await self._images.load(alert.image_url)

@@ -47,6 +47,7 @@ from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_
 from bridge.config import ChannelConfig
 from bridge.images import ImageLoader
 from bridge.item import Alert
+from bridge.template import channel_template
 
 log = structlog.get_logger("bridge.channels.waha")
 
@@ -101,6 +102,7 @@ class WahaChannel:
         self._images = images if config.images else None
         self._verify_window = verify_window
         self._text_limit = min(TEXT_LIMIT, config.max_length or TEXT_LIMIT)
+        self._template = channel_template(config.template)
         api_key = config.api_key.value if config.api_key else ""
         self._endpoint = Endpoint(
             channel=config.name,
@@ -218,7 +220,7 @@ class WahaChannel:
     def _text(self, alert: Alert, plain: bool) -> str:
         """The exact text `send` posts for `alert` (also what `recover` looks for)."""
         form = render.plain if plain else render.whatsapp
-        return form(render.fit(alert, self._text_limit, lambda a: len(form(a))))
+        return form(render.fit(alert, self._text_limit, lambda a: len(form(a, self._template))), self._template)
 
     async def _post(
         self, alert: Alert, text: str, token: str | None, plain: bool

@@ -39,12 +39,13 @@ from bridge.channels.base import (
 from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_text
 from bridge.config import ChannelConfig
 from bridge.item import Alert
+from bridge.template import DEFAULT_TEMPLATE, Template, channel_template
 
 PROBE_RESULT = "not checked (webhooks have no health endpoint)"
 
 
-def alert_payload(alert: Alert, delivery_id: str) -> dict[str, Any]:
-    """Return the JSON object a webhook receives for `alert`; pure."""
+def alert_payload(alert: Alert, delivery_id: str, template: Template = DEFAULT_TEMPLATE) -> dict[str, Any]:
+    """Return the JSON object a webhook receives for `alert` (`text` laid out by `template`); pure."""
     return {
         "delivery_id": delivery_id,
         "feed": alert.feed_id,
@@ -56,7 +57,7 @@ def alert_payload(alert: Alert, delivery_id: str) -> dict[str, Any]:
         "urgent": alert.urgent,
         "categories": list(alert.categories),
         "image_url": alert.image_url,
-        "text": render.plain(alert),
+        "text": render.plain(alert, template),
     }
 
 
@@ -78,6 +79,7 @@ class WebhookChannel:
         if not config.url:
             raise ValueError(f"channel {config.name!r} (type webhook) needs url")
         self.name = config.name
+        self._template = channel_template(config.template)
         self._secret = config.secret.value if config.secret else ""
         url = httpx.URL(config.url)
         self._endpoint = Endpoint(
@@ -101,7 +103,7 @@ class WebhookChannel:
         has one, else `Posted(None)`. `plain` changes nothing: the payload has no markup.
         Raise the errors the module docstring lists."""
         body = json.dumps(
-            alert_payload(alert, delivery_id), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+            alert_payload(alert, delivery_id, self._template), ensure_ascii=False, sort_keys=True, separators=(",", ":")
         ).encode("utf-8")
         headers = {"Content-Type": "application/json", "Idempotency-Key": delivery_id}
         if self._secret:

@@ -34,6 +34,7 @@ from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_
 from bridge.config import ChannelConfig
 from bridge.images import ImageLoader
 from bridge.item import Alert
+from bridge.template import channel_template
 
 log = structlog.get_logger("bridge.channels.whapi")
 
@@ -74,6 +75,7 @@ class WhapiChannel:
         self._chat_id = config.chat_id
         self._images = images if config.images else None
         self._text_limit = min(TEXT_LIMIT, config.max_length or TEXT_LIMIT)
+        self._template = channel_template(config.template)
         token = config.token.value
         self._endpoint = Endpoint(
             channel=config.name,
@@ -101,7 +103,7 @@ class WhapiChannel:
         the module docstring lists.
         """
         form = render.plain if plain else render.whatsapp
-        text = form(render.fit(alert, self._text_limit, lambda a: len(form(a))))
+        text = form(render.fit(alert, self._text_limit, lambda a: len(form(a, self._template))), self._template)
         if not plain and self._images is not None and alert.image_url:
             if len(text) > CAPTION_LIMIT:
                 log.info("alert too long for a caption; posting text only", channel=self.name)
