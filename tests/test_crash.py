@@ -359,3 +359,67 @@ def test_ten_kills_with_a_webhook_that_deduplicates(tmp_path: Path, feed_server:
         webhook.delay = 0.1
         report = crash_run(tmp_path, feed_server, waha, webhook, kills=10, seed=7)
     assert_clean(report)
+
+
+def corrupt(state_dir: Path, which: str) -> None:
+    """What a crash on a filesystem without atomic renames, or a disk error, leaves behind."""
+    if which == "feed shard truncated":
+        shard = state_dir / "feeds" / "stream.json"
+        data = shard.read_bytes()
+        shard.write_bytes(data[: len(data) // 2])
+    elif which == "outbox garbage":
+        (state_dir / "outbox.json").write_bytes(b'{"deliveries": {"1": {"id": "x", \x00\x00\x00')
+    elif which == "history torn line":
+        with (state_dir / "history.jsonl").open("ab") as history:
+            history.write(b'{"delivery_id": "torn", "channel": "whatsa')
+    else:
+        raise ValueError(which)
+
+
+@pytest.mark.parametrize("which", ["feed shard truncated", "outbox garbage", "history torn line"])
+def test_a_damaged_state_file_is_moved_aside_and_nothing_is_posted_again(tmp_path: Path, feed_server: FeedServer,
+                                                                         which: str) -> None:
+    with FakeWaha(api_key=API_KEY) as waha:
+        config = write_config(tmp_path, feed_server, waha, None)
+        command = [sys.executable, "-m", "bridge", "--config", str(config)]
+        stream = Stream(feed_server, every=1.0, limit=100)
+
+        def run_once() -> subprocess.CompletedProcess[str]:
+            done = subprocess.run([*command, "run", "--once"], env=environment(), capture_output=True, text=True,
+                                  timeout=60)
+            assert done.returncode == 0, done.stderr
+            return done
+
+        stream.publish(3)
+        run_once()
+        stream.publish(2)
+        run_once()
+        assert len(waha.posts) == 2
+        corrupt(tmp_path / "state", which)
+
+        stream.publish(1)  # item 6
+        after = run_once()
+        texts = [post.text for post in waha.posts]
+        assert len(texts) == len(set(texts)), "an item was posted twice"
+        assert not any(f"/crash/{n}/" in text for n in (1, 2, 3) for text in texts)
+        if which == "history torn line":
+            assert not list((tmp_path / "state").rglob("*.corrupt-*"))
+        else:
+            (aside,) = list((tmp_path / "state").rglob("*.corrupt-*"))
+            errors = [r for line in after.stderr.splitlines() if line.startswith("{")
+                      for r in [json.loads(line)] if r.get("level") == "error"]
+            assert [r["event"] for r in errors] == ["state file unreadable: moved aside, starting it afresh"]
+            assert errors[0]["moved_to"] == str(aside)
+        # A lost shard means the feed is treated as first-polled: item 6 is recorded, not posted.
+        # Otherwise item 6 is simply new.
+        assert (f"{SITE}/crash/6/" in "\n".join(texts)) == (which != "feed shard truncated")
+
+        stream.publish(1)  # item 7: the feed is back to normal
+        run_once()
+        texts = [post.text for post in waha.posts]
+        assert f"{SITE}/crash/7/" in "\n".join(texts)
+        assert len(texts) == len(set(texts))
+        assert [p for p in state_problems(tmp_path / "state") if not p.startswith("moved aside")] == []
+        status = subprocess.run([*command, "status", "--json"], env=environment(), capture_output=True, text=True,
+                                timeout=30)
+        assert status.returncode == 0, status.stderr
