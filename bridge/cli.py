@@ -99,9 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if code == EXIT_OK and args.online:
                 return asyncio.run(cmd_check_online(load_config(config_path), sys.stdout))
             return code
-        config = load_config(config_path)
         if args.command == "run":
             return cmd_run(config_path, once=args.once)
+        # Commands that send nothing do not need the secrets (root reading the state, say).
+        config = load_config(config_path, resolve_secrets=False)
         if args.command == "preview":
             return asyncio.run(cmd_preview(config, sys.stdout, args.feed_id, args.limit, args.channel))
         if args.command == "status":
@@ -114,21 +115,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StateError as exc:
         if args.debug:
             raise
-        print(f"channel-bridge: {exc}" + (f"\n  {exc.hint}" if exc.hint else ""), file=sys.stderr)
+        _say_error(f"channel-bridge: {exc}" + (f"\n  {exc.hint}" if exc.hint else ""), sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
     raise AssertionError(f"unhandled command {args.command}")
 
 
+def _say_error(text: str, out: TextIO) -> None:
+    """Print an error for people; under systemd each line is filed at priority "err", so that
+    `journalctl -p err` shows why the service did not start."""
+    prefix = "<3>" if logs.stderr_is_journal() and out is sys.stderr else ""
+    for line in text.splitlines():
+        print(f"{prefix}{line}", file=out)
+
+
 def _print_config_errors(exc: ConfigError, out: TextIO) -> None:
     count = len(exc.errors)
     if count == 1:
-        print(f"channel-bridge: {exc.path or 'config'}: {exc.errors[0]}", file=out)
+        _say_error(f"channel-bridge: {exc.path or 'config'}: {exc.errors[0]}", out)
         return
-    print(f"channel-bridge: {exc.path or 'config'}: {count} errors", file=out)
-    for error in exc.errors:
-        print(f"  - {error}", file=out)
+    lines = [f"channel-bridge: {exc.path or 'config'}: {count} errors", *(f"  - {error}" for error in exc.errors)]
+    _say_error("\n".join(lines), out)
 
 
 def cmd_check(config_path: Path, out: TextIO) -> int:

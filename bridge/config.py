@@ -207,7 +207,7 @@ def parse_time_window(text: str) -> TimeWindow:
     return TimeWindow(time(h1, m1), time(h2, m2))
 
 
-def resolve_secret(ref: str, env: Mapping[str, str], base_dir: Path) -> Secret:
+def resolve_secret(ref: str, env: Mapping[str, str], base_dir: Path, *, read: bool = True) -> Secret:
     """Resolve `env:NAME`, `file:PATH` (relative to the config file) or `credential:NAME`.
 
     Raise ValueError saying what is missing; the message never contains the secret itself.
@@ -220,6 +220,8 @@ def resolve_secret(ref: str, env: Mapping[str, str], base_dir: Path) -> Secret:
     kind, _, name = ref.partition(":")
     if not name:
         raise ValueError(f'"{kind}:" needs a name after the colon')
+    if not read:
+        return Secret(ref, "")
     if kind == "env":
         value = env.get(name)
         if not value:
@@ -401,12 +403,14 @@ _KNOWN: dict[str, set[str]] = {
 AVAILABLE_CHANNEL_TYPES = CHANNEL_TYPES  # every type has its client in bridge/channels/
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: Path, env: Mapping[str, str] | None = None, *, resolve_secrets: bool = True) -> Config:
     """Read and validate the TOML file at `path`.
 
     Return a frozen `Config`. Raise `ConfigError` listing every problem found (a TOML syntax
     error is reported alone, with its line). `env` defaults to `os.environ`; it supplies
-    `env:` secrets, `$CREDENTIALS_DIRECTORY` and `$STATE_DIRECTORY`.
+    `env:` secrets, `$CREDENTIALS_DIRECTORY` and `$STATE_DIRECTORY`. With `resolve_secrets`
+    false (for commands that send nothing: status, history) secret references are checked for
+    form only and their values left empty.
     """
     env = os.environ if env is None else env
     path = Path(path)
@@ -422,10 +426,12 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([f"not UTF-8 text (byte {exc.start})"], path) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"TOML syntax error: {exc}"], path) from None
-    return parse_config(data, path=path.resolve(), env=env)
+    return parse_config(data, path=path.resolve(), env=env, resolve_secrets=resolve_secrets)
 
 
-def parse_config(data: dict[str, Any], *, path: Path, env: Mapping[str, str]) -> Config:
+def parse_config(
+    data: dict[str, Any], *, path: Path, env: Mapping[str, str], resolve_secrets: bool = True
+) -> Config:
     """Validate already-parsed TOML `data` as if read from `path`; see `load_config`."""
     # Sections are read in dependency order (channels before the feeds that name them), but
     # their errors are reported in the order the sections appear in the file.
@@ -435,7 +441,7 @@ def parse_config(data: dict[str, Any], *, path: Path, env: Mapping[str, str]) ->
     top = _Table(data, "", top_errors)
 
     bridge = _parse_bridge(_Table(top.raw("bridge") or {}, "bridge", section_errors["bridge"]), base_dir, env)
-    channels = _parse_channels(top.raw("channels") or {}, section_errors["channels"], base_dir, env)
+    channels = _parse_channels(top.raw("channels") or {}, section_errors["channels"], base_dir, env, resolve_secrets)
     defaults = _Table(top.raw("defaults") or {}, "defaults", section_errors["defaults"])
     default_values = _feed_settings(defaults, channels, base={})
     defaults.finish()
@@ -619,7 +625,7 @@ def _parse_ops(table: _Table, channels: Mapping[str, ChannelConfig]) -> OpsSetti
 
 
 def _parse_channels(
-    raw: Any, errors: list[str], base_dir: Path, env: Mapping[str, str]
+    raw: Any, errors: list[str], base_dir: Path, env: Mapping[str, str], resolve_secrets: bool
 ) -> dict[str, ChannelConfig]:
     if not isinstance(raw, dict):
         errors.append(f"channels: expected [channels.NAME] tables, got {_kind(raw)}")
@@ -677,7 +683,7 @@ def _parse_channels(
                 ref = table.string(key)
                 if isinstance(ref, str):
                     try:
-                        values[key] = resolve_secret(ref, env, base_dir)
+                        values[key] = resolve_secret(ref, env, base_dir, read=resolve_secrets)
                     except ValueError as exc:
                         table.error(key, str(exc))
         if table.has("images"):
@@ -711,11 +717,20 @@ def config_warnings(config: Config) -> list[str]:
     return warnings
 
 
+INSTALLED_CONFIG = Path("/etc/channel-bridge/config.toml")
+
+
 def default_config_path(env: Mapping[str, str] | None = None) -> Path:
-    """Where the config is when --config is not given (SPEC 3)."""
+    """Where the config is when --config is not given: $CHANNEL_BRIDGE_CONFIG, else
+    $CONFIGURATION_DIRECTORY/config.toml (systemd), else ./config.toml, else (when there is
+    none) the installed /etc/channel-bridge/config.toml."""
     env = os.environ if env is None else env
     if env.get("CHANNEL_BRIDGE_CONFIG"):
         return Path(env["CHANNEL_BRIDGE_CONFIG"])
     if env.get("CONFIGURATION_DIRECTORY"):
         return Path(env["CONFIGURATION_DIRECTORY"].split(":")[0]) / "config.toml"
-    return Path("config.toml")
+    local = Path("config.toml")
+    # An operator's shell on the server (`channel-bridge status`) finds the installed config.
+    if not local.exists() and INSTALLED_CONFIG.exists():
+        return INSTALLED_CONFIG
+    return local

@@ -176,7 +176,7 @@ class Bridge:
         line = self.status_line()
         if line != self._status:
             self._status = line
-            systemd.notify(f"STATUS={line}")
+            systemd.notify(systemd.status_line(line))
 
     async def _drain(self, name: str, *, once: bool = False) -> DrainResult:
         return await drain(
@@ -330,7 +330,7 @@ class Bridge:
 
     async def reload(self) -> None:
         """Re-read the config file; keep running the old one if the new one is invalid."""
-        systemd.notify(f"RELOADING=1\nMONOTONIC_USEC={int(asyncio.get_running_loop().time() * 1e6)}")
+        systemd.notify(systemd.reloading_message())
         try:
             config = load_config(self.config.path)
         except ConfigError as exc:

@@ -58,13 +58,25 @@ class _PriorityFormatter(structlog.stdlib.ProcessorFormatter):
         return _prefix_priority(line, record.levelname.lower()) if self.journald else line
 
 
+def stderr_is_journal() -> bool:
+    """True when standard error is connected to journald (systemd sets $JOURNAL_STREAM to the
+    device and inode of that stream)."""
+    stream = os.environ.get("JOURNAL_STREAM", "")
+    device, _, inode = stream.partition(":")
+    try:
+        info = os.fstat(2)
+        return bool(stream) and info.st_dev == int(device) and info.st_ino == int(inode)
+    except (OSError, ValueError):
+        return False
+
+
 def configure(*, debug: bool = False, stream: TextIO | None = None, json_lines: bool | None = None) -> None:
     """Set up logging for the whole process. `json_lines` defaults to "not a terminal"."""
     stream = stream or sys.stderr
     if json_lines is None:
         json_lines = not stream.isatty()
     # systemd sets JOURNAL_STREAM when stderr is connected to the journal.
-    journald = json_lines and bool(os.environ.get("JOURNAL_STREAM"))
+    journald = json_lines and stderr_is_journal()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,

@@ -67,9 +67,13 @@ class _Worker:
 
 
 class ParserPool:
-    """`workers` parser processes; `parse` waits for a free one, at most `deadline` seconds per parse."""
+    """`workers` parser processes; `parse` waits for a free one, at most `deadline` seconds per parse.
 
-    def __init__(self, *, workers: int = 1, deadline: float = DEFAULT_DEADLINE) -> None:
+    Two by default: one hostile feed running to its deadline must not hold every other feed's
+    parse back (and the machine this is sized for has two cores).
+    """
+
+    def __init__(self, *, workers: int = 2, deadline: float = DEFAULT_DEADLINE) -> None:
         self.deadline = deadline
         self._size = workers
         # forkserver: workers start from a clean, single-threaded server process, never as a

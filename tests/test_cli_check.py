@@ -155,3 +155,14 @@ def test_status_on_a_fresh_state_dir(tmp_path: Path) -> None:
         assert name in first_words, result.stdout
     assert SECRET not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_status_and_history_need_no_secrets(tmp_path: Path) -> None:
+    # root on the server has no $CREDENTIALS_DIRECTORY: commands that send nothing still work.
+    path = write(tmp_path, VALID.replace('"env:WAHA_API_KEY"', '"credential:waha-api-key"'))
+    for command in (["status"], ["history"], ["status", "--json"]):
+        result = channel_bridge("--config", path, *command, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+    refused = channel_bridge("--config", path, "run", "--once", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "credential:waha-api-key needs systemd's LoadCredential=" in refused.stderr

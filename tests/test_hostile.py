@@ -482,8 +482,6 @@ api_key = "env:WAHA_API_KEY"
     return config
 
 
-@pytest.mark.xfail(strict=True, reason="ParserPool has one worker: a feed whose parse runs to the 20 s deadline "
-                                       "holds every other feed's parse for up to 20 s")
 def test_a_hanging_parse_does_not_delay_a_good_feed(tmp_path: Path, feed_server: FeedServer,
                                                     waha_server: FakeWaha) -> None:
     waha_server.api_key = API_KEY
