@@ -17,8 +17,10 @@ def test_the_shipped_config_prints_three_alerts_then_nothing(tmp_path: Path) -> 
     shutil.copy(ROOT / "config.toml", tmp_path / "config.toml")
     env = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "NOTIFY_SOCKET", "JOURNAL_STREAM")}
     command = [sys.executable, "-m", "bridge", "--config", str(tmp_path / "config.toml"), "run", "--once"]
+    elsewhere = tmp_path / "cwd"  # not tmp_path itself: its bridge/sample must not shadow the package
+    elsewhere.mkdir()
 
-    first = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=elsewhere)
     assert first.returncode == 0, first.stderr
     headers = [line for line in first.stdout.splitlines() if line.startswith("── Comune di Esempio")]
     assert len(headers) == 3, first.stdout
@@ -26,6 +28,6 @@ def test_the_shipped_config_prints_three_alerts_then_nothing(tmp_path: Path) -> 
     assert "https://www.comune.esempio.it/novita/" in first.stdout
     assert "held" not in first.stderr
 
-    second = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    second = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=elsewhere)
     assert second.returncode == 0, second.stderr
     assert second.stdout == ""
