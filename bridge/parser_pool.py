@@ -3,18 +3,25 @@
 feedparser can hold the GIL for minutes on a hostile feed (6.0.14 has a quadratic regex on
 author e-mails), and a thread would not help: the daemon's event loop, its deliveries and its
 watchdog pings would all stop. So parsing happens in worker processes; a parse that overruns
-its deadline has its worker killed and replaced, and the feed gets a ParseError like any other
-broken feed (reported, backed off), while everything else goes on.
+its deadline has its worker killed, and the feed gets a ParseError like any other broken feed
+(reported, backed off), while everything else goes on.
+
+Workers are plain child processes (`python -m bridge.parser_pool`) speaking pickled messages
+over their stdin and stdout: no fork of the daemon with its threads and sockets, no
+multiprocessing helper processes. They start when a parse needs one and stop after a while
+without work, so an idle daemon is one process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import os
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Mapping
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
 from typing import Any
 
 import structlog
@@ -24,73 +31,77 @@ from bridge.parse import ParsedFeed, ParseError, parse_feed
 log = structlog.get_logger("bridge.parser_pool")
 
 DEFAULT_DEADLINE = 20.0
+IDLE_TIMEOUT = 60.0  # a worker without work this long exits; the next parse starts a new one
 
 
-def _serve(conn: Connection) -> None:
-    """Worker process: parse requests from `conn` until it closes."""
-    # The daemon decides when workers stop; a Ctrl-C or SIGTERM sent to the whole process
-    # group must not kill a parse half-way and leave the parent waiting.
+def serve(requests: Connection, replies: Connection) -> None:
+    """Worker loop: parse each request from `requests`, answer on `replies`, until EOF."""
+    # The daemon decides when workers stop; a Ctrl-C sent to the whole process group must not
+    # kill a parse half-way and leave the parent waiting.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     while True:
         try:
-            request = conn.recv()
+            feed_id, body, url, headers = requests.recv()
         except (EOFError, OSError):
             return
-        feed_id, body, url, headers = request
         try:
             reply: tuple[Any, ...] = ("ok", parse_feed(feed_id, body, url=url, headers=headers))
         except ParseError as exc:
             reply = ("error", str(exc), exc.hint)
-        except Exception as exc:  # a parser bug must reach the parent as this feed's error, not kill the worker
+        except Exception as exc:  # a parser bug must reach the parent as this feed's error
             reply = ("error", f"the parser failed on this feed ({type(exc).__name__}: {exc})", "")
         try:
-            conn.send(reply)
+            replies.send(reply)
         except (OSError, ValueError):
             return
 
 
 class _Worker:
-    def __init__(self, context: multiprocessing.context.BaseContext) -> None:
-        parent, child = context.Pipe()
-        self.conn: Connection = parent
-        self.process: BaseProcess = context.Process(target=_serve, args=(child,), daemon=True,  # type: ignore[attr-defined]
-                                                    name="channel-bridge-parser")
-        self.process.start()
-        child.close()
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bridge.parser_pool"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            # Its own session: a signal for the daemon's process group is not for it.
+            start_new_session=True,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.requests = Connection(os.dup(self.process.stdin.fileno()), readable=False)
+        self.replies = Connection(os.dup(self.process.stdout.fileno()), writable=False)
+        self.process.stdin.close()
+        self.process.stdout.close()
+        self.idle_since = time.monotonic()
 
     def kill(self) -> None:
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join(timeout=5)
-        self.conn.close()
+        self.process.wait(timeout=5)
+        self.requests.close()
+        self.replies.close()
 
 
 class ParserPool:
-    """`workers` parser processes; `parse` waits for a free one, at most `deadline` seconds per parse.
+    """Up to `workers` parser processes; `parse` waits for a free one, at most `deadline`
+    seconds per parse.
 
-    Two by default: one hostile feed running to its deadline must not hold every other feed's
-    parse back (and the machine this is sized for has two cores).
+    Two at most by default: one hostile feed running to its deadline must not hold every other
+    feed's parse back (and the machine this is sized for has two cores).
     """
 
-    def __init__(self, *, workers: int = 2, deadline: float = DEFAULT_DEADLINE) -> None:
+    def __init__(self, *, workers: int = 2, deadline: float = DEFAULT_DEADLINE,
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.deadline = deadline
+        self.idle_timeout = idle_timeout
+        self._slots: asyncio.Semaphore | None = None
         self._size = workers
-        # forkserver: workers start from a clean, single-threaded server process, never as a
-        # fork of the daemon with its threads and sockets.
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["bridge.parse"])
-        self._idle: asyncio.Queue[_Worker] | None = None
-        self._all: set[_Worker] = set()
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._reaper: asyncio.Task[None] | None = None
 
-    def _spawn(self) -> _Worker:
-        worker = _Worker(self._context)
-        self._all.add(worker)
-        return worker
-
-    def _retire(self, worker: _Worker) -> None:
-        worker.kill()
-        self._all.discard(worker)
+    @property
+    def running(self) -> int:
+        """How many worker processes exist now."""
+        return len(self._idle) + len(self._busy)
 
     async def parse(
         self, feed_id: str, body: bytes, *, url: str, headers: Mapping[str, str] | None = None
@@ -98,34 +109,36 @@ class ParserPool:
         """Parse like `bridge.parse.parse_feed`, in a worker process.
 
         Raise ParseError for a broken feed, a parse that took longer than the deadline (the
-        worker is killed and replaced), or a worker that died.
+        worker is killed), or a worker that died.
         """
-        if self._idle is None:
-            self._idle = asyncio.Queue()
-            for _ in range(self._size):
-                self._idle.put_nowait(await asyncio.to_thread(self._spawn))
-        worker = await self._idle.get()
-        healthy = False
-        try:
-            worker.conn.send((feed_id, body, url, dict(headers or {})))
-            await asyncio.wait_for(self._readable(worker.conn), self.deadline)
-            reply = worker.conn.recv()
-            healthy = True
-        except TimeoutError:
-            log.warning("feed parse overran its deadline; parser process killed", feed=feed_id,
-                        deadline=self.deadline)
-            raise ParseError(
-                f"parsing took longer than {self.deadline:.0f} s and was stopped",
-                hint="the feed is pathological (e.g. huge or malformed author fields); tell the site's webmaster",
-            ) from None
-        except (EOFError, OSError, BrokenPipeError) as exc:
-            raise ParseError(f"the parser process died on this feed ({exc or type(exc).__name__})") from None
-        finally:
-            if healthy:
-                self._idle.put_nowait(worker)
-            else:
-                self._retire(worker)
-                self._idle.put_nowait(await asyncio.to_thread(self._spawn))
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self._size)
+        async with self._slots:
+            worker = self._idle.pop() if self._idle else await asyncio.to_thread(_Worker)
+            self._busy.add(worker)
+            healthy = False
+            try:
+                worker.requests.send((feed_id, body, url, dict(headers or {})))
+                await asyncio.wait_for(self._readable(worker.replies), self.deadline)
+                reply = worker.replies.recv()
+                healthy = True
+            except TimeoutError:
+                log.warning("feed parse overran its deadline; parser process killed", feed=feed_id,
+                            deadline=self.deadline)
+                raise ParseError(
+                    f"parsing took longer than {self.deadline:.0f} s and was stopped",
+                    hint="the feed is pathological (e.g. huge or malformed author fields); tell the site's webmaster",
+                ) from None
+            except (EOFError, OSError) as exc:
+                raise ParseError(f"the parser process died on this feed ({exc or type(exc).__name__})") from None
+            finally:
+                self._busy.discard(worker)
+                if healthy:
+                    worker.idle_since = time.monotonic()
+                    self._idle.append(worker)
+                    self._reap_later()
+                else:
+                    await asyncio.to_thread(worker.kill)
         if reply[0] == "ok":
             parsed: ParsedFeed = reply[1]
             return parsed
@@ -136,6 +149,7 @@ class ParserPool:
         loop = asyncio.get_running_loop()
         ready: asyncio.Future[None] = loop.create_future()
         fd = conn.fileno()
+
         def wake() -> None:
             if not ready.done():
                 ready.set_result(None)
@@ -146,8 +160,36 @@ class ParserPool:
         finally:
             loop.remove_reader(fd)
 
+    def _reap_later(self) -> None:
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.ensure_future(self._reap())
+
+    async def _reap(self) -> None:
+        """Stop workers that have had no work for `idle_timeout`; end when none is idle."""
+        while self._idle:
+            await asyncio.sleep(self.idle_timeout / 2)
+            now = time.monotonic()
+            for worker in [w for w in self._idle if now - w.idle_since >= self.idle_timeout]:
+                self._idle.remove(worker)
+                await asyncio.to_thread(worker.kill)
+
     async def aclose(self) -> None:
         """Stop every worker process."""
-        for worker in list(self._all):
-            self._retire(worker)
-        self._idle = None
+        if self._reaper is not None:
+            self._reaper.cancel()
+        for worker in [*self._idle, *self._busy]:
+            await asyncio.to_thread(worker.kill)
+        self._idle.clear()
+        self._busy.clear()
+
+
+def _worker_main() -> None:
+    requests = Connection(os.dup(0), writable=False)
+    replies = Connection(os.dup(1), readable=False)
+    # Replies own the pipe; anything a library prints goes to stderr, never into the stream.
+    os.dup2(2, 1)
+    serve(requests, replies)
+
+
+if __name__ == "__main__":
+    _worker_main()
