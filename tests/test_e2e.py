@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from servers.feeds import FeedServer, rss
+from servers.telegram import FakeTelegram
 from servers.waha import FakeWaha
 
 API_KEY = "test-key-e2e-1234"
@@ -243,3 +244,77 @@ def test_kill_9_while_a_waha_send_is_in_flight_posts_exactly_once(setup: Bridge)
     assert "already posted before the restart" in restart.stderr
     assert first_lines(setup.waha) == ["*Avviso numero 2: chiusura temporanea di via Roma*"]
     assert len(json.loads(setup.run("history", "--format", "json").stdout)) == 1
+
+
+def daemon_with(setup: Bridge, channels_toml: str, channels: str) -> None:
+    """Rewrite the config with other channels (the same feed and state)."""
+    text = setup.config.read_text(encoding="utf-8")
+    head = text.split("[channels.whatsapp]")[0].replace('channels = ["whatsapp"]', f"channels = {channels}")
+    setup.config.write_text(head + channels_toml, encoding="utf-8")
+
+
+def test_a_bad_key_pauses_whatsapp_and_a_reload_with_the_right_key_posts_everything(
+    setup: Bridge, waha_server: FakeWaha
+) -> None:
+    key_file = setup.tmp / "waha.key"
+    key_file.write_text("the-wrong-key\n", encoding="utf-8")
+    daemon_with(setup, f"""
+[channels.whatsapp]
+type = "waha"
+url = "{waha_server.url}"
+chat_id = "{CHAT}"
+api_key = "file:waha.key"
+""", '["whatsapp"]')
+    setup.publish(news(1, hours_ago=5))
+    daemon = setup.start()
+    try:
+        assert wait_for(lambda: len(setup.feeds.requests("/feed.xml")) >= 1)
+        setup.publish(news(3, hours_ago=1), news(2, hours_ago=2))
+        assert wait_for(lambda: json.loads(setup.run("status", "--json").stdout)["channels"][0]["paused"] is not None)
+        status = json.loads(setup.run("status", "--json").stdout)["channels"][0]
+        assert status["queue"] == 2 and "401" in status["paused"]
+        assert waha_server.posts == []
+        key_file.write_text(API_KEY + "\n", encoding="utf-8")
+        daemon.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: len(waha_server.posts) == 2), "reload did not resume the channel"
+        assert first_lines(waha_server) == ["*Avviso numero 2: chiusura temporanea di via Roma*",
+                                            "*Avviso numero 3: chiusura temporanea di via Roma*"]
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = daemon.communicate(timeout=40)
+    assert daemon.returncode == 0
+    assert "the-wrong-key" not in stderr and API_KEY not in stderr
+
+
+def test_whatsapp_down_does_not_delay_telegram(setup: Bridge, waha_server: FakeWaha,
+                                                telegram_server: FakeTelegram) -> None:
+    daemon_with(setup, f"""
+[channels.whatsapp]
+type = "waha"
+url = "{waha_server.url}"
+chat_id = "{CHAT}"
+api_key = "env:WAHA_API_KEY"
+
+[channels.telegram]
+type = "telegram"
+api_url = "{telegram_server.url}"
+chat_id = "{telegram_server.chat_id}"
+token = "env:TELEGRAM_TOKEN"
+""", '["whatsapp", "telegram"]')
+    setup.env["TELEGRAM_TOKEN"] = telegram_server.token
+    setup.publish(news(1, hours_ago=5))
+    assert setup.run("run", "--once").returncode == 0
+    waha_server.fail_next(1000, 500)  # WhatsApp's gateway is down for the whole test
+    daemon = setup.start()
+    try:
+        setup.publish(news(2, hours_ago=0))
+        published = time.monotonic()
+        assert wait_for(lambda: len(telegram_server.messages) == 1, 5), "Telegram waited for WhatsApp"
+        assert time.monotonic() - published < 1 + 2 + 1  # SPEC 7: the interval (1 s) + 2 s, and slack
+        assert telegram_server.messages[0].text.startswith("<b>Avviso numero 2")
+        assert waha_server.posts == []
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.communicate(timeout=40)
+    queue = {c["name"]: c["queue"] for c in json.loads(setup.run("status", "--json").stdout)["channels"]}
+    assert queue == {"whatsapp": 1, "telegram": 0}  # kept for when WhatsApp is back

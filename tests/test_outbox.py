@@ -13,7 +13,7 @@ from servers.waha import FakeWaha
 from bridge.channels import WahaChannel
 from bridge.config import AlertSettings, ChannelConfig, Secret, TimeWindow
 from bridge.item import Alert
-from bridge.outbox import DrainResult, Pacing, drain, retry_delay
+from bridge.outbox import MAX_RETRY, DrainResult, Pacing, drain, retry_delay
 from bridge.store import Delivery, Store
 
 ROME = ZoneInfo("Europe/Rome")
@@ -189,4 +189,25 @@ def test_once_tries_everything_despite_a_failure(tmp_path: Path, waha_server: Fa
     waha_server.fail_next(1, 503)
     result = run_drain(waha_server, store, Clock(NOON), once=True)
     assert (result.sent, result.failed, result.waiting) == (1, 1, 1)
+    store.close()
+
+
+def test_an_hour_long_outage_then_recovery_delivers_all_in_order_once(tmp_path: Path, waha_server: FakeWaha) -> None:
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(n) for n in (1, 2, 3)])
+    clock = Clock(NOON)
+    waha_server.fail_next(10_000, 503)
+    attempts = 0
+    while clock.moment < NOON + timedelta(hours=1):  # the daemon's worker, with the clock driven by the test
+        result = run_drain(waha_server, store, clock)
+        attempts += 1
+        assert result.sent == 0 and result.next_due is not None
+        clock.moment = result.next_due
+    # Backoff from 30 s doubling to 30 min: a handful of tries in the hour, never a hammering.
+    assert attempts <= 8
+    waha_server.clear_failures()
+    clock.advance(MAX_RETRY)
+    assert run_drain(waha_server, store, clock).sent == 3
+    assert sent_titles(waha_server) == ["*Avviso 1*", "*Avviso 2*", "*Avviso 3*"]
+    assert [p.delivery_id for p in store.posts()] == ["d1", "d2", "d3"]
     store.close()

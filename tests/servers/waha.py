@@ -220,6 +220,11 @@ class FakeWaha:
         with self._lock:
             self._failures.extend([(code, retry_after)] * n)
 
+    def clear_failures(self) -> None:
+        """Forget the failures `fail_next` queued: the gateway is back."""
+        with self._lock:
+            self._failures.clear()
+
     def drop_next(self, n: int) -> None:
         """Make the next `n` sends answer 201 but never appear in the read-back."""
         with self._lock:
