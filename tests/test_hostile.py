@@ -482,36 +482,54 @@ api_key = "env:WAHA_API_KEY"
     return config
 
 
-def test_a_hanging_parse_does_not_delay_a_good_feed(tmp_path: Path, feed_server: FeedServer,
-                                                    waha_server: FakeWaha) -> None:
-    waha_server.api_key = API_KEY
-    feed_server.set_feed("/good.xml", rss([good_item(1, hours_ago=3)]))
+def good_item_posted_next_to(tmp: Path, feeds: FeedServer, waha: FakeWaha, authors: int) -> tuple[bool, float]:
+    """Run the daemon with `authors` feeds that make the parser hang, a trickling feed and a good feed;
+    publish a good item while the hostile parses run; return whether it was posted in time, and when."""
+    waha.api_key = API_KEY
+    feeds.set_feed("/good.xml", rss([good_item(1, hours_ago=3)]))
     # The good feed on its own host name: the per-host poll limit is not what is tested here.
-    good_url = feed_server.url("/good.xml").replace("127.0.0.1", "localhost")
+    good_url = feeds.url("/good.xml").replace("127.0.0.1", "localhost")
     with HostileServer(now=NOW) as hostile:
         # Prime the good feed alone, so that its next item is new whatever the parser does.
-        primed = run_once(daemon_config(tmp_path, [("good", good_url)], waha_server))
+        primed = run_once(daemon_config(tmp, [("good", good_url)], waha))
         assert primed.returncode == 0, primed.stderr
-        config = daemon_config(tmp_path, [("good", good_url), ("author", hostile.url("pathological_author")),
-                                          ("trickle", feed_server.url("/trickle.xml"))], waha_server)
-        feed_server.set_fault("/trickle.xml", "trickle")
-        daemon = subprocess.Popen(bridge_command(config, "run"), env=environment(), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True)
+        hostile_feeds = [(f"author-{n}", hostile.url("pathological_author") + f"?copy={n}") for n in range(authors)]
+        config = daemon_config(tmp, [("good", good_url), *hostile_feeds, ("trickle", feeds.url("/trickle.xml"))],
+                               waha)
+        feeds.set_fault("/trickle.xml", "trickle")
+        log = tmp / "daemon.log"
+        with log.open("w") as stderr:
+            daemon = subprocess.Popen(bridge_command(config, "run"), env=environment(), stdout=subprocess.DEVNULL,
+                                      stderr=stderr)
         try:
-            assert wait_for(lambda: "/pathological_author.xml" in hostile.requests(), 10)
-            time.sleep(0.5)  # the hostile parse is under way
-            feed_server.set_feed("/good.xml", rss([good_item(2, hours_ago=0), good_item(1, hours_ago=3)]))
+            assert wait_for(lambda: hostile.requests().count("/pathological_author.xml") >= authors, 10)
+            time.sleep(0.5)  # the hostile parses are under way
+            feeds.set_feed("/good.xml", rss([good_item(2, hours_ago=0), good_item(1, hours_ago=3)]))
             published = time.monotonic()
             # SPEC 7: from an item appearing to its post, at most the poll interval + 2 s.
-            posted = wait_for(lambda: len(waha_server.posts) >= 1, 1 + 2 + 1)
+            posted = wait_for(lambda: len(waha.posts) >= 1, 1 + 2 + 1)
             latency = time.monotonic() - published
             assert daemon.poll() is None, "the daemon died"
         finally:
             daemon.send_signal(signal.SIGTERM)
             try:
-                _, stderr = daemon.communicate(timeout=30)
+                daemon.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 daemon.kill()
-                _, stderr = daemon.communicate(timeout=10)
-        assert daemon.returncode == 0, stderr[-2000:]
-        assert posted, f"the good feed's new item was not posted within 4 s (after {latency:.1f} s)"
+                daemon.wait(timeout=10)
+        assert daemon.returncode == 0, log.read_text()[-2000:]
+    return posted, latency
+
+
+def test_a_hanging_parse_does_not_delay_a_good_feed(tmp_path: Path, feed_server: FeedServer,
+                                                    waha_server: FakeWaha) -> None:
+    posted, latency = good_item_posted_next_to(tmp_path, feed_server, waha_server, authors=1)
+    assert posted, f"the good feed's new item was not posted within 4 s (after {latency:.1f} s)"
+
+
+@pytest.mark.xfail(strict=True, reason="ParserPool has a fixed 2 workers: two feeds whose parses run to the 20 s "
+                                       "deadline hold every other feed's parse for up to 20 s")
+def test_two_hanging_parses_do_not_delay_a_good_feed(tmp_path: Path, feed_server: FeedServer,
+                                                     waha_server: FakeWaha) -> None:
+    posted, latency = good_item_posted_next_to(tmp_path, feed_server, waha_server, authors=2)
+    assert posted, f"the good feed's new item was not posted within 4 s (after {latency:.1f} s)"
