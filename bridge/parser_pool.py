@@ -32,6 +32,10 @@ log = structlog.get_logger("bridge.parser_pool")
 
 DEFAULT_DEADLINE = 20.0
 IDLE_TIMEOUT = 60.0  # a worker without work this long exits; the next parse starts a new one
+# A normal feed parses in milliseconds; a parse running this long is a hostile feed on its way
+# to the deadline, and no longer counts against the pool's size (up to `SPARE_FACTOR` times it).
+SLOW_PARSE = 2.0
+SPARE_FACTOR = 3
 
 
 def serve(requests: Connection, replies: Connection) -> None:
@@ -71,6 +75,7 @@ class _Worker:
         self.process.stdin.close()
         self.process.stdout.close()
         self.idle_since = time.monotonic()
+        self.busy_since = 0.0
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -81,27 +86,28 @@ class _Worker:
 
 
 class ParserPool:
-    """Up to `workers` parser processes; `parse` waits for a free one, at most `deadline`
-    seconds per parse.
+    """Up to `workers` parser processes busy at once (two by default: the machine this is
+    sized for has two cores); `parse` waits for a free one, at most `deadline` seconds a parse.
 
-    Two at most by default: one hostile feed running to its deadline must not hold every other
-    feed's parse back (and the machine this is sized for has two cores).
+    A worker stuck on a hostile feed for over `SLOW_PARSE` seconds stops counting, so hanging
+    feeds never hold the others' parses back; at most `SPARE_FACTOR` x `workers` processes.
     """
 
     def __init__(self, *, workers: int = 2, deadline: float = DEFAULT_DEADLINE,
                  idle_timeout: float = IDLE_TIMEOUT) -> None:
         self.deadline = deadline
         self.idle_timeout = idle_timeout
-        self._slots: asyncio.Semaphore | None = None
+        self._freed: asyncio.Event | None = None
         self._size = workers
         self._idle: list[_Worker] = []
         self._busy: set[_Worker] = set()
         self._reaper: asyncio.Task[None] | None = None
+        self._starting = 0
 
     @property
     def running(self) -> int:
         """How many worker processes exist now."""
-        return len(self._idle) + len(self._busy)
+        return len(self._idle) + len(self._busy) + self._starting
 
     async def parse(
         self, feed_id: str, body: bytes, *, url: str, headers: Mapping[str, str] | None = None
@@ -111,38 +117,62 @@ class ParserPool:
         Raise ParseError for a broken feed, a parse that took longer than the deadline (the
         worker is killed), or a worker that died.
         """
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self._size)
-        async with self._slots:
-            worker = self._idle.pop() if self._idle else await asyncio.to_thread(_Worker)
-            self._busy.add(worker)
-            healthy = False
-            try:
-                worker.requests.send((feed_id, body, url, dict(headers or {})))
-                await asyncio.wait_for(self._readable(worker.replies), self.deadline)
-                reply = worker.replies.recv()
-                healthy = True
-            except TimeoutError:
-                log.warning("feed parse overran its deadline; parser process killed", feed=feed_id,
-                            deadline=self.deadline)
-                raise ParseError(
-                    f"parsing took longer than {self.deadline:.0f} s and was stopped",
-                    hint="the feed is pathological (e.g. huge or malformed author fields); tell the site's webmaster",
-                ) from None
-            except (EOFError, OSError) as exc:
-                raise ParseError(f"the parser process died on this feed ({exc or type(exc).__name__})") from None
-            finally:
-                self._busy.discard(worker)
-                if healthy:
-                    worker.idle_since = time.monotonic()
-                    self._idle.append(worker)
-                    self._reap_later()
-                else:
-                    await asyncio.to_thread(worker.kill)
+        worker = await self._checkout()
+        healthy = False
+        try:
+            worker.requests.send((feed_id, body, url, dict(headers or {})))
+            await asyncio.wait_for(self._readable(worker.replies), self.deadline)
+            reply = worker.replies.recv()
+            healthy = True
+        except TimeoutError:
+            log.warning("feed parse overran its deadline; parser process killed", feed=feed_id,
+                        deadline=self.deadline)
+            raise ParseError(
+                f"parsing took longer than {self.deadline:.0f} s and was stopped",
+                hint="the feed is pathological (e.g. huge or malformed author fields); tell the site's webmaster",
+            ) from None
+        except (EOFError, OSError) as exc:
+            raise ParseError(f"the parser process died on this feed ({exc or type(exc).__name__})") from None
+        finally:
+            self._busy.discard(worker)
+            assert self._freed is not None
+            self._freed.set()
+            if healthy:
+                worker.idle_since = time.monotonic()
+                self._idle.append(worker)
+                self._reap_later()
+            else:
+                await asyncio.to_thread(worker.kill)
         if reply[0] == "ok":
             parsed: ParsedFeed = reply[1]
             return parsed
         raise ParseError(reply[1], hint=reply[2])
+
+    async def _checkout(self) -> _Worker:
+        """An idle worker, or a new one when fewer than `workers` are busy with normal parses."""
+        if self._freed is None:
+            self._freed = asyncio.Event()
+        while True:
+            now = time.monotonic()
+            normal = sum(1 for w in self._busy if now - w.busy_since < SLOW_PARSE)
+            if normal + self._starting < self._size and (self._idle or self.running < self._size * SPARE_FACTOR):
+                if self._idle:
+                    worker = self._idle.pop()
+                else:
+                    self._starting += 1  # counted while it starts: no other parse may take its place
+                    try:
+                        worker = await asyncio.to_thread(_Worker)
+                    finally:
+                        self._starting -= 1
+                worker.busy_since = time.monotonic()
+                self._busy.add(worker)
+                return worker
+            self._freed.clear()
+            try:
+                # Woken when a worker is freed; otherwise look again as busy parses turn slow.
+                await asyncio.wait_for(self._freed.wait(), SLOW_PARSE / 4)
+            except TimeoutError:
+                pass
 
     @staticmethod
     async def _readable(conn: Connection) -> None:

@@ -94,3 +94,21 @@ def test_workers_start_on_demand_and_stop_when_idle() -> None:
             await pool.aclose()
 
     asyncio.run(go())
+
+
+def test_two_hanging_parses_do_not_hold_a_normal_one() -> None:
+    async def go() -> None:
+        pool = ParserPool(workers=2, deadline=6)
+        try:
+            hostile = [asyncio.ensure_future(pool.parse(f"bad{n}", PATHOLOGICAL * 3, url="https://x.it/"))
+                       for n in range(2)]
+            await asyncio.sleep(0.2)
+            started = time.monotonic()
+            parsed = await pool.parse("good", FEED, url="https://www.comune.esempio.it/feed")
+            assert parsed.items and time.monotonic() - started < 4
+            for task in hostile:
+                task.cancel()
+        finally:
+            await pool.aclose()
+
+    asyncio.run(go())
