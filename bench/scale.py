@@ -194,27 +194,30 @@ class Profiler:
         return sum(n for stack, n in stacks.items() if any(f in stack for f in frames)) / self.rate
 
 
-def hot_spots(stacks: dict[str, int], rate: int, top: int = 25) -> str:
-    """Inclusive and self seconds per function, idle (waiting) frames left out."""
-    idle_markers = ("select (selectors.py", "epoll", "_run_once (asyncio/base_events.py", "wait (threading.py",
-                    "_worker (concurrent/futures/thread.py", "poll (selectors.py", "recv (multiprocessing",
-                    "main (multiprocessing/resource_tracker.py", "read_signed (multiprocessing/forkserver.py")
-    inclusive: collections.Counter[str] = collections.Counter()
-    own: collections.Counter[str] = collections.Counter()
-    busy = 0
+def hot_spots(stacks: dict[str, int], rate: int, top: int = 30) -> str:
+    """Per process (the daemon, each parser): busy seconds, then inclusive and self seconds per
+    function; samples whose innermost frame is a wait (select, pipe read, lock) are left out."""
+    idle_markers = ("select (selectors.py", "_worker (concurrent/futures/thread.py", "wait (threading.py",
+                    "main (multiprocessing/resource_tracker.py", "read_signed (multiprocessing/forkserver.py",
+                    "recv_bytes", "_recv (multiprocessing", "wait (")
+    inclusive: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    own: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    busy: collections.Counter[str] = collections.Counter()
     for stack, count in stacks.items():
         frames = stack.split(";")
-        leaf = frames[-1] if frames else ""
-        if any(marker in leaf for marker in idle_markers):
+        process = frames[0][:100]
+        if "resource_tracker" in process or any(marker in frames[-1] for marker in idle_markers):
             continue
-        busy += count
-        own[leaf] += count
-        for frame in set(frames):
-            inclusive[frame] += count
-    lines = [f"busy samples: {busy} ({busy / rate:.1f} s at {rate} Hz)", "", "inclusive s  function"]
-    lines += [f"{n / rate:10.2f}  {frame}" for frame, n in inclusive.most_common(top)]
-    lines += ["", "self s      function"]
-    lines += [f"{n / rate:10.2f}  {frame}" for frame, n in own.most_common(top)]
+        busy[process] += count
+        own[process][frames[-1]] += count
+        for frame in set(frames[1:]):
+            inclusive[process][frame] += count
+    lines = []
+    for process, samples in busy.most_common():
+        lines += ["", f"== {process}: busy {samples / rate:.1f} s at {rate} Hz", "inclusive s  function"]
+        lines += [f"{n / rate:10.2f}  {frame[:160]}" for frame, n in inclusive[process].most_common(top)]
+        lines += ["self s      function"]
+        lines += [f"{n / rate:10.2f}  {frame[:160]}" for frame, n in own[process].most_common(top // 2)]
     return "\n".join(lines)
 
 
