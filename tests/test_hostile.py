@@ -527,9 +527,15 @@ def test_a_hanging_parse_does_not_delay_a_good_feed(tmp_path: Path, feed_server:
     assert posted, f"the good feed's new item was not posted within 4 s (after {latency:.1f} s)"
 
 
-@pytest.mark.xfail(strict=True, reason="ParserPool has a fixed 2 workers: two feeds whose parses run to the 20 s "
-                                       "deadline hold every other feed's parse for up to 20 s")
 def test_two_hanging_parses_do_not_delay_a_good_feed(tmp_path: Path, feed_server: FeedServer,
                                                      waha_server: FakeWaha) -> None:
     posted, latency = good_item_posted_next_to(tmp_path, feed_server, waha_server, authors=2)
     assert posted, f"the good feed's new item was not posted within 4 s (after {latency:.1f} s)"
+
+
+@pytest.mark.xfail(strict=True, reason="FeedState.last_held is stored by poll.py but status_report (cli.py) never "
+                                       "shows it: a held off-domain item is reported only in the log")
+def test_status_reports_the_item_held_for_an_off_domain_link(outcome: Outcome) -> None:
+    feed = outcome.feed("offdomain-links")
+    shown = json.dumps(feed, ensure_ascii=False)
+    assert "link esterno" in shown and "outside the feed's domains" in shown, shown
