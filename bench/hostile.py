@@ -12,7 +12,7 @@ polled, nothing unsafe was posted from it, and it either posted what it should o
 failure in `status`), each kind's outcome, and the good feed's post latency (publish -> WAHA).
 Phases 2 and 3 run the daemon with only the 80 MB body, then only the gzip bomb (200 MiB
 inflated), next to the good feed, sampling from /proc every 10 ms the RSS of the daemon and the
-PSS of the daemon with its forkserver and parser worker (PSS counts their shared pages once);
+PSS of the daemon with its parser worker processes (PSS counts their shared pages once);
 phase 0 gives the idle baseline.
 """
 
@@ -104,7 +104,7 @@ def rss_kib(pid: int) -> int:
 
 
 def pss_kib(pid: int) -> int:
-    """Proportional set size: pages shared with the other processes (forkserver children) counted once."""
+    """Proportional set size: pages shared with the other processes counted once."""
     return _proc_field(f"/proc/{pid}/smaps_rollup", "Pss:")
 
 
@@ -324,7 +324,7 @@ def main() -> int:
         finally:
             for server in holders.values():
                 server.close()
-    print("peak memory (daemon RSS / daemon + forkserver + parser worker PSS), default max_feed_bytes 10 MiB:")
+    print("peak memory (daemon RSS / daemon + parser worker processes PSS), default max_feed_bytes 10 MiB:")
     for label, (main_kib, tree_kib, error) in (("idle, good feed only", base), ("80 MB body", big),
                                                ("gzip bomb, 200 MiB inflated", bomb)):
         print(f"  {label:<30} {main_kib / 1024:6.1f} MiB / {tree_kib / 1024:6.1f} MiB   {error}")
