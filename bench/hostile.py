@@ -169,7 +169,11 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         done = subprocess.run([sys.executable, "-m", "bridge", "--config", str(self.config), "status", "--json"],
                               env=self.env, capture_output=True, text=True, timeout=60)
-        result: dict[str, Any] = json.loads(done.stdout)
+        try:
+            result: dict[str, Any] = json.loads(done.stdout)
+        except ValueError:
+            print(f"  status --json failed (exit {done.returncode}): {done.stderr.strip()[-500:]}")
+            return {"feeds": []}
         return result
 
     def stop(self) -> int | None:
@@ -257,6 +261,8 @@ def phase_all(tmp: Path, seconds: float, interval: int) -> None:
         overran = any(r.get("feed") == feed_id and "overran" in str(r.get("event")) for r in records)
         error = feed.get("last_error") or ""
         outcome = f"failed: {error}" if error else f"ok, {len(mine)} posted"
+        if not polled:
+            outcome = "never polled, according to status"
         if overran and not error:
             outcome += " (a parse overran its deadline)"
         ok = alive and polled and not unsafe and not never
