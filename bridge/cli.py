@@ -29,8 +29,8 @@ from bridge.config import (
     format_duration,
     load_config,
 )
-from bridge.daemon import Bridge, open_bridge, utcnow
-from bridge.fetch import Fetcher, FetchError
+from bridge.daemon import Bridge, make_fetcher, open_bridge, utcnow
+from bridge.fetch import FetchError
 from bridge.identity import is_seen
 from bridge.item import Alert, Item
 from bridge.links import link_problem
@@ -241,8 +241,7 @@ async def cmd_preview(config: Config, out: TextIO, feed_id: str | None, limit: i
         store: Store | None = Store.open(config.bridge.state_dir, read_only=True)
     except StateError:
         store = None
-    fetcher = Fetcher(user_agent=config.bridge.user_agent, timeout=config.bridge.fetch_timeout.total_seconds(),
-                      max_bytes=config.bridge.max_feed_bytes)
+    fetcher = make_fetcher(config)
     now = utcnow()
     try:
         for feed in feeds:
@@ -315,6 +314,7 @@ def status_report(config: Config, store: Store) -> dict[str, Any]:
             "retry_at": _iso(state.retry_at),
             "last_new_item": _iso(state.last_new_item),
             "seen_keys": store.seen_count(feed.id),
+            "last_held": state.last_held,
         })
     channels = []
     for name, channel in config.channels.items():
@@ -355,7 +355,8 @@ def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
         print(
             f"{feed['id']:<20} {feed['health']:<8} {_when(_dt(feed['last_poll']), config):<17} "
             f"{_when(_dt(feed['last_success']), config):<17} {feed['consecutive_failures']:>5}  "
-            f"{_when(_dt(feed['last_new_item']), config):<17} {feed['health_detail'] or feed['last_error'] or ''}",
+            f"{_when(_dt(feed['last_new_item']), config):<17} "
+            f"{feed['health_detail'] or feed['last_error'] or _held(feed['last_held'])}",
             file=out,
         )
     print(f"\n{'channel':<20} {'type':<9} {'queue':>5} {'held':>5} {'failed':>6}  {'last post':<17} problem",
@@ -368,6 +369,10 @@ def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
             file=out,
         )
     return EXIT_OK
+
+
+def _held(text: str | None) -> str:
+    return f"held: {text}" if text else ""
 
 
 def _dt(text: str | None) -> datetime | None:

@@ -10,7 +10,8 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -38,7 +39,8 @@ log = structlog.get_logger("bridge.daemon")
 MAX_CONCURRENT_POLLS = 64
 MAX_POLLS_PER_HOST = 2  # many comuni share one provider's server: be a polite client
 STOP_GRACE = 25.0  # seconds in-flight polls and sends (a WAHA send verifies by read-back) get on SIGTERM
-MAX_JITTER = timedelta(minutes=1)
+STATUS_EVERY = 5.0  # seconds between two computations of the systemd status line
+FLUSH_EVERY = 60.0  # seconds between two writes of the feeds' poll states
 PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
 
 
@@ -64,11 +66,7 @@ class Bridge:
         self.store = store
         self.now = now
         register_secrets(config_secrets(config))
-        self.fetcher = Fetcher(
-            user_agent=config.bridge.user_agent,
-            timeout=config.bridge.fetch_timeout.total_seconds(),
-            max_bytes=config.bridge.max_feed_bytes,
-        )
+        self.fetcher = make_fetcher(config)
         self.parser = ParserPool()
         self.articles = ArticleReader(self.fetcher)
         # Channels post images as bytes downloaded here (https only, never a private address),
@@ -81,11 +79,15 @@ class Bridge:
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._polls: set[asyncio.Task[object]] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
         self._stopping = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
         self.ops = OpsReporter(None, min_interval=config.ops.min_interval, now=now)
         self._last_probe: dict[str, datetime] = {}
+        self._epoch = datetime.now(UTC)
         self._status = ""
+        self._status_at = -STATUS_EVERY
+        self._status_call: asyncio.TimerHandle | None = None
         self._reload_rejected: str | None = None
 
     def _open_channels(self) -> None:
@@ -173,6 +175,19 @@ class Bridge:
         return f"{line}; {self._reload_rejected}" if self._reload_rejected else line
 
     def _update_status(self) -> None:
+        """Refresh the systemd status line, at most every STATUS_EVERY seconds: it looks at
+        every feed, and polls come by the thousand."""
+        loop = asyncio.get_running_loop()
+        wait = self._status_at + STATUS_EVERY - loop.time()
+        if wait > 0:
+            if self._status_call is None:
+                self._status_call = loop.call_later(wait, self._refresh_status)
+            return
+        self._refresh_status()
+
+    def _refresh_status(self) -> None:
+        self._status_call = None
+        self._status_at = asyncio.get_running_loop().time()
         line = self.status_line()
         if line != self._status:
             self._status = line
@@ -196,7 +211,7 @@ class Bridge:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        loop.add_signal_handler(signal.SIGHUP, lambda: self._background(self.reload()))
         if os.environ.get("CHANNEL_BRIDGE_TEST_HOOKS") == "1":
             # Test hook for the watchdog: SIGUSR2 blocks the event loop as a real hang would.
             loop.add_signal_handler(signal.SIGUSR2, lambda: time.sleep(3600))
@@ -206,10 +221,12 @@ class Bridge:
             # Late is better than never: apscheduler 3 skips a run more than 1 s late by default.
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
+        self._epoch = datetime.now(self.config.bridge.timezone)
         self._schedule_feeds()
         self._scheduler.start()
         self._start_workers()
         watchdog = asyncio.ensure_future(self._watchdog())
+        flusher = asyncio.ensure_future(self._flusher())
         systemd.notify("READY=1")
         self._update_status()
         log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
@@ -219,6 +236,7 @@ class Bridge:
             systemd.notify("STOPPING=1")
             log.info("stopping")
             watchdog.cancel()
+            flusher.cancel()
             await self._shutdown()
         log.info("stopped")
         return 0
@@ -229,11 +247,16 @@ class Bridge:
         for feed in self.config.feeds:
             if previous and previous.get(feed.id) == feed and self._scheduler.get_job(feed.id):
                 continue
+            interval = feed.interval.total_seconds()
+            # A fixed phase per feed instead of apscheduler's per-run jitter: polls are spread
+            # evenly over the interval (8,000 feeds do not all fire at once), and two polls of
+            # a feed are never more than one interval apart (jitter could add up to a minute).
+            phase = zlib.crc32(feed.id.encode()) % max(int(interval), 1)
             self._scheduler.add_job(
                 self._poll_job,
                 IntervalTrigger(
-                    seconds=feed.interval.total_seconds(),
-                    jitter=min(feed.interval * 0.1, MAX_JITTER).total_seconds(),
+                    seconds=interval,
+                    start_date=self._epoch + timedelta(seconds=phase),
                     timezone=self.config.bridge.timezone,
                 ),
                 args=[feed.id],
@@ -319,6 +342,23 @@ class Bridge:
         elif result.sent:
             self.ops.clear(f"channel {name} failing")
 
+    def _background(self, work: Coroutine[object, object, None]) -> None:
+        """Run `work` as a task that is kept referenced until it ends."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _close_later(fetcher: Fetcher, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await fetcher.aclose()
+
+    async def _flusher(self) -> None:
+        """Write the feeds' poll states now and then (a 304 changes them in memory only)."""
+        while True:
+            await asyncio.sleep(FLUSH_EVERY)
+            self.store.flush()
+
     async def _watchdog(self) -> None:
         interval = systemd.watchdog_interval()
         if interval is None:
@@ -344,6 +384,12 @@ class Bridge:
         if config.bridge.state_dir != self.config.bridge.state_dir:
             log.warning("state_dir changes take effect at restart, not reload")
         register_secrets(config_secrets(config))
+        if _fetch_settings(config) != _fetch_settings(self.config):
+            # Polls under way finish with the old fetcher; it is closed once they are done.
+            old_fetcher = self.fetcher
+            self.fetcher = make_fetcher(config)
+            self.articles = ArticleReader(self.fetcher)
+            self._background(self._close_later(old_fetcher, config.bridge.fetch_timeout.total_seconds() + 5))
         old_channels = self.channels
         old_feeds = {feed.id: feed for feed in self.config.feeds}
         self.config = config
@@ -372,8 +418,10 @@ class Bridge:
         log.info("config reloaded", feeds=len(config.feeds), channels=list(self.channels))
 
     async def _shutdown(self) -> None:
+        # No new polls, but the running ones finish: shutting the scheduler down first would
+        # cancel them (apscheduler's asyncio executor cancels what it started).
         if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+            self._scheduler.pause()
         for event in self._wake.values():
             event.set()
         pending = [*self._workers.values(), *self._polls]
@@ -383,7 +431,25 @@ class Bridge:
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=1)
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        if self._status_call is not None:
+            self._status_call.cancel()
         await self.aclose()
+
+
+def make_fetcher(config: Config) -> Fetcher:
+    """The feed fetcher for `config`'s [bridge] settings."""
+    return Fetcher(
+        user_agent=config.bridge.user_agent,
+        timeout=config.bridge.fetch_timeout.total_seconds(),
+        max_bytes=config.bridge.max_feed_bytes,
+    )
+
+
+def _fetch_settings(config: Config) -> tuple[object, ...]:
+    bridge = config.bridge
+    return (bridge.user_agent, bridge.fetch_timeout, bridge.max_feed_bytes)
 
 
 def open_bridge(config_path: Path) -> tuple[Config, Store]:

@@ -3,13 +3,15 @@
 Layout (schema version in `outbox.json`, table `meta`):
 
     lock                 flock()ed by the running daemon; a second instance exits
-    feeds/<feed_id>.json one shard per feed: poll state and the identity keys seen from it
+    feeds/<feed_id>.json one file per feed: the identity keys seen from it
+    polls.json           every feed's poll state: validators, health (written periodically)
     outbox.json          deliveries not yet sent (pending) or given up (failed), channel pacing
     history.jsonl        every post made: where, when, the remote message id (append-only)
 
-A poll writes its feed's shard only, so the cost of a write does not grow with the number of
-feeds. Every write goes through `AtomicJSONStorage`: temp file, fsync, rename, fsync of the
-directory, mode 0600; a kill at any instant leaves either the old or the new file.
+A poll that finds new keys writes its own feed's file only, so the cost of a write does not
+grow with the number of feeds; a 304 writes nothing (its state reaches polls.json at the next
+`flush`). Every file is replaced atomically: temp file, fsync, rename, fsync of the directory,
+mode 0600; a kill at any instant leaves either the old or the new file.
 
 Ordering gives crash safety without transactions across files: new deliveries are written to
 the outbox *before* their keys are marked seen (a crash in between re-finds the item, and the
@@ -24,7 +26,7 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,9 @@ from bridge.health import FeedHealth, judge
 from bridge.item import Alert
 
 SCHEMA_VERSION = 1
+# A seen key's time is refreshed at most this often (seconds): a feed answering 200 with nothing
+# new then costs no write. Far shorter than the three days a title fingerprint is matched.
+SEEN_REFRESH = 86400
 
 log = structlog.get_logger("bridge.store")
 
@@ -363,14 +368,6 @@ class PostLog:
                 os.fsync(file.fileno())
 
 
-@dataclass(slots=True)
-class _Shard:
-    db: TinyDB
-    state: FeedState
-    # channel -> identity key -> (first seen, last seen), epoch seconds
-    seen: dict[str, dict[str, tuple[int, int]]] = field(default_factory=dict)
-
-
 class Store:
     """The bridge's state directory. Open with `Store.open(...)`; close with `close()`."""
 
@@ -378,9 +375,13 @@ class Store:
         self.state_dir = state_dir
         self.read_only = read_only
         self._lock_fd: int | None = None
-        self._shards: dict[str, _Shard] = {}
-        # channel -> key -> {feed_id: last seen epoch}: the cross-feed view of every shard
-        self._index: dict[str, dict[str, dict[str, int]]] = {}
+        self._states: dict[str, FeedState] = {}  # every feed's poll state (polls.json)
+        self._states_dirty = False
+        # feed -> channel -> identity key -> last seen, epoch seconds (feeds/<feed_id>.json)
+        self._seen: dict[str, dict[str, dict[str, int]]] = {}
+        # channel -> key -> the feed (or feeds) that showed it: the cross-feed view of every
+        # shard. A feed id, not a dict, in the common one-feed case: 8,000 feeds hold ~500k keys.
+        self._index: dict[str, dict[str, str | tuple[str, ...]]] = {}
         self._outbox: TinyDB | None = None
         self._history = PostLog(state_dir / "history.jsonl", read_only=True)
         self._deliveries: dict[str, Delivery] = {}
@@ -480,31 +481,87 @@ class Store:
             for delivery_id in stale:
                 del self._deliveries[delivery_id]
             self._write_outbox()
+        self._load_states()
         feeds_dir = self.state_dir / "feeds"
         if feeds_dir.is_dir():
             for path in sorted(feeds_dir.glob("*.json")):
-                self._load_shard(path.stem, path)
+                self._load_seen(path.stem, path)
 
-    def _load_shard(self, feed_id: str, path: Path) -> None:
-        db = _open_db(path, read_only=self.read_only)
+    def _load_states(self) -> None:
+        path = self.state_dir / "polls.json"
         try:
-            doc = db.table("feed").get(doc_id=1)
-            state = FeedState.from_dict(doc) if isinstance(doc, Mapping) else FeedState(feed_id)
-            seen = [(e["c"], e["k"], int(e["f"]), int(e["t"])) for e in db.table("seen").all()]
-        except (StateError, KeyError, TypeError, ValueError) as exc:
-            db.close()
+            data = AtomicJSONStorage(str(path), read_only=True).read() or {}
+            for doc in data.get("polls", {}).values():
+                state = FeedState.from_dict(doc)
+                self._states[state.feed_id] = state
+        except (StateError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            if self.read_only:
+                raise StateError(f"state file {path} is unreadable ({exc})") from None
+            # Only poll health and validators are lost: the next polls fetch in full, and the
+            # seen keys (in feeds/) still keep every old item from being posted again.
+            self._states.clear()
+            self._quarantine(path, exc)
+
+    def _load_seen(self, feed_id: str, path: Path) -> None:
+        try:
+            data = AtomicJSONStorage(str(path), read_only=True).read() or {}
+            rows = [(e["c"], e["k"], int(e["t"])) for e in data.get("seen", {}).values()]
+        except (StateError, KeyError, TypeError, ValueError, AttributeError) as exc:
             if self.read_only:
                 return
             self._quarantine(path, exc)
             # Its seen keys are gone: the feed's next poll records what it lists and posts none
             # of it, as a first poll without backfill would. Old items are never re-posted.
-            self._shards[feed_id] = _Shard(db=_open_db(path, read_only=False), state=FeedState(feed_id, rebuilt=True))
+            self._states[feed_id] = FeedState(feed_id, rebuilt=True)
+            self._states_dirty = True
+            self._write_states()
             return
-        shard = _Shard(db=db, state=state)
-        for channel, key, first, last in seen:
-            shard.seen.setdefault(channel, {})[key] = (first, last)
-            self._index.setdefault(channel, {}).setdefault(key, {})[feed_id] = last
-        self._shards[feed_id] = shard
+        marks = self._seen.setdefault(feed_id, {})
+        for channel, key, last in rows:
+            marks.setdefault(channel, {})[key] = last
+            self._index_add(channel, key, feed_id)
+
+    def _index_add(self, channel: str, key: str, feed_id: str) -> None:
+        index = self._index.setdefault(channel, {})
+        held = index.get(key)
+        if held is None:
+            index[key] = feed_id
+        elif isinstance(held, str):
+            if held != feed_id:
+                index[key] = (held, feed_id)
+        elif feed_id not in held:
+            index[key] = (*held, feed_id)
+
+    def _index_remove(self, channel: str, key: str, feed_id: str) -> None:
+        index = self._index.get(channel, {})
+        held = index.get(key)
+        if held == feed_id:
+            del index[key]
+        elif isinstance(held, tuple):
+            rest = tuple(f for f in held if f != feed_id)
+            index[key] = rest[0] if len(rest) == 1 else rest
+
+    def _write_seen(self, feed_id: str) -> None:
+        rows = (
+            {"c": channel, "k": key, "t": last}
+            for channel, marks in sorted(self._seen.get(feed_id, {}).items())
+            for key, last in sorted(marks.items())
+        )
+        # TinyDB's layout (tables of numbered documents), so any TinyDB can read the file.
+        document = {"seen": {str(n): row for n, row in enumerate(rows, 1)}}
+        path = self.state_dir / "feeds" / f"{feed_id}.json"
+        write_atomically(path, json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
+
+    def _write_states(self) -> None:
+        document = {"polls": {str(n): state.to_dict() for n, state in enumerate(self._states.values(), 1)}}
+        write_atomically(self.state_dir / "polls.json",
+                         json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
+        self._states_dirty = False
+
+    def flush(self) -> None:
+        """Write the feeds' poll states if they changed since the last write (see `save_feed`)."""
+        if self._states_dirty and not self.read_only:
+            self._write_states()
 
     def _quarantine(self, path: Path, exc: Exception) -> None:
         """Move an unreadable state file aside, keeping it for inspection, and say so loudly."""
@@ -515,10 +572,11 @@ class Store:
                   error=str(exc))
 
     def close(self) -> None:
-        """Release files and the lock. Everything committed is already on disk."""
-        for shard in self._shards.values():
-            shard.db.close()
-        self._shards.clear()
+        """Write what is held in memory only, then release files and the lock."""
+        if not self.read_only:
+            self.flush()
+        self._seen.clear()
+        self._states.clear()
         if self._outbox is not None:
             self._outbox.close()
         self._outbox = None
@@ -536,16 +594,19 @@ class Store:
 
     def feed_ids(self) -> list[str]:
         """Ids of every feed that has state, in name order."""
-        return sorted(self._shards)
+        return sorted(set(self._states) | set(self._seen))
 
     def feed_state(self, feed_id: str) -> FeedState:
         """The feed's remembered state; a fresh one for a feed never polled."""
-        shard = self._shards.get(feed_id)
-        return shard.state if shard else FeedState(feed_id)
+        return self._states.get(feed_id) or FeedState(feed_id)
 
     def seen_by(self, channel: str, key: str) -> Mapping[str, int]:
         """For `channel`, the feeds that showed `key` and when they last did (epoch seconds)."""
-        return self._index.get(channel, {}).get(key, {})
+        held = self._index.get(channel, {}).get(key)
+        if held is None:
+            return {}
+        feeds = (held,) if isinstance(held, str) else held
+        return {feed: self._seen[feed][channel][key] for feed in feeds}
 
     def save_feed(
         self,
@@ -555,48 +616,42 @@ class Store:
         now: datetime | None = None,
         forget_before: datetime | None = None,
     ) -> None:
-        """Commit a poll of one feed in one atomic write of its shard.
+        """Record a poll of one feed.
 
-        `seen` maps channel -> keys shown by the feed in this poll; they are recorded (or
-        refreshed) at `now`. Keys of this feed last seen before `forget_before` are dropped, so
-        the store stays bounded by age, never by count.
+        `seen` maps channel -> keys shown by the feed in this poll; new ones are recorded and
+        old ones refreshed at `now` (at most daily). Keys of this feed last seen before
+        `forget_before` are dropped, so the store stays bounded by age, never by count. When
+        its keys changed, the feed's file is written at once (one atomic write, whatever the
+        number of feeds). The poll state itself (validators, health) is only kept in memory
+        until the next `flush`: losing it to a crash costs a full fetch, never a lost or a
+        repeated post, so a 304 costs no disk write at all.
         """
-        shard = self._shards.get(state.feed_id)
-        if shard is None:
-            path = self.state_dir / "feeds" / f"{state.feed_id}.json"
-            shard = _Shard(db=_open_db(path, read_only=False), state=state)
-            self._shards[state.feed_id] = shard
-        shard.state = state
+        self._states[state.feed_id] = state
+        self._states_dirty = True
         stamp = int((now or _now()).timestamp())
+        marks = self._seen.setdefault(state.feed_id, {})
+        changed = False
         for channel, keys in (seen or {}).items():
-            marks = shard.seen.setdefault(channel, {})
-            index = self._index.setdefault(channel, {})
+            channel_marks = marks.setdefault(channel, {})
             for key in keys:
-                first = marks.get(key, (stamp, stamp))[0]
-                marks[key] = (first, stamp)
-                index.setdefault(key, {})[state.feed_id] = stamp
+                last = channel_marks.get(key)
+                if last is None:
+                    self._index_add(channel, key, state.feed_id)
+                if last is None or stamp - last >= SEEN_REFRESH:
+                    channel_marks[key] = stamp
+                    changed = True
         if forget_before is not None:
             cutoff = int(forget_before.timestamp())
-            for channel, marks in shard.seen.items():
-                for key in [k for k, (_, last) in marks.items() if last < cutoff]:
-                    del marks[key]
-                    feeds = self._index.get(channel, {}).get(key, {})
-                    feeds.pop(state.feed_id, None)
-                    if not feeds:
-                        self._index.get(channel, {}).pop(key, None)
-        db = shard.db
-        db.drop_tables()
-        db.table("feed").insert(state.to_dict())
-        db.table("seen").insert_multiple(
-            {"c": channel, "k": key, "f": first, "t": last}
-            for channel, marks in sorted(shard.seen.items())
-            for key, (first, last) in sorted(marks.items())
-        )
-        self._flush(db)
+            for channel, channel_marks in marks.items():
+                for key in [k for k, last in channel_marks.items() if last < cutoff]:
+                    del channel_marks[key]
+                    self._index_remove(channel, key, state.feed_id)
+                    changed = True
+        if changed:
+            self._write_seen(state.feed_id)
 
     def seen_count(self, feed_id: str) -> int:
-        shard = self._shards.get(feed_id)
-        return sum(len(m) for m in shard.seen.values()) if shard else 0
+        return sum(len(m) for m in self._seen.get(feed_id, {}).values())
 
     # -- outbox ---------------------------------------------------------------------------
 

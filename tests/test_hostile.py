@@ -533,8 +533,6 @@ def test_two_hanging_parses_do_not_delay_a_good_feed(tmp_path: Path, feed_server
     assert posted, f"the good feed's new item was not posted within 4 s (after {latency:.1f} s)"
 
 
-@pytest.mark.xfail(strict=True, reason="FeedState.last_held is stored by poll.py but status_report (cli.py) never "
-                                       "shows it: a held off-domain item is reported only in the log")
 def test_status_reports_the_item_held_for_an_off_domain_link(outcome: Outcome) -> None:
     feed = outcome.feed("offdomain-links")
     shown = json.dumps(feed, ensure_ascii=False)

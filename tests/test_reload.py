@@ -203,8 +203,6 @@ def test_a_storm_of_reloads_leaves_the_daemon_on_the_last_valid_config(daemon: D
     assert any(r["event"] == "reload rejected; still running the previous config" for r in outcomes(daemon.log))
 
 
-@pytest.mark.xfail(strict=True, reason="Bridge.reload keeps the Fetcher built at start: [bridge] user_agent, "
-                                       "fetch_timeout and max_feed_bytes changes are silently ignored until a restart")
 def test_a_reload_applies_the_new_fetch_settings(daemon: Daemon, feed_server: FeedServer) -> None:
     agent = "channel-bridge-reloaded (+https://www.comune.esempio.it)"
     replace_file(daemon.config, valid(feed_server, 0, bridge=f'user_agent = "{agent}"\nmax_feed_bytes = 1024'))

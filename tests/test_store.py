@@ -152,6 +152,7 @@ WRITER = textwrap.dedent(
         # Every committed shard holds a multiple of 1000 keys: a torn write would show.
         keys = {f"l:{round}-{i}" for i in range(1000)}
         store.save_feed(FeedState("notizie", etag=str(round)), {"whatsapp": keys}, now=now)
+        store.flush()
         print(round, flush=True)
     """
 )
@@ -189,3 +190,20 @@ def test_a_history_line_torn_by_a_crash_is_skipped_and_cut_before_the_next_post(
     reopened.close()
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["delivery_id"] for line in lines] == ["d1", "d2"]
+
+
+def test_a_304_writes_nothing_until_flush_and_close_writes_it(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.save_feed(FeedState("notizie", etag='"v1"'), {"wa": {"l:1"}}, now=NOW)
+    seen_file = tmp_path / "feeds" / "notizie.json"
+    written = seen_file.stat().st_ino  # every write is a new file renamed over the old
+    store.save_feed(FeedState("notizie", etag='"v1"', last_poll=NOW), {"wa": {"l:1"}}, now=NOW + timedelta(hours=1))
+    assert seen_file.stat().st_ino == written  # nothing new, refreshed less than a day ago
+    assert not (tmp_path / "polls.json").exists()
+    store.save_feed(FeedState("notizie", etag='"v2"'), {"wa": {"l:1"}}, now=NOW + timedelta(days=2))
+    assert seen_file.stat().st_ino != written  # a day on: the key's time is refreshed
+    store.close()
+    reopened = Store.open(tmp_path, read_only=True)
+    assert reopened.feed_state("notizie").etag == '"v2"'
+    assert dict(reopened.seen_by("wa", "l:1")) == {"notizie": int((NOW + timedelta(days=2)).timestamp())}
+    reopened.close()
