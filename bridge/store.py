@@ -506,6 +506,7 @@ class Store:
         try:
             data = AtomicJSONStorage(str(path), read_only=True).read() or {}
             rows = [(e["c"], e["k"], int(e["t"])) for e in data.get("seen", {}).values()]
+            primed = tuple(data.get("feed", {}).get("1", {}).get("primed", ()))
         except (StateError, KeyError, TypeError, ValueError, AttributeError) as exc:
             if self.read_only:
                 return
@@ -516,6 +517,9 @@ class Store:
             self._states_dirty = True
             self._write_states()
             return
+        # `primed` lives with the keys it vouches for: a feed whose first poll is recorded must
+        # never be first-polled again (that would swallow the items that came after).
+        self._states[feed_id] = replace(self._states.get(feed_id) or FeedState(feed_id), primed=primed)
         marks = self._seen.setdefault(feed_id, {})
         for channel, key, last in rows:
             marks.setdefault(channel, {})[key] = last
@@ -548,7 +552,9 @@ class Store:
             for key, last in sorted(marks.items())
         )
         # TinyDB's layout (tables of numbered documents), so any TinyDB can read the file.
-        document = {"seen": {str(n): row for n, row in enumerate(rows, 1)}}
+        primed = list(self.feed_state(feed_id).primed)
+        document = {"feed": {"1": {"feed_id": feed_id, "primed": primed}},
+                    "seen": {str(n): row for n, row in enumerate(rows, 1)}}
         path = self.state_dir / "feeds" / f"{feed_id}.json"
         write_atomically(path, json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
 
@@ -626,11 +632,12 @@ class Store:
         until the next `flush`: losing it to a crash costs a full fetch, never a lost or a
         repeated post, so a 304 costs no disk write at all.
         """
+        previous = self._states.get(state.feed_id)
         self._states[state.feed_id] = state
         self._states_dirty = True
         stamp = int((now or _now()).timestamp())
         marks = self._seen.setdefault(state.feed_id, {})
-        changed = False
+        changed = previous is None or previous.primed != state.primed
         for channel, keys in (seen or {}).items():
             channel_marks = marks.setdefault(channel, {})
             for key in keys:

@@ -425,9 +425,6 @@ def test_a_damaged_state_file_is_moved_aside_and_nothing_is_posted_again(tmp_pat
         assert status.returncode == 0, status.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="store.save_feed keeps FeedState (with `primed`) in memory until the 60 s "
-                                       "flush: a kill within a minute of a feed's first poll makes the next poll a "
-                                       "first poll again, and items that appeared meanwhile are recorded, not posted")
 def test_a_kill_soon_after_a_feeds_first_poll_loses_no_later_item(tmp_path: Path, feed_server: FeedServer) -> None:
     with FakeWaha(api_key=API_KEY) as waha:
         config = write_config(tmp_path, feed_server, waha, None)
