@@ -38,7 +38,7 @@ log = structlog.get_logger("bridge.daemon")
 
 MAX_CONCURRENT_POLLS = 64
 MAX_POLLS_PER_HOST = 2  # many comuni share one provider's server: be a polite client
-STOP_GRACE = 25.0  # seconds in-flight polls and sends (a WAHA send verifies by read-back) get on SIGTERM
+STOP_GRACE = 25.0  # seconds in-flight sends (a WAHA send verifies by read-back) get on SIGTERM
 STATUS_EVERY = 5.0  # seconds between two computations of the systemd status line
 FLUSH_EVERY = 60.0  # seconds between two writes of the feeds' poll states
 PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
@@ -276,6 +276,10 @@ class Bridge:
             await self._poll(self.config.feed(feed_id))
         except KeyError:
             pass  # the feed was removed by a reload while this run was waiting
+        except asyncio.CancelledError:
+            if not self._stopping.is_set():
+                raise
+            log.debug("poll cut short by the stop", feed=feed_id)  # nothing was committed
         except Exception:
             # The one boundary that keeps the daemon alive: a bug in one poll must not stop
             # the others. The traceback goes to the log (without local variables).
@@ -418,10 +422,14 @@ class Bridge:
         log.info("config reloaded", feeds=len(config.feeds), channels=list(self.channels))
 
     async def _shutdown(self) -> None:
-        # No new polls, but the running ones finish: shutting the scheduler down first would
-        # cancel them (apscheduler's asyncio executor cancels what it started).
+        # No new polls. Running polls are cancelled at once: a poll commits nothing before its
+        # last, synchronous step, so cutting one short loses nothing (the next start polls
+        # again), while a slow feed could otherwise hold the stop for its whole deadline.
+        # Sends in flight get STOP_GRACE to finish.
         if self._scheduler is not None:
             self._scheduler.pause()
+        for poll in self._polls:
+            poll.cancel()
         for event in self._wake.values():
             event.set()
         pending = [*self._workers.values(), *self._polls]
