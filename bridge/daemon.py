@@ -186,6 +186,8 @@ class Bridge:
         self._refresh_status()
 
     def _refresh_status(self) -> None:
+        if self._status_call is not None:
+            self._status_call.cancel()
         self._status_call = None
         self._status_at = asyncio.get_running_loop().time()
         line = self.status_line()
@@ -227,8 +229,8 @@ class Bridge:
         self._start_workers()
         watchdog = asyncio.ensure_future(self._watchdog())
         flusher = asyncio.ensure_future(self._flusher())
+        self._refresh_status()
         systemd.notify("READY=1")
-        self._update_status()
         log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
         try:
             await self._stopping.wait()
@@ -378,10 +380,11 @@ class Bridge:
         try:
             config = load_config(self.config.path)
         except ConfigError as exc:
-            log.error("reload rejected; still running the previous config", errors=exc.errors)
+            # The status line first: whoever reads the journal line may look at it at once.
             self._reload_rejected = f"reload rejected: {len(exc.errors)} error(s) in config.toml, see the journal"
+            self._refresh_status()
             systemd.notify("READY=1")
-            self._update_status()
+            log.error("reload rejected; still running the previous config", errors=exc.errors)
             await self.ops.report("reload rejected", "; ".join(exc.errors),
                                   hint="correct config.toml (channel-bridge check), then reload again")
             return
@@ -417,8 +420,8 @@ class Bridge:
         for event in self._wake.values():
             event.set()
         self._reload_rejected = None
+        self._refresh_status()
         systemd.notify("READY=1")
-        self._update_status()
         log.info("config reloaded", feeds=len(config.feeds), channels=list(self.channels))
 
     async def _shutdown(self) -> None:
