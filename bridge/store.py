@@ -486,6 +486,10 @@ class Store:
         if feeds_dir.is_dir():
             for path in sorted(feeds_dir.glob("*.json")):
                 self._load_seen(path.stem, path)
+        for feed_id, state in list(self._states.items()):
+            # Only a feed file vouches for a first poll: without its seen keys, a feed is new.
+            if feed_id not in self._seen and state.primed:
+                self._states[feed_id] = replace(state, primed=())
 
     def _load_states(self) -> None:
         path = self.state_dir / "polls.json"

@@ -207,3 +207,13 @@ def test_a_304_writes_nothing_until_flush_and_close_writes_it(tmp_path: Path) ->
     assert reopened.feed_state("notizie").etag == '"v2"'
     assert dict(reopened.seen_by("wa", "l:1")) == {"notizie": int((NOW + timedelta(days=2)).timestamp())}
     reopened.close()
+
+
+def test_without_its_feed_file_a_feed_is_new_again_whatever_polls_json_says(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.save_feed(FeedState("notizie", primed=("wa",)), {"wa": {"l:1"}}, now=NOW)
+    store.close()
+    (tmp_path / "feeds" / "notizie.json").unlink()  # as the guide's "old backup" recipe does
+    reopened = Store.open(tmp_path)
+    assert reopened.feed_state("notizie").primed == ()  # so its next poll records, posts nothing
+    reopened.close()
