@@ -63,13 +63,24 @@ def _nfkc(text: str) -> str:
     )
 
 
+# What is left looking like "&name;" after decoding is a reference to an entity that no HTML
+# defines: the DTD of a hostile feed ("entity bomb"), never expanded. It means nothing to a reader.
+_UNDEFINED_ENTITY_RE = re.compile(r"&[A-Za-z][A-Za-z0-9]{0,31};")
+
+
 def _decode_entities(text: str) -> str:
-    """Decode character references, twice at most, for feeds that escaped them twice."""
+    """Decode character references, twice at most, for feeds that escaped them twice; drop
+    references to entities that HTML does not define."""
     for _ in range(2):
         if not _ENTITY_RE.search(text):
             break
         text = _ENTITY_RE.sub(lambda m: html.unescape(m.group(0)), text)
-    return text
+    return _drop_undefined_entities(text)
+
+
+def _drop_undefined_entities(text: str) -> str:
+    """Remove "&name;" references that HTML does not define (known ones are left alone)."""
+    return _UNDEFINED_ENTITY_RE.sub(lambda m: "" if html.unescape(m.group(0)) == m.group(0) else m.group(0), text)
 
 
 def _soup_text(markup: str) -> str:
@@ -140,7 +151,8 @@ def html_to_text(html_text: str) -> str:
     or invisible characters, single spaces inside lines, no leading/trailing whitespace.
     Never raises on malformed markup; returns "" for empty input.
     """
-    text = _UNCLOSED_TAG_RE.sub("", html_text)
+    # Before the HTML parser, which would keep an undefined "&l9;" as "&l9" and lose the ";".
+    text = _drop_undefined_entities(_UNCLOSED_TAG_RE.sub("", html_text))
     # Two rounds: feeds that escape their HTML twice hand us "&lt;p&gt;" after XML parsing.
     for _ in range(2):
         if _TAG_RE.search(text):

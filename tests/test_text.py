@@ -272,3 +272,10 @@ def test_strip_boilerplate_extras(text: str, expected: str) -> None:
 )
 def test_title_case_with_context(raw: str, context: str, expected: str) -> None:
     assert clean_title(raw, context) == expected
+
+
+def test_references_to_undefined_entities_are_dropped_not_shown() -> None:
+    # A hostile feed's DTD entities are never expanded; their names mean nothing to a reader.
+    assert html_to_text("<p>Avviso &l9; importante &amp; urgente</p>") == "Avviso importante & urgente"
+    assert clean_title("Titolo &lol9; della notizia") == "Titolo della notizia"
+    assert html_to_text("Caff&amp;egrave; e R&amp;amp;D") == "Caffè e R&D"
