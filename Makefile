@@ -31,5 +31,6 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff check bridge tests
 	$(BIN)/mypy
 
+# Forgets the state of a checkout run (state/ keeps only its .gitkeep).
 clean:
-	rm -rf $(VENV) state/*.json state/lock
+	rm -rf $(VENV) state/feeds state/*.json state/*.jsonl state/lock state/*.corrupt-*

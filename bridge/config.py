@@ -400,7 +400,6 @@ _KNOWN: dict[str, set[str]] = {
     "alerts": {"max_length", "quiet_hours", "min_gap", "urgent_keywords"},
     "ops": {"channel", "min_interval"},
 }
-AVAILABLE_CHANNEL_TYPES = CHANNEL_TYPES  # every type has its client in bridge/channels/
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None, *, resolve_secrets: bool = True) -> Config:

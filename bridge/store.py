@@ -602,10 +602,6 @@ class Store:
 
     # -- feeds and seen keys --------------------------------------------------------------
 
-    def feed_ids(self) -> list[str]:
-        """Ids of every feed that has state, in name order."""
-        return sorted(set(self._states) | set(self._seen))
-
     def feed_state(self, feed_id: str) -> FeedState:
         """The feed's remembered state; a fresh one for a feed never polled."""
         return self._states.get(feed_id) or FeedState(feed_id)

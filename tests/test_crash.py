@@ -34,7 +34,6 @@ from servers.feeds import FeedServer, rss
 from servers.waha import FakeWaha
 from servers.webhook import FakeWebhook
 
-from bridge.config import AVAILABLE_CHANNEL_TYPES
 from bridge.store import Store
 
 API_KEY = "crash-waha-key-8812"
@@ -352,8 +351,6 @@ def test_ten_kills_lose_nothing_and_post_nothing_twice(tmp_path: Path, feed_serv
     assert report.published >= 5
 
 
-@pytest.mark.skipif("webhook" not in AVAILABLE_CHANNEL_TYPES,
-                    reason="the webhook channel type is not available in this version")
 def test_ten_kills_with_a_webhook_that_deduplicates(tmp_path: Path, feed_server: FeedServer) -> None:
     with FakeWaha(delay=0.1) as waha, FakeWebhook(dedupe=True) as webhook:
         webhook.delay = 0.1

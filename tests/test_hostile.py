@@ -42,8 +42,6 @@ from servers.hostile import (
 from servers.telegram import FakeTelegram
 from servers.waha import FakeWaha
 
-from bridge.config import AVAILABLE_CHANNEL_TYPES
-
 API_KEY = "hostile-waha-key-5521"
 TG_TOKEN = "777001:hostile-TG-token-xyz"
 CHAT = "120363000000000077@newsletter"
@@ -51,9 +49,7 @@ FETCH_TIMEOUT = 2
 MAX_FEED_BYTES = 4 * 1024 * 1024
 NOW = datetime.now(UTC).replace(microsecond=0)
 # Telegram joins the runs once this version ships its channel type (its fake checks HTML like the Bot API).
-TELEGRAM = "telegram" in AVAILABLE_CHANNEL_TYPES
-CHANNELS = ("whatsapp", "telegram") if TELEGRAM else ("whatsapp",)
-needs_telegram = pytest.mark.skipif(not TELEGRAM, reason="the telegram channel type is not available in this version")
+CHANNELS = ("whatsapp", "telegram")
 
 # Fault switches of servers.feeds: feed id -> (fault, options, what status and the log say).
 FAULTS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -169,8 +165,7 @@ url = "{waha.url}"
 chat_id = "{CHAT}"
 api_key = "env:WAHA_API_KEY"
 """
-    if TELEGRAM:
-        text += f"""
+    text += f"""
 [channels.telegram]
 type = "telegram"
 api_url = "{telegram.url}"
@@ -354,9 +349,8 @@ def test_external_entities_are_never_read_nor_fetched(outcome: Outcome) -> None:
 def test_a_charset_declared_only_in_the_prolog_is_read_right(outcome: Outcome, kind: str, title: str) -> None:
     (whatsapp,) = outcome.posts_of(kind)
     assert whatsapp.splitlines()[0] == f"*{title}*"
-    if TELEGRAM:
-        (telegram,) = outcome.posts_of(kind, "telegram")
-        assert telegram.splitlines()[0] == f"<b>{title}</b>"
+    (telegram,) = outcome.posts_of(kind, "telegram")
+    assert telegram.splitlines()[0] == f"<b>{title}</b>"
 
 
 def test_ten_thousand_items_do_not_flood(outcome: Outcome) -> None:
@@ -434,7 +428,6 @@ def test_html_in_titles_never_reaches_whatsapp_raw(outcome: Outcome) -> None:
         assert "<b>" not in text and "<i>" not in text and "<a " not in text and "<pre>" not in text, text
 
 
-@needs_telegram
 def test_telegram_html_in_titles_is_escaped(outcome: Outcome) -> None:
     # The fake Telegram parses HTML like the Bot API: a post with broken markup would be a 400.
     posts = outcome.posts_of("telegram_html", "telegram")
