@@ -38,6 +38,7 @@ from tinydb.storages import Storage
 
 from bridge.health import FeedHealth, judge
 from bridge.item import Alert
+from bridge.seen import SeenIndex
 
 SCHEMA_VERSION = 1
 # A seen key's time is refreshed at most this often (seconds): a feed answering 200 with nothing
@@ -73,6 +74,13 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(fd)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -377,11 +385,9 @@ class Store:
         self._lock_fd: int | None = None
         self._states: dict[str, FeedState] = {}  # every feed's poll state (polls.json)
         self._states_dirty = False
-        # feed -> channel -> identity key -> last seen, epoch seconds (feeds/<feed_id>.json)
-        self._seen: dict[str, dict[str, dict[str, int]]] = {}
-        # channel -> key -> the feed (or feeds) that showed it: the cross-feed view of every
-        # shard. A feed id, not a dict, in the common one-feed case: 8,000 feeds hold ~500k keys.
-        self._index: dict[str, dict[str, str | tuple[str, ...]]] = {}
+        # (channel, key, feed) -> last seen: every feed file's keys, packed (see bridge.seen)
+        self._seen = SeenIndex()
+        self._feed_files: set[str] = set()  # feeds whose file is loaded or written
         self._outbox: TinyDB | None = None
         self._history = PostLog(state_dir / "history.jsonl", read_only=True)
         self._deliveries: dict[str, Delivery] = {}
@@ -484,11 +490,14 @@ class Store:
         self._load_states()
         feeds_dir = self.state_dir / "feeds"
         if feeds_dir.is_dir():
-            for path in sorted(feeds_dir.glob("*.json")):
+            paths = sorted(feeds_dir.glob("*.json"))
+            # A key takes about 60 bytes of its feed's file: size the index once, not by doubling.
+            self._seen.reserve(sum(_size(path) for path in paths) // 60)
+            for path in paths:
                 self._load_seen(path.stem, path)
         for feed_id, state in list(self._states.items()):
             # Only a feed file vouches for a first poll: without its seen keys, a feed is new.
-            if feed_id not in self._seen and state.primed:
+            if feed_id not in self._feed_files and state.primed:
                 self._states[feed_id] = replace(state, primed=())
 
     def _load_states(self) -> None:
@@ -507,60 +516,56 @@ class Store:
             self._quarantine(path, exc)
 
     def _load_seen(self, feed_id: str, path: Path) -> None:
-        try:
-            data = AtomicJSONStorage(str(path), read_only=True).read() or {}
-            rows = [(e["c"], e["k"], int(e["t"])) for e in data.get("seen", {}).values()]
-            primed = tuple(data.get("feed", {}).get("1", {}).get("primed", ()))
-        except (StateError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        rows = self._read_seen(feed_id, path)
+        if rows is None:
             if self.read_only:
                 return
-            self._quarantine(path, exc)
             # Its seen keys are gone: the feed's next poll records what it lists and posts none
             # of it, as a first poll without backfill would. Old items are never re-posted.
             self._states[feed_id] = FeedState(feed_id, rebuilt=True)
             self._states_dirty = True
             self._write_states()
             return
+        seen, primed = rows
         # `primed` lives with the keys it vouches for: a feed whose first poll is recorded must
         # never be first-polled again (that would swallow the items that came after).
         self._states[feed_id] = replace(self._states.get(feed_id) or FeedState(feed_id), primed=primed)
-        marks = self._seen.setdefault(feed_id, {})
-        for channel, key, last in rows:
-            marks.setdefault(channel, {})[key] = last
-            self._index_add(channel, key, feed_id)
+        self._feed_files.add(feed_id)
+        for channel, marks in seen.items():
+            for key, last in marks.items():
+                self._seen.mark(channel, key, feed_id, last)
 
-    def _index_add(self, channel: str, key: str, feed_id: str) -> None:
-        index = self._index.setdefault(channel, {})
-        held = index.get(key)
-        if held is None:
-            index[key] = feed_id
-        elif isinstance(held, str):
-            if held != feed_id:
-                index[key] = (held, feed_id)
-        elif feed_id not in held:
-            index[key] = (*held, feed_id)
+    def _read_seen(self, feed_id: str, path: Path) -> tuple[dict[str, dict[str, int]], tuple[str, ...]] | None:
+        """A feed file's keys (channel -> key -> last seen) and `primed`; None when unreadable
+        (a writer moves the file aside first)."""
+        seen: dict[str, dict[str, int]] = {}
+        try:
+            data = AtomicJSONStorage(str(path), read_only=True).read() or {}
+            for row in data.get("seen", {}).values():
+                seen.setdefault(row["c"], {})[row["k"]] = int(row["t"])
+            primed = tuple(data.get("feed", {}).get("1", {}).get("primed", ()))
+        except (StateError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            if not self.read_only:
+                self._quarantine(path, exc)
+            return None
+        return seen, primed
 
-    def _index_remove(self, channel: str, key: str, feed_id: str) -> None:
-        index = self._index.get(channel, {})
-        held = index.get(key)
-        if held == feed_id:
-            del index[key]
-        elif isinstance(held, tuple):
-            rest = tuple(f for f in held if f != feed_id)
-            index[key] = rest[0] if len(rest) == 1 else rest
-
-    def _write_seen(self, feed_id: str) -> None:
+    def _write_seen(self, feed_id: str, seen: Mapping[str, Mapping[str, int]]) -> None:
         rows = (
             {"c": channel, "k": key, "t": last}
-            for channel, marks in sorted(self._seen.get(feed_id, {}).items())
+            for channel, marks in sorted(seen.items())
             for key, last in sorted(marks.items())
         )
         # TinyDB's layout (tables of numbered documents), so any TinyDB can read the file.
         primed = list(self.feed_state(feed_id).primed)
         document = {"feed": {"1": {"feed_id": feed_id, "primed": primed}},
                     "seen": {str(n): row for n, row in enumerate(rows, 1)}}
-        path = self.state_dir / "feeds" / f"{feed_id}.json"
+        path = self._feed_path(feed_id)
         write_atomically(path, json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
+        self._feed_files.add(feed_id)
+
+    def _feed_path(self, feed_id: str) -> Path:
+        return self.state_dir / "feeds" / f"{feed_id}.json"
 
     def _write_states(self) -> None:
         document = {"polls": {str(n): state.to_dict() for n, state in enumerate(self._states.values(), 1)}}
@@ -586,6 +591,7 @@ class Store:
         if not self.read_only:
             self.flush()
         self._seen.clear()
+        self._feed_files.clear()
         self._states.clear()
         if self._outbox is not None:
             self._outbox.close()
@@ -608,11 +614,7 @@ class Store:
 
     def seen_by(self, channel: str, key: str) -> Mapping[str, int]:
         """For `channel`, the feeds that showed `key` and when they last did (epoch seconds)."""
-        held = self._index.get(channel, {}).get(key)
-        if held is None:
-            return {}
-        feeds = (held,) if isinstance(held, str) else held
-        return {feed: self._seen[feed][channel][key] for feed in feeds}
+        return self._seen.seen_by(channel, key)
 
     def save_feed(
         self,
@@ -632,33 +634,52 @@ class Store:
         until the next `flush`: losing it to a crash costs a full fetch, never a lost or a
         repeated post, so a 304 costs no disk write at all.
         """
-        previous = self._states.get(state.feed_id)
-        self._states[state.feed_id] = state
+        feed_id = state.feed_id
+        previous = self._states.get(feed_id)
+        self._states[feed_id] = state
         self._states_dirty = True
         stamp = int((now or _now()).timestamp())
-        marks = self._seen.setdefault(state.feed_id, {})
-        changed = previous is None or previous.primed != state.primed
-        for channel, keys in (seen or {}).items():
-            channel_marks = marks.setdefault(channel, {})
+        due = {
+            channel: [k for k in keys if (last := self._seen.last_seen(channel, k, feed_id)) is None
+                      or stamp - last >= SEEN_REFRESH]
+            for channel, keys in (seen or {}).items()
+        }
+        cutoff = None if forget_before is None else int(forget_before.timestamp())
+        oldest = self._seen.oldest(feed_id)
+        prune = cutoff is not None and oldest is not None and oldest < cutoff
+        if not (any(due.values()) or prune or previous is None or previous.primed != state.primed):
+            return
+        marks = self._marks_on_disk(feed_id, seen or {}, stamp)
+        for channel, keys in due.items():
             for key in keys:
-                last = channel_marks.get(key)
-                if last is None:
-                    self._index_add(channel, key, state.feed_id)
-                if last is None or stamp - last >= SEEN_REFRESH:
-                    channel_marks[key] = stamp
-                    changed = True
-        if forget_before is not None:
-            cutoff = int(forget_before.timestamp())
+                marks.setdefault(channel, {})[key] = stamp
+                self._seen.mark(channel, key, feed_id, stamp)
+        if cutoff is not None:
             for channel, channel_marks in marks.items():
                 for key in [k for k, last in channel_marks.items() if last < cutoff]:
                     del channel_marks[key]
-                    self._index_remove(channel, key, state.feed_id)
-                    changed = True
-        if changed:
-            self._write_seen(state.feed_id)
+                    self._seen.forget(channel, key, feed_id)
+        self._seen.set_oldest(feed_id, min((t for m in marks.values() for t in m.values()), default=stamp))
+        self._write_seen(feed_id, marks)
+
+    def _marks_on_disk(self, feed_id: str, shown: Mapping[str, set[str]], stamp: int) -> dict[str, dict[str, int]]:
+        """The feed file's keys, to be changed and written back whole: the index keeps digests,
+        the full keys are in the file only."""
+        path = self._feed_path(feed_id)
+        read = self._read_seen(feed_id, path) if path.exists() else None
+        if read is not None:
+            return read[0]
+        if feed_id not in self._feed_files:
+            return {}  # a feed never recorded
+        # The file vanished or was spoiled (and moved aside) since it was written: keep at least
+        # what the feed lists now, so that none of it can be posted again after a restart.
+        log.error("state file lost while running: rewriting it from the feed's current items",
+                  file=str(path), feed=feed_id)
+        return {channel: {k: self._seen.last_seen(channel, k, feed_id) or stamp for k in keys}
+                for channel, keys in shown.items()}
 
     def seen_count(self, feed_id: str) -> int:
-        return sum(len(m) for m in self._seen.get(feed_id, {}).values())
+        return self._seen.count(feed_id)
 
     # -- outbox ---------------------------------------------------------------------------
 

@@ -217,3 +217,45 @@ def test_without_its_feed_file_a_feed_is_new_again_whatever_polls_json_says(tmp_
     reopened = Store.open(tmp_path)
     assert reopened.feed_state("notizie").primed == ()  # so its next poll records, posts nothing
     reopened.close()
+
+
+def test_a_feed_file_spoiled_while_running_is_rewritten_with_the_feeds_current_keys(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    shown = {"wa": {"l:1", "l:2"}}
+    store.save_feed(FeedState("notizie", primed=("wa",)), shown, now=NOW)
+    seen_file = tmp_path / "feeds" / "notizie.json"
+    seen_file.write_bytes(b"{ not json")  # a disk error, an editor: not something we wrote
+    # The next poll shows a new item: the file must be rewritten whole, and the index holds
+    # digests only, so the keys the feed still lists are taken from this poll.
+    store.save_feed(FeedState("notizie", primed=("wa",)), {"wa": {"l:1", "l:2", "l:3"}}, now=NOW + timedelta(hours=1))
+    store.close()
+    assert len(list((tmp_path / "feeds").glob("notizie.json.corrupt-*"))) == 1
+    reopened = Store.open(tmp_path, read_only=True)
+    assert reopened.feed_state("notizie").primed == ("wa",)
+    assert {key for key in ("l:1", "l:2", "l:3") if reopened.seen_by("wa", key)} == {"l:1", "l:2", "l:3"}
+    assert reopened.seen_by("wa", "l:1") == {"notizie": int(NOW.timestamp())}  # its time is kept
+    reopened.close()
+
+
+def test_a_feed_file_removed_while_running_is_rewritten_too(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.save_feed(FeedState("notizie", primed=("wa",)), {"wa": {"l:1"}}, now=NOW)
+    (tmp_path / "feeds" / "notizie.json").unlink()
+    store.save_feed(FeedState("notizie", primed=("wa",)), {"wa": {"l:1", "l:2"}}, now=NOW)
+    store.close()
+    reopened = Store.open(tmp_path, read_only=True)
+    assert reopened.seen_count("notizie") == 2
+    reopened.close()
+
+
+def test_keys_are_read_back_from_the_feed_file_when_it_is_rewritten(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.save_feed(FeedState("a", primed=("wa",)), {"wa": {"l:1"}, "tg": {"l:1"}}, now=NOW)
+    store.save_feed(FeedState("b", primed=("wa",)), {"wa": {"l:1"}}, now=NOW)
+    store.save_feed(FeedState("a", primed=("wa",)), {"wa": {"l:2"}}, now=NOW + timedelta(hours=1))
+    store.close()
+    rows = json.loads((tmp_path / "feeds" / "a.json").read_text())["seen"].values()
+    assert sorted((r["c"], r["k"]) for r in rows) == [("tg", "l:1"), ("wa", "l:1"), ("wa", "l:2")]
+    reopened = Store.open(tmp_path, read_only=True)
+    assert reopened.seen_by("wa", "l:1") == {"a": int(NOW.timestamp()), "b": int(NOW.timestamp())}
+    reopened.close()
