@@ -1,4 +1,4 @@
-"""The running bridge: one scheduler job per feed, one delivery worker per channel, signals.
+"""The running bridge: polls on a fixed schedule, one delivery worker per channel, signals.
 
 `Bridge.run()` is the daemon (until SIGTERM/SIGINT; SIGHUP reloads the config);
 `Bridge.run_once()` polls every feed once, delivers what is deliverable, and returns.
@@ -40,6 +40,9 @@ MAX_CONCURRENT_POLLS = 64
 MAX_POLLS_PER_HOST = 2  # many comuni share one provider's server: be a polite client
 STOP_GRACE = 25.0  # seconds in-flight sends (a WAHA send verifies by read-back) get on SIGTERM
 STATUS_EVERY = 5.0  # seconds between two computations of the systemd status line
+# First polls (at start, or of feeds a reload adds or changes) per second: 8,000 feeds are all
+# polled within 40 s of a start, without 8,000 polls waiting for a slot at once.
+FIRST_POLLS_PER_SECOND = 200
 FLUSH_EVERY = 60.0  # seconds between two writes of the feeds' poll states
 PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
 
@@ -78,7 +81,9 @@ class Bridge:
         self._per_host: dict[str, asyncio.Semaphore] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
-        self._polls: set[asyncio.Task[object]] = set()
+        self._polls: dict[str, asyncio.Task[None]] = {}  # feed id -> its poll under way
+        self._phases: dict[tuple[float, int], list[str]] = {}  # (interval, phase) -> feed ids
+        self._first_polls: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Future[None]] = set()
         self._stopping = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
@@ -244,40 +249,81 @@ class Bridge:
         return 0
 
     def _schedule_feeds(self, previous: dict[str, FeedConfig] | None = None) -> None:
-        """Add a job per feed; on reload, only for feeds that are new or changed."""
-        assert self._scheduler is not None
-        for feed in self.config.feeds:
-            if previous and previous.get(feed.id) == feed and self._scheduler.get_job(feed.id):
-                continue
-            interval = feed.interval.total_seconds()
-            # A fixed phase per feed instead of apscheduler's per-run jitter: polls are spread
-            # evenly over the interval (8,000 feeds do not all fire at once), and two polls of
-            # a feed are never more than one interval apart (jitter could add up to a minute).
-            phase = zlib.crc32(feed.id.encode()) % max(int(interval), 1)
-            self._scheduler.add_job(
-                self._poll_job,
-                IntervalTrigger(
-                    seconds=interval,
-                    start_date=self._epoch + timedelta(seconds=phase),
-                    timezone=self.config.bridge.timezone,
-                ),
-                args=[feed.id],
-                id=feed.id,
-                name=feed.id,
-                next_run_time=datetime.now(self.config.bridge.timezone),
-                replace_existing=True,
-            )
+        """Schedule every feed's polls; on reload, first-poll only the feeds new or changed.
 
-    async def _poll_job(self, feed_id: str) -> None:
+        A feed is polled every `interval` at a fixed phase of it, drawn from its id: polls are
+        spread evenly over the interval (8,000 feeds do not all fire at once), and two polls
+        of a feed are never more than one interval apart. Feeds sharing an interval and a
+        phase share one scheduler job, so there are at most `interval` seconds' worth of
+        jobs, whatever the number of feeds.
+        """
+        assert self._scheduler is not None
+        phases: dict[tuple[float, int], list[str]] = {}
+        fresh = []
+        for feed in self.config.feeds:
+            phases.setdefault(_phase(feed), []).append(feed.id)
+            if not previous or previous.get(feed.id) != feed:
+                fresh.append(feed)
+        self._phases = phases
+        jobs = {_job_id(key): key for key in phases}
+        for job in self._scheduler.get_jobs():
+            if job.id not in jobs:
+                job.remove()
+        for job_id, (interval, phase) in jobs.items():
+            if self._scheduler.get_job(job_id) is None:
+                self._scheduler.add_job(
+                    self._poll_phase,
+                    IntervalTrigger(seconds=interval, start_date=self._epoch + timedelta(seconds=phase),
+                                    timezone=self.config.bridge.timezone),
+                    args=[(interval, phase)],
+                    id=job_id,
+                    name=job_id,
+                )
+        if fresh:
+            task = asyncio.ensure_future(self._poll_first(fresh))
+            self._first_polls.add(task)
+            task.add_done_callback(self._first_polls.discard)
+
+    async def _poll_first(self, feeds: list[FeedConfig]) -> None:
+        """Poll `feeds` once soon, spread at FIRST_POLLS_PER_SECOND in phase order; a feed
+        whose scheduled poll comes within that spread waits for it instead."""
+        loop = asyncio.get_running_loop()
+        spread = len(feeds) / FIRST_POLLS_PER_SECOND
+        started = loop.time()
+        elapsed = (datetime.now(self.config.bridge.timezone) - self._epoch).total_seconds()
+        plan = []
+        for feed in feeds:
+            interval, phase = _phase(feed)
+            until_scheduled = (phase - elapsed) % interval
+            if until_scheduled > spread:
+                plan.append((until_scheduled / interval * spread, feed.id))
+        for delay, feed_id in sorted(plan):
+            wait = started + delay - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._start_poll(feed_id)
+
+    async def _poll_phase(self, key: tuple[float, int]) -> None:
+        for feed_id in self._phases.get(key, ()):
+            self._start_poll(feed_id)
+
+    def _start_poll(self, feed_id: str) -> None:
         if self._stopping.is_set():
             return
-        task = asyncio.current_task()
-        assert task is not None
-        self._polls.add(task)
+        if feed_id in self._polls:
+            # Polls end within the fetch and parse deadlines; one still running (waiting for
+            # a busy host) simply takes the place of this one.
+            log.debug("previous poll still under way", feed=feed_id)
+            return
+        task = asyncio.ensure_future(self._poll_job(feed_id))
+        self._polls[feed_id] = task
+        task.add_done_callback(lambda _: self._polls.pop(feed_id, None))
+
+    async def _poll_job(self, feed_id: str) -> None:
         try:
             await self._poll(self.config.feed(feed_id))
         except KeyError:
-            pass  # the feed was removed by a reload while this run was waiting
+            pass  # the feed was removed by a reload while this poll was waiting
         except asyncio.CancelledError:
             if not self._stopping.is_set():
                 raise
@@ -286,8 +332,6 @@ class Bridge:
             # The one boundary that keeps the daemon alive: a bug in one poll must not stop
             # the others. The traceback goes to the log (without local variables).
             log.exception("poll crashed", feed=feed_id)
-        finally:
-            self._polls.discard(task)
 
     def _start_workers(self) -> None:
         for name in self.channels:
@@ -412,10 +456,6 @@ class Bridge:
                 self._workers.pop(name).cancel()
                 self._wake.pop(name, None)
         self._start_workers()
-        assert self._scheduler is not None
-        for job in self._scheduler.get_jobs():
-            if job.id not in {feed.id for feed in config.feeds}:
-                job.remove()
         self._schedule_feeds(old_feeds)
         for event in self._wake.values():
             event.set()
@@ -431,11 +471,11 @@ class Bridge:
         # Sends in flight get STOP_GRACE to finish.
         if self._scheduler is not None:
             self._scheduler.pause()
-        for poll in self._polls:
-            poll.cancel()
+        for task in [*self._first_polls, *self._polls.values()]:
+            task.cancel()
         for event in self._wake.values():
             event.set()
-        pending = [*self._workers.values(), *self._polls]
+        pending = [*self._workers.values(), *self._polls.values()]
         if pending:
             _, late = await asyncio.wait(pending, timeout=STOP_GRACE)
             for task in late:
@@ -447,6 +487,17 @@ class Bridge:
         if self._status_call is not None:
             self._status_call.cancel()
         await self.aclose()
+
+
+def _phase(feed: FeedConfig) -> tuple[float, int]:
+    """The feed's interval (seconds) and the second of it at which it is polled."""
+    interval = feed.interval.total_seconds()
+    return interval, zlib.crc32(feed.id.encode()) % max(int(interval), 1)
+
+
+def _job_id(key: tuple[float, int]) -> str:
+    interval, phase = key
+    return f"poll every {interval:g}s at +{phase}s"
 
 
 def make_fetcher(config: Config) -> Fetcher:

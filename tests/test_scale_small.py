@@ -117,3 +117,56 @@ def test_every_changed_feed_posted_once_and_two_polls_per_host_at_most(
     assert all(count == 1 for count in posted.values()), f"double posts: {posted}"
     assert len(waha_server.posts) == len(CHANGED)
     assert max(stats.max_per_host for stats in seen) == 2, "polls per host: at most 2 (and the limit was reached)"
+
+
+def test_a_start_spreads_first_polls_and_shares_jobs_between_feeds_of_one_phase(
+    tmp_path: Path, waha_server: FakeWaha, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """400 feeds at a 30 s interval: every one is first-polled within about 400 / 200 = 2 s of
+    the start, never 64 at once (the polls are spread, not queued), and the schedule holds one
+    job per second of the interval that has feeds, not one per feed. A feed whose scheduled
+    poll falls in those seconds is polled twice, as the interval must hold from the first poll."""
+    import asyncio
+
+    from bridge.config import load_config
+    from bridge.daemon import FIRST_POLLS_PER_SECOND, MAX_CONCURRENT_POLLS, Bridge
+    from bridge.store import Store
+
+    feeds = 400
+    spec = FarmSpec(feeds=feeds, hosts=20, latency=(0.05, 0.1), slow_share=0.0, lifetime=120)
+    monkeypatch.setenv("WAHA_API_KEY", API_KEY)
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    with FeedFarm(spec) as farm:
+        config_path = tmp_path / "config.toml"
+        write_config(config_path, farm, waha_server)
+        config_path.write_text(config_path.read_text().replace('interval = "4s"', 'interval = "30s"'))
+        config = load_config(config_path, os.environ)
+        store = Store.open(config.bridge.state_dir)
+        farm.mark()
+
+        async def scenario() -> tuple[int, FarmStats]:
+            bridge = Bridge(config, store)
+            running = asyncio.ensure_future(bridge.run())
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and len((stats := farm.stats()).per_feed) < feeds:
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(1.0)  # a second more: a feed polled twice would show
+            stats = farm.stats()
+            assert bridge._scheduler is not None
+            jobs = len(bridge._scheduler.get_jobs())
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert await asyncio.wait_for(running, 30) == 0
+            return jobs, stats
+
+        try:
+            jobs, stats = asyncio.run(scenario())
+        finally:
+            store.close()
+    assert len(stats.per_feed) == feeds
+    # About 3 s observed out of 30: roughly a tenth of the feeds reach their scheduled poll.
+    assert sum(stats.per_feed.values()) <= 1.25 * feeds, "feeds polled twice at start"
+    assert jobs <= 30
+    assert stats.first_request is not None and stats.last_answer is not None
+    spread = feeds / FIRST_POLLS_PER_SECOND
+    assert 0.5 * spread <= stats.last_answer - stats.first_request <= spread + 3
+    assert stats.max_in_flight < MAX_CONCURRENT_POLLS / 2, "the first polls came as one burst"
