@@ -3,7 +3,7 @@
 Usage (from the repository, with the test extras installed: `make test` does it):
 
     .venv/bin/python bench/scale.py --sizes 500,2000,8000     # the full run, about 30 min on 2 cores
-    .venv/bin/python bench/scale.py --quick                   # 200 feeds, small peer sample, ~4 min
+    .venv/bin/python bench/scale.py --quick                   # 200 feeds, small peer sample, ~5 min
 
 For each size N it starts a feed farm (`scale_feeds.py`: N realistic 20-item comune feeds of
 ~17 KB on 250 loopback hosts 127.0.1.x, ETag and Last-Modified, 50-150 ms per answer and 1-2 s
@@ -11,18 +11,23 @@ for 5% of the feeds, served by an asyncio process), a fake WAHA channel, and the
 `channel-bridge run` as a subprocess on a generated config, then measures three cycles:
 
 - first:   a daemon started on an empty state polls everything (all new: recorded, none posted);
-- all-304: the daemon restarted with interval T polls everything at start, nothing changed;
-- 5%:      5% of the feeds each get one new item, at random moments during the interval; the
-           daemon's next scheduled cycle polls them and posts each (latency: from the item
-           appearing in its feed to its post reaching the fake WAHA).
+           its interval is a day, so that no scheduled poll comes during it or the idle after;
+- all-304: the daemon restarted with interval T (`--interval`, 50 s) polls everything once at
+           start (200 feeds a second), nothing changed;
+- 5%:      then one interval T of scheduled polls, each feed once at its phase, during which
+           5% of the feeds each get one new item at a random moment; each is posted at the
+           feed's next poll (latency: from the item appearing in its feed to its post reaching
+           the fake WAHA, at most T + 2 s). Its wall is T by construction: the daemon keeps up
+           with 8,000 feeds polled every T seconds, spread evenly, not in one burst.
 
-A cycle starts at the farm's first request; it ends when the farm has answered every feed, every
-expected post has arrived, and the daemon's process tree (daemon, forkserver, parser) has used
-no CPU for a second. Measured from outside: wall, CPU (the tree, /proc), peak RSS (the daemon
-alone and the tree), the state directory's size, the time spent writing state (py-spy samples
-in `bridge.store`'s write path, with --idle so fsync waits count). Idle: RSS and CPU between
-cycles. The farm's own CPU and a raw asyncio client with the daemon's limits (64 at once, 2 per
-host) show whether the server could be the bottleneck and what the latency alone costs.
+The first cycle starts at the farm's first request and ends when the farm has answered every
+feed and the daemon's process tree (daemon, parser) has used no CPU for a second; the all-304
+one ends at the answer that completes the set. Measured from outside: wall, CPU (the tree,
+/proc), peak RSS (the daemon alone and the tree), the state directory's size, the time spent
+writing state (py-spy samples in `bridge.store`'s write path, with --idle so fsync waits
+count). Idle: RSS and CPU after the first cycle; steady state: RSS at the end of the 5% cycle.
+The farm's own CPU and a raw asyncio client with the daemon's limits (64 at once, 2 per host)
+show whether the server could be the bottleneck and what the latency alone costs.
 
 The peers (rss2email 3.14, feed2exec 0.23, a naive feedparser loop), installed by the bench in
 `bench/.scale/peers-venv`, run the same three cycles on a sample of the same farm (sequential
@@ -272,29 +277,31 @@ class Daemon:
         return self.process.returncode, stacks
 
 
-def wait_cycle(farm: FeedFarm, daemon: Daemon, feeds: int, timeout: float,
-               waha: FakeWaha | None = None, expected_posts: int = 0, posts_before: int = 0) -> tuple[FarmStats, float]:
-    """Wait until the farm has answered every feed once since its mark (and the expected posts
-    arrived), then until the daemon's tree is quiet; return the farm's stats and the end time."""
+def wait_cycle(farm: FeedFarm, daemon: Daemon, feeds: int, timeout: float) -> tuple[FarmStats, float]:
+    """Wait until the farm has answered every feed once since its mark, then until the daemon's
+    tree is quiet; return the farm's stats and the end time."""
     deadline = time.time() + timeout
     stats = farm.stats()
     while time.time() < deadline and daemon.alive() and len(stats.per_feed) < feeds:
         time.sleep(0.2)
         stats = farm.stats()
-    # Posts follow the polls within seconds; a missing one is reported, not waited for forever.
-    posts_deadline = min(deadline, time.time() + 30)
-    while waha is not None and time.time() < posts_deadline and len(waha.posts) - posts_before < expected_posts:
-        time.sleep(0.2)
-    stats = farm.stats()
     since = stats.last_answer or time.time()
     busy = daemon.sampler.wait_quiet(since, quiet=1.0, timeout=max(5.0, deadline - time.time()))
     stats = farm.stats()
-    end = max(busy, stats.last_answer or 0.0)
-    if waha is not None and expected_posts:
-        recent = waha.posts[posts_before:]
-        if recent:
-            end = max(end, max(p.time for p in recent))
-    return stats, end
+    return stats, max(busy, stats.last_answer or 0.0)
+
+
+def wait_all_polled(farm: FeedFarm, daemon: Daemon, feeds: int, timeout: float) -> tuple[FarmStats, float]:
+    """Wait until the farm has answered every feed since its mark (each once: the start-up
+    polls); return its stats and the time of the last answer. Scheduled polls go on after it,
+    so no quiet is waited for."""
+    deadline = time.time() + timeout
+    stats = farm.stats()
+    while time.time() < deadline and daemon.alive() and (len(stats.per_feed) < feeds
+                                                          or stats.ok + stats.not_modified < feeds):
+        time.sleep(0.1)
+        stats = farm.stats()
+    return stats, stats.last_answer or time.time()
 
 
 def fill(cycle: Cycle, stats: FarmStats) -> Cycle:
@@ -313,8 +320,9 @@ def measure_daemon(n: int, farm: FeedFarm, waha: FakeWaha, work: Path, args: arg
     cycles: list[Cycle] = []
     cycle_timeout = args.cycle_timeout
 
-    # Phase A: the first cycle, on an empty state; a long interval so that nothing else runs.
-    write_config(config, urls, 3600, waha.url)
+    # Phase A: the first cycle, on an empty state; a day-long interval, so that the scheduled
+    # polls (spread over the interval) hardly ever come during it or the idle after it.
+    write_config(config, urls, 86400, waha.url)
     farm.mark()
     posts0 = len(waha.posts)
     daemon = Daemon(config, log, py_spy, work / "profile-first.txt")
@@ -343,20 +351,22 @@ def measure_daemon(n: int, farm: FeedFarm, waha: FakeWaha, work: Path, args: arg
         first.extra["idle_cpu"] = daemon.sampler.at(idle_end).cpu - daemon.sampler.at(idle_start).cpu
         first.extra["idle_rss"] = daemon.sampler.at(idle_end).rss_root
         first.extra["idle_rss_tree"] = daemon.sampler.at(idle_end).rss_tree
+        first.extra["idle_seconds"] = idle_end - idle_start
         cycles.append(first)
     finally:
         code, _ = daemon.stop()
     first.extra["exit"] = code
     first.extra["hwm"] = daemon.hwm
 
-    # Phase B: restart with the interval T: its start-up poll is the all-304 cycle, the next
-    # scheduled one the 5% cycle.
-    interval = max(args.min_interval, math.ceil(first.wall * 1.3 + 15))
+    # Phase B: restart with the interval T. The start-up polls (spread at 200 a second, each
+    # feed once) are the all-304 cycle; then, in steady state, one interval of scheduled polls
+    # (each feed once, at its phase) during which 5% of the feeds get a new item is the 5% cycle.
+    interval = args.interval
     write_config(config, urls, interval, waha.url)
     farm.mark()
     daemon = Daemon(config, log, py_spy, work / "profile-304.txt")
     try:
-        stats, end = wait_cycle(farm, daemon, n, min(cycle_timeout, interval * 0.9))
+        stats, end = wait_all_polled(farm, daemon, n, min(cycle_timeout, interval * 0.9))
         if not daemon.alive():
             raise RuntimeError(f"channel-bridge exited ({daemon.process.returncode}); see {log}")
         start = stats.first_request or daemon.started
@@ -372,35 +382,29 @@ def measure_daemon(n: int, farm: FeedFarm, waha: FakeWaha, work: Path, args: arg
             (work / "hot-304.txt").write_text(hot_spots(stacks, profiler.rate))
         cycles.append(idle304)
 
-        # The changes, at random moments before the next scheduled cycle.
+        # One interval of scheduled polls, with changes at random moments in it.
         rng = random.Random(args.seed + n)
         changed = sorted(rng.sample(range(n), max(1, round(n * args.changed))))
-        # The scheduler's clock started between the process start and the first request: changes
-        # made before `daemon.started + interval` all land before the next scheduled poll.
-        next_cycle = daemon.started + interval
-        farm.mark()  # the daemon is idle now: the next request is the next cycle's
-        low, high = time.time() + 0.5, next_cycle - 1.0
-        if high <= low:
-            report.append(f"N={n}: the all-304 cycle overran the interval; changes made at once")
-            high = low + 0.1
-        moments = [rng.uniform(low, high) for _ in changed]
+        window = time.time()
+        farm.mark()
+        moments = [rng.uniform(window + 0.5, window + interval - 0.5) for _ in changed]
         posts_before = len(waha.posts)
         farm.change(changed, moments)
-        # Idle between cycles: from the changes until just before the next cycle.
-        idle_start = time.time()
-        while time.time() < next_cycle - 0.5:
+        while time.time() < window + interval:
             time.sleep(0.1)
-        idle_end = time.time()
-        idle304.extra["idle_cpu"] = daemon.sampler.at(idle_end).cpu - daemon.sampler.at(idle_start).cpu
-        idle304.extra["idle_seconds"] = idle_end - idle_start
-        idle304.extra["idle_rss"] = daemon.sampler.at(idle_end).rss_root
-        idle304.extra["idle_rss_tree"] = daemon.sampler.at(idle_end).rss_tree
-        stats, end = wait_cycle(farm, daemon, n, cycle_timeout + 60, waha, len(changed), posts_before)
-        start = stats.first_request or next_cycle
-        root, tree = daemon.sampler.peak(start, end)
-        cyc = fill(Cycle("channel-bridge", "5%", n, end - start,
-                         daemon.sampler.at(end).cpu - daemon.sampler.at(start).cpu, root, tree), stats)
+        window_end = time.time()
+        stats = farm.stats()
+        root, tree = daemon.sampler.peak(window, window_end)
+        cyc = fill(Cycle("channel-bridge", "5%", n, window_end - window,
+                         daemon.sampler.at(window_end).cpu - daemon.sampler.at(window).cpu, root, tree), stats)
         cyc.extra["complete"] = len(stats.per_feed) >= n
+        cyc.extra["steady_rss"] = daemon.sampler.at(window_end).rss_root
+        cyc.extra["steady_rss_tree"] = daemon.sampler.at(window_end).rss_tree
+        # A change late in the window is polled in the next interval: wait for every post.
+        deadline = window_end + interval + 30
+        while time.time() < deadline and len(waha.posts) - posts_before < len(changed):
+            time.sleep(0.2)
+        stats = farm.stats()  # the answers' times, for fetch-to-post
     finally:
         code, stacks = daemon.stop()
     cyc.state_write = daemon.profiler.seconds_in(stacks, STORE_WRITE_FRAMES)
@@ -574,9 +578,11 @@ def print_size(n: int, ours: list[Cycle], peers: list[Cycle], baseline: dict[str
         f"exit codes {first.extra['exit']}, {changed.extra['exit']}"
     )
     lines.append(
-        f"      idle: {first.extra['idle_rss'] / MB:.0f} MB RSS after the first cycle, "
-        f"{idle304.extra['idle_rss'] / MB:.0f} MB ({idle304.extra['idle_rss_tree'] / MB:.0f} MB with the parser) "
-        f"between cycles; CPU {idle304.extra['idle_cpu']:.2f} s in {idle304.extra['idle_seconds']:.0f} s idle"
+        f"      idle: {first.extra['idle_rss'] / MB:.0f} MB RSS after the first cycle, CPU "
+        f"{first.extra['idle_cpu']:.2f} s in {first.extra['idle_seconds']:.0f} s (no poll due); steady state at "
+        f"T = {changed.extra['interval']} s: {changed.extra['steady_rss'] / MB:.0f} MB "
+        f"({changed.extra['steady_rss_tree'] / MB:.0f} MB with the parser), "
+        f"{changed.cpu / changed.wall:.0%} of one core"
     )
     ftp = changed.fetch_to_post
     lines.append(
@@ -617,7 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-peers", action="store_true", help="measure channel-bridge only")
     parser.add_argument("--no-profile", action="store_true", help="no py-spy (no state-write time)")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle measured after the first cycle")
-    parser.add_argument("--min-interval", type=int, default=30, help="smallest interval T, seconds")
+    parser.add_argument("--interval", type=int, default=50,
+                        help="interval T of the all-304 and 5%% cycles, seconds (the 5%% cycle lasts T)")
     parser.add_argument("--cycle-timeout", type=float, default=600.0, help="seconds one daemon cycle may take")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=BENCH / ".scale", help="work files, logs, profiles")
@@ -625,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     # A SIGTERM unwinds like an exception, so the daemon, the farm and the fake are stopped.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}"))
     if args.quick:
-        args.sizes, args.peer_sample, args.min_interval = "200", 30, 20
+        args.sizes, args.peer_sample, args.interval = "200", 30, 20
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     low, high = (float(x) for x in args.latency.split("-"))
     slow_low, slow_high = (float(x) for x in args.slow_latency.split("-"))

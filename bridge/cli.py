@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 import httpx
 
-from bridge import __version__, logs, render
+from bridge import __version__, logs, memory, render
 from bridge.channels import ChannelError, open_channel
 from bridge.config import (
     ChannelConfig,
@@ -206,6 +206,8 @@ async def cmd_check_online(config: Config, out: TextIO) -> int:
 
 
 def cmd_run(config_path: Path, *, once: bool) -> int:
+    if not once:
+        memory.return_freed_memory()  # before the store's index is built
     config, store = open_bridge(config_path)
     try:
         bridge = Bridge(config, store)

@@ -76,13 +76,6 @@ def write_atomically(path: Path, data: bytes) -> None:
     _fsync_dir(path.parent)
 
 
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
 def _fsync_dir(directory: Path) -> None:
     """Make a rename or a new file in `directory` durable."""
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
@@ -490,11 +483,9 @@ class Store:
         self._load_states()
         feeds_dir = self.state_dir / "feeds"
         if feeds_dir.is_dir():
-            paths = sorted(feeds_dir.glob("*.json"))
-            # A key takes about 60 bytes of its feed's file: size the index once, not by doubling.
-            self._seen.reserve(sum(_size(path) for path in paths) // 60)
-            for path in paths:
+            for path in sorted(feeds_dir.glob("*.json")):
                 self._load_seen(path.stem, path)
+            self._seen.sort()
         for feed_id, state in list(self._states.items()):
             # Only a feed file vouches for a first poll: without its seen keys, a feed is new.
             if feed_id not in self._feed_files and state.primed:
@@ -531,9 +522,7 @@ class Store:
         # never be first-polled again (that would swallow the items that came after).
         self._states[feed_id] = replace(self._states.get(feed_id) or FeedState(feed_id), primed=primed)
         self._feed_files.add(feed_id)
-        for channel, marks in seen.items():
-            for key, last in marks.items():
-                self._seen.mark(channel, key, feed_id, last)
+        self._seen.load(feed_id, ((c, k, t) for c, marks in seen.items() for k, t in marks.items()))
 
     def _read_seen(self, feed_id: str, path: Path) -> tuple[dict[str, dict[str, int]], tuple[str, ...]] | None:
         """A feed file's keys (channel -> key -> last seen) and `primed`; None when unreadable
@@ -574,9 +563,11 @@ class Store:
         self._states_dirty = False
 
     def flush(self) -> None:
-        """Write the feeds' poll states if they changed since the last write (see `save_feed`)."""
+        """Write the feeds' poll states if they changed since the last write (see `save_feed`),
+        and fold the keys seen since into the packed index."""
         if self._states_dirty and not self.read_only:
             self._write_states()
+        self._seen.merge()
 
     def _quarantine(self, path: Path, exc: Exception) -> None:
         """Move an unreadable state file aside, keeping it for inspection, and say so loudly."""

@@ -4,11 +4,13 @@ The feed farm of `bench/scale_feeds.py` serves the feeds from 127.0.1.1-127.0.1.
 host, each answer 50-150 ms late, a few 0.3-0.5 s) and records how many requests each host had
 in flight at once. After the first cycle (everything recorded, nothing posted) five feeds get a
 new item each: every one of them must reach the fake WAHA exactly once, nothing else may be
-posted, and no host may ever see more than two polls at once.
+posted, and no host may ever see more than two polls at once. A second test starts 400 feeds
+in-process and checks that their first polls are spread, not fired at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -20,6 +22,10 @@ from pathlib import Path
 
 import pytest
 from servers.waha import FakeWaha
+
+from bridge.config import load_config
+from bridge.daemon import FIRST_POLLS_PER_SECOND, MAX_CONCURRENT_POLLS, Bridge
+from bridge.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 from scale_feeds import FarmSpec, FarmStats, FeedFarm, parse_item_link
@@ -126,12 +132,6 @@ def test_a_start_spreads_first_polls_and_shares_jobs_between_feeds_of_one_phase(
     the start, never 64 at once (the polls are spread, not queued), and the schedule holds one
     job per second of the interval that has feeds, not one per feed. A feed whose scheduled
     poll falls in those seconds is polled twice, as the interval must hold from the first poll."""
-    import asyncio
-
-    from bridge.config import load_config
-    from bridge.daemon import FIRST_POLLS_PER_SECOND, MAX_CONCURRENT_POLLS, Bridge
-    from bridge.store import Store
-
     feeds = 400
     spec = FarmSpec(feeds=feeds, hosts=20, latency=(0.05, 0.1), slow_share=0.0, lifetime=120)
     monkeypatch.setenv("WAHA_API_KEY", API_KEY)

@@ -1,4 +1,4 @@
-"""The packed seen-key index against a plain dict model, through growth and deletions."""
+"""The packed seen-key index against a plain dict model, through merges and deletions."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def test_random_operations_match_a_dict_model() -> None:
         else:
             index.mark(channel, key, feed, step)
             model[(channel, key, feed)] = step
+        if rng.random() < 0.0005:
+            index.merge()  # as a store flush does, at any moment
         if step % 4999 == 0:  # a full comparison now and then, through grow and backward shifts
             expected: dict[tuple[str, str], dict[str, int]] = {}
             for (c, k, f), t in model.items():
@@ -67,17 +69,42 @@ def test_random_operations_match_a_dict_model() -> None:
         assert oldest is not None and oldest <= min(t for (_, _, f), t in model.items() if f == feed)
 
 
-def test_half_a_million_keys_fit_in_a_fraction_of_what_dicts_take() -> None:
+def test_a_merged_index_takes_about_16_bytes_a_record() -> None:
     tracemalloc.start()
     try:
         index = SeenIndex()
         for feed in range(500):
             for item in range(60):
                 index.mark("whatsapp", f"g:{feed:05d}-{item:02d}", f"comune-{feed:05d}", 1_795_000_000)
+        index.merge()
         size, _ = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert len(index) == 30_000
-    # 65,536 slots of 16 bytes plus the feed table; dicts of strings took ~200 bytes a key.
-    assert size < 40 * len(index), size
+    # 16 bytes a record, plus the feed table; dicts of strings took ~200 bytes a key.
+    assert size < 22 * len(index), size
     assert index.seen_by("whatsapp", "g:00499-59") == {"comune-00499": 1_795_000_000}
+
+
+def test_an_index_loaded_unsorted_then_sorted_answers_and_changes_like_one_built_by_marks() -> None:
+    rng = random.Random(7)
+    rows = {f"feed-{f}": [("wa", f"l:{rng.randrange(400)}", rng.randrange(1, 10**6)) for _ in range(60)]
+            for f in range(30)}
+    loaded, marked = SeenIndex(), SeenIndex()
+    for feed, records in rows.items():
+        unique = {(c, k): t for c, k, t in records}  # a feed file holds a key once
+        loaded.load(feed, [(c, k, t) for (c, k), t in unique.items()])
+        for (c, k), t in unique.items():
+            marked.mark(c, k, feed, t)
+    loaded.sort()
+    for key in (f"l:{n}" for n in range(400)):
+        assert loaded.seen_by("wa", key) == marked.seen_by("wa", key)
+    for index in (loaded, marked):
+        index.forget("wa", "l:5", "feed-3")
+        index.mark("wa", "l:5", "feed-3", 42)
+        index.mark("wa", "l:999", "feed-0", 43)
+        index.merge()
+    assert loaded.seen_by("wa", "l:5") == marked.seen_by("wa", "l:5")
+    assert loaded.seen_by("wa", "l:999") == {"feed-0": 43}
+    assert len(loaded) == len(marked)
+    assert all(loaded.count(feed) == marked.count(feed) for feed in rows)
