@@ -43,6 +43,7 @@ STATUS_EVERY = 5.0  # seconds between two computations of the systemd status lin
 # First polls (at start, or of feeds a reload adds or changes) per second: 8,000 feeds are all
 # polled within 40 s of a start, without 8,000 polls waiting for a slot at once.
 FIRST_POLLS_PER_SECOND = 200
+MAX_PHASES = 600  # scheduler jobs per interval at most: a 5-minute interval has 300 (one a second)
 FLUSH_EVERY = 60.0  # seconds between two writes of the feeds' poll states
 PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
 
@@ -254,8 +255,8 @@ class Bridge:
         A feed is polled every `interval` at a fixed phase of it, drawn from its id: polls are
         spread evenly over the interval (8,000 feeds do not all fire at once), and two polls
         of a feed are never more than one interval apart. Feeds sharing an interval and a
-        phase share one scheduler job, so there are at most `interval` seconds' worth of
-        jobs, whatever the number of feeds.
+        phase share one scheduler job: at most MAX_PHASES jobs per interval, whatever the
+        number of feeds.
         """
         assert self._scheduler is not None
         phases: dict[tuple[float, int], list[str]] = {}
@@ -490,9 +491,11 @@ class Bridge:
 
 
 def _phase(feed: FeedConfig) -> tuple[float, int]:
-    """The feed's interval (seconds) and the second of it at which it is polled."""
+    """The feed's interval (seconds) and the second of it at which it is polled: one of at most
+    MAX_PHASES evenly spaced ones, so that a long interval does not take a job per feed."""
     interval = feed.interval.total_seconds()
-    return interval, zlib.crc32(feed.id.encode()) % max(int(interval), 1)
+    step = max(-(-int(interval) // MAX_PHASES), 1)  # seconds between two phases, rounded up
+    return interval, zlib.crc32(feed.id.encode()) % max(int(interval) // step, 1) * step
 
 
 def _job_id(key: tuple[float, int]) -> str:
