@@ -2,8 +2,8 @@
 
 Usage (from the repository, with the test extras installed: `make test` does it):
 
-    .venv/bin/python bench/scale.py --sizes 500,2000,8000     # the full run, about 30 min on 2 cores
-    .venv/bin/python bench/scale.py --quick                   # 200 feeds, small peer sample, ~5 min
+    .venv/bin/python bench/scale.py --sizes 500,2000,8000     # the full run, about 15 min on 2 cores
+    .venv/bin/python bench/scale.py --quick                   # 200 feeds, small peer sample, ~2 min
 
 For each size N it starts a feed farm (`scale_feeds.py`: N realistic 20-item comune feeds of
 ~17 KB on 250 loopback hosts 127.0.1.x, ETag and Last-Modified, 50-150 ms per answer and 1-2 s
