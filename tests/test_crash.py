@@ -33,6 +33,7 @@ import pytest
 from servers.feeds import FeedServer, rss
 from servers.waha import FakeWaha
 from servers.webhook import FakeWebhook
+from waiting import wait_for
 
 from bridge.store import Store
 
@@ -238,15 +239,6 @@ def last_event(log: Path) -> str:
         if isinstance(record, dict):
             return str(record.get("event"))
     return "starting"
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook | None = None, *, kills: int,

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +17,7 @@ import pytest
 from servers.feeds import FeedServer, rss
 from servers.telegram import FakeTelegram
 from servers.waha import FakeWaha
+from waiting import wait_for
 
 API_KEY = "test-key-e2e-1234"
 CHAT = "120363000000000001@newsletter"
@@ -93,15 +94,6 @@ api_key = "env:WAHA_API_KEY"
 
 def first_lines(waha: FakeWaha) -> list[str]:
     return [post.text.splitlines()[0] for post in waha.posts]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_first_poll_posts_nothing_then_new_items_once_oldest_first(setup: Bridge) -> None:

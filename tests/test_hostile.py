@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +41,7 @@ from servers.hostile import (
 )
 from servers.telegram import FakeTelegram
 from servers.waha import FakeWaha
+from waiting import wait_for
 
 API_KEY = "hostile-waha-key-5521"
 TG_TOKEN = "777001:hostile-TG-token-xyz"
@@ -439,15 +440,6 @@ def test_telegram_html_in_titles_is_escaped(outcome: Outcome) -> None:
 
 
 # -- a feed that makes the parser hang, in the daemon ------------------------------------------
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def daemon_config(tmp: Path, feeds: list[tuple[str, str]], waha: FakeWaha) -> Path:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from servers.feeds import FeedServer, rss
+from waiting import wait_for
 
 SITE = "https://www.comune.esempio.it"
 
@@ -89,15 +90,6 @@ def outcomes(log: Path) -> list[dict[str, Any]]:
 
 def reloads_seen(log: Path, count: int) -> Callable[[], bool]:
     return lambda: len(outcomes(log)) >= count
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def polled_paths(feeds: FeedServer, seconds: float) -> set[str]:

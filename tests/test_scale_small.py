@@ -17,11 +17,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from servers.waha import FakeWaha
+from waiting import wait_for
 
 from bridge.config import load_config
 from bridge.daemon import FIRST_POLLS_PER_SECOND, MAX_CONCURRENT_POLLS, Bridge
@@ -64,15 +65,6 @@ def write_config(path: Path, farm: FeedFarm, waha: FakeWaha) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 def test_every_changed_feed_posted_once_and_two_polls_per_host_at_most(
     tmp_path: Path, farm: FeedFarm, waha_server: FakeWaha
 ) -> None:
@@ -93,16 +85,17 @@ def test_every_changed_feed_posted_once_and_two_polls_per_host_at_most(
         daemon = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(config), "run"],
                                   stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
     try:
-        wait_for(polled_all, 30, "the first cycle")
+        assert wait_for(polled_all, 30, every=0.1), "timed out waiting for the first cycle"
         time.sleep(0.5)  # the last polls' parse and commit
         assert waha_server.posts == [], "a first poll must record its items, not post them"
 
         farm.change(list(CHANGED))
-        wait_for(lambda: len(waha_server.posts) >= len(CHANGED), 30, "the changed items' posts")
+        assert wait_for(lambda: len(waha_server.posts) >= len(CHANGED), 30, every=0.1), \
+            "timed out waiting for the changed items' posts"
         # One more full cycle after the posts: nothing may be posted again.
         seen.append(farm.stats())
         farm.mark()
-        wait_for(polled_all, 30, "a cycle after the posts")
+        assert wait_for(polled_all, 30, every=0.1), "timed out waiting for a cycle after the posts"
         time.sleep(0.5)
         assert daemon.poll() is None, "the daemon stopped by itself"
     finally:

@@ -17,12 +17,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from servers.feeds import FeedServer, rss
 from servers.loopback import LoopbackServer, Reply, Request
 from servers.waha import FakeWaha
+from waiting import wait_for
 
 from bridge.store import Store
 
@@ -63,15 +63,6 @@ def leaks(text: str | bytes) -> list[str]:
         if value.encode() in data or value[-12:].encode() in data:
             found.append(name)
     return found
-
-
-def wait_for(condition: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 def test_secrets_appear_nowhere_in_what_the_process_writes(tmp_path: Path, feed_server: FeedServer) -> None:
