@@ -10,7 +10,8 @@ import pytest
 from servers.images import PNG, image_loader
 from structlog.testing import capture_logs
 
-from bridge.images import Image, ImageLoader, is_public_address
+from bridge.addresses import is_public_address
+from bridge.images import Image, ImageLoader
 
 if TYPE_CHECKING:
     from servers.images import FakeImageHost
