@@ -15,6 +15,7 @@ repeats), and records every question.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 from collections.abc import Iterable, Iterator
@@ -137,7 +138,9 @@ class RoutedNetwork(httpcore.AsyncNetworkBackend):
 
 
 class FakeDNS:
-    """A resolver from a table: name -> answers, one list per question (the last repeats)."""
+    """A resolver from a table: name -> answers, one list per question (the last repeats).
+
+    An IP address resolves to itself, as with the system resolver."""
 
     def __init__(self, table: dict[str, list[list[str]]]) -> None:
         self._table = {name: list(answers) for name, answers in table.items()}
@@ -145,6 +148,10 @@ class FakeDNS:
 
     async def __call__(self, host: str, port: int) -> list[str]:
         self.questions.append(host)
+        try:
+            return [str(ipaddress.ip_address(host))]
+        except ValueError:
+            pass
         answers = self._table.get(host)
         if not answers:
             raise OSError(f"{host}: Name or service not known (test DNS)")
