@@ -6,7 +6,8 @@ on another port of the feed's own address, on the feed's own server, on a name t
 resolves to loopback, behind a redirect to 127.0.0.1 or [::1]. The internal page says
 "SEGRETO INTERNO" and must never be posted. With the test-only switch
 CHANNEL_BRIDGE_ALLOW_PRIVATE_ADDRESSES=1 the daemon warns and reads loopback pages: the
-same run then shows that the refusals without it were the address guard's.
+same run then shows that the refusals without it were the address guard's. Images named by
+a feed are held to the same rule.
 """
 
 from __future__ import annotations
@@ -16,11 +17,16 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servers.feeds import FeedServer, rss
+from servers.images import PNG
+from servers.loopback import TLS_DIR
 from servers.pages import SECRET, SECRET_PAGE, PageServer
 from servers.waha import FakeWaha
+
+if TYPE_CHECKING:
+    from servers.images import FakeImageHost
 
 CHAT = "120363000000000001@newsletter"
 SWITCH = "CHANNEL_BRIDGE_ALLOW_PRIVATE_ADDRESSES"
@@ -133,3 +139,55 @@ def test_the_test_switch_reads_loopback_pages_and_says_so(
     assert SECRET not in posted["*Avviso cinque: chiusura di via Manzoni*"]
     assert page_server.paths == [] and page_server_v6.paths == []
     assert len(feed_server.requests("/vecchia-4")) == 1 and len(feed_server.requests("/vecchia-6")) == 1
+
+
+def test_images_from_loopback_need_the_test_switch(tmp_path: Path, waha_server: FakeWaha, feed_server: FeedServer,
+                                                   image_host: FakeImageHost) -> None:
+    image = image_host.serve("/foto.png")
+    feed_server.set_feed("/feed.xml", rss([{
+        "title": "Chiusura di via Roma per lavori alla rete idrica",
+        "link": "https://www.comune.esempio.it/novita/via-roma/",
+        "description": "Da lunedì via Roma resta chiusa per lavori alla rete idrica. Le deviazioni sono indicate.",
+        "enclosure": {"url": image, "type": "image/png", "length": len(PNG)},
+        "pubDate": NOW - timedelta(hours=1),
+    }]))
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f"""
+[bridge]
+state_dir = "state"
+
+[defaults]
+channels = ["whatsapp"]
+backfill = 1
+link_domains = ["comune.esempio.it"]
+fetch_article = "never"
+
+[[feeds]]
+id = "notizie"
+name = "Notizie"
+url = "{feed_server.url('/feed.xml')}"
+
+[channels.whatsapp]
+type = "waha"
+url = "{waha_server.url}"
+chat_id = "{CHAT}"
+images = true
+""",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", SWITCH)}
+    env["SSL_CERT_FILE"] = str(TLS_DIR / "localhost.pem")  # the daemon trusts the test image host
+    command = [sys.executable, "-m", "bridge", "--config", str(config), "run", "--once"]
+
+    refused = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 0, refused.stderr
+    assert [post.kind for post in waha_server.posts] == ["text"]
+    assert image_host.hits("/foto.png") == 0
+    assert "not a public address" in refused.stderr
+
+    (tmp_path / "state").rename(tmp_path / "state-before")  # the same item again, from scratch
+    allowed = subprocess.run(command, env={**env, SWITCH: "1"}, capture_output=True, text=True, timeout=60)
+    assert allowed.returncode == 0, allowed.stderr
+    assert [post.kind for post in waha_server.posts] == ["text", "image"]
+    assert image_host.hits("/foto.png") == 1
