@@ -2,9 +2,11 @@
 
 When a feed item has no whole sentence (`bridge.summary.is_thin`), the daemon may fetch the
 item's page, once, and summarise its lead instead. `extract_lead` is pure (HTML in, plain
-text out); `ArticleReader` is the thin shell: link guard first (only the feed's own
-domains), one fetch through the feeds' `Fetcher` (same time limit, size cap, redirects),
-the final URL checked again, and a per-URL cache so a page is never fetched twice.
+text out); `ArticleReader` is the thin shell: one `Fetcher.fetch_page` (same time limit,
+size cap and redirect cap as feeds), where the link guard (`bridge.links.link_problem`: the
+feed's own domains, ports included) passes the page's URL and every redirect target before
+its request leaves, and the connection goes only to a public address (`bridge.addresses`);
+and a per-URL cache so a page is never fetched twice.
 
 Extraction is BeautifulSoup over the page, in this order (Italian comune sites are built on
 a few templates, and the Design Comuni ones name their parts):
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import partial
 
 import structlog
 from bs4 import BeautifulSoup, Tag
@@ -119,7 +122,7 @@ def extract_lead(page: str) -> str:
 
 
 class ArticleReader:
-    """Fetches article pages through a `Fetcher` and returns their lead, once per URL.
+    """Fetches article pages through `Fetcher.fetch_page` and returns their lead, once per URL.
 
     The cache holds the last `cache_size` URLs, failures included ("" is cached too: a page
     that failed is not fetched again for every poll that still lists its item).
@@ -133,9 +136,10 @@ class ArticleReader:
     async def lead(self, url: str, *, feed_url: str, link_domains: Iterable[str] = ()) -> str:
         """Return the lead of the page at `url` (see `extract_lead`), or "" when there is none.
 
-        The URL, and the final URL after redirects, must pass the link guard for this feed
-        (`bridge.links.link_problem`); a non-HTML answer, a fetch error or an off-domain
-        redirect gives "" and a log line. Never raises `FetchError`.
+        The URL, and every redirect target before it is followed, must pass the link guard for
+        this feed (`bridge.links.link_problem`), and the page must come from a public address;
+        a refusal, a non-HTML answer or a fetch error gives "" and a log line. Never raises
+        `FetchError`.
         """
         if url in self._cache:
             self._cache.move_to_end(url)
@@ -145,15 +149,16 @@ class ArticleReader:
         problem = link_problem(url, feed_url=feed_url, link_domains=domains)
         if problem is None:
             try:
-                result = await self._fetcher.fetch(url)
+                result = await self._fetcher.fetch_page(
+                    url, guard=partial(link_problem, feed_url=feed_url, link_domains=domains)
+                )
             except FetchError as exc:
                 problem = f"fetch failed: {exc}"
             else:
                 content_type = result.headers.get("content-type", "").split(";")[0].strip().lower()
-                problem = link_problem(result.final_url, feed_url=feed_url, link_domains=domains)
-                if problem is None and content_type not in _HTML_TYPES:
+                if content_type not in _HTML_TYPES:
                     problem = f"not an HTML page ({content_type or 'no content type'})"
-                if problem is None and not result.not_modified:
+                elif not result.not_modified:
                     lead = extract_lead(_decode(result.body, result.headers.get("content-type", "")))
         if problem is not None:
             log.info("article page not used", url=url, reason=problem)

@@ -22,6 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bridge import systemd
+from bridge.addresses import ALLOW_PRIVATE_ENV, private_addresses_allowed
 from bridge.article import ArticleReader
 from bridge.channels import Channel, ChannelError, open_channel
 from bridge.config import Config, ConfigError, FeedConfig, load_config
@@ -70,12 +71,15 @@ class Bridge:
         self.store = store
         self.now = now
         register_secrets(config_secrets(config))
+        if private_addresses_allowed():
+            log.warning("test-only switch set: article pages and images may come from loopback and private "
+                        "addresses; never set it in service", variable=ALLOW_PRIVATE_ENV)
         self.fetcher = make_fetcher(config)
         self.parser = ParserPool()
         self.articles = ArticleReader(self.fetcher)
         # Channels post images as bytes downloaded here (https only, never a private address),
         # so a feed cannot make a gateway fetch internal URLs.
-        self.images = ImageLoader()
+        self.images = ImageLoader(allow_private=private_addresses_allowed())
         self.http = httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent})
         self.channels: dict[str, Channel] = {}
         self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
@@ -504,11 +508,12 @@ def _job_id(key: tuple[float, int]) -> str:
 
 
 def make_fetcher(config: Config) -> Fetcher:
-    """The feed fetcher for `config`'s [bridge] settings."""
+    """The feed (and article page) fetcher for `config`'s [bridge] settings."""
     return Fetcher(
         user_agent=config.bridge.user_agent,
         timeout=config.bridge.fetch_timeout.total_seconds(),
         max_bytes=config.bridge.max_feed_bytes,
+        allow_private_pages=private_addresses_allowed(),
     )
 
 

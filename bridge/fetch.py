@@ -12,6 +12,12 @@ Limits that hold whatever the server does:
   bounded steps, so a compression bomb stops at `max_bytes` instead of filling memory;
 - at most `max_redirects` redirects; a permanent one (301/308) is reported so the operator can
   update `config.toml`.
+
+`Fetcher.fetch_page` fetches what a feed *points to* (an item's article page) with the same
+limits, over a second client that connects only to public addresses
+(`bridge.addresses.PublicOnlyTransport`, no proxy) and asks the caller's guard about every hop,
+redirects included, before its request leaves. The feed URL itself is the operator's choice
+and is fetched as it is, private addresses and environment proxies included.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import os
 import re
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -31,9 +37,11 @@ from types import TracebackType
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
+import httpcore
 import httpx
 
 from bridge import __version__
+from bridge.addresses import AddressRefused, PublicOnlyTransport, Resolver
 
 # Feeds first, generic XML next, anything else last: some CMSs serve feeds as text/html and a
 # strict Accept would earn a 406 from them.
@@ -41,6 +49,8 @@ ACCEPT = (
     "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, "
     "application/xml;q=0.8, text/xml;q=0.8, */*;q=0.5"
 )
+# An article page: HTML first, anything else still answered (the caller checks the type).
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.5"
 # Only the encodings decoded (with a bound) by `_BoundedBody`; br/zstd would need extra packages.
 ACCEPT_ENCODING = "gzip, deflate"
 
@@ -49,6 +59,10 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 # A scheme is at least two characters, so that a Windows drive letter is never taken for one.
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
 _READ_CHUNK = 64 * 1024
+
+#: Given the URL of the next hop (the first one or a redirect's target), return why it may not
+#: be fetched, or None when it may.
+HopGuard = Callable[[str], str | None]
 
 
 class FetchError(Exception):
@@ -102,10 +116,14 @@ class FetchResult:
 
 
 class Fetcher:
-    """Fetches feeds over one shared HTTP client. Use one per process; close it with `aclose`.
+    """Fetches feeds, and the pages their items link to, over two shared HTTP clients.
 
-    `timeout` is the total time for one fetch, in seconds, including redirects and the body;
-    `max_bytes` caps the decoded body; `transport` replaces the network (tests).
+    Use one per process; close it with `aclose`. `timeout` is the total time for one fetch, in
+    seconds, including redirects and the body; `max_bytes` caps the decoded body;
+    `transport` replaces the network of feed fetches (tests). Pages (`fetch_page`) go through
+    `bridge.addresses.PublicOnlyTransport`: `allow_private_pages=True` lets them come from
+    loopback and private addresses (tests only), `resolve` replaces its DNS lookup and
+    `network` its TCP connections (tests).
     """
 
     def __init__(
@@ -116,6 +134,9 @@ class Fetcher:
         max_bytes: int = 10 * 1024 * 1024,
         max_redirects: int = 5,
         transport: httpx.AsyncBaseTransport | None = None,
+        allow_private_pages: bool = False,
+        resolve: Resolver | None = None,
+        network: httpcore.AsyncNetworkBackend | None = None,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -124,22 +145,25 @@ class Fetcher:
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._max_redirects = max_redirects
+        agent = user_agent or f"channel-bridge/{__version__}"
         # Redirects are followed by hand (see `_fetch_http`) to tell permanent from temporary
         # ones and to check every hop's scheme. The shared cookie jar refuses everything: with
         # thousands of feeds it would grow without bound and leak one site's cookies into
         # the next poll; cookies live for one fetch only.
         self._client = httpx.AsyncClient(
-            headers={
-                "User-Agent": user_agent or f"channel-bridge/{__version__}",
-                "Accept": ACCEPT,
-                "Accept-Encoding": ACCEPT_ENCODING,
-            },
+            headers={"User-Agent": agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
             timeout=httpx.Timeout(timeout),
             follow_redirects=False,
-            cookies=http.cookiejar.CookieJar(
-                policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[])
-            ),
+            cookies=_no_cookies(),
             transport=transport,
+        )
+        self._page_client = httpx.AsyncClient(
+            headers={"User-Agent": agent, "Accept": PAGE_ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+            cookies=_no_cookies(),
+            transport=PublicOnlyTransport(allow_private=allow_private_pages, resolve=resolve, network=network),
+            trust_env=False,  # no proxy from the environment: it would connect for us, unchecked
         )
 
     async def __aenter__(self) -> Fetcher:
@@ -154,8 +178,9 @@ class Fetcher:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the shared client and its connections. The Fetcher is unusable afterwards."""
+        """Close the shared clients and their connections. The Fetcher is unusable afterwards."""
         await self._client.aclose()
+        await self._page_client.aclose()
 
     async def fetch(self, url: str, validators: Validators | None = None) -> FetchResult:
         """Given a feed URL and the validators of the previous poll, return its current body.
@@ -177,16 +202,40 @@ class Fetcher:
                     return await asyncio.to_thread(
                         _read_local, local_path, validators, self._max_bytes
                     )
-                return await self._fetch_http(url, validators)
+                return await self._fetch_http(self._client, url, validators)
         except TimeoutError as exc:
             if not deadline.expired():
                 raise
-            raise FetchError(
-                f"timed out after {self._timeout:g} s (total time limit for one fetch)",
-                hint="the site is slow or unreachable; the feed will be retried with backoff",
-            ) from exc
+            raise self._timed_out() from exc
 
-    async def _fetch_http(self, url: str, validators: Validators) -> FetchResult:
+    async def fetch_page(self, url: str, *, guard: HopGuard) -> FetchResult:
+        """Given the URL of a page a feed points to, return its body; raise `FetchError` if not.
+
+        Only http(s). `guard` is asked about `url` and about every redirect target before its
+        request leaves; a reason from it stops the fetch. The connection goes only to a
+        public address (`bridge.addresses`), checked on the address connected to, never
+        through a proxy. Same limits and errors as `fetch`, no conditional request.
+        """
+        if urlsplit(url.strip()).scheme.lower() not in ("http", "https"):
+            raise FetchError(f"not an http(s) address: {url[:100]}", hint="only http(s) pages are fetched")
+        deadline = asyncio.timeout(self._timeout)
+        try:
+            async with deadline:
+                return await self._fetch_http(self._page_client, url, Validators(), guard)
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise
+            raise self._timed_out() from exc
+
+    def _timed_out(self) -> FetchError:
+        return FetchError(
+            f"timed out after {self._timeout:g} s (total time limit for one fetch)",
+            hint="the site is slow or unreachable; the feed will be retried with backoff",
+        )
+
+    async def _fetch_http(
+        self, client: httpx.AsyncClient, url: str, validators: Validators, guard: HopGuard | None = None
+    ) -> FetchResult:
         conditional: dict[str, str] = {}
         if validators.etag:
             conditional["If-None-Match"] = validators.etag
@@ -196,10 +245,14 @@ class Fetcher:
         permanent_redirect: str | None = None
         still_permanent = True  # every hop so far was permanent: the feed itself has moved
         current = url
-        for _ in range(self._max_redirects + 1):
-            request = self._build_request(current, conditional)
+        for hop in range(self._max_redirects + 1):
+            problem = guard(current) if guard is not None else None
+            if problem is not None:
+                where = f"redirect to {current}" if hop else current
+                raise FetchError(f"{where} refused: {problem}", hint="only pages the feed may link to are fetched")
+            request = self._build_request(client, current, conditional)
             cookies.set_cookie_header(request)
-            response = await self._send(request)
+            response = await self._send(client, request)
             try:
                 cookies.extract_cookies(response)
                 if response.status_code in _REDIRECTS:
@@ -219,18 +272,22 @@ class Fetcher:
             "open the feed URL in a browser and put the final address in config.toml",
         )
 
-    def _build_request(self, url: str, conditional: Mapping[str, str]) -> httpx.Request:
+    @staticmethod
+    def _build_request(client: httpx.AsyncClient, url: str, conditional: Mapping[str, str]) -> httpx.Request:
         try:
-            return self._client.build_request("GET", url, headers=conditional)
+            return client.build_request("GET", url, headers=conditional)
         except httpx.InvalidURL as exc:
             raise FetchError(
                 f"invalid feed URL {url!r}: {exc}", hint="check the feed URL in config.toml"
             ) from exc
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
+    @staticmethod
+    async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
         host = request.url.host
         try:
-            return await self._client.send(request, stream=True)
+            return await client.send(request, stream=True)
+        except AddressRefused as exc:
+            raise FetchError(str(exc), hint=AddressRefused.hint) from exc
         except httpx.TimeoutException as exc:
             raise FetchError(
                 f"timed out talking to {host} ({type(exc).__name__})",
@@ -389,6 +446,10 @@ class _BoundedBody:
             except zlib.error:
                 pass  # a truncated stream: keep what was inflated, the parser copes with it
         return b"".join(self._parts)
+
+
+def _no_cookies() -> http.cookiejar.CookieJar:
+    return http.cookiejar.CookieJar(policy=http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 def _too_large(limit: int, detail: str) -> FetchError:

@@ -7,10 +7,12 @@ for a bad image: a channel that gets None posts the text alert instead, and the 
 logged. What it refuses:
 
 - any scheme but https, at the first hop and after every redirect (at most `max_redirects`);
-- hosts that resolve to an address that is not globally routable (loopback, private, link-local,
-  CGNAT, multicast, reserved), checked before connecting and again on the connected socket, so
-  a DNS answer that changes between the two (rebinding) is caught too. `allow_private=True`
-  lifts this for tests on loopback; `resolve` replaces the DNS lookup for tests;
+- hosts that are, or resolve to, an address that is not globally routable (loopback, private,
+  link-local, CGNAT, multicast, reserved), at every hop before its request leaves: the
+  connection goes to the checked address itself (`bridge.addresses.PublicOnlyTransport`, no
+  proxy), so a DNS answer that changes after the check (rebinding) changes nothing.
+  `allow_private=True` lifts this for tests on loopback; `resolve` replaces the DNS lookup
+  and `network` the TCP connections, for tests;
 - a body over `max_bytes` (from `Content-Length`, and while streaming when it lies);
 - a `Content-Type` that is not a raster image (`image/*`, SVG excluded: it is a document that
   can carry scripts, and no channel accepts it as a photo);
@@ -20,29 +22,26 @@ logged. What it refuses:
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
-import socket
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from ssl import SSLContext
 from urllib.parse import unquote, urljoin, urlsplit
 
+import httpcore
 import httpx
 import structlog
 
 from bridge import __version__
+from bridge.addresses import AddressRefused, PublicOnlyTransport, Resolver
 
-__all__ = ["DEFAULT_MAX_BYTES", "Image", "ImageLoader", "Resolver", "is_public_address"]
+__all__ = ["DEFAULT_MAX_BYTES", "Image", "ImageLoader"]
 
 log = structlog.get_logger("bridge.images")
 
 DEFAULT_MAX_BYTES = 5 * 1024 * 1024
-
-#: Given a host name and a port, return the IP addresses it resolves to.
-Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _READ_CHUNK = 64 * 1024
@@ -75,34 +74,14 @@ class ImageRefused(Exception):
     """Why an image was not used; one line, logged by `ImageLoader.load`."""
 
 
-def is_public_address(address: str) -> bool:
-    """Return True when `address` (an IPv4 or IPv6 literal) is globally routable unicast.
-
-    IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) are judged by the IPv4 address they carry.
-    Return False for anything that is not an IP address.
-    """
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_global and not ip.is_multicast
-
-
-async def _system_resolve(host: str, port: int) -> list[str]:
-    """Resolve `host` with the system resolver, off the event loop."""
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
-
-
 class ImageLoader:
     """Downloads images over its own HTTP client, with the limits the module docstring lists.
 
     One per process, shared by the channels; close it with `aclose`. `verify` is passed to
-    httpx (an `ssl.SSLContext` trusting a test certificate, in tests); `transport` replaces
-    the network. Results (images and refusals) of the last `cache_size` URLs are kept for
-    ten minutes, so the channels of one alert download its image once.
+    httpx (an `ssl.SSLContext` trusting a test certificate, in tests); `allow_private`,
+    `resolve` and `network` go to `bridge.addresses.PublicOnlyTransport`. Results (images
+    and refusals) of the last `cache_size` URLs are kept for ten minutes, so the channels of
+    one alert download its image once.
     """
 
     def __init__(
@@ -113,8 +92,8 @@ class ImageLoader:
         max_redirects: int = 3,
         allow_private: bool = False,
         resolve: Resolver | None = None,
+        network: httpcore.AsyncNetworkBackend | None = None,
         verify: SSLContext | bool = True,
-        transport: httpx.AsyncBaseTransport | None = None,
         cache_size: int = 8,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -125,8 +104,6 @@ class ImageLoader:
         self.max_bytes = max_bytes
         self.timeout = timeout
         self._max_redirects = max_redirects
-        self._allow_private = allow_private
-        self._resolve = resolve or _system_resolve
         self._cache_size = cache_size
         self._clock = clock
         self._cache: OrderedDict[str, tuple[float, Image | None]] = OrderedDict()
@@ -138,9 +115,9 @@ class ImageLoader:
                 "Accept-Encoding": "identity",
             },
             follow_redirects=False,  # followed by hand, each hop checked
-            verify=verify,
-            transport=transport,
-            trust_env=False,  # a proxy would defeat the address check
+            transport=PublicOnlyTransport(allow_private=allow_private, resolve=resolve, network=network,
+                                          verify=verify),
+            trust_env=False,  # no proxy from the environment: it would connect for us, unchecked
         )
 
     async def aclose(self) -> None:
@@ -161,7 +138,7 @@ class ImageLoader:
         try:
             async with deadline:
                 image = await self._download(url)
-        except ImageRefused as exc:
+        except (ImageRefused, AddressRefused) as exc:
             log.warning("image not used", url=url, reason=str(exc))
         except TimeoutError:
             if not deadline.expired():
@@ -194,14 +171,13 @@ class ImageLoader:
     async def _download(self, url: str) -> Image:
         current = url
         for _ in range(self._max_redirects + 1):
-            await self._check_url(current)
+            _check_url(current)
             try:
                 request = self._client.build_request("GET", current)
             except httpx.InvalidURL as exc:
                 raise ImageRefused(f"invalid URL: {exc}") from exc
-            response = await self._client.send(request, stream=True)
+            response = await self._client.send(request, stream=True)  # AddressRefused before it leaves
             try:
-                self._check_peer(response)
                 if response.status_code in _REDIRECTS:
                     location = response.headers.get("Location")
                     if not location:
@@ -212,41 +188,6 @@ class ImageLoader:
             finally:
                 await response.aclose()
         raise ImageRefused(f"more than {self._max_redirects} redirects")
-
-    async def _check_url(self, url: str) -> None:
-        """Refuse a URL that is not https or whose host resolves to a non-public address."""
-        try:
-            parts = urlsplit(url)
-            port = parts.port or 443
-        except ValueError as exc:
-            raise ImageRefused(f"invalid URL: {exc}") from exc
-        if parts.scheme.lower() != "https":
-            raise ImageRefused(f"only https images are fetched, not {parts.scheme or 'a relative'} URLs")
-        host = parts.hostname
-        if not host:
-            raise ImageRefused("URL without a host")
-        if self._allow_private:
-            return
-        try:
-            addresses = await self._resolve(host, port)
-        except OSError as exc:
-            raise ImageRefused(f"cannot resolve {host}: {exc}") from exc
-        if not addresses:
-            raise ImageRefused(f"{host} resolves to no address")
-        for address in addresses:
-            if not is_public_address(address):
-                raise ImageRefused(f"{host} resolves to {address}, not a public address")
-
-    def _check_peer(self, response: httpx.Response) -> None:
-        """Refuse a connection that ended up at a non-public address (DNS rebinding)."""
-        if self._allow_private:
-            return
-        stream = response.extensions.get("network_stream")
-        if stream is None:  # a test transport: there is no socket to look at
-            return
-        peer = stream.get_extra_info("server_addr")
-        if isinstance(peer, tuple) and peer and not is_public_address(str(peer[0])):
-            raise ImageRefused(f"connected to {peer[0]}, not a public address")
 
     async def _read_image(self, response: httpx.Response, url: str) -> Image:
         if response.status_code != 200:
@@ -271,6 +212,19 @@ class ImageLoader:
         if size == 0:
             raise ImageRefused("empty body")
         return Image(data=b"".join(parts), mimetype=mimetype, filename=_filename(url, mimetype))
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL that is not https or has no host (addresses are checked on connecting)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ImageRefused(f"invalid URL: {exc}") from exc
+    if parts.scheme.lower() != "https":
+        raise ImageRefused(f"only https images are fetched, not {parts.scheme or 'a relative'} URLs")
+    if not parts.hostname:
+        raise ImageRefused("URL without a host")
 
 
 def _filename(url: str, mimetype: str) -> str:

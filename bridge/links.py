@@ -6,6 +6,13 @@ must be http(s) on the registrable domain of the feed's own URL ("www.comune.vic
 A look-alike ("comune.vicenza.it.evil.com", "comune-vicenza.it") is a different registrable
 domain and is rejected.
 
+Ports count too: a port is another service, not another page of the site. A link may use the
+default port of its own scheme (80 for http, 443 for https, written or not), or else exactly
+the port of the feed URL on exactly the feed URL's host (the feed's own server: a feed at
+`http://cms.comune.it:8080/rss` may link to `http://cms.comune.it:8080/news/1`). Any other
+port is off-site, on the feed's own host as anywhere: `http://203.0.113.5:8443/` for a feed at
+`http://203.0.113.5/rss`, `https://www.comune.it:8080/` for a feed at `https://www.comune.it/`.
+
 Registrable domains come from the Public Suffix List as shipped inside the
 `publicsuffixlist` package: it is read from the installed package, never downloaded, so the
 guard makes no network call. A hand-written rule for ".it" would not do: the list has
@@ -36,17 +43,28 @@ class OffDomainLinkError(ValueError):
     hint = "if the site really lives on that domain, add it to the feed's link_domains in config.toml"
 
 
-def _host(url: str) -> str | None:
-    """The lower-cased host of an absolute http(s) URL without user info, else None."""
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _address(url: str) -> tuple[str, str, int] | None:
+    """The lower-cased scheme and host and the port (the scheme's default when none is written)
+    of an absolute http(s) URL without user info, else None."""
     try:
         parts = urlsplit(url.strip())
         host = parts.hostname
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
+        port = parts.port  # raises ValueError on a malformed port
     except ValueError:
         return None
-    if parts.scheme.lower() not in ("http", "https") or not host or parts.username is not None:
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not host or parts.username is not None:
         return None
-    return host.rstrip(".").lower()
+    return scheme, host.rstrip(".").lower(), _DEFAULT_PORTS[scheme] if port is None else port
+
+
+def _host(url: str) -> str | None:
+    """The lower-cased host of an absolute http(s) URL without user info, else None."""
+    found = _address(url)
+    return found[1] if found else None
 
 
 @lru_cache(maxsize=1024)
@@ -86,26 +104,32 @@ def _on_domain(host: str, domain: str) -> bool:
 
 
 def link_problem(link: str | None, *, feed_url: str, link_domains: Iterable[str] = ()) -> str | None:
-    """Return why `link` may not be posted for a feed at `feed_url`, or None when it may.
+    """Return why `link` may not be posted (or fetched) for a feed at `feed_url`, or None when it may.
 
     The link must be an absolute http(s) URL with no user info, whose host is one of the
-    allowed domains (`allowed_domains`) or a subdomain of one. Reasons are one line of
-    plain English, for the log and `status`.
+    allowed domains (`allowed_domains`) or a subdomain of one, on the default port of its
+    scheme or else on the feed URL's own host and port (see the module docstring). Reasons
+    are one line of plain English, for the log and `status`.
     """
     if not link:
         return "the item has no link"
-    host = _host(link)
-    if host is None and "@" in urlsplit(link.strip()).netloc:
+    found = _address(link)
+    if found is None and "@" in urlsplit(link.strip()).netloc:
         return "the link carries user info before its host (a classic disguise: https://site@other/)"
-    if host is None:
+    if found is None:
         scheme = link.split(":", 1)[0][:20] if ":" in link else "relative"
         return f"the link is not an absolute http(s) address ({scheme})"
+    scheme, host, port = found
     allowed = allowed_domains(feed_url, link_domains)
     if not allowed:
         return "the feed has no web domain of its own and no link_domains are configured"
-    if any(_on_domain(host, domain) for domain in sorted(allowed)):
+    if not any(_on_domain(host, domain) for domain in sorted(allowed)):
+        return f"the link points to {host}, outside the feed's domains ({', '.join(sorted(allowed))})"
+    feed = _address(feed_url)
+    if port == _DEFAULT_PORTS[scheme] or (feed is not None and feed[1:] == (host, port)):
         return None
-    return f"the link points to {host}, outside the feed's domains ({', '.join(sorted(allowed))})"
+    return (f"the link points to port {port} of {host}: only the default port of {scheme} "
+            f"({_DEFAULT_PORTS[scheme]}) is allowed, or the feed's own port on the feed's own host")
 
 
 def check_link(link: str | None, *, feed_url: str, link_domains: Iterable[str] = ()) -> str:

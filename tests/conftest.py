@@ -4,6 +4,7 @@ pytest_plugins = [
     "servers.feeds",
     "servers.images",
     "servers.mastodon",
+    "servers.pages",
     "servers.telegram",
     "servers.waha",
     "servers.webhook",

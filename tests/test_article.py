@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from servers.feeds import FeedServer
+from servers.pages import SECRET, FakeDNS, PageServer, RoutedNetwork
+from structlog.testing import capture_logs
 
 from bridge import render
 from bridge.article import ArticleReader, extract_lead
@@ -59,13 +62,22 @@ def thin_item(link: str) -> Item:
     )
 
 
-def read(reader_urls: list[str], feed_url: str, **kwargs: object) -> list[str]:
+def read(reader_urls: list[str], feed_url: str, *, allow_private: bool = True, fetcher: dict[str, Any] | None = None,
+         **kwargs: object) -> list[str]:
+    """The leads of `reader_urls` for a feed at `feed_url`. The pages are on loopback, so the
+    test switch `allow_private_pages` is on unless `allow_private=False`; `fetcher` adds
+    Fetcher options (a resolver, a routed network)."""
+
     async def go() -> list[str]:
-        async with Fetcher(user_agent="test", timeout=5) as fetcher:
-            reader = ArticleReader(fetcher)
+        async with Fetcher(user_agent="test", timeout=5, allow_private_pages=allow_private, **(fetcher or {})) as f:
+            reader = ArticleReader(f)
             return [await reader.lead(url, feed_url=feed_url, **kwargs) for url in reader_urls]  # type: ignore[arg-type]
 
     return asyncio.run(go())
+
+
+def reasons(logs: list[dict[str, Any]]) -> list[str]:
+    return [str(entry["reason"]) for entry in logs if entry["event"] == "article page not used"]
 
 
 def test_thin_item_gets_the_article_lead(feed_server: FeedServer) -> None:
@@ -96,9 +108,16 @@ def test_off_domain_article_is_never_fetched(feed_server: FeedServer) -> None:
 
 
 def test_link_domains_allow_another_host(feed_server: FeedServer) -> None:
+    # The region's portal, on a public address (routed to the loopback server), default port.
     feed_server.set_feed("/pagina", "<p>Il Comune informa che la piazza resta chiusa oggi.</p>", content_type=HTML)
-    leads = read([feed_server.url("/pagina")], feed_url="https://www.comune.esempio.it/feed/",
-                 link_domains=("127.0.0.1",))
+    dns = FakeDNS({"portale.regione.veneto.it": [["93.184.216.34"]]})
+    network = RoutedNetwork({("93.184.216.34", 80): ("127.0.0.1", feed_server.port)})
+    options = {"allow_private": False, "fetcher": {"resolve": dns, "network": network}}
+    url = "http://portale.regione.veneto.it/pagina"
+    assert read([url], feed_url="https://www.comune.esempio.it/feed/", **options) == [""]  # type: ignore[arg-type]
+    assert feed_server.requests("/pagina") == []
+    leads = read([url], feed_url="https://www.comune.esempio.it/feed/", link_domains=("regione.veneto.it",),
+                 **options)  # type: ignore[arg-type]
     assert leads == ["Il Comune informa che la piazza resta chiusa oggi."]
 
 
@@ -115,3 +134,90 @@ def test_thin_item_without_article_falls_back_to_title_and_link() -> None:
     item = thin_item("https://www.comune.esempio.it/novita/x")
     alert = build_alert(item, feed_name="Notizie")
     assert alert.summary == ""
+
+
+# -- what a feed points to is fetched only from public addresses ---------------------------
+
+
+def test_a_loopback_page_is_refused_without_the_test_switch(feed_server: FeedServer) -> None:
+    # The feed itself is on loopback (the operator's choice); its item's page is not fetched.
+    feed_server.set_feed("/interno", f"<main><p>{SECRET}</p></main>", content_type=HTML)
+    with capture_logs() as logs:
+        leads = read([feed_server.url("/interno")], feed_url=feed_server.url("/feed/"), allow_private=False)
+    assert leads == [""]
+    assert feed_server.requests("/interno") == []
+    assert reasons(logs) == ["fetch failed: 127.0.0.1 is not a public address"]
+
+
+def test_a_name_on_the_comune_domain_resolving_to_loopback_is_refused(page_server: PageServer) -> None:
+    # "intranet.comune.esempio.it" is on the feed's own domain; its DNS says 127.0.0.1.
+    page_server.page("/router")
+    dns = FakeDNS({"intranet.comune.esempio.it": [["127.0.0.1"]]})
+    network = RoutedNetwork({("127.0.0.1", 80): ("127.0.0.1", page_server.port)})
+    with capture_logs() as logs:
+        leads = read(["http://intranet.comune.esempio.it/router"], feed_url="https://www.comune.esempio.it/feed/",
+                     allow_private=False, fetcher={"resolve": dns, "network": network})
+    assert leads == [""]
+    assert network.connects == [] and page_server.paths == []
+    assert reasons(logs) == ["fetch failed: intranet.comune.esempio.it resolves to 127.0.0.1, not a public address"]
+
+
+def test_another_port_of_the_feeds_own_address_is_never_fetched(
+    feed_server: FeedServer, page_server: PageServer
+) -> None:
+    # Same "domain" as the feed (the IP address), another port: another service. Refused by
+    # the link guard even with the test switch on.
+    url = page_server.page("/internal")
+    with capture_logs() as logs:
+        assert read([url], feed_url=feed_server.url("/feed/")) == [""]
+    assert page_server.paths == []
+    assert "port" in reasons(logs)[0]
+
+
+@pytest.mark.parametrize("family", ["v4", "v6"])
+def test_a_redirect_to_loopback_is_refused_before_it_is_followed(
+    feed_server: FeedServer, family: str, request: pytest.FixtureRequest
+) -> None:
+    internal: PageServer = request.getfixturevalue("page_server" if family == "v4" else "page_server_v6")
+    feed_server.set_fault("/vecchia", "redirect", location=internal.page("/internal"), code=302)
+    with capture_logs() as logs:
+        assert read([feed_server.url("/vecchia")], feed_url=feed_server.url("/feed/")) == [""]
+    assert len(feed_server.requests("/vecchia")) == 1
+    assert internal.paths == []  # the target never saw a request
+    assert reasons(logs)[0].startswith(f"fetch failed: redirect to {internal.url('/internal')} refused")
+
+
+def test_a_redirect_to_an_internal_name_is_refused_on_the_address(
+    feed_server: FeedServer, page_server: PageServer
+) -> None:
+    # No test switch: the comune's site is "public" (a routed address), it redirects to a name
+    # on its own domain (the link guard passes) whose DNS answer is loopback.
+    feed_server.set_fault("/vecchia", "redirect", location="http://intranet.comune.esempio.it/router", code=302)
+    page_server.page("/router")
+    dns = FakeDNS({"www.comune.esempio.it": [["93.184.216.34"]], "intranet.comune.esempio.it": [["127.0.0.1"]]})
+    network = RoutedNetwork({("93.184.216.34", 80): ("127.0.0.1", feed_server.port),
+                             ("127.0.0.1", 80): ("127.0.0.1", page_server.port)})
+    with capture_logs() as logs:
+        leads = read(["http://www.comune.esempio.it/vecchia"], feed_url="https://www.comune.esempio.it/feed/",
+                     allow_private=False, fetcher={"resolve": dns, "network": network})
+    assert leads == [""]
+    assert len(feed_server.requests("/vecchia")) == 1
+    assert network.connects == [("93.184.216.34", 80)] and page_server.paths == []
+    assert reasons(logs) == ["fetch failed: intranet.comune.esempio.it resolves to 127.0.0.1, not a public address"]
+
+
+def test_a_public_page_is_read_from_the_address_that_was_checked(
+    feed_server: FeedServer, page_server: PageServer
+) -> None:
+    # DNS rebinding: public when asked first, loopback afterwards. The page comes from the
+    # checked (public) address; the loopback service never hears of it.
+    feed_server.set_feed("/novita", "<p>Il Comune informa che la piazza resta chiusa oggi.</p>", content_type=HTML)
+    page_server.page("/novita")
+    dns = FakeDNS({"www.comune.esempio.it": [["93.184.216.34"], ["127.0.0.1"]]})
+    network = RoutedNetwork({("93.184.216.34", 80): ("127.0.0.1", feed_server.port),
+                             ("127.0.0.1", 80): ("127.0.0.1", page_server.port)})
+    leads = read(["http://www.comune.esempio.it/novita"], feed_url="https://www.comune.esempio.it/feed/",
+                 allow_private=False, fetcher={"resolve": dns, "network": network})
+    assert leads == ["Il Comune informa che la piazza resta chiusa oggi."]
+    assert dns.questions == ["www.comune.esempio.it"]
+    assert network.connects == [("93.184.216.34", 80)] and page_server.paths == []

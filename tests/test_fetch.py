@@ -8,14 +8,16 @@ import socket
 import time
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from servers.feeds import FeedServer, rss
+from servers.pages import PageServer
 
 from bridge.fetch import Fetcher, FetchError, FetchResult, Validators, parse_retry_after
 
@@ -464,3 +466,84 @@ def test_local_file_over_the_cap(tmp_path: Path) -> None:
     path.write_bytes(b" " * 5000)
     error = fetch_error(str(path), max_bytes=4096)
     assert str(error).startswith("feed larger than the limit of 4 KiB")
+
+
+# Pages a feed points to (`fetch_page`): same limits, public addresses only, every hop asked
+
+
+def fetch_page(url: str, guard: Callable[[str], str | None] = lambda url: None, *, allow_private: bool = True,
+               max_bytes: int = 10 * MiB) -> FetchResult:
+    """One `fetch_page` with a fresh Fetcher (loopback allowed unless `allow_private=False`)."""
+
+    async def go() -> FetchResult:
+        async with Fetcher(user_agent=UA, timeout=5, max_bytes=max_bytes, allow_private_pages=allow_private) as fetcher:
+            return await fetcher.fetch_page(url, guard=guard)
+
+    return asyncio.run(go())
+
+
+def fetch_page_error(url: str, guard: Callable[[str], str | None] = lambda url: None, **options: Any) -> FetchError:
+    with pytest.raises(FetchError) as caught:
+        fetch_page(url, guard, **options)
+    return caught.value
+
+
+def test_the_guard_is_asked_about_every_hop_before_its_request(feed_server: FeedServer) -> None:
+    feed_server.set_fault("/a", "redirect", location=feed_server.url("/b"), code=302)
+    feed_server.set_fault("/b", "redirect", location=feed_server.url("/c"), code=302)
+    feed_server.set_feed("/c", "<p>x</p>", content_type="text/html")
+    asked: list[str] = []
+
+    def guard(url: str) -> str | None:
+        asked.append(url)
+        return "not this one" if url.endswith("/c") else None
+
+    error = fetch_page_error(feed_server.url("/a"), guard)
+    assert str(error) == f"redirect to {feed_server.url('/c')} refused: not this one"
+    assert asked == [feed_server.url("/a"), feed_server.url("/b"), feed_server.url("/c")]
+    assert [r.path for r in feed_server.requests()] == ["/a", "/b"]  # /c never asked for
+
+
+def test_a_refused_first_hop_sends_nothing(feed_server: FeedServer) -> None:
+    error = fetch_page_error(feed_server.url("/a"), lambda url: "off-site")
+    assert str(error) == f"{feed_server.url('/a')} refused: off-site"
+    assert feed_server.requests() == []
+
+
+def test_pages_from_loopback_are_refused_feeds_are_not(feed_server: FeedServer) -> None:
+    # The feed URL is the operator's choice (an intranet CMS, a loopback test server); a page
+    # the feed points to is not.
+    feed_server.set_feed("/feed.xml", FEED)
+    assert fetch(feed_server.url("/feed.xml")).body == FEED.encode()
+    error = fetch_page_error(feed_server.url("/feed.xml"), allow_private=False)
+    assert str(error) == "127.0.0.1 is not a public address"
+    assert "public addresses" in error.hint
+    assert len(feed_server.requests("/feed.xml")) == 1
+
+
+@pytest.mark.parametrize("url", ["/etc/passwd", "file:///etc/passwd", "ftp://example.org/x"])
+def test_pages_are_http_only(url: str) -> None:
+    assert "not an http(s) address" in str(fetch_page_error(url))
+
+
+def test_pages_have_the_feeds_limits(feed_server: FeedServer) -> None:
+    feed_server.set_fault("/big", "huge", size=2 * MiB, content_length=False)
+    assert str(fetch_page_error(feed_server.url("/big"), max_bytes=MiB)) == "feed larger than the limit of 1 MiB"
+    feed_server.set_fault("/bomb", "gzip_bomb", size=50 * MiB)
+    assert str(fetch_page_error(feed_server.url("/bomb"), max_bytes=MiB)) == "feed larger than the limit of 1 MiB"
+    feed_server.set_fault("/loop", "redirect_loop")
+    assert str(fetch_page_error(feed_server.url("/loop"))).startswith("too many redirects")
+
+
+def test_pages_never_go_through_a_proxy_from_the_environment(
+    feed_server: FeedServer, page_server: PageServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy would make the connection for us, to wherever the page's name points.
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, page_server.url(""))
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    feed_server.set_feed("/pagina", "<p>x</p>", content_type="text/html")
+    assert fetch_page(feed_server.url("/pagina")).body == b"<p>x</p>"
+    assert page_server.paths == []
+    assert len(feed_server.requests("/pagina")) == 1

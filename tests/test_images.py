@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-import httpx
 import pytest
 from servers.images import PNG, image_loader
+from servers.pages import FakeDNS, PageServer, RoutedNetwork
 from structlog.testing import capture_logs
 
-from bridge.images import Image, ImageLoader, is_public_address
+from bridge.images import Image, ImageLoader
 
 if TYPE_CHECKING:
     from servers.images import FakeImageHost
+
+PUBLIC = "93.184.216.34"
 
 
 def load(url: str, loader: ImageLoader | None = None) -> tuple[Image | None, list[dict[str, Any]]]:
@@ -113,29 +115,60 @@ def test_a_host_resolving_to_a_private_address_is_refused() -> None:
     assert "10.0.0.7" in reason(logs)
 
 
-def test_a_public_address_passes_the_check() -> None:
-    # The network is replaced: nothing leaves the machine, only the check is exercised.
-    async def resolve(host: str, port: int) -> list[str]:
-        return ["93.184.216.34"]
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, content=PNG, headers={"Content-Type": "image/png"})
-
-    loader = ImageLoader(resolve=resolve, transport=httpx.MockTransport(answer))
-    image, _ = load("https://www.comune.example.it/img/a.png", loader)
+def test_a_public_address_is_fetched_from_that_address_with_tls_for_the_name(image_host: FakeImageHost) -> None:
+    # "localhost" answers public here (a routed stand-in for the internet): the connection goes
+    # to that checked address, and the certificate is still verified for the name.
+    dns = FakeDNS({"localhost": [[PUBLIC]]})
+    network = RoutedNetwork({(PUBLIC, image_host.port): ("127.0.0.1", image_host.port)})
+    url = image_host.serve("/a.png").replace("127.0.0.1", "localhost")
+    image, _ = load(url, image_loader(allow_private=False, resolve=dns, network=network))
     assert image is not None and image.data == PNG
+    assert network.connects == [(PUBLIC, image_host.port)]
 
 
-def test_dns_rebinding_is_caught_on_the_connected_socket(image_host: FakeImageHost) -> None:
-    # The check's own lookup says "public", the connection lands on loopback anyway.
-    async def resolve(host: str, port: int) -> list[str]:
-        return ["93.184.216.34"]
-
+def test_the_certificate_must_match_the_name_not_the_address(image_host: FakeImageHost) -> None:
+    # The test certificate is for localhost and 127.0.0.1, not for www.comune.esempio.it.
+    dns = FakeDNS({"www.comune.esempio.it": [[PUBLIC]]})
+    network = RoutedNetwork({(PUBLIC, image_host.port): ("127.0.0.1", image_host.port)})
     image_host.serve("/a.png")
-    loader = image_loader(allow_private=False, resolve=resolve)
-    image, logs = load(f"https://localhost:{image_host.port}/a.png", loader)
+    url = f"https://www.comune.esempio.it:{image_host.port}/a.png"
+    image, logs = load(url, image_loader(allow_private=False, resolve=dns, network=network))
     assert image is None
-    assert "connected to 127.0.0.1" in reason(logs)
+    assert "download failed" in reason(logs) and "certificate" in reason(logs).lower()
+
+
+def test_dns_rebinding_cannot_move_the_connection(image_host: FakeImageHost) -> None:
+    # Public when asked first, loopback afterwards: the guard asks once and connects to the
+    # answer it checked, so the loopback answer is never used.
+    dns = FakeDNS({"localhost": [[PUBLIC], ["127.0.0.1"]]})
+    network = RoutedNetwork({(PUBLIC, image_host.port): ("127.0.0.1", image_host.port)})
+    url = image_host.serve("/a.png").replace("127.0.0.1", "localhost")
+    image, _ = load(url, image_loader(allow_private=False, resolve=dns, network=network))
+    assert image is not None
+    assert dns.questions == ["localhost"]
+    assert network.connects == [(PUBLIC, image_host.port)]
+
+
+def test_a_redirect_to_loopback_is_refused_before_it_is_followed(image_host: FakeImageHost) -> None:
+    dns = FakeDNS({"localhost": [[PUBLIC]]})
+    network = RoutedNetwork({(PUBLIC, image_host.port): ("127.0.0.1", image_host.port)})
+    image_host.serve("/internal.png")
+    start = image_host.redirect("/a.png", image_host.url + "/internal.png").replace("127.0.0.1", "localhost")
+    image, logs = load(start, image_loader(allow_private=False, resolve=dns, network=network))
+    assert image is None
+    assert reason(logs) == "127.0.0.1 is not a public address"
+    assert image_host.hits("/a.png") == 1 and image_host.hits("/internal.png") == 0
+
+
+def test_no_proxy_from_the_environment(image_host: FakeImageHost, page_server: PageServer,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, page_server.url(""))
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    image, _ = load(image_host.serve("/a.png"))
+    assert image is not None
+    assert page_server.paths == []
 
 
 def test_an_unresolvable_host_is_refused() -> None:
@@ -204,28 +237,3 @@ def test_malformed_urls_are_refused(url: str) -> None:
     image, logs = load(url)
     assert image is None
     assert reason(logs)
-
-
-@pytest.mark.parametrize(
-    ("address", "public"),
-    [
-        ("93.184.216.34", True),
-        ("2a00:1450:4002:400::200e", True),
-        ("127.0.0.1", False),
-        ("10.1.2.3", False),
-        ("172.16.0.1", False),
-        ("192.168.1.1", False),
-        ("169.254.169.254", False),  # cloud metadata
-        ("100.64.0.1", False),  # carrier-grade NAT
-        ("0.0.0.0", False),
-        ("224.0.0.1", False),
-        ("::1", False),
-        ("fe80::1%eth0", False),
-        ("fd00::1", False),
-        ("::ffff:10.0.0.1", False),  # IPv4-mapped private
-        ("::ffff:93.184.216.34", True),
-        ("localhost", False),  # not an address at all
-    ],
-)
-def test_is_public_address(address: str, public: bool) -> None:
-    assert is_public_address(address) is public

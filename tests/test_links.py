@@ -9,6 +9,7 @@ import pytest
 from bridge.links import OffDomainLinkError, check_link, link_problem, registrable_domain, with_utm
 
 FEED = "https://www.comune.esempio.it/feed/"
+IP_FEED = "http://127.0.0.1:8000/feed.xml"
 
 
 @pytest.mark.parametrize(
@@ -73,6 +74,42 @@ def test_local_feed_needs_link_domains() -> None:
 def test_reason_names_the_host() -> None:
     problem = link_problem("https://comune-esempio.it/x", feed_url=FEED)
     assert problem == "the link points to comune-esempio.it, outside the feed's domains (esempio.it)"
+
+
+@pytest.mark.parametrize(
+    ("link", "feed_url", "allowed"),
+    [
+        pytest.param("https://www.comune.esempio.it:443/x", FEED, True, id="https-default-port-written"),
+        pytest.param("http://www.comune.esempio.it:80/x", FEED, True, id="http-default-port-written"),
+        pytest.param("https://www.comune.esempio.it:8443/x", FEED, False, id="other-port-of-the-feeds-host"),
+        pytest.param("https://servizi.comune.esempio.it:8080/x", FEED, False, id="other-port-on-a-subdomain"),
+        pytest.param("http://servizi.comune.esempio.it:443/x", FEED, False, id="https-port-under-http"),
+        pytest.param("https://www.comune.esempio.it:80/x", FEED, False, id="http-port-under-https"),
+        pytest.param("http://www.comune.esempio.it:443/x", FEED, True, id="the-feeds-own-host-and-port"),
+        # The probe: a feed on an IP address, an item link to the same address, another port.
+        pytest.param("http://127.0.0.1:9000/internal", IP_FEED, False, id="feed-ip-other-port"),
+        pytest.param("http://127.0.0.1:8000/news/1", IP_FEED, True, id="feed-ip-same-port"),
+        pytest.param("https://127.0.0.1:8000/news/1", IP_FEED, True, id="feed-port-any-scheme"),
+        pytest.param("http://127.0.0.1/news/1", IP_FEED, True, id="feed-ip-default-port"),
+        pytest.param("http://cms.comune.esempio.it:8080/n/1", "http://cms.comune.esempio.it:8080/rss", True,
+                     id="feed-host-own-port"),
+        pytest.param("http://www.comune.esempio.it:8080/n/1", "http://cms.comune.esempio.it:8080/rss", False,
+                     id="feed-port-on-another-host"),
+        pytest.param("http://CMS.Comune.Esempio.IT.:8080/n/1", "http://cms.comune.esempio.it:8080/rss", True,
+                     id="feed-host-case-and-dot"),
+        pytest.param("http://[::1]:9000/x", "http://[::1]:8000/feed.xml", False, id="ipv6-other-port"),
+        pytest.param("http://[::1]:8000/x", "http://[::1]:8000/feed.xml", True, id="ipv6-same-port"),
+    ],
+)
+def test_ports_count(link: str, feed_url: str, allowed: bool) -> None:
+    assert (link_problem(link, feed_url=feed_url) is None) is allowed
+
+
+def test_a_local_feed_has_no_own_port() -> None:
+    problem = link_problem("http://www.comune.esempio.it:8080/x", feed_url="/srv/feeds/notizie.xml",
+                           link_domains=["comune.esempio.it"])
+    assert problem == ("the link points to port 8080 of www.comune.esempio.it: only the default port of http (80) "
+                       "is allowed, or the feed's own port on the feed's own host")
 
 
 def test_no_network_call(monkeypatch: pytest.MonkeyPatch) -> None:
