@@ -159,7 +159,7 @@ def test_a_201_without_a_message_id_is_a_wrong_answer_not_a_post() -> None:
     with pytest.raises(GatewayAnswerError) as caught:
         send(waha_config("http://waha.test"), httpx.MockTransport(answer))
     assert str(caught.value) == (
-        "whatsapp: http://waha.test/api/sendText answered 201 but not with a WAHA message (no content type: OK): "
+        "whatsapp: http://waha.test/api/sendText answered 201 but not with a WAHA message (text/plain: OK): "
         "is url of [channels.whatsapp] the gateway's own address, not a proxy's login page?"
     )
     assert isinstance(caught.value, TransientError)

@@ -77,7 +77,7 @@ def status_length(text: str, url_length: int | None = 23) -> int:
         rewritten += [text[position:match.start()], replacement]
         position = end
     rewritten.append(text[position:])
-    return _graphemes("".join(rewritten))
+    return graphemes("".join(rewritten))
 
 
 def _url_extent(candidate: str) -> str:
@@ -92,7 +92,7 @@ def _url_extent(candidate: str) -> str:
     return candidate
 
 
-def _graphemes(text: str) -> int:
+def graphemes(text: str) -> int:
     """Grapheme clusters, closely enough for tests: combining marks, variation selectors, skin
     tones and whatever a zero-width joiner glues on do not start a new one."""
     count, joined = 0, False
