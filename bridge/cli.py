@@ -224,7 +224,7 @@ def render_for(channel: ChannelConfig, alert: Alert) -> str:
     if channel.type == "telegram":
         return render.telegram(alert, template)
     if channel.type == "mastodon":
-        return render.mastodon(alert, channel.max_length or 500, template)
+        return render.mastodon(alert, channel.max_length, template)
     if channel.type == "webhook":
         return render.plain(alert, template)
     return render.whatsapp(alert, template)

@@ -392,10 +392,15 @@ class Bridge:
         elif result.unverified:
             await self.ops.report(f"channel {name} posts not visible", "; ".join(result.errors),
                                   hint="check the WhatsApp session in the gateway's dashboard")
+        elif result.wrong_answer is not None:
+            await self.ops.report(f"channel {name} answers are not posts", result.wrong_answer,
+                                  hint="nothing is recorded as posted: the alert stays queued and is retried, "
+                                  "after checking whether it went out")
         elif result.failed and not result.sent:
             await self.ops.report(f"channel {name} failing", result.errors[-1])
         elif result.sent:
             self.ops.clear(f"channel {name} failing")
+            self.ops.clear(f"channel {name} answers are not posts")
 
     def _background(self, work: Coroutine[object, object, None]) -> None:
         """Run `work` as a task that is kept referenced until it ends."""

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bridge.channels import Channel, ChannelDownError, ChannelError, MessageRejected, Posted, TransientError
+from bridge.channels.base import GatewayAnswerError
 from bridge.config import AlertSettings, ChannelConfig
 from bridge.item import Alert
 from bridge.store import Delivery, Store, with_retry
@@ -75,6 +76,7 @@ class DrainResult:
     waiting: int = 0  # deliveries still pending
     next_due: datetime | None = None  # when something becomes due, if anything waits
     down: str | None = None  # why the channel cannot post: it is paused until resumed
+    wrong_answer: str | None = None  # a 2xx that was not the platform's success (retried, reported)
     errors: list[str] = field(default_factory=list)
 
 
@@ -175,6 +177,8 @@ async def drain(
             continue
         result.failed += 1
         result.errors.append(f"{batch[0].alert.title}: {outcome.error}")
+        if outcome.wrong_answer:
+            result.wrong_answer = outcome.error
         if outcome.given_up:
             result.given_up += 1
         elif outcome.down:
@@ -238,6 +242,7 @@ class _Outcome:
     error: str = ""
     retry_at: datetime | None = None
     retry_now: bool = False  # send again at once (in the plainest form)
+    wrong_answer: bool = False  # the gateway answered 2xx with something that is not a post
     down: bool = False
     given_up: bool = False
 
@@ -269,12 +274,13 @@ async def _attempt(
         store.update_delivery(head)
         posted = await channel.send(alert, delivery_id=head.id, token=token, plain=head.plain)
     except TransientError as exc:
-        # A timeout may hide a post that went out: the delivery stays in flight, so the next
-        # attempt asks the channel before sending again.
+        # A timeout, or a wrong answer from a proxy that forwarded the request, may hide a post
+        # that went out: the delivery stays in flight, so the next attempt asks the channel
+        # before sending again.
         delay = retry_delay(head.attempts + 1, exc.retry_after)
         store.update_delivery(with_retry(head, error=str(exc), at=moment + delay))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
-        return _Outcome(error=str(exc), retry_at=moment + delay)
+        return _Outcome(error=str(exc), retry_at=moment + delay, wrong_answer=isinstance(exc, GatewayAnswerError))
     except ChannelDownError as exc:
         store.update_delivery(replace(with_retry(head, error=str(exc), at=None), in_flight=False))
         dlog.error("channel cannot post; its queue is paused, nothing is lost", error=str(exc), hint=exc.hint)

@@ -16,6 +16,8 @@ literal=...)` with its own escaping, so one channel template works on every plat
 from __future__ import annotations
 
 import html
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC
@@ -116,26 +118,125 @@ def telegram(alert: Alert, template: Template = DEFAULT_TEMPLATE) -> str:
     return template.render(values_for(alert), field=field, literal=_telegram_escape)
 
 
-# Mastodon counts every URL in a status as this many characters, however long it is.
+# -- Mastodon's own way of counting ------------------------------------------------------
+# Mastodon checks a status against its limit (500 unless the instance is configured otherwise)
+# after rewriting it: every URL it recognises counts as 23 characters, however long or short
+# it is, and a remote mention "@user@domain" counts as "@user"; what is left is counted in
+# grapheme clusters. `mastodon_length` follows those rules; the regular expressions below
+# mirror the ones Mastodon uses (twitter-text's URL extractor with Mastodon's own path rules,
+# and its mention pattern), without twitter-text's list of top-level domains: a host whose
+# last label is letters (or punycode) counts as a domain. Code points stand in for grapheme
+# clusters: there are never fewer, so the count errs only towards fitting a little less.
+
+MASTODON_LIMIT = 500
 MASTODON_URL_LENGTH = 23
+# twitter-text does not shorten a URL over this many characters: it counts in full.
+_MASTODON_MAX_URL = 4096
+# The shortest URL Mastodon shortens ("ssb://a.co"): no URL costs more than this many
+# characters beyond its own length, which bounds `mastodon_length(strict=True)`.
+_MASTODON_SHORTEST_URL = 10
+
+_UCHARS = (
+    "\u00a0-\ud7ff\uf900-\ufdcf\ufdf0-\uffef\U00010000-\U0001fffd\U00020000-\U0002fffd"
+    "\U00030000-\U0003fffd\U00040000-\U0004fffd\U00050000-\U0005fffd\U00060000-\U0006fffd"
+    "\U00070000-\U0007fffd\U00080000-\U0008fffd\U00090000-\U0009fffd\U000a0000-\U000afffd"
+    "\U000b0000-\U000bfffd\U000c0000-\U000cfffd\U000d0000-\U000dfffd\U000e1000-\U000efffd"
+    "\U0000e000-\U0000f8ff\U000f0000-\U000ffffd\U00100000-\U0010fffd"
+)
+# A domain label may hold anything but ASCII punctuation, spaces and control characters.
+_LABEL_CHAR = r"[^!-/:-@\[-`{-~\s\x00-\x1f\x7f\ufeff\ufffe\uffff]"
+_PATH_CHAR = r"[^\s<>()?]"
+_PARENS = rf"\((?:{_PATH_CHAR}+|{_PATH_CHAR}*\({_PATH_CHAR}+\){_PATH_CHAR}*)\)"
+_PATH_END = rf"(?:[^\s()?!*\"'「」<>;:=,.$%\[\]~&|@]|{_PARENS})"
+_PATH_PART = rf"(?:{_PATH_CHAR}*(?:{_PARENS}{_PATH_CHAR}*)*{_PATH_END}|{_PATH_CHAR}+/)"
+_MASTODON_URL = re.compile(
+    r"(?<![A-Za-z0-9@＠$#＃\ufeff\ufffe\uffff])"  # not glued to a word, a mention, a tag
+    r"(?:https?|dat|dweb|ipfs|ipns|ssb|gopher|gemini)://"
+    rf"(?:(?:{_LABEL_CHAR}(?:[_-]|{_LABEL_CHAR})*)?{_LABEL_CHAR}\.)*"  # subdomains
+    rf"(?:(?:{_LABEL_CHAR}(?:-|{_LABEL_CHAR})*)?{_LABEL_CHAR}\.)"  # the domain name
+    # The top-level domain: punycode, or two letters or more not glued to more of a name.
+    r"(?:xn--[-0-9a-z]+|[a-z]{2,}(?![0-9a-z@+-])|[^\W\d_a-z]{2,}(?![0-9a-z@+-]))"
+    r"(?::[0-9]+)?"
+    rf"(?:/{_PATH_PART}*)?"
+    rf"(?:\?[a-z0-9!?*'();:&=+$/%#\[\]\-_.,~|@^{_UCHARS}]*[a-z0-9_&=#/\-{_UCHARS}])?",
+    re.IGNORECASE,
+)
+# A remote mention: only the "@user" part counts. The domain is matched in ASCII only and the
+# mention dropped when a word character follows, so a mention is never taken as shorter than
+# Mastodon takes it.
+_ASCII_NAME = r"[A-Za-z0-9_]+(?:[.-]+[A-Za-z0-9_]+)*"
+_MASTODON_MENTION = re.compile(rf"(?<![=/\w])(@{_ASCII_NAME})@{_ASCII_NAME}")
+# What may not follow a mention (twitter-text's "end mention match"): an at sign, a Latin
+# accented letter, "://".
+_NOT_AFTER_MENTION = re.compile(
+    "[@＠\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0253\u0254\u0256\u0257\u0259\u025b\u0263\u0268"
+    "\u026f\u0272\u0289\u028b\u02bb\u0300-\u036f\u1e00-\u1eff]|://"
+)
 
 
-def mastodon_length(text: str, link: str) -> int:
-    """Return the length Mastodon counts for `text`: each occurrence of `link` (an http(s)
-    URL) counts as `MASTODON_URL_LENGTH` characters when it is longer."""
-    if not link.startswith(("http://", "https://")) or len(link) <= MASTODON_URL_LENGTH:
-        return len(text)
-    return len(text) - text.count(link) * (len(link) - MASTODON_URL_LENGTH)
+def mastodon_length(text: str, *, strict: bool = False) -> int:
+    """Return the length Mastodon counts for `text`; pure.
+
+    Every URL Mastodon recognises (http, https and the few other schemes it links) counts as
+    `MASTODON_URL_LENGTH` characters whatever its length, a remote mention "@user@domain" as
+    "@user", everything else one per code point.
+
+    `strict` gives an upper bound instead, true however the server splits URLs and mentions,
+    and also for servers that count every character: every character counts, and each "://"
+    adds what the shortest URL Mastodon shortens gains by counting 23. The plainest form of
+    a status is fitted with it, as a last try after a refusal.
+    """
+    if strict:
+        return len(text) + text.count("://") * (MASTODON_URL_LENGTH - _MASTODON_SHORTEST_URL)
+    spans: list[tuple[int, int, int]] = []  # (start, end, counted length)
+    for match in _MASTODON_URL.finditer(text):
+        if len(match.group()) <= _MASTODON_MAX_URL:
+            spans.append((match.start(), match.end(), MASTODON_URL_LENGTH))
+    for match in _MASTODON_MENTION.finditer(text):
+        if _mention_counts_short(text, match.start(), match.end()):
+            spans.append((match.start(), match.end(), len(match.group(1))))
+    spans.sort()
+    length, covered = len(text), 0
+    for start, end, counted in spans:
+        if start < covered:
+            continue  # overlaps an entity taken before it, as Mastodon drops it too
+        length -= (end - start) - counted
+        covered = end
+    return length
 
 
-def mastodon(alert: Alert, limit: int = 500, template: Template = DEFAULT_TEMPLATE) -> str:
+def _mention_counts_short(text: str, start: int, end: int) -> bool:
+    """True when Mastodon takes `text[start:end]`, "@user@domain" in ASCII, as a mention of
+    exactly that extent: not after a combining mark (a word character to Mastodon), not
+    followed by more of a name in other letters, nor by what may not follow a mention."""
+    if start and _is_word(text[start - 1], marks_only=True):
+        return False
+    rest = text[end:]
+    after = rest.lstrip(".-")
+    return not (after and _is_word(after[0])) and _NOT_AFTER_MENTION.match(rest) is None
+
+
+def _is_word(char: str, *, marks_only: bool = False) -> bool:
+    """A word character as Mastodon's patterns see it: letter, mark, digit or "_"."""
+    is_mark = unicodedata.category(char).startswith("M")
+    return is_mark if marks_only else is_mark or char.isalnum() or char == "_"
+
+
+def mastodon(
+    alert: Alert, limit: int | None = None, template: Template = DEFAULT_TEMPLATE, *, strict: bool = False
+) -> str:
     """Return the alert as a Mastodon status: `plain` text laid out by `template`, within
-    `limit` characters as Mastodon counts them (a link counts 23), the link kept whole.
+    `limit` characters (None: Mastodon's default, 500) as Mastodon counts them
+    (`mastodon_length`, `strict` as there), the link kept whole.
 
     When the text is too long the summary is shortened at a word boundary with "…", then
     dropped, then the title shortened the same way (see `fit`).
     """
-    fitted = fit(alert, limit, lambda candidate: mastodon_length(plain(candidate, template), candidate.link))
+    fitted = fit(
+        alert,
+        limit or MASTODON_LIMIT,
+        lambda candidate: mastodon_length(plain(candidate, template), strict=strict),
+    )
     return plain(fitted, template)
 
 

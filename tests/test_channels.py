@@ -20,6 +20,7 @@ from bridge.channels import (
     CHANNEL_TYPES,
     ChannelDownError,
     ConsoleChannel,
+    GatewayAnswerError,
     MastodonChannel,
     MessageRejected,
     Posted,
@@ -151,12 +152,17 @@ def test_send_without_api_key_sends_no_key_header(waha_server: FakeWaha) -> None
         assert "x-api-key" not in {name.lower() for name in request.headers}
 
 
-def test_unparseable_success_body_still_counts_as_posted() -> None:
+def test_a_201_without_a_message_id_is_a_wrong_answer_not_a_post() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(201, text="OK")
 
-    # The read-back gets "OK" too, not a list of messages: the post stands, unverified.
-    assert send(waha_config("http://waha.test"), httpx.MockTransport(answer)) == Posted(None, verified=None)
+    with pytest.raises(GatewayAnswerError) as caught:
+        send(waha_config("http://waha.test"), httpx.MockTransport(answer))
+    assert str(caught.value) == (
+        "whatsapp: http://waha.test/api/sendText answered 201 but not with a WAHA message (text/plain: OK): "
+        "is url of [channels.whatsapp] the gateway's own address, not a proxy's login page?"
+    )
+    assert isinstance(caught.value, TransientError)
 
 
 # -- errors ------------------------------------------------------------------------------

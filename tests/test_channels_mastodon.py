@@ -6,7 +6,9 @@ import asyncio
 import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -22,9 +24,12 @@ from bridge.channels import (
     TransientError,
 )
 from bridge.channels.mastodon import _rate_limit_wait
-from bridge.config import ChannelConfig, Secret
+from bridge.cli import render_for
+from bridge.config import AlertSettings, ChannelConfig, Secret
 from bridge.images import ImageLoader
 from bridge.item import Alert
+from bridge.outbox import DrainResult, drain
+from bridge.store import Delivery, Store
 
 if TYPE_CHECKING:
     from servers.images import FakeImageHost
@@ -76,6 +81,20 @@ def send(cfg: ChannelConfig, alert: Alert = ALERT, *, delivery_id: str = "d-1", 
     posted: Posted = run(cfg, lambda ch: ch.send(alert, delivery_id=delivery_id, plain=plain), images=images,
                          transport=transport, media_wait=media_wait)
     return posted
+
+
+def drain_one(tmp_path: Path, server: FakeMastodon, alert: Alert, cfg: ChannelConfig) -> tuple[DrainResult, Store]:
+    """Queue `alert` for the channel and drain it once, rejections and plain retry included."""
+    store = Store.open(tmp_path)
+    moment = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    store.add_deliveries([Delivery(id="d1", channel=cfg.name, feed_id="n", alert=alert, created=moment, order=1.0)])
+
+    async def go() -> DrainResult:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            return await drain(MastodonChannel(cfg, http=http), store=store, alerts=AlertSettings(),
+                               timezone=ZoneInfo("Europe/Rome"), now=lambda: moment, pacing=None)
+
+    return asyncio.run(go()), store
 
 
 def closed_port_url() -> str:
@@ -132,8 +151,96 @@ def test_a_long_alert_fits_500_with_the_link_counted_as_23(mastodon_server: Fake
     send(config(mastodon_server.url), long_alert)
     [status] = mastodon_server.statuses  # the fake counts like Mastodon and would answer 422
     assert status.text.endswith("…\n\n" + LINK)
-    assert render.mastodon_length(status.text, LINK) <= 500
+    assert render.mastodon_length(status.text) <= 500
     assert len(status.text) > 500  # the long link costs only 23
+
+
+SHORT_LINK = "https://c.it/x"  # 14 characters: Mastodon counts it as 23
+
+
+def alert_of_length(length: int, link: str = SHORT_LINK) -> Alert:
+    """An alert whose plain text is exactly `length` characters (as `[alerts] max_length` fits)."""
+    base = Alert(feed_id="n", feed_name="N", title="Chiusura di via Roma", summary="", link=link)
+    room = length - len(render.plain(base)) - 2  # the blank line before the summary
+    summary = ("Lavori alla rete idrica. " * 40)[:room - 1].rstrip() + "."
+    summary += "." * (room - len(summary))
+    fitted = Alert(feed_id="n", feed_name="N", title=base.title, summary=summary, link=link)
+    assert len(render.plain(fitted)) == length
+    return fitted
+
+
+def test_the_fake_counts_a_short_link_as_23_and_refuses_past_the_limit(mastodon_server: FakeMastodon) -> None:
+    # 500 characters by length, 509 as Mastodon counts: the instance answers 422.
+    text = render.plain(alert_of_length(500))
+    with pytest.raises(MessageRejected, match="character limit of 500"):
+        run(config(mastodon_server.url), lambda ch: ch._post_status({"status": text}, "d-1"))
+    assert mastodon_server.statuses == []
+
+
+def test_an_alert_of_500_characters_with_a_short_link_is_fitted_as_mastodon_counts(
+    mastodon_server: FakeMastodon,
+) -> None:
+    alert = alert_of_length(500)
+    send(config(mastodon_server.url), alert)
+    [status] = mastodon_server.statuses  # posted, not refused with 422
+    assert status.text.endswith("…\n\n" + SHORT_LINK)
+    assert render.mastodon_length(status.text) <= 500
+    assert len(status.text) <= 500 - (23 - len(SHORT_LINK))
+
+
+def test_through_the_outbox_the_short_link_alert_is_posted_at_the_first_try(
+    tmp_path: Path, mastodon_server: FakeMastodon
+) -> None:
+    result, store = drain_one(tmp_path, mastodon_server, alert_of_length(500), config(mastodon_server.url))
+    assert (result.sent, result.failed, result.given_up) == (1, 0, 0)
+    assert [p.remote_id for p in store.posts()] == [s.id for s in mastodon_server.statuses]
+    assert store.deliveries("mastodon", state="failed") == []
+    store.close()
+
+
+def test_a_status_refused_as_too_long_is_refitted_before_the_plain_retry(
+    tmp_path: Path, mastodon_server: FakeMastodon
+) -> None:
+    # A server that counts every character of a URL refuses what fits Mastodon's count; the
+    # plain retry is fitted with the strict count, which fits any way of counting.
+    mastodon_server.url_length = None
+    alert = alert_of_length(600, LINK)
+    result, store = drain_one(tmp_path, mastodon_server, alert, config(mastodon_server.url))
+    assert (result.sent, result.failed, result.given_up) == (1, 0, 0)
+    [first, retry] = [r.json["status"] for r in mastodon_server.requests if r.path == "/api/v1/statuses"]
+    [status] = mastodon_server.statuses
+    assert status.text == retry != first
+    assert render.mastodon_length(first) <= 500 < len(first)
+    assert len(retry) <= 500 and retry.endswith("…\n\n" + LINK)
+    store.close()
+
+
+def test_a_long_link_still_counts_23_so_more_of_the_summary_fits(mastodon_server: FakeMastodon) -> None:
+    alert = alert_of_length(700, LINK)  # a 90-character link
+    send(config(mastodon_server.url), alert)
+    [status] = mastodon_server.statuses
+    assert render.mastodon_length(status.text) <= 500
+    assert len(status.text) > 500 + (len(LINK) - 23) - 10  # about the 67 characters the link saves
+
+
+def test_a_remote_mention_counts_as_the_user_only(mastodon_server: FakeMastodon) -> None:
+    mention = "@protezionecivile@social.comune.example.it"
+    alert = Alert(feed_id="n", feed_name="N", title="Allerta meteo", link=SHORT_LINK,
+                  summary=f"Seguite {mention} per gli aggiornamenti. " + "Pioggia forte in arrivo. " * 30)
+    send(config(mastodon_server.url), alert)
+    [status] = mastodon_server.statuses
+    assert mention in status.text and render.mastodon_length(status.text) <= 500
+    assert len(status.text) > 500 - (23 - len(SHORT_LINK))  # the mention's domain is not counted
+
+
+@pytest.mark.parametrize("max_length", [None, 300])
+def test_preview_shows_the_status_the_channel_posts(mastodon_server: FakeMastodon, max_length: int | None) -> None:
+    alert = alert_of_length(700)
+    cfg = config(mastodon_server.url, max_length=max_length)
+    send(cfg, alert)
+    [status] = mastodon_server.statuses
+    assert render_for(cfg, alert) == status.text  # `preview` counts as the channel does
+    assert render.mastodon_length(status.text) <= (max_length or 500) < render.mastodon_length(status.text) + 30
 
 
 def test_max_length_of_the_channel_sets_the_limit(mastodon_server: FakeMastodon) -> None:
@@ -141,7 +248,7 @@ def test_max_length_of_the_channel_sets_the_limit(mastodon_server: FakeMastodon)
     long_alert = Alert(feed_id="n", feed_name="N", title="Titolo", summary="parola " * 200, link=LINK)
     send(config(mastodon_server.url, max_length=900), long_alert)
     [status] = mastodon_server.statuses
-    assert 800 < render.mastodon_length(status.text, LINK) <= 900
+    assert 800 < render.mastodon_length(status.text) <= 900
 
 
 def test_protocol_extras(mastodon_server: FakeMastodon) -> None:

@@ -4,6 +4,8 @@ The outbox decides what to do from the error's class alone:
 
 - `TransientError`: try again later (connection error, timeout, 5xx, 429, gateway session
   still starting). `retry_after` is the server's own hint in seconds, when it gave one.
+  `GatewayAnswerError`, one kind of it, is a 2xx that is not the platform's success answer
+  (a proxy's login page, `{"status": "ok"}`, an empty body): never taken as a post.
 - `ChannelDownError`: the whole channel cannot post (bad credentials, unknown session or
   chat); retrying each queued alert would burn through the queue, so the channel waits.
 - `MessageRejected`: this one message was refused (too long, bad markup, bad media); the
@@ -32,6 +34,17 @@ class TransientError(ChannelError):
     def __init__(self, message: str, *, retry_after: float | None = None, hint: str = "") -> None:
         super().__init__(message, hint=hint)
         self.retry_after = retry_after
+
+
+class GatewayAnswerError(TransientError):
+    """The gateway answered 2xx, but not with the platform's own success answer.
+
+    Whatever answered (a proxy's login page, a health check, a misrouted service) did not say
+    that the post exists, and it may have forwarded the request all the same: the outbox
+    keeps the delivery queued and in flight, so the next attempt asks the channel whether the
+    post went out (`recover`) before sending again, and reports the wrong answer to ops.
+    The message names the URL that answered.
+    """
 
 
 class ChannelDownError(ChannelError):

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bridge.channels.base import ChannelDownError, ChannelError, TransientError
+from bridge.channels.base import ChannelDownError, ChannelError, GatewayAnswerError, TransientError
 
 # How much of a server's own text goes into a message: enough to recognise the problem,
 # short enough to stay on one log line.
@@ -27,6 +27,7 @@ DETAIL_CHARS = 160
 SCRUBBED = "***"
 
 _DELTA_SECONDS = re.compile(r"\s*(\d+(?:\.\d+)?)\s*")
+_HTML_TITLE = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
 
 
 class Endpoint:
@@ -167,6 +168,39 @@ def short_text(response: httpx.Response) -> str:
     """Return the body as text for a message, or "" for an HTML page (a proxy, a login form)."""
     text = response.text.strip()
     return "" if text.startswith("<") else text
+
+
+def unexpected_answer(endpoint: Endpoint, response: httpx.Response, path: str, expected: str) -> GatewayAnswerError:
+    """Return the error for a 2xx `response` to `path` that is not `expected`, the platform's
+    success answer ("a WAHA message"): something else answers at the configured address.
+
+    The message names the URL (`display_url` + `path`, no secret), says what came instead (an
+    empty body, an HTML page and its title, or the start of the text) and asks whether the
+    address is the gateway's own. A `GatewayAnswerError`, so the outbox retries after checking
+    whether the post went out, and reports it.
+    """
+    key = endpoint._config_key
+    return GatewayAnswerError(
+        f"{endpoint.channel}: {endpoint.display_url}{path} answered {response.status_code} but not with "
+        f"{expected} ({_what_came(endpoint, response)}): is {key} of [channels.{endpoint.channel}] "
+        "the gateway's own address, not a proxy's login page?",
+        hint="nothing is recorded as posted: the alert stays queued and is retried, after checking "
+        "whether it went out",
+    )
+
+
+def _what_came(endpoint: Endpoint, response: httpx.Response) -> str:
+    """A short, scrubbed description of a body: "an empty body", "an HTML page \"Login\"", or
+    the content type and the start of the text."""
+    text = response.text.strip()
+    if not text:
+        return "an empty body"
+    content_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
+    if text.startswith("<") or content_type in ("text/html", "application/xhtml+xml"):
+        title = _HTML_TITLE.search(text)
+        name = endpoint.one_line(title.group(1)) if title else ""
+        return f'an HTML page "{name}"' if name else "an HTML page"
+    return f"{content_type or 'no content type'}: {endpoint.one_line(text)}"
 
 
 def retry_after(response: httpx.Response, *, now: datetime | None = None) -> float | None:

@@ -10,12 +10,19 @@ Answers are classified so the outbox can act on the error's class alone:
   -> `TransientError`;
 - 401, 403 (token revoked, scope missing, account suspended), 404 and 410 (not a Mastodon
   API, account gone) -> `ChannelDownError`;
-- 422 (too long, invalid) and the other 4xx -> `MessageRejected`.
+- 422 (too long, invalid) and the other 4xx -> `MessageRejected`;
+- a 2xx that is not a Status with a string `id` (a proxy's login page, `{"status": "ok"}`, an
+  empty body) -> `GatewayAnswerError`, a `TransientError`: never taken as a post.
+
+The text is fitted to the limit as Mastodon counts it (`render.mastodon_length`: a URL counts
+23 characters whatever its length, "@user@domain" counts as "@user"); the plainest form, sent
+after a refusal, is fitted with the strict bound, which no way of counting exceeds.
 
 Exactly once, by the platform: Mastodon remembers an `Idempotency-Key` for one hour and
 answers a resend carrying it with the status it already created, so `recover` returns None
-and the outbox simply resends. A crash recovered more than an hour later may therefore
-post twice; that is the limit of this guarantee.
+and the outbox simply resends; the same holds after a wrong answer that may hide a post a
+proxy forwarded. A crash recovered more than an hour later may therefore post twice; that is
+the limit of this guarantee.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from bridge.channels.base import (
     Posted,
     TransientError,
 )
-from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_text
+from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_text, unexpected_answer
 from bridge.config import ChannelConfig
 from bridge.images import Image, ImageLoader
 from bridge.item import Alert
@@ -46,7 +53,7 @@ from bridge.template import channel_template
 log = structlog.get_logger("bridge.channels.mastodon")
 
 # Mastodon's default status length; instances may allow more (`max_length` of the channel).
-DEFAULT_LIMIT = 500
+DEFAULT_LIMIT = render.MASTODON_LIMIT
 # Mastodon's own limit on an image description (alt text).
 DESCRIPTION_LIMIT = 1500
 
@@ -102,13 +109,16 @@ class MastodonChannel:
         """Post `alert` as a status keyed by `delivery_id`; return `Posted(status id)`.
 
         The text is `render.mastodon(alert, limit)` (plain text, the link kept whole, `limit`
-        the channel's `max_length` or 500). An image, when enabled, not `plain`, downloadable
-        and accepted by the media upload, is attached; any image problem posts text only.
+        the channel's `max_length` or 500, counted as Mastodon counts); when `plain`, fitted
+        with the strict count instead (`render.mastodon_length(strict=True)`), so a status
+        refused as too long is not sent again unchanged. An image, when enabled, not `plain`,
+        downloadable and accepted by the media upload, is attached; any image problem posts
+        text only.
         A resend within the hour with the same `delivery_id` returns the status already
         posted instead of a new one. Raise the errors the module docstring lists.
         """
         payload: dict[str, Any] = {
-            "status": render.mastodon(alert, self._limit, self._template),
+            "status": render.mastodon(alert, self._limit, self._template, strict=plain),
             "visibility": self._config.visibility,
             "language": self._config.language,
         }
@@ -163,7 +173,9 @@ class MastodonChannel:
             raise self._error_for(response, "posting")
         body = json_or_none(response)
         ident = body.get("id") if isinstance(body, dict) else None
-        return Posted(str(ident) if isinstance(ident, str | int) and ident != "" else None)
+        if not isinstance(ident, str) or not ident:
+            raise unexpected_answer(self._endpoint, response, "/api/v1/statuses", "a Mastodon status")
+        return Posted(ident)
 
     async def _upload(self, image: Image, description: str) -> str | None:
         """Upload `image`; return its media id once it can be attached, or None (logged)."""

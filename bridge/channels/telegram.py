@@ -10,7 +10,10 @@ outbox can act on the error's class alone:
   and connection failures -> `TransientError`;
 - 401 and 404 (a bad token), 403 (bot kicked, not a member, not an admin), 400 "chat not
   found", 400 about missing rights, 400 with `migrate_to_chat_id` -> `ChannelDownError`;
-- any other 400 ("can't parse entities", "message is too long") -> `MessageRejected`.
+- any other 400 ("can't parse entities", "message is too long") -> `MessageRejected`;
+- a 2xx that is not `{"ok": true, "result": ...}` (with a `message_id` for a send): a proxy's
+  login page, `{"status": "ok"}`, an empty body -> `GatewayAnswerError`, a `TransientError`:
+  never taken as a post.
 
 At least once: the Bot API has no idempotency key and a bot cannot read a channel's history,
 so a send in flight during a crash cannot be checked; `recover` returns None and the outbox
@@ -33,7 +36,7 @@ from bridge.channels.base import (
     Posted,
     TransientError,
 )
-from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_text
+from bridge.channels.endpoint import SCRUBBED, Endpoint, json_or_none, retry_after, short_text, unexpected_answer
 from bridge.config import ChannelConfig
 from bridge.images import ImageLoader
 from bridge.item import Alert
@@ -125,8 +128,9 @@ class TelegramChannel:
                             "sending a photo",
                             data={"chat_id": self._chat_id, "caption": text, "parse_mode": "HTML"},
                             files={"photo": (image.filename, image.data, image.mimetype)},
+                            message=True,
                         )
-                        return Posted(_message_id(result))
+                        return Posted(str(result["message_id"]))
                     except MessageRejected as exc:
                         log.warning("Telegram refused the photo; posting text only",
                                     channel=self.name, error=str(exc))
@@ -136,8 +140,8 @@ class TelegramChannel:
         payload["link_preview_options"] = (
             {"url": fitted.link, "prefer_large_media": True} if fitted.link else {"is_disabled": True}
         )
-        result = await self._call("sendMessage", "sending", json_body=payload)
-        return Posted(_message_id(result))
+        result = await self._call("sendMessage", "sending", json_body=payload, message=True)
+        return Posted(str(result["message_id"]))
 
     async def recover(self, alert: Alert, *, delivery_id: str, token: str | None) -> Posted | None:
         """Return None: a bot cannot read a channel's history, so the outbox resends (at least
@@ -197,16 +201,24 @@ class TelegramChannel:
         json_body: dict[str, Any] | None = None,
         data: dict[str, str] | None = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
+        message: bool = False,
     ) -> Any:
-        """Call a Bot API method; return its `result` (None when the body has none), or
-        raise the `ChannelError` its answer means."""
+        """Call a Bot API method; return its `result`, or raise the `ChannelError` its answer
+        means: `GatewayAnswerError` for a 2xx that is not `{"ok": true, "result": ...}`, or
+        whose `result` is not a sent `Message` (with an integer `message_id`) when `message`."""
         response = await self._endpoint.call(
             "POST", f"/{method}", doing, json_body=json_body, data=data, files=files
         )
         body = json_or_none(response)
-        if response.is_success:
-            return body.get("result") if isinstance(body, dict) else None
-        raise self._error_for(response, body, doing)
+        if not response.is_success:
+            raise self._error_for(response, body, doing)
+        result = body.get("result") if isinstance(body, dict) and body.get("ok") is True else None
+        if result is None or (message and not _is_message(result)):
+            # The token is part of the URL: the message shows it masked.
+            path = f"/bot{SCRUBBED}/{method}"
+            expected = "a Bot API message" if message else "a Bot API result"
+            raise unexpected_answer(self._endpoint, response, path, expected)
+        return result
 
     def _error_for(self, response: httpx.Response, body: Any, doing: str) -> ChannelError:
         """Classify a failed Bot API answer into the error the outbox acts on."""
@@ -258,11 +270,10 @@ class TelegramChannel:
         )
 
 
-def _message_id(result: Any) -> str | None:
-    """Return the message id of a sent `Message`, as text, or None when the body lacks it."""
-    if isinstance(result, dict) and isinstance(result.get("message_id"), int):
-        return str(result["message_id"])
-    return None
+def _is_message(result: Any) -> bool:
+    """True for a sent `Message`: an object with an integer `message_id` (not a bool)."""
+    ident = result.get("message_id") if isinstance(result, dict) else None
+    return isinstance(ident, int) and not isinstance(ident, bool)
 
 
 def _chat_label(chat: Any, chat_id: str) -> str:

@@ -8,7 +8,10 @@ as a base64 data URL; `Authorization: Bearer <token>`. Success is
 
 - connection errors, timeouts, 408, 429, 5xx, and a 2xx with `"sent": false` -> `TransientError`;
 - 401, 402 (plan expired), 403 and 404 (unknown channel or chat) -> `ChannelDownError`;
-- 400 and the other 4xx -> `MessageRejected`.
+- 400 and the other 4xx -> `MessageRejected`;
+- any other 2xx without `"sent": true` and a message id (a proxy's login page,
+  `{"status": "ok"}`, an empty body) -> `GatewayAnswerError`, a `TransientError`: never
+  taken as a post.
 
 At least once: Whapi takes no idempotency key, so a send in flight during a crash is sent
 again; `recover` returns None.
@@ -30,7 +33,7 @@ from bridge.channels.base import (
     Posted,
     TransientError,
 )
-from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_text
+from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_text, unexpected_answer
 from bridge.config import ChannelConfig
 from bridge.images import ImageLoader
 from bridge.item import Alert
@@ -170,7 +173,9 @@ class WhapiChannel:
         ident = message.get("id") if isinstance(message, dict) else None
         if not isinstance(ident, str) and isinstance(body, dict):
             ident = body.get("id")  # some answers carry the id at the top level
-        return Posted(ident if isinstance(ident, str) and ident else None)
+        if not isinstance(body, dict) or body.get("sent") is not True or not isinstance(ident, str) or not ident:
+            raise unexpected_answer(self._endpoint, response, path, "a Whapi message")
+        return Posted(ident)
 
     def _error_for(self, response: httpx.Response, doing: str) -> ChannelError:
         """Classify a non-2xx answer into the error the outbox acts on."""

@@ -14,8 +14,10 @@ token other than `token` answers 401 "Unauthorized"; a `chat_id` other than the 
 characters and a caption over 1024 give 400 like the real API.
 
 Switches: `token`, `member_status`, `can_post`, `chat_id`, `chat_type`, `reject_photos`,
-`fail_next(code, description=None, retry_after=None, n=1)`, `delay`. Sent messages are in
-`messages`.
+`fail_next(code, description=None, retry_after=None, n=1)`, `garble_next(n=1, body=,
+content_type=, status=200, forward=False, every_request=False)` and `clear_garbage()` (a 2xx
+that is not the Bot API's answer, see `servers.garbage`; sendMessage and sendPhoto only unless
+`every_request`), `delay`. Sent messages are in `messages`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from servers.garbage import GarbageSwitch, GarblingServer
 from servers.loopback import LoopbackServer, Reply, Request
 
 BOT_ID = 7000001
@@ -63,7 +66,7 @@ class TelegramMessage:
     photo_content_type: str | None
 
 
-class FakeTelegram(LoopbackServer):
+class FakeTelegram(GarblingServer, LoopbackServer):
     """A fake Bot API. `chat_id` is the channel's @username; `CHAT_NUMERIC_ID` also works."""
 
     def __init__(self, *, token: str = "123456:TEST-token-AbCdEf", chat_id: str = "@comune_esempio",
@@ -75,6 +78,7 @@ class FakeTelegram(LoopbackServer):
         self.member_status = "administrator"
         self.can_post = True
         self.reject_photos = False
+        self._garbage = GarbageSwitch()
         self._failures: deque[tuple[int, str | None, int | None]] = deque()
         self._messages: list[TelegramMessage] = []
         self._ids = itertools.count(101)
@@ -93,7 +97,10 @@ class FakeTelegram(LoopbackServer):
 
     # -- handling ----------------------------------------------------------------------------
 
-    def handle(self, request: Request) -> Reply:
+    def _is_send(self, request: Request) -> bool:
+        return request.path.rstrip("/").endswith(("/sendMessage", "/sendPhoto"))
+
+    def _handle(self, request: Request) -> Reply:
         parts = request.path.strip("/").split("/")
         if len(parts) != 2 or not parts[0].startswith("bot"):
             return _error(404, "Not Found")

@@ -35,7 +35,12 @@ Fault switches (all thread-safe, settable while the server runs):
   wait, so a client that times out leaves a post behind, as a slow real gateway would;
 - `fail_reads(n, code)`: the next n read-backs (chat messages) answer `code`;
 - `pregenerated_ids`: False makes `new-message-id` answer NestJS's "Cannot GET" 404, like a
-  WAHA version without the route.
+  WAHA version without the route;
+- `garble_next(n=1, body=, content_type=, status=200, forward=False, every_request=False)`
+  and `clear_garbage()`: the next n sends (None: all until cleared; `every_request`: every
+  route) answer a 2xx that is not WAHA's, a proxy's login page by default; with `forward` the
+  request is handled first, so a send is posted and only its answer is lost (see
+  `servers.garbage`).
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+
+from servers.garbage import Garbage, GarbageSwitch, Garbling
 
 Engine = Literal["NOWEB", "WEBJS", "plain"]
 
@@ -91,7 +98,7 @@ class WahaRequest:
     status: int  # the code it was answered with
 
 
-class FakeWaha:
+class FakeWaha(Garbling):
     """A fake WAHA server. Use as a context manager, or `start()` then `close()`."""
 
     def __init__(
@@ -115,6 +122,7 @@ class FakeWaha:
         self._drops = 0
         self._read_failures: deque[int] = deque()
         self.pregenerated_ids = True
+        self._garbage = GarbageSwitch()
         self._posts: list[WahaPost] = []
         self._requests: list[WahaRequest] = []
         self._ids = itertools.count(1)
@@ -349,17 +357,23 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
                 body, body_ok = raw.decode("utf-8", "replace"), False
-        code, payload, headers = self._route(fake, method, body, body_ok)
+        is_send = method == "POST" and "/api/send" in self.path
+        garbage: Garbage | None = fake._garbage.take(send=is_send)
+        if garbage is None or garbage.forward:
+            code, payload, headers = self._route(fake, method, body, body_ok)
+        if garbage is not None:
+            code, headers = garbage.status, {}
         fake._log(
             WahaRequest(method, self.path, dict(self.headers.items()), body, code)
         )
         fake._wait_delay()
-        if method == "POST" and "/api/send" in self.path:
+        if is_send:
             fake._wait_send_delay()
-        data = json.dumps(payload).encode()
+        data = json.dumps(payload).encode() if garbage is None else garbage.body
+        content_type = "application/json; charset=utf-8" if garbage is None else garbage.content_type
         try:
             self.send_response(code)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             for name, value in headers.items():
                 self.send_header(name, value)

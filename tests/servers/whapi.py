@@ -10,7 +10,9 @@ Routes (`Authorization: Bearer <token>`, else 401 `{"error": {"code": 401, "mess
 A `to` other than `chat_id` answers 404; a missing field 400. Switches: `token`, `chat_id`,
 `status` (AUTH, QR, INIT, LAUNCH, STOP, SYNC_ERROR, ERROR), `reject_media`,
 `fail_next(code, n=1, retry_after=None)`, `not_sent_next(n)` (200 with `"sent": false`),
-`delay`. Accepted messages are in `messages`.
+`garble_next(n=1, body=, content_type=, status=200, forward=False, every_request=False)` and
+`clear_garbage()` (a 2xx that is not Whapi's answer, see `servers.garbage`; the message routes
+only unless `every_request`), `delay`. Accepted messages are in `messages`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from servers.garbage import GarbageSwitch, GarblingServer
 from servers.loopback import LoopbackServer, Reply, Request
 
 _STATUS_CODES = {"INIT": 1, "LAUNCH": 2, "QR": 3, "AUTH": 4, "ERROR": 5, "STOP": 6, "SYNC_ERROR": 7}
@@ -42,7 +45,7 @@ class WhapiMessage:
     media_mimetype: str | None
 
 
-class FakeWhapi(LoopbackServer):
+class FakeWhapi(GarblingServer, LoopbackServer):
     def __init__(self, *, token: str = "whapi-test-token-0123456789",
                  chat_id: str = "120363000000000000@newsletter") -> None:
         super().__init__()
@@ -50,6 +53,7 @@ class FakeWhapi(LoopbackServer):
         self.chat_id = chat_id
         self.status = "AUTH"
         self.reject_media = False
+        self._garbage = GarbageSwitch()
         self._state = threading.Lock()
         self._failures: deque[tuple[int, float | None]] = deque()
         self._not_sent = 0
@@ -69,7 +73,10 @@ class FakeWhapi(LoopbackServer):
         with self._state:
             return list(self._messages)
 
-    def handle(self, request: Request) -> Reply:
+    def _is_send(self, request: Request) -> bool:
+        return request.method == "POST" and request.path in ("/messages/text", "/messages/image")
+
+    def _handle(self, request: Request) -> Reply:
         if request.header("Authorization") != f"Bearer {self.token}":
             return _error(401, "Unauthorized: wrong or missing token")
         if request.method == "GET" and request.path == "/health":
