@@ -288,12 +288,19 @@ def test_every_printed_form_of_a_secret_is_masked_in_logs_and_channel_errors() -
         "repr-in-double-quotes": repr(secret + "'"),
     }
     stream = io.StringIO()
-    logs.configure(stream=stream, json_lines=True)
-    logs.register_secrets([secret])
-    log = structlog.get_logger("test")
-    for name, text in forms.items():
-        log.warning("echo", form=name, text=text)
-        logging.getLogger("httpx").warning("HTTP Request: %s", text)
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, sys.excepthook)
+    try:
+        logs.configure(stream=stream, json_lines=True)
+        logs.register_secrets([secret])
+        log = structlog.get_logger("test")
+        for name, text in forms.items():
+            log.warning("echo", form=name, text=text)
+            logging.getLogger("httpx").warning("HTTP Request: %s", text)
+    finally:
+        root.handlers[:], sys.excepthook = saved[0], saved[2]
+        root.setLevel(saved[1])
+        structlog.reset_defaults()
     assert leaked(secret, stream.getvalue()) == []
     assert stream.getvalue().count("[secret]") >= 2 * len(forms)
 
@@ -453,3 +460,24 @@ def test_the_daemon_masks_a_token_that_a_reload_brings(tmp_path: Path, feed_serv
     log = log_path.read_text(encoding="utf-8")
     assert log.count("/bot[secret]/sendMessage") >= 2
     assert leaked(first, log) == [] and leaked(second, log) == []
+
+
+def test_a_traceback_is_masked_on_the_console_and_at_the_top_of_the_process() -> None:
+    secret = TOKENS["with-spaces"]
+    program = f"""
+import logging, sys
+import structlog
+from urllib.parse import quote
+from bridge import logs
+logs.configure(stream=sys.stdout, json_lines=False)  # the console renderer formats tracebacks itself
+logs.register_secrets([{secret!r}])
+try:
+    raise ValueError("gateway refused " + quote({secret!r}))
+except ValueError:
+    structlog.get_logger("test").exception("send failed")
+raise RuntimeError("uncaught, with " + repr({secret!r}))
+"""
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60, env=_env())
+    assert "send failed" in done.stdout and "ValueError: gateway refused [secret]" in done.stdout
+    assert "RuntimeError: uncaught, with '[secret]'" in done.stderr and done.returncode == 1
+    assert leaked(secret, done.stdout + done.stderr) == []
