@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,3 +80,72 @@ def test_one_item_with_surrogate_references_does_not_block_its_feed(tmp_path: Pa
         assert "Sagra d'autunno \U0001f600 in piazza" in stored and len(stored) == 3
     finally:
         store.close()
+
+
+OUTSIDE = ("evil", "bit.ly", "tcvi")  # every outside address below has one of these
+
+
+def test_a_poll_posts_no_address_outside_the_feeds_domains(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.set_feed("/feed.xml", rss([]))
+    config = _config(tmp_path, feed_server.url("/feed.xml"))
+    store = Store.open(config.bridge.state_dir)
+    try:
+        assert _poll(config, store).ok
+        feed_server.set_feed("/feed.xml", rss([
+            _story(1, "Contributi alle famiglie: domande su bit.ly/contributi-2026",
+                   "Le domande si presentano entro il 30 giugno 2026 allo sportello."),
+            _story(2, "www.evil.example.com/premio", "Hai vinto un premio, ritiralo sul sito."),
+            _story(3, "Eventi estivi in biblioteca",
+                   "Prenotazioni sul sito tcvi.it entro venerdì.\nGli eventi sono gratuiti per tutti."),
+            _story(4, "Tari 2026: istruzioni su www.comune.esempio.it/tari",
+                   "Il pagamento della prima rata scade il 16 luglio 2026."),
+            _story(5, "Orari estivi della biblioteca, dettagli su https://evil.example/orari",
+                   "Tutte le informazioni sono su https://evil.example/orari per tutti i cittadini."),
+        ]))
+        result = _poll(config, store)
+        assert result.ok, result.error
+        posted = {d.alert.link.rsplit("/", 1)[-1]: render.whatsapp(d.alert) for d in result.queued}
+        assert sorted(posted) == ["1", "3", "4", "5"]  # the address-only title is held
+        for text in posted.values():
+            assert not any(word in text for word in OUTSIDE), text
+        assert posted["1"].startswith("*Contributi alle famiglie: domande*\n\nLe domande si presentano entro")
+        assert "*Tari 2026: istruzioni su www.comune.esempio.it/tari*" in posted["4"]  # the feed's own domain
+        assert posted["5"] == f"*Orari estivi della biblioteca, dettagli*\n\n{SITE}/notizie/5"
+        held = store.feed_state("notizie").last_held
+        assert held is not None and "www.evil.example.com/premio" in held and "outside the feed's domains" in held
+    finally:
+        store.close()
+
+
+def test_preview_shows_the_same_text_and_holds_the_same_items(tmp_path: Path, feed_server: FeedServer) -> None:
+    recent = datetime.now(UTC) - timedelta(hours=1)  # preview runs on the real clock
+    feed_server.set_feed("/feed.xml", rss([
+        {**_story(1, "Contributi alle famiglie: domande su bit.ly/contributi-2026",
+                  "Le domande si presentano entro il 30 giugno 2026 allo sportello."), "pubDate": recent},
+        {**_story(2, "www.evil.example.com/premio", "Hai vinto un premio, ritiralo sul sito."), "pubDate": recent},
+    ]))
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[bridge]
+state_dir = "state"
+
+[[feeds]]
+id = "notizie"
+url = "{feed_server.url('/feed.xml')}"
+channels = ["wa"]
+link_domains = ["comune.esempio.it"]
+fetch_article = "never"
+
+[channels.wa]
+type = "waha"
+url = "http://127.0.0.1:9"
+chat_id = "1@newsletter"
+api_key = "env:WAHA_API_KEY"
+""", encoding="utf-8")
+    done = subprocess.run([sys.executable, "-m", "bridge", "--config", str(config), "preview"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.split("── wa (waha)")[1:]
+    assert "would be posted" in first and "*Contributi alle famiglie: domande*" in first
+    assert "held: the title is little more than an address outside the feed's domains" in second
+    assert "bit.ly" not in first and "Hai vinto" not in second
