@@ -31,8 +31,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bridge import render
-from bridge.addresses import find_addresses
 from bridge.facts import is_verbatim, unsupported_facts
+from bridge.inline_links import find_addresses
 from bridge.item import Alert, Item
 from bridge.links import link_problem, registrable_domain
 from bridge.summary import AddressOnlyTitleError, LinkTooLongError, build_alert, lead_units

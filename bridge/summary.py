@@ -18,7 +18,7 @@ title + link. Same input, same bytes.
 
 The alert's link is the checked one, and no other address off the feed's domains may reach
 citizens as a link (WhatsApp and Telegram make links of "www.x.it" and "x.com/path" too):
-`off_site_addresses` finds them (`bridge.addresses`) and judges each with the link guard
+`off_site_addresses` finds them (`bridge.inline_links`) and judges each with the link guard
 (`bridge.links.link_problem`). A unit with one is never used; one in the title is removed,
 and an item whose title is little more than such an address is held (`address_problem`).
 Addresses on the feed's own domains stay.
@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from bridge import render
-from bridge.addresses import Address, find_addresses
 from bridge.facts import is_verbatim, unsupported_facts
+from bridge.inline_links import Address, find_addresses
 from bridge.item import Alert, Item
 from bridge.links import link_problem
 from bridge.sentences import is_complete_sentence, split_sentences
@@ -160,7 +160,7 @@ def _lead_line(line: str) -> _Unit | None:
 
 
 def off_site_addresses(text: str, *, feed_url: str = "", link_domains: Iterable[str] = ()) -> list[Address]:
-    """The web addresses in `text` (`bridge.addresses.find_addresses`: scheme URLs, "www."
+    """The web addresses in `text` (`bridge.inline_links.find_addresses`: scheme URLs, "www."
     names, bare host names) that the link guard would not let an item of the feed at
     `feed_url` link to (`bridge.links.link_problem`), in order. With no `feed_url` and no
     `link_domains`, every address is off-site."""

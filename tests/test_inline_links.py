@@ -1,11 +1,11 @@
-"""Web addresses in alert text (bridge.addresses) and what the summary does with those off the
+"""Web addresses in alert text (bridge.inline_links) and what the summary does with those off the
 feed's domains (bridge.summary): table-driven, exact outputs."""
 
 from __future__ import annotations
 
 import pytest
 
-from bridge.addresses import find_addresses
+from bridge.inline_links import find_addresses
 from bridge.item import Item
 from bridge.summary import AddressOnlyTitleError, address_problem, build_alert, screen_title
 
