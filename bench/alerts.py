@@ -13,7 +13,9 @@ and the default template. Printed:
   identical bytes on a second run;
 - the fallback rate to title + link, how summaries were made (sentences, lead line, cut);
 - the link guard: items whose link is off their feed's domain (the feed's domain is taken
-  as the most common registrable domain of its links, the corpus has no feed URLs);
+  as the most common registrable domain of its links, the corpus has no feed URLs), and the
+  addresses in titles and summaries: alerts with one off that domain (hard gate, 0), items
+  held because their title is only such an address;
 - milliseconds per item for `build_alert` (median, p99) and for `html_to_text`.
 """
 
@@ -30,9 +32,10 @@ from urllib.parse import urlsplit
 
 from bridge import render
 from bridge.facts import is_verbatim, unsupported_facts
+from bridge.inline_links import find_addresses
 from bridge.item import Alert, Item
 from bridge.links import link_problem, registrable_domain
-from bridge.summary import LinkTooLongError, build_alert, lead_units
+from bridge.summary import AddressOnlyTitleError, LinkTooLongError, build_alert, lead_units
 from bridge.text import clean_title, html_to_text, strip_boilerplate
 
 MAX_LENGTH = 400
@@ -89,15 +92,26 @@ def main(argv: list[str]) -> int:
     corpus = load(path)
     parse_ms = 1000 * (time.perf_counter() - start) / max(len(corpus), 1)
 
+    # The feed's domain is its links' most common registrable domain (the corpus has no feed URLs).
+    by_feed: dict[str, Counter[str]] = {}
+    for _, item in corpus:
+        host = urlsplit(item.link or "").hostname or ""
+        by_feed.setdefault(item.feed_id, Counter())[registrable_domain(host) or host] += 1
+    feed_urls = {feed: f"https://{domains.most_common(1)[0][0]}/" for feed, domains in by_feed.items()}
+
     alerts: list[tuple[dict[str, str], Item, Alert]] = []
     timings: list[float] = []
     rejected = 0
+    address_titles = 0
     for row, item in corpus:
         t0 = time.perf_counter()
         try:
-            alert = build_alert(item, feed_name="Corpus", max_length=MAX_LENGTH)
+            alert = build_alert(item, feed_name="Corpus", max_length=MAX_LENGTH, feed_url=feed_urls[item.feed_id])
         except LinkTooLongError:
             rejected += 1
+            continue
+        except AddressOnlyTitleError:
+            address_titles += 1
             continue
         timings.append(1000 * (time.perf_counter() - t0))
         alerts.append((row, item, alert))
@@ -119,8 +133,12 @@ def main(argv: list[str]) -> int:
             "no cut word": not summary or not cut_word(summary, source),
             "link present": alert.link == item.link and text.endswith(alert.link),
             "every number from source": set(NUMBER_RE.findall(body)) <= set(NUMBER_RE.findall(source)),
-            "identical on second run": render.whatsapp(build_alert(item, feed_name="Corpus", max_length=MAX_LENGTH))
-            == render.whatsapp(alert),
+            "identical on second run": render.whatsapp(
+                build_alert(item, feed_name="Corpus", max_length=MAX_LENGTH, feed_url=feed_urls[item.feed_id])
+            ) == render.whatsapp(alert),
+            "no outside address": not any(
+                link_problem(a.url, feed_url=feed_urls[item.feed_id]) for a in find_addresses(body)
+            ),
         }
         for gate, ok in checks.items():
             gates[gate] += ok
@@ -145,16 +163,7 @@ def main(argv: list[str]) -> int:
         else:
             kinds["whole sentences"] += 1
 
-    # Link guard: the feed's domain is its links' most common registrable domain.
-    by_feed: dict[str, Counter[str]] = {}
-    for _, item, _ in alerts:
-        host = urlsplit(item.link or "").hostname or ""
-        by_feed.setdefault(item.feed_id, Counter())[registrable_domain(host) or host] += 1
-    held = Counter(
-        item.feed_id
-        for _, item, _ in alerts
-        if link_problem(item.link, feed_url=f"https://{by_feed[item.feed_id].most_common(1)[0][0]}/")
-    )
+    held = Counter(item.feed_id for _, item, _ in alerts if link_problem(item.link, feed_url=feed_urls[item.feed_id]))
 
     n = len(alerts)
     print(f"items: {n} (+{rejected} rejected: link alone longer than max_length {MAX_LENGTH})")
@@ -168,6 +177,7 @@ def main(argv: list[str]) -> int:
         "link present",
         "every number from source",
         "identical on second run",
+        "no outside address",
     ]:
         print(f"  {gate:<28} {100 * gates[gate] / n:6.2f}%  ({n - gates[gate]} failing)")
     print("summaries:")
@@ -177,6 +187,7 @@ def main(argv: list[str]) -> int:
     for reason, count in reasons.most_common():
         print(f"  {reason:<48} {100 * count / n:6.2f}%  ({count})")
     print(f"link guard: {sum(held.values())} items held (off their feed's domain), in {len(held)} feeds")
+    print(f"address guard: {address_titles} items held (title only an address off the feed's domain)")
     timings.sort()
     p99 = timings[min(len(timings) - 1, int(0.99 * len(timings)))]
     print(f"build_alert ms/item: median {statistics.median(timings):.3f}  p99 {p99:.3f}  max {timings[-1]:.3f}")

@@ -37,6 +37,7 @@ from bridge.links import link_problem
 from bridge.parse import ParseError, parse_feed
 from bridge.poll import alert_for, matches_filters
 from bridge.store import StateError, Store
+from bridge.summary import address_problem
 from bridge.template import channel_template
 
 EXIT_OK = 0
@@ -271,6 +272,9 @@ def _preview_item(out: TextIO, config: Config, feed_id: str, item: Item, channel
     feed = config.feed(feed_id)
     verdict = "would be posted"
     problem = link_problem(item.link, feed_url=feed.url, link_domains=feed.link_domains)
+    # An item whose title is only an outside address has no alert to show (as in `run`).
+    no_alert = address_problem(item, feed_url=feed.url, link_domains=feed.link_domains)
+    problem = problem or no_alert
     if item.link is None:
         verdict = "held: no http(s) link"
     elif problem is not None:
@@ -282,7 +286,7 @@ def _preview_item(out: TextIO, config: Config, feed_id: str, item: Item, channel
     elif store is not None and is_seen(item, lambda key: store.seen_by(channel, key), now):
         verdict = "already seen"
     print(f"── {channel} ({config.channels[channel].type}) · {verdict}", file=out)
-    if item.link is None:
+    if item.link is None or no_alert is not None:
         print(f"   {item.title}\n", file=out)
         return
     channel_config = config.channels[channel]

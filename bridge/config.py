@@ -18,6 +18,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge import __version__
+from bridge.logs import register_secrets
 from bridge.template import TemplateError, parse_template
 
 DEFAULT_USER_AGENT = f"channel-bridge/{__version__}"
@@ -210,7 +211,13 @@ def parse_time_window(text: str) -> TimeWindow:
 def resolve_secret(ref: str, env: Mapping[str, str], base_dir: Path, *, read: bool = True) -> Secret:
     """Resolve `env:NAME`, `file:PATH` (relative to the config file) or `credential:NAME`.
 
-    Raise ValueError saying what is missing; the message never contains the secret itself.
+    A file's content is taken without the whitespace around it (its final line break). The
+    value is registered for masking in the logs (`bridge.logs.register_secrets`) as soon as
+    it is read, before anything can print it. Raise ValueError saying what is missing or
+    wrong; the message names the secret's source, never the secret itself: a value that is
+    not one line of printable ASCII (a line break, a control character, a character that an
+    HTTP header cannot carry, a space at either end) is refused, since it could not be sent
+    and would leak, escaped, into error messages.
     """
     if not ref.startswith(_SECRET_PREFIXES):
         raise ValueError(
@@ -226,24 +233,53 @@ def resolve_secret(ref: str, env: Mapping[str, str], base_dir: Path, *, read: bo
         value = env.get(name)
         if not value:
             raise ValueError(f"environment variable {name} is not set (or is empty)")
-        return Secret(ref, value)
-    if kind == "credential":
-        directory = env.get("CREDENTIALS_DIRECTORY")
-        if not directory:
-            raise ValueError(
-                f"credential:{name} needs systemd's LoadCredential= "
-                "($CREDENTIALS_DIRECTORY is not set; outside systemd use env: or file:)"
-            )
-        path = Path(directory) / name
+        source = f"environment variable {name}"
     else:
-        path = Path(name) if Path(name).is_absolute() else base_dir / name
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if not value:
-        raise ValueError(f"{path} is empty")
+        if kind == "credential":
+            directory = env.get("CREDENTIALS_DIRECTORY")
+            if not directory:
+                raise ValueError(
+                    f"credential:{name} needs systemd's LoadCredential= "
+                    "($CREDENTIALS_DIRECTORY is not set; outside systemd use env: or file:)"
+                )
+            path = Path(directory) / name
+        else:
+            path = Path(name) if Path(name).is_absolute() else base_dir / name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+        try:
+            value = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ValueError(f"{path} is not UTF-8 text; it should hold the secret alone, on one line") from None
+        if not value:
+            raise ValueError(f"{path} is empty")
+        source = f"file {path}"
+    # Masked even when refused below: nothing may print it, not even by mistake.
+    register_secrets([value])
+    problem = secret_problem(value)
+    if problem:
+        fix = "set it to the secret alone" if kind == "env" else (
+            "the file must hold the secret alone, on one line (a final line break is fine)")
+        raise ValueError(f"the secret in {source} {problem}: {fix}")
     return Secret(ref, value)
+
+
+def secret_problem(value: str) -> str | None:
+    """Why `value` cannot be a secret, or None. A secret goes into HTTP headers and URLs: one
+    line of printable ASCII, spaces allowed inside but not at either end. The reason names
+    the position of the first bad character (1-based), never the character."""
+    if "\n" in value or "\r" in value:
+        return "has more than one line"
+    if value != value.strip(" "):
+        return "begins or ends with a space"
+    for position, char in enumerate(value, start=1):
+        if char < " " or char == "\x7f":
+            return f"contains a control character (at position {position})"
+        if char > "\x7f":
+            return f"contains a character that an HTTP header cannot carry (non-ASCII, at position {position})"
+    return None
 
 
 class _Table:

@@ -50,7 +50,7 @@ def parse_feed(feed_id: str, body: bytes, *, url: str, headers: Mapping[str, str
     # fetched from (RFC 7231 dropped Content-Location as a base): a server's own header may be
     # relative or name an internal host behind a proxy.
     response_headers["content-location"] = url
-    parsed: Any = feedparser.parse(body, response_headers=response_headers, sanitize_html=False,
+    parsed: Any = feedparser.parse(repair_body(body), response_headers=response_headers, sanitize_html=False,
                                    resolve_relative_uris=True)
     version = parsed.get("version", "")
     entries = parsed.get("entries", [])
@@ -67,6 +67,36 @@ def parse_feed(feed_id: str, body: bytes, *, url: str, headers: Mapping[str, str
         items=tuple(assign_keys(items)),
         warning=warning,
     )
+
+
+def repair_body(body: bytes) -> bytes:
+    """Return `body` with the characters that no parser can take repaired, so that one item
+    with them does not make the whole feed unreadable (feedparser's fallback parser raises
+    on them and loses every item).
+
+    Numeric references are rewritten by `text.repair_references` (a surrogate pair written
+    as two references becomes one reference to its character, a lone half, zero or a code
+    point past U+10FFFF becomes U+FFFD), read through Latin-1 so that the bytes of any
+    ASCII-compatible encoding stay as they are. A body that is UTF-8 except for encoded
+    surrogates (CESU-8, MySQL's 3-byte "utf8") gets its pairs joined and lone halves
+    replaced (`text.repair_surrogates`). Any other body is returned unchanged.
+    """
+    if b"&#" in body:
+        latin = body.decode("latin-1")
+        repaired = text.repair_references(latin)
+        if repaired is not latin:  # an untouched text comes back as the same object
+            body = repaired.encode("latin-1")
+    # Every encoded surrogate starts with the byte 0xED; a valid UTF-8 body is left alone.
+    if b"\xed" in body:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                decoded = body.decode("utf-8", "surrogatepass")
+            except UnicodeDecodeError:
+                return body  # another encoding: feedparser finds out which
+            body = text.repair_surrogates(decoded).encode("utf-8")
+    return body
 
 
 def _why_not_a_feed(body: bytes, parsed: Any) -> str:

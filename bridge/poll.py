@@ -199,10 +199,12 @@ async def poll_feed(
         for item in selection.post:
             problem = link_problem(item.link, feed_url=feed.url, link_domains=feed.link_domains)
             if problem is None:
-                postable.append(item)
-                continue
+                problem = summary.address_problem(item, feed_url=feed.url, link_domains=feed.link_domains)
+                if problem is None:
+                    postable.append(item)
+                    continue
             held = f"{item.title}: {problem}"
-            flog.warning("item held: its link is outside the feed's domains", title=item.title, link=item.link,
+            flog.warning("item held: it points outside the feed's domains", title=item.title, link=item.link,
                          reason=problem, channel=channel)
         if reader is not None:
             for item in postable:
@@ -249,7 +251,9 @@ def alert_for(
 ) -> Alert:
     """The alert for `item` of `feed` on `channel`: the channel's UTM parameters on the link,
     its template and length limit (else `alerts.max_length`), `article` as the lead of a thin
-    item (see `bridge.article`).
+    item (see `bridge.article`), no address off the feed's domains in its text (see
+    `bridge.summary`; an item that `summary.address_problem` holds raises
+    `summary.AddressOnlyTitleError`).
 
     A link longer than the limit is never cut and the item is never dropped for it: the alert
     becomes a shortened title + the link, and a warning says so.
@@ -260,13 +264,14 @@ def alert_for(
     limit = channel.max_length or alerts.max_length
     try:
         return summary.build_alert(linked, feed_name=feed.name, max_length=limit, urgent=urgent,
-                                   article=article, template=template)
+                                   article=article, template=template, feed_url=feed.url,
+                                   link_domains=feed.link_domains)
     except summary.LinkTooLongError as exc:
         log.warning("link longer than max_length; posting title and link only", feed=feed.id,
                     title=item.title, error=str(exc))
         stretched = len(linked.link or "") + _TITLE_ROOM_BESIDE_LONG_LINK
         return summary.build_alert(linked, feed_name=feed.name, max_length=stretched, urgent=urgent,
-                                   template=template)
+                                   template=template, feed_url=feed.url, link_domains=feed.link_domains)
 
 
 def _deliveries(

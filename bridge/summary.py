@@ -15,21 +15,41 @@ its second half, or else at a word, and ends with "…"; no word is cut and none
 Then the fact guard (`bridge.facts`): every number, date, time and amount of the alert
 occurs in the source, and the summary is a verbatim run of it; otherwise the alert is
 title + link. Same input, same bytes.
+
+The alert's link is the checked one, and no other address off the feed's domains may reach
+citizens as a link (WhatsApp and Telegram make links of "www.x.it" and "x.com/path" too):
+`off_site_addresses` finds them (`bridge.inline_links`) and judges each with the link guard
+(`bridge.links.link_problem`). A unit with one is never used; one in the title is removed,
+and an item whose title is little more than such an address is held (`address_problem`).
+Addresses on the feed's own domains stay.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from bridge import render
 from bridge.facts import is_verbatim, unsupported_facts
+from bridge.inline_links import Address, find_addresses
 from bridge.item import Alert, Item
+from bridge.links import link_problem
 from bridge.sentences import is_complete_sentence, split_sentences
 from bridge.template import DEFAULT_TEMPLATE, Template
 from bridge.text import clean_title, strip_boilerplate
 
-__all__ = ["LinkTooLongError", "build_alert", "is_thin", "lead_units"]
+__all__ = [
+    "AddressOnlyTitleError",
+    "LinkTooLongError",
+    "TitleScreen",
+    "address_problem",
+    "build_alert",
+    "is_thin",
+    "lead_units",
+    "off_site_addresses",
+    "screen_title",
+]
 
 
 class LinkTooLongError(ValueError):
@@ -42,10 +62,20 @@ class LinkTooLongError(ValueError):
     hint = "raise [alerts] max_length, or report the over-long link to the site's editors"
 
 
+class AddressOnlyTitleError(ValueError):
+    """The item's title is little more than a web address off the feed's domains: removing
+    the address leaves nothing to post, posting it would send citizens elsewhere. The item
+    is held and reported."""
+
+    hint = ("if the site really lives on that domain, add it to the feed's link_domains in config.toml; "
+            "otherwise ask the site's editors to give the item a title")
+
+
 _MAX_UNITS = 2
 _ELLIPSIS = "…"
 _NON_WORD_RE = re.compile(r"[\W_]+")
-_URL_RE = re.compile(r"https?://|www\.", re.I)
+# A title keeps at least this many words of two letters or more once addresses are removed.
+_TITLE_MIN_WORDS = 2
 _LEAD_LINE_MIN_WORDS = 4
 # A cut sentence keeps at least this many words (and a third of the room), or the summary is empty.
 _CUT_MIN_WORDS = 6
@@ -129,15 +159,86 @@ def _lead_line(line: str) -> _Unit | None:
     return _Unit(f"{line}.", complete=False)
 
 
-def lead_units(text: str, title: str) -> list[_Unit]:
+def off_site_addresses(text: str, *, feed_url: str = "", link_domains: Iterable[str] = ()) -> list[Address]:
+    """The web addresses in `text` (`bridge.inline_links.find_addresses`: scheme URLs, "www."
+    names, bare host names) that the link guard would not let an item of the feed at
+    `feed_url` link to (`bridge.links.link_problem`), in order. With no `feed_url` and no
+    `link_domains`, every address is off-site."""
+    domains = tuple(link_domains)
+    return [a for a in find_addresses(text) if link_problem(a.url, feed_url=feed_url, link_domains=domains)]
+
+
+@dataclass(frozen=True, slots=True)
+class TitleScreen:
+    """A title with its off-site addresses removed (`text`), the addresses as written
+    (`removed`), and why the item must be held instead (`problem`, None when it need not)."""
+
+    text: str
+    removed: tuple[str, ...] = ()
+    problem: str | None = None
+
+
+_EMPTY_BRACKETS_RE = re.compile(r"\(\s*\)|\[\s*\]|«\s*»|“\s*”|\"\s*\"")
+_SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([,.;:!?)\]»”])")
+_DANGLING = " \t,;:|/-–—(«“\"'"
+
+
+def _without_dangling_words(text: str) -> str:
+    """`text` without the connectors left hanging at its end ("Iscrizioni su", "Info:")."""
+    words = text.rstrip(_DANGLING).split(" ")
+    while words and words[-1] and _comparable(words[-1]) in _FUNCTION_WORDS:
+        words.pop()
+        words = " ".join(words).rstrip(_DANGLING).split(" ")
+    return " ".join(words)
+
+
+def screen_title(title: str, *, feed_url: str = "", link_domains: Iterable[str] = ()) -> TitleScreen:
+    """Remove from `title` (a cleaned title) every address off the feed's domains
+    (`off_site_addresses`), with the words left hanging before it ("su", "al link:") and
+    the brackets left empty. When fewer than two words of two letters or more remain, the
+    item must be held: `problem` says why. A title without off-site addresses comes back
+    unchanged. Pure."""
+    found = off_site_addresses(title, feed_url=feed_url, link_domains=link_domains)
+    if not found:
+        return TitleScreen(title)
+    pieces: list[str] = []
+    position = 0
+    for address in found:
+        pieces.append(_without_dangling_words(title[position : address.start]))
+        position = address.end
+    pieces.append(title[position:])
+    text = " ".join(piece.strip() for piece in pieces if piece.strip())
+    text = _EMPTY_BRACKETS_RE.sub("", text)
+    text = _SPACE_BEFORE_PUNCT_RE.sub(r"\1", " ".join(text.split()))
+    text = _without_dangling_words(text).strip(" \t,;:|/-–—")
+    removed = tuple(address.written for address in found)
+    words = [w for w in text.split() if sum(c.isalpha() for c in w) >= 2]
+    if len(words) < _TITLE_MIN_WORDS:
+        where = ", ".join(removed)
+        return TitleScreen(text, removed, f"the title is little more than an address outside the feed's domains "
+                                          f"({where})")
+    return TitleScreen(text, removed)
+
+
+def address_problem(item: Item, *, feed_url: str = "", link_domains: Iterable[str] = ()) -> str | None:
+    """Why `item` is held for the addresses in its title (see `screen_title`), or None.
+    Addresses in its text never hold it: the sentences with one are simply not used."""
+    return screen_title(clean_title(item.title), feed_url=feed_url, link_domains=link_domains).problem
+
+
+def lead_units(
+    text: str, title: str, *, feed_url: str = "", link_domains: Iterable[str] = ()
+) -> list[_Unit]:
     """The units of `text` that may open the summary, in order, at most two.
 
     Boilerplate is stripped; leading lines equal to the title and units that only repeat
     the title are skipped. The first unit may be a lead line (see `_lead_line`), the others
     are whole sentences. The list stops at the first fragment after a usable unit, so the
-    summary never skips over text to reach a later one. Units with a web address are never
-    used: the alert's only link is the checked one.
+    summary never skips over text to reach a later one. Units with a web address off the
+    feed's domains (`off_site_addresses`; all of them without `feed_url` and `link_domains`)
+    are never used: the alert's only outside link would be one nobody checked.
     """
+    domains = tuple(link_domains)
     body = strip_boilerplate(text)
     title_key = _comparable(title)
     units: list[_Unit] = []
@@ -150,7 +251,7 @@ def lead_units(text: str, title: str) -> list[_Unit]:
             if not key or (not units and _repeats_title(key, title_key)):
                 continue
             unit: _Unit | None = None
-            if _URL_RE.search(segment):
+            if off_site_addresses(segment, feed_url=feed_url, link_domains=domains):
                 unit = None
             elif is_complete_sentence(segment) and not _repeats_title(key, title_key):
                 unit = _Unit(segment, complete=True)
@@ -226,10 +327,11 @@ def _shorten(title: str, limit: int) -> str:
     return head.rstrip(" ,;:.-–—(") + _ELLIPSIS
 
 
-def _units(item: Item, title: str, article: str) -> list[_Unit]:
+def _units(item: Item, title: str, article: str, feed_url: str, link_domains: tuple[str, ...]) -> list[_Unit]:
     """The units of the first source with a whole sentence (feed text, feed content, article
     lead), else the first source's lead line, else []."""
-    found = [lead_units(source, title) for source in (item.text, item.content, article) if source]
+    found = [lead_units(source, title, feed_url=feed_url, link_domains=link_domains)
+             for source in (item.text, item.content, article) if source]
     for units in found:
         if units and units[0].complete:
             return units
@@ -247,6 +349,8 @@ def build_alert(
     urgent: bool = False,
     article: str = "",
     template: Template = DEFAULT_TEMPLATE,
+    feed_url: str = "",
+    link_domains: Iterable[str] = (),
 ) -> Alert:
     """Return the alert for `item`: title, up to two lead units, link.
 
@@ -256,13 +360,22 @@ def build_alert(
     title is `item.title` cleaned with `clean_title` and shortened at a word boundary with
     "…" only when title + link alone exceed the limit. Lengths are measured with
     `render.plain(alert, template)`, which is always `<= max_length`. Deterministic.
+    Addresses off the domains of the feed at `feed_url` and of `link_domains` (every
+    address, without either) are removed from the title, and units with one are not used
+    (see the module docstring).
 
     Raise ValueError if `item.link` is None; raise LinkTooLongError (a ValueError) if the
-    link alone leaves no room for a title within `max_length`.
+    link alone leaves no room for a title within `max_length`; raise AddressOnlyTitleError
+    (a ValueError) when the title is little more than an off-site address
+    (`address_problem` says so beforehand).
     """
     if item.link is None:
         raise ValueError(f"item of feed {item.feed_id!r} has no link; it cannot become an alert")
-    full_title = clean_title(item.title)
+    domains = tuple(link_domains)
+    screened = screen_title(clean_title(item.title), feed_url=feed_url, link_domains=domains)
+    if screened.problem is not None:
+        raise AddressOnlyTitleError(screened.problem)
+    full_title = screened.text
     alert = Alert(
         feed_id=item.feed_id,
         feed_name=feed_name,
@@ -289,7 +402,7 @@ def build_alert(
     alert = replace(alert, title=_shorten(full_title, title_room))
 
     summary = ""
-    for unit in _units(item, full_title, article):
+    for unit in _units(item, full_title, article, feed_url, domains):
         candidate = f"{summary} {unit.text}" if summary else unit.text
         if length(replace(alert, summary=candidate)) <= max_length:
             summary = candidate

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 import unicodedata
 
 from bs4 import BeautifulSoup, Comment, Declaration, Doctype, Tag
 from bs4.element import NavigableString, ProcessingInstruction
 
-__all__ = ["clean_title", "html_to_text", "strip_boilerplate"]
+__all__ = ["clean_title", "html_to_text", "repair_references", "repair_surrogates", "strip_boilerplate"]
 
 # Elements whose text is never shown to a reader.
 _DROPPED_TAGS = frozenset({"script", "style", "noscript", "template", "head", "title", "iframe"})
@@ -68,13 +69,105 @@ def _nfkc(text: str) -> str:
 _UNDEFINED_ENTITY_RE = re.compile(r"&[A-Za-z][A-Za-z0-9]{0,31};")
 
 
+# --- references that name no character -----------------------------------------------------
+#
+# Some CMS escapers write a character outside the Basic Multilingual Plane (an emoji) as its
+# two UTF-16 halves, "&#55357;&#56832;" for U+1F600, and MySQL's 3-byte "utf8" stores it as
+# the UTF-8 bytes of those halves. Neither names a character: XML parsers refuse it,
+# feedparser's fallback parser crashes on it (the whole feed with it), and html.unescape
+# makes two U+FFFD. The halves of a pair are joined into the character they stand for; a
+# half alone, a reference to zero or past U+10FFFF becomes U+FFFD, as HTML decodes it.
+
+_NUMERIC_REF_RE = re.compile(r"&#(?:([0-9]+)|[xX]([0-9a-fA-F]+));")
+# Cheap test for a reference `repair_references` may rewrite (a superset: the digits of a
+# surrogate, of zero, or seven or more of them), so that the common "&#8217;" costs no callback.
+_SUSPECT_REF_RE = re.compile(
+    r"&#(?:0*(?:5[5-7][0-9]{3}|[0-9]{7,})|0+|[xX]0*(?:[dD][89a-fA-F][0-9a-fA-F]{2}|[0-9a-fA-F]{6,})|[xX]0+);"
+)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_REPLACEMENT = 0xFFFD
+_MAX_DIGITS = 8  # more than any code point needs; also keeps int() away from huge digit strings
+
+
+def _ref_code_point(match: re.Match[str]) -> int:
+    decimal, hexadecimal = match.group(1), match.group(2)
+    digits = (decimal if decimal is not None else hexadecimal).lstrip("0") or "0"
+    if len(digits) > _MAX_DIGITS:
+        return sys.maxunicode + 1
+    return int(digits) if decimal is not None else int(digits, 16)
+
+
+def _is_high(code: int) -> bool:
+    return 0xD800 <= code <= 0xDBFF
+
+
+def _is_low(code: int) -> bool:
+    return 0xDC00 <= code <= 0xDFFF
+
+
+def _joined(high: int, low: int) -> int:
+    return 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+
+
+def repair_references(text: str) -> str:
+    """Return `text` with every numeric character reference that names a character left as
+    it is, and the others rewritten: two adjacent references to the halves of a UTF-16
+    surrogate pair become one reference to the character ("&#55357;&#56832;" ->
+    "&#x1F600;"); a lone half, "&#0;" and a reference past U+10FFFF become "&#xFFFD;".
+    Only ASCII is read and written, so this works on any ASCII-compatible encoding too."""
+    if not _SUSPECT_REF_RE.search(text):
+        return text
+    out: list[str] = []
+    position = 0
+    matches = list(_NUMERIC_REF_RE.finditer(text))
+    index = 0
+    while index < len(matches):
+        match = matches[index]
+        code = _ref_code_point(match)
+        replacement: int | None = None
+        consumed = 1
+        if _is_high(code) and index + 1 < len(matches):
+            following = matches[index + 1]
+            low = _ref_code_point(following)
+            if following.start() == match.end() and _is_low(low):
+                replacement, consumed = _joined(code, low), 2
+        if replacement is None and (0xD800 <= code <= 0xDFFF or code == 0 or code > sys.maxunicode):
+            replacement = _REPLACEMENT
+        if replacement is not None:
+            out.append(text[position : match.start()])
+            out.append(f"&#x{replacement:X};")
+            position = matches[index + consumed - 1].end()
+        index += consumed
+    out.append(text[position:])
+    return "".join(out)
+
+
+def repair_surrogates(text: str) -> str:
+    """Return `text` with raw UTF-16 surrogates (which no encoder can write) repaired: a high
+    half followed by a low half becomes the character they stand for, any other half U+FFFD."""
+    if not _SURROGATE_RE.search(text):
+        return text
+    out: list[str] = []
+    index = 0
+    while index < len(text):
+        code = ord(text[index])
+        if _is_high(code) and index + 1 < len(text) and _is_low(ord(text[index + 1])):
+            out.append(chr(_joined(code, ord(text[index + 1]))))
+            index += 2
+            continue
+        out.append("\ufffd" if 0xD800 <= code <= 0xDFFF else text[index])
+        index += 1
+    return "".join(out)
+
+
 def _decode_entities(text: str) -> str:
     """Decode character references, twice at most, for feeds that escaped them twice; drop
-    references to entities that HTML does not define."""
+    references to entities that HTML does not define. Surrogate halves are joined first
+    (`repair_references`)."""
     for _ in range(2):
         if not _ENTITY_RE.search(text):
             break
-        text = _ENTITY_RE.sub(lambda m: html.unescape(m.group(0)), text)
+        text = _ENTITY_RE.sub(lambda m: html.unescape(m.group(0)), repair_references(text))
     return _drop_undefined_entities(text)
 
 
@@ -115,7 +208,7 @@ def _soup_text(markup: str) -> str:
 
 def _normalise(text: str) -> str:
     """NFKC, invisible characters out, whitespace collapsed; keeps line/paragraph breaks."""
-    text = _nfkc(text)
+    text = _nfkc(repair_surrogates(text))
     text = _INVISIBLE_RE.sub("", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u2028", "\n").replace("\u2029", "\n\n")
@@ -151,8 +244,9 @@ def html_to_text(html_text: str) -> str:
     or invisible characters, single spaces inside lines, no leading/trailing whitespace.
     Never raises on malformed markup; returns "" for empty input.
     """
-    # Before the HTML parser, which would keep an undefined "&l9;" as "&l9" and lose the ";".
-    text = _drop_undefined_entities(_UNCLOSED_TAG_RE.sub("", html_text))
+    # Before the HTML parser, which would keep an undefined "&l9;" as "&l9" and lose the ";",
+    # and would decode each half of a surrogate pair to U+FFFD.
+    text = _drop_undefined_entities(_UNCLOSED_TAG_RE.sub("", repair_surrogates(repair_references(html_text))))
     # Two rounds: feeds that escape their HTML twice hand us "&lt;p&gt;" after XML parsing.
     for _ in range(2):
         if _TAG_RE.search(text):
@@ -260,7 +354,7 @@ def clean_title(raw: str, context: str = "") -> str:
     writes capitalised mid-sentence and never in lower case ("Vicenza"); any other title
     keeps its case. Idempotent: `clean_title(clean_title(x)) == clean_title(x)`.
     """
-    text = html_to_text(raw) if _TAG_RE.search(raw) else _decode_entities(raw)
+    text = html_to_text(raw) if _TAG_RE.search(raw) else _decode_entities(repair_surrogates(raw))
     text = _nfkc(text)
     text = _INVISIBLE_RE.sub("", text)
     text = _LEAKED_CDATA_RE.sub("", text)

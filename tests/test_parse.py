@@ -176,6 +176,50 @@ def test_content_type_charset_beats_a_wrong_prolog() -> None:
     assert feed.items[0].title == "Perché è già qui"
 
 
+# --- characters that no parser takes -------------------------------------------------------
+
+def _items_rss(first: str, *, encoding: str = "utf-8") -> bytes:
+    """A feed whose first item has the title `first` (inserted verbatim) and description
+    "<first> in piazza.", then three ordinary items."""
+    good = "".join(
+        f"<item><title>Avviso {n}</title><link>https://www.comune.esempio.it/avviso-{n}</link>"
+        f"<description>Testo dell'avviso {n}.</description></item>" for n in (1, 2, 3)
+    )
+    return (
+        f'<?xml version="1.0" encoding="{encoding}"?><rss version="2.0"><channel><title>Comune</title>'
+        f"<item><title>{first}</title><link>https://www.comune.esempio.it/festa</link>"
+        f"<description>{first} in piazza.</description></item>{good}</channel></rss>"
+    ).encode(encoding, "surrogatepass")
+
+
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        pytest.param("Festa &#55357;&#56832;", "Festa \U0001f600", id="decimal-pair"),
+        pytest.param("Festa &#xD83D;&#xDE00;", "Festa \U0001f600", id="hex-pair"),
+        pytest.param("Festa &#xD800;", "Festa \ufffd", id="lone-half"),
+        pytest.param("Festa &#56832;&#55357;", "Festa \ufffd\ufffd", id="halves-reversed"),
+        pytest.param("Festa &#1114112;", "Festa \ufffd", id="past-the-last-code-point"),
+        pytest.param("Festa &#0;", "Festa \ufffd", id="zero"),
+        pytest.param("Festa <![CDATA[&#55357;&#56832;]]>", "Festa \U0001f600", id="pair-in-cdata"),
+        pytest.param("Festa &amp;#55357;&amp;#56832;", "Festa \U0001f600", id="pair-escaped-twice"),
+        pytest.param("Festa \ud83d\ude00", "Festa \U0001f600", id="cesu-8-bytes-of-a-pair"),
+        pytest.param("Festa \udc80", "Festa \ufffd", id="cesu-8-bytes-of-a-lone-half"),
+    ],
+)
+def test_an_item_with_references_to_no_character_does_not_block_its_feed(first: str, expected: str) -> None:
+    feed = parse_feed("esempio", _items_rss(first), url=FEED_URL, headers=HEADERS)
+    assert [item.title for item in feed.items] == [expected, "Avviso 1", "Avviso 2", "Avviso 3"]
+    assert feed.items[0].text == f"{expected} in piazza."
+
+
+def test_a_latin1_feed_with_a_surrogate_pair_reference_keeps_its_accents() -> None:
+    feed = parse_feed("esempio", _items_rss("Città in festa &#55357;&#56832;", encoding="iso-8859-1"),
+                      url=FEED_URL, headers=HEADERS)
+    assert feed.items[0].title == "Città in festa \U0001f600"
+    assert len(feed.items) == 4
+
+
 # --- links and bases -----------------------------------------------------------------------
 
 

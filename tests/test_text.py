@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.text import clean_title, html_to_text, strip_boilerplate
+from bridge.text import clean_title, html_to_text, repair_references, repair_surrogates, strip_boilerplate
 
 
 @pytest.mark.parametrize(
@@ -279,3 +279,57 @@ def test_references_to_undefined_entities_are_dropped_not_shown() -> None:
     assert html_to_text("<p>Avviso &l9; importante &amp; urgente</p>") == "Avviso importante & urgente"
     assert clean_title("Titolo &lol9; della notizia") == "Titolo della notizia"
     assert html_to_text("Caff&amp;egrave; e R&amp;amp;D") == "Caffè e R&D"
+
+
+# --- references and code points that name no character -------------------------------------
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("Festa &#55357;&#56832; in piazza", "Festa &#x1F600; in piazza", id="decimal-pair"),
+        pytest.param("&#xD83D;&#xde00;", "&#x1F600;", id="hex-pair-mixed-case"),
+        pytest.param("&#055357;&#x0DE00;", "&#x1F600;", id="leading-zeros-mixed-bases"),
+        pytest.param("&#xD800; resto", "&#xFFFD; resto", id="lone-high"),
+        pytest.param("&#56832;&#55357;", "&#xFFFD;&#xFFFD;", id="halves-in-the-wrong-order"),
+        pytest.param("&#55357;&#55357;&#56832;", "&#xFFFD;&#x1F600;", id="high-then-pair"),
+        pytest.param("&#55357; &#56832;", "&#xFFFD; &#xFFFD;", id="halves-apart"),
+        pytest.param("&#0; &#1114112; &#99999999999999999999;", "&#xFFFD; &#xFFFD; &#xFFFD;", id="no-code-point"),
+        pytest.param("l&#8217;avviso &#55000; &#x1F600;", "l&#8217;avviso &#55000; &#x1F600;", id="valid-untouched"),
+        pytest.param("&amp;#55357;", "&amp;#55357;", id="escaped-is-not-a-reference-yet"),
+    ],
+)
+def test_repair_references(text: str, expected: str) -> None:
+    assert repair_references(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("a \ud83d\ude00 b", "a \U0001f600 b", id="pair"),
+        pytest.param("\ud800 x \udc80", "\ufffd x \ufffd", id="lone-halves"),
+        pytest.param("\ude00\ud83d", "\ufffd\ufffd", id="wrong-order"),
+        pytest.param("già 😀", "già 😀", id="valid-untouched"),
+    ],
+)
+def test_repair_surrogates(text: str, expected: str) -> None:
+    assert repair_surrogates(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("Festa &#55357;&#56832; in piazza", "Festa \U0001f600 in piazza", id="pair-reference"),
+        pytest.param("Festa &amp;#55357;&amp;#56832;", "Festa \U0001f600", id="pair-reference-escaped-twice"),
+        pytest.param("<b>Festa</b> &#xD83D;&#xDE00;", "Festa \U0001f600", id="pair-reference-in-markup"),
+        pytest.param("Festa &#xD800; in piazza", "Festa \ufffd in piazza", id="lone-reference"),
+        pytest.param("Festa \ud83d\ude00 \udc80", "Festa \U0001f600 \ufffd", id="raw-halves"),
+    ],
+)
+def test_titles_and_text_never_keep_surrogates(raw: str, expected: str) -> None:
+    for result in (clean_title(raw), html_to_text(raw)):
+        assert result == expected
+        result.encode("utf-8")  # what the outbox and every channel do with it
+
+
+def test_plain_text_never_keeps_raw_surrogates() -> None:
+    assert strip_boilerplate("Festa \ud83d\ude00 \udc80.\nLeggi tutto") == "Festa \U0001f600 \ufffd."

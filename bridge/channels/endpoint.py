@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from bridge.channels.base import ChannelDownError, ChannelError, GatewayAnswerError, TransientError
+from bridge.logs import secret_forms
 
 # How much of a server's own text goes into a message: enough to recognise the problem,
 # short enough to stay on one log line.
@@ -58,8 +59,9 @@ class Endpoint:
         self.timeout = timeout
         self._http = http
         self._headers = dict(headers or {})
-        # Longest first, so that a secret containing another is scrubbed whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        # Every form a secret can be printed in (percent-encoded in a URL, escaped in JSON or
+        # a repr), longest first, so that a secret containing another is scrubbed whole.
+        self._secrets = sorted({form for s in secrets for form in secret_forms(s)}, key=len, reverse=True)
         self._config_key = config_key
 
     async def call(
