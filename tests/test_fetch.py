@@ -201,21 +201,17 @@ def test_trickling_server_is_cut_off_at_the_total_deadline(feed_server: FeedServ
     # 200 bytes at 0.2 s each would take 40 s; every single read is quick, so only a total
     # deadline stops it.
     feed_server.set_fault("/feed.xml", "trickle", interval=0.2, count=200)
-    started = time.monotonic()
     error = fetch_error(feed_server.url("/feed.xml"), timeout=1.0)
-    elapsed = time.monotonic() - started
+    # The total deadline, not a per-read one, ended it (no wall-clock bound: see bench/).
     assert "timed out after 1 s" in str(error)
     assert error.hint
-    assert elapsed < 2.0
 
 
 def test_slow_server_times_out(feed_server: FeedServer) -> None:
     feed_server.set_feed("/feed.xml", FEED)
     feed_server.set_fault("/feed.xml", "slow", delay=5)
-    started = time.monotonic()
     error = fetch_error(feed_server.url("/feed.xml"), timeout=0.5)
     assert "timed out" in str(error)
-    assert time.monotonic() - started < 1.5
 
 
 def test_slow_but_in_time_is_fine(feed_server: FeedServer) -> None:
@@ -226,21 +222,24 @@ def test_slow_but_in_time_is_fine(feed_server: FeedServer) -> None:
 
 def test_huge_body_rejected_from_content_length(feed_server: FeedServer) -> None:
     feed_server.set_fault("/feed.xml", "huge", size=50 * MiB)
-    started = time.monotonic()
     error = fetch_error(feed_server.url("/feed.xml"), max_bytes=MiB)
+    # Refused from the header, before reading the body.
     assert str(error) == (
         "feed larger than the limit of 1 MiB (Content-Length: 52428800)"
     )
     assert "max_feed_bytes" in error.hint
-    assert time.monotonic() - started < 1.0
 
 
 def test_huge_body_without_length_is_capped_while_reading(feed_server: FeedServer) -> None:
     feed_server.set_fault("/feed.xml", "huge", size=50 * MiB, content_length=False)
-    started = time.monotonic()
-    error = fetch_error(feed_server.url("/feed.xml"), max_bytes=MiB)
+    tracemalloc.start()
+    try:
+        error = fetch_error(feed_server.url("/feed.xml"), max_bytes=MiB)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
     assert str(error) == "feed larger than the limit of 1 MiB"
-    assert time.monotonic() - started < 1.0
+    assert peak < 8 * MiB  # stopped at the cap, not after reading 50 MiB
 
 
 def test_body_exactly_at_the_cap_is_accepted(feed_server: FeedServer) -> None:
@@ -253,14 +252,11 @@ def test_gzip_bomb_stops_at_the_cap_without_inflating(feed_server: FeedServer) -
     feed_server.set_fault("/feed.xml", "gzip_bomb", size=200 * MiB)
     tracemalloc.start()
     try:
-        started = time.monotonic()
         error = fetch_error(feed_server.url("/feed.xml"), max_bytes=MiB)
-        elapsed = time.monotonic() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert str(error) == "feed larger than the limit of 1 MiB"
-    assert elapsed < 1.0
     # The cap plus a read buffer and the server's compressed copy, nowhere near 200 MiB.
     assert peak < 8 * MiB
 

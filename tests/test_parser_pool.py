@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -40,7 +39,6 @@ def test_pathological_feed_is_stopped_and_the_pool_keeps_working() -> None:
     async def go() -> None:
         pool = ParserPool(deadline=0.5)
         try:
-            started = time.monotonic()
             ticks = 0
 
             async def heartbeat() -> None:
@@ -53,7 +51,6 @@ def test_pathological_feed_is_stopped_and_the_pool_keeps_working() -> None:
             with pytest.raises(ParseError, match=r"took longer than [01] s"):
                 await pool.parse("bad", PATHOLOGICAL, url="https://www.comune.esempio.it/feed")
             beat.cancel()
-            assert time.monotonic() - started < 3
             assert ticks >= 5  # the event loop kept running while the parse was stuck
             parsed = await pool.parse("good", FEED, url="https://www.comune.esempio.it/feed")
             assert parsed.items[0].title == "Chiusura di via Roma"
@@ -103,9 +100,10 @@ def test_two_hanging_parses_do_not_hold_a_normal_one() -> None:
             hostile = [asyncio.ensure_future(pool.parse(f"bad{n}", PATHOLOGICAL * 3, url="https://x.it/"))
                        for n in range(2)]
             await asyncio.sleep(0.2)
-            started = time.monotonic()
             parsed = await pool.parse("good", FEED, url="https://www.comune.esempio.it/feed")
-            assert parsed.items and time.monotonic() - started < 4
+            assert parsed.items
+            # Order, not time: the good feed was parsed while both hostile ones still hung.
+            assert not any(task.done() for task in hostile)
             for task in hostile:
                 task.cancel()
         finally:
