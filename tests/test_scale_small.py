@@ -25,7 +25,7 @@ from servers.waha import FakeWaha
 from waiting import wait_for
 
 from bridge.config import load_config
-from bridge.daemon import FIRST_POLLS_PER_SECOND, MAX_CONCURRENT_POLLS, Bridge
+from bridge.daemon import MAX_CONCURRENT_POLLS, Bridge
 from bridge.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -121,10 +121,10 @@ def test_every_changed_feed_posted_once_and_two_polls_per_host_at_most(
 def test_a_start_spreads_first_polls_and_shares_jobs_between_feeds_of_one_phase(
     tmp_path: Path, waha_server: FakeWaha, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """400 feeds at a 30 s interval: every one is first-polled within about 400 / 200 = 2 s of
-    the start, never 64 at once (the polls are spread, not queued), and the schedule holds one
-    job per second of the interval that has feeds, not one per feed. A feed whose scheduled
-    poll falls in those seconds is polled twice, as the interval must hold from the first poll."""
+    """400 feeds at a 30 s interval: every one is first-polled, never 32 at once (the polls are
+    spread, not queued), and the schedule holds one job per second of the interval that has
+    feeds, not one per feed. A feed whose scheduled poll falls in the first seconds is polled
+    twice, as the interval must hold from the first poll; none more."""
     feeds = 400
     spec = FarmSpec(feeds=feeds, hosts=20, latency=(0.05, 0.1), slow_share=0.0, lifetime=120)
     monkeypatch.setenv("WAHA_API_KEY", API_KEY)
@@ -156,10 +156,9 @@ def test_a_start_spreads_first_polls_and_shares_jobs_between_feeds_of_one_phase(
         finally:
             store.close()
     assert len(stats.per_feed) == feeds
-    # About 3 s observed out of 30: roughly a tenth of the feeds reach their scheduled poll.
-    assert sum(stats.per_feed.values()) <= 1.25 * feeds, "feeds polled twice at start"
+    # Bounds, not wall time (the spread itself is timed by bench/scale.py): the window is
+    # shorter than the interval, so a feed is polled by its first poll and at most once more,
+    # at its phase.
+    assert max(stats.per_feed.values()) <= 2, "a feed polled more than its first poll and its phase"
     assert jobs <= 30
-    assert stats.first_request is not None and stats.last_answer is not None
-    spread = feeds / FIRST_POLLS_PER_SECOND
-    assert 0.5 * spread <= stats.last_answer - stats.first_request <= spread + 3
     assert stats.max_in_flight < MAX_CONCURRENT_POLLS / 2, "the first polls came as one burst"
