@@ -407,8 +407,9 @@ def _state_line(state: dict[str, Any], config: Config) -> str:
     if state["problem"]:
         since = f" (since {_when(_dt(state['since']), config)})" if state["since"] else ""
         return f"state: {state['problem']}{since}"
-    free = f", {human_size(state['free_bytes'])} free" if state["free_bytes"] is not None else ""
-    line = f"state: {state['path']} writable{free}"
+    if state["free_bytes"] is None:
+        return f"state: {state['path']} (not created yet: the first run creates it)"
+    line = f"state: {state['path']} writable, {human_size(state['free_bytes'])} free"
     return f"{line}; warning: {state['warning']}" if state["warning"] else line
 
 

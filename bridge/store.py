@@ -116,9 +116,12 @@ def write_failure(exc: BaseException, state_dir: Path) -> StateWriteError | None
     """
     if isinstance(exc, StateWriteError):
         return exc
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-        return StateWriteError(Path(os.fsdecode(exc.filename)) if exc.filename else state_dir / "?", exc)
-    return None
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return None
+    path = Path(os.fsdecode(exc.filename)) if exc.filename else None
+    if path is not None and not path.is_relative_to(state_dir):
+        return None  # another disk's trouble (a temporary directory, say): not the state's
+    return StateWriteError(path or state_dir, exc)
 
 
 def _write_fully(fd: int, data: bytes) -> None:
@@ -632,10 +635,11 @@ class Store:
                 state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 (state_dir / "feeds").mkdir(mode=0o700, exist_ok=True)
             except OSError as exc:
-                raise StateError(
-                    f"cannot create state directory {state_dir}: {exc.strerror or exc}",
-                    hint="check bridge.state_dir in config.toml and the directory's permissions",
-                ) from None
+                hint = "check bridge.state_dir in config.toml and the directory's permissions"
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                    hint = _write_hint(state_dir.parent, exc.errno)
+                raise StateError(f"cannot create state directory {state_dir}: {exc.strerror or exc}",
+                                 hint=hint) from None
             store._take_lock()
         try:
             store._load()
