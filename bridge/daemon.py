@@ -205,6 +205,8 @@ class Bridge:
     def status_line(self) -> str:
         """One line for `systemctl status`: "12 feeds, 0 failing, 1 stale, queue 0, last post 10:32",
         after what stops or blocks the daemon (the state directory), if anything does."""
+        if self._fatal is not None:
+            return f"stopping: {self._fatal}"
         moment = self.now()
         health = [self.store.feed_state(feed.id).health(moment).status for feed in self.config.feeds]
         queue = len(self.store.deliveries())
@@ -221,8 +223,6 @@ class Bridge:
         line = ", ".join(parts)
         if self._reload_rejected:
             line = f"{line}; {self._reload_rejected}"
-        if self._fatal is not None:
-            return f"stopping: {self._fatal}"
         if self._state_failures:
             latest = list(self._state_failures.values())[-1]
             line = f"{STATE_PROBLEM}: {latest.detail}; {line}"
@@ -635,7 +635,7 @@ class Bridge:
             # A reload re-reads secrets: give every paused channel a fresh try.
             try:
                 self.store.set_channel_pause(name, None)
-            except StateError as exc:
+            except (StateError, OSError) as exc:
                 if not self._state_failed(f"channel {name}", exc):
                     raise
         for name in list(self._workers):
