@@ -27,7 +27,8 @@ from servers.webhook import FakeWebhook
 from test_systemd_notify import FakeNotifySocket
 from waiting import wait_for
 
-from bridge.store import STATE_PROBLEM
+from bridge.item import Alert
+from bridge.store import STATE_PROBLEM, Delivery, Store
 
 SITE = "https://www.comune.esempio.it"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -337,3 +338,22 @@ def test_a_full_or_read_only_state_directory_at_stop_is_one_line_and_a_failure(
     error = "No space left on device" if trouble == "full" else "Read-only file system"
     assert line.startswith(f"channel-bridge: {STATE_PROBLEM}: {state}/polls.json: {error}; "), line
     assert "nothing else is lost" in line
+
+
+def test_status_warns_when_the_largest_state_file_could_no_longer_be_rewritten(
+        tmp_path: Path, small_fs: SmallFs, feed_server: FeedServer, webhook_server: FakeWebhook) -> None:
+    state = small_fs.path / "state"
+    config = write_config(tmp_path, feed_server, webhook_server, state)
+    store = Store.open(state)
+    alert = Alert(feed_id="stream", feed_name="Avvisi", title="Avviso", summary="Testo. " * 40, link=f"{SITE}/a/")
+    store.add_deliveries([Delivery(id=f"d{n}", channel="hook", feed_id="stream", alert=alert, created=NOW,
+                                   order=float(n)) for n in range(300)])
+    store.close()
+    outbox = (state / "outbox.json").stat().st_size
+    assert outbox > 64 * 1024
+    assert status(config)["state"]["warning"] is None
+    small_fs.fill(leave=32 * 1024)  # room for small writes, not for a new copy of the outbox
+    report = status(config)["state"]
+    assert report["problem"] is None and report["free_bytes"] < outbox
+    assert report["warning"].startswith("nearly full: ") and "outbox.json" in report["warning"]
+    assert "warning: nearly full" in cli(config, "status").stdout.splitlines()[0]
