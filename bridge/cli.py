@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
+import structlog
 
 from bridge import __version__, logs, memory, render
 from bridge.channels import ChannelError, open_channel
@@ -36,7 +37,7 @@ from bridge.item import Alert, Item
 from bridge.links import link_problem
 from bridge.parse import ParseError, parse_feed
 from bridge.poll import alert_for, matches_filters
-from bridge.store import StateError, Store
+from bridge.store import StateError, Store, human_size, state_condition
 from bridge.summary import address_problem
 from bridge.template import channel_template
 
@@ -44,6 +45,8 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_UNREACHABLE = 3
+
+log = structlog.get_logger("bridge.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -116,7 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StateError as exc:
         if args.debug:
             raise
-        _say_error(f"channel-bridge: {exc}" + (f"\n  {exc.hint}" if exc.hint else ""), sys.stderr)
+        # One line: what, which path, what to do (a full or read-only disk at start or stop,
+        # a state directory removed while running, a hand-edited state file).
+        _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
@@ -207,14 +212,22 @@ async def cmd_check_online(config: Config, out: TextIO) -> int:
 
 
 def cmd_run(config_path: Path, *, once: bool) -> int:
+    """Run the daemon, or one cycle. A state directory that cannot be opened, is lost while
+    running, or cannot be written at stop raises StateError (one line from `main`, exit 1)."""
     if not once:
         memory.return_freed_memory()  # before the store's index is built
     config, store = open_bridge(config_path)
     try:
         bridge = Bridge(config, store)
-        return asyncio.run(bridge.run_once() if once else bridge.run())
-    finally:
-        store.close()
+        code = asyncio.run(bridge.run_once() if once else bridge.run())
+    except BaseException:
+        try:
+            store.close()
+        except StateError as exc:  # the first error is the one to tell; this one goes to the log
+            log.error("could not save the state at stop", error=str(exc), hint=exc.hint)
+        raise
+    store.close()
+    return code
 
 
 def render_for(channel: ChannelConfig, alert: Alert) -> str:
@@ -302,7 +315,9 @@ def _when(moment: datetime | None, config: Config) -> str:
 
 
 def status_report(config: Config, store: Store) -> dict[str, Any]:
-    """Per feed and per channel state, as `status --json` prints it."""
+    """The state directory's condition, per feed and per channel state, as `status --json`
+    prints it. Channels that are not in the config but still have alerts queued or failed
+    come last, with `in_config` false."""
     feeds = []
     moment = utcnow()
     for feed in config.feeds:
@@ -323,21 +338,26 @@ def status_report(config: Config, store: Store) -> dict[str, Any]:
             "last_held": state.last_held,
         })
     channels = []
-    for name, channel in config.channels.items():
+    orphans = sorted({d.channel for d in store.deliveries(state=None)} - set(config.channels))
+    listed: list[tuple[str, str | None]] = [(name, channel.type) for name, channel in config.channels.items()]
+    for name, kind in [*listed, *((name, None) for name in orphans)]:
         pending = store.deliveries(name)
         failed = store.deliveries(name, state="failed")
         channels.append({
             "name": name,
-            "type": channel.type,
+            "type": kind,
+            "in_config": kind is not None,
             "queue": len(pending),
             "retrying": sum(1 for d in pending if d.attempts),
             "failed": len(failed),
             "held": sum(1 for d in pending if d.held),
             "paused": store.channel_pause(name),
             "last_error": next((d.last_error for d in pending if d.last_error), None),
+            "last_failure": max(failed, key=lambda d: d.created).last_error if failed else None,
             "last_post": _iso(store.last_post(name)),
         })
-    return {"feeds": feeds, "channels": channels}
+    condition = state_condition(config.bridge.state_dir).to_dict()
+    return {"state": condition, "feeds": feeds, "channels": channels}
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -355,6 +375,10 @@ def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
         json.dump(report, out, indent=2, ensure_ascii=False)
         out.write("\n")
         return EXIT_OK
+    print(_state_line(report["state"], config), file=out)
+    if report["state"]["problem"] and report["state"]["hint"]:
+        print(f"  {report['state']['hint']}", file=out)
+    print(file=out)
     print(f"{'feed':<20} {'health':<8} {'last poll':<17} {'last success':<17} {'fails':>5}  "
           f"{'last new item':<17} problem", file=out)
     for feed in report["feeds"]:
@@ -369,12 +393,28 @@ def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
           file=out)
     for channel in report["channels"]:
         problem = f"PAUSED: {channel['paused']}" if channel["paused"] else channel["last_error"] or ""
+        if not problem and channel["last_failure"]:
+            problem = f"last failed: {channel['last_failure']}"
+        if not channel["in_config"]:
+            problem = ("NOT IN CONFIG: these alerts wait for the channel to return (and expire after max_age)"
+                       + (f"; {problem}" if problem else ""))
         print(
-            f"{channel['name']:<20} {channel['type']:<9} {channel['queue']:>5} {channel['held']:>5} "
+            f"{channel['name']:<20} {channel['type'] or '-':<9} {channel['queue']:>5} {channel['held']:>5} "
             f"{channel['failed']:>6}  {_when(_dt(channel['last_post']), config):<17} {problem}",
             file=out,
         )
     return EXIT_OK
+
+
+def _state_line(state: dict[str, Any], config: Config) -> str:
+    """The first line of `status`: can the state directory be written?"""
+    if state["problem"]:
+        since = f" (since {_when(_dt(state['since']), config)})" if state["since"] else ""
+        return f"state: {state['problem']}{since}"
+    if state["free_bytes"] is None:
+        return f"state: {state['path']} (not created yet: the first run creates it)"
+    line = f"state: {state['path']} writable, {human_size(state['free_bytes'])} free"
+    return f"{line}; warning: {state['warning']}" if state["warning"] else line
 
 
 def _held(text: str | None) -> str:

@@ -2,11 +2,24 @@
 
 `Bridge.run()` is the daemon (until SIGTERM/SIGINT; SIGHUP reloads the config);
 `Bridge.run_once()` polls every feed once, delivers what is deliverable, and returns.
+
+The state directory can fail under it. A write that fails (a full disk, a read-only mount)
+is caught where polls and deliveries run, and the daemon says "state directory full or not
+writable", with the path and the OS error, in the log, in the systemd status line, to the ops
+channel and, for `status`, in its lock file; it keeps running, tries to write again every
+STATE_RETRY seconds, and once it can, polls again the feeds whose poll failed and wakes the
+delivery workers: it resumes by itself, and the condition clears. A state directory removed
+or replaced (its lock path no longer names the lock file held) is checked every
+LOCK_CHECK_EVERY seconds, with the watchdog, and before every send: the daemon then stops at
+once with an error and a non-zero exit status, pinging the watchdog no more, so that a
+second instance on the same path is the only one that posts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 import os
 import signal
 import time
@@ -33,7 +46,7 @@ from bridge.ops import OpsReporter
 from bridge.outbox import DrainResult, drain, pacing_for
 from bridge.parser_pool import ParserPool
 from bridge.poll import PollResult, poll_feed
-from bridge.store import Store
+from bridge.store import STATE_PROBLEM, StateError, StateLockLostError, StateWriteError, Store, write_failure
 
 log = structlog.get_logger("bridge.daemon")
 
@@ -47,6 +60,8 @@ FIRST_POLLS_PER_SECOND = 200
 MAX_PHASES = 600  # scheduler jobs per interval at most: a 5-minute interval has 300 (one a second)
 FLUSH_EVERY = 60.0  # seconds between two writes of the feeds' poll states
 PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
+STATE_RETRY = 5.0  # seconds between two tries to write the state while it cannot be written
+LOCK_CHECK_EVERY = 2.0  # seconds between two checks that the state directory is still ours
 
 
 def utcnow() -> datetime:
@@ -99,6 +114,12 @@ class Bridge:
         self._status_at = -STATUS_EVERY
         self._status_call: asyncio.TimerHandle | None = None
         self._reload_rejected: str | None = None
+        # Where a state write failed last ("feed X", "channel Y", "flush") -> its error; empty
+        # while the state can be written. Each place clears its own entry when it next succeeds.
+        self._state_failures: dict[str, StateWriteError] = {}
+        self._state_since: datetime | None = None
+        self._fatal: StateLockLostError | None = None  # why the daemon must stop at once
+        self._state_trouble = asyncio.Event()  # set at the first failed write: the flusher retries
 
     def _open_channels(self) -> None:
         self.channels = {
@@ -123,7 +144,7 @@ class Bridge:
         0 if all went well, 1 if any feed or delivery failed."""
         self._open_channels()
         try:
-            polls = await asyncio.gather(*(self._poll(feed, force=True) for feed in self.config.feeds))
+            polls = await asyncio.gather(*(self._poll_once(feed) for feed in self.config.feeds))
             drains = [await self._drain(name, once=True) for name in self.channels]
         finally:
             await self.aclose()
@@ -140,6 +161,14 @@ class Bridge:
         )
         return 1 if failed_feeds or failed_sends else 0
 
+    async def _poll_once(self, feed: FeedConfig) -> PollResult:
+        """One poll for `run --once`: a state write that fails fails this feed, not the run."""
+        try:
+            return await self._poll(feed, force=True)
+        except StateWriteError as exc:
+            log.error(STATE_PROBLEM, feed=feed.id, path=str(exc.path), error=exc.detail, hint=exc.hint)
+            return PollResult(feed_id=feed.id, ok=False, error=str(exc))
+
     def _host_slots(self, feed: FeedConfig) -> asyncio.Semaphore:
         host = "" if feed.is_local else (urlsplit(feed.url).hostname or "")
         if host not in self._per_host:
@@ -149,10 +178,16 @@ class Bridge:
     async def _poll(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
         # The host's slot first: waiting for a busy host must not hold one of the global slots.
         async with self._host_slots(feed), self._poll_slots:
-            result = await poll_feed(
-                feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force,
-                parser=self.parser, reader=self.articles,
-            )
+            try:
+                result = await poll_feed(
+                    feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force,
+                    parser=self.parser, reader=self.articles,
+                )
+            except BaseException:
+                # Its deliveries may be in the outbox already (a later write failed): the
+                # workers must not wait for a poll that succeeds to send them.
+                self._wake_channels(feed.channels)
+                raise
         for delivery in result.queued:
             if delivery.channel in self._wake:
                 self._wake[delivery.channel].set()
@@ -166,8 +201,16 @@ class Bridge:
         self._update_status()
         return result
 
+    def _wake_channels(self, names: tuple[str, ...] | list[str]) -> None:
+        for name in names:
+            if name in self._wake:
+                self._wake[name].set()
+
     def status_line(self) -> str:
-        """One line for `systemctl status`: "12 feeds, 0 failing, 1 stale, queue 0, last post 10:32"."""
+        """One line for `systemctl status`: "12 feeds, 0 failing, 1 stale, queue 0, last post 10:32",
+        after what stops or blocks the daemon (the state directory), if anything does."""
+        if self._fatal is not None:
+            return f"stopping: {self._fatal}"
         moment = self.now()
         health = [self.store.feed_state(feed.id).health(moment).status for feed in self.config.feeds]
         queue = len(self.store.deliveries())
@@ -182,7 +225,12 @@ class Bridge:
         tz = self.config.bridge.timezone
         parts.append(f"last post {last.astimezone(tz):%H:%M}" if last else "no post yet")
         line = ", ".join(parts)
-        return f"{line}; {self._reload_rejected}" if self._reload_rejected else line
+        if self._reload_rejected:
+            line = f"{line}; {self._reload_rejected}"
+        if self._state_failures:
+            latest = list(self._state_failures.values())[-1]
+            line = f"{STATE_PROBLEM}: {latest.detail}; {line}"
+        return line
 
     def _update_status(self) -> None:
         """Refresh the systemd status line, at most every STATUS_EVERY seconds: it looks at
@@ -214,7 +262,89 @@ class Bridge:
             now=self.now,
             pacing=pacing_for(self.config.channels[name], self.config.alerts),
             once=once,
+            max_age=self._max_age,
         )
+
+    def _max_age(self, feed_id: str) -> timedelta:
+        """The feed's max_age; for a feed no longer in the config, the longest one configured
+        (an alert is then never expired sooner than any feed would have it)."""
+        for feed in self.config.feeds:
+            if feed.id == feed_id:
+                return feed.max_age
+        return max((feed.max_age for feed in self.config.feeds), default=timedelta(days=7))
+
+    # -- the state directory failing under the daemon ---------------------------------------
+
+    def _state_failed(self, where: str, exc: BaseException) -> bool:
+        """Handle `exc` if it is the state directory failing (True), else leave it (False).
+
+        A removed or replaced state directory stops the daemon. A write that failed marks the
+        state as not writable until `where` succeeds again; the first failure is logged as an
+        error and reported, the next ones only at debug level.
+        """
+        if not isinstance(exc, StateLockLostError):
+            try:
+                self.store.check_lock()  # a directory removed fails writes first: say the real cause
+            except StateLockLostError as lost:
+                exc = lost
+        if isinstance(exc, StateLockLostError):
+            self._lost(exc)
+            return True
+        error = write_failure(exc, self.store.state_dir)
+        if error is None:
+            return False
+        first = not self._state_failures
+        self._state_failures.pop(where, None)
+        self._state_failures[where] = error  # the latest last: the status line shows it
+        if not first:
+            log.debug("state still not writable", where=where, error=error.detail)
+            return True
+        self._state_since = self.now()
+        self._state_trouble.set()
+        log.error(STATE_PROBLEM, where=where, path=str(error.path), error=error.detail, hint=error.hint)
+        self.store.note_problem(str(error), self._state_since, error.hint)
+        self._background(self._report_state(error))
+        self._refresh_status()
+        return True
+
+    async def _report_state(self, error: StateWriteError) -> None:
+        await self.ops.report(STATE_PROBLEM, error.detail, hint=error.hint)
+
+    def _state_ok(self, where: str) -> None:
+        """`where` wrote the state (or had nothing to write): the condition ends with the last one."""
+        if self._state_failures.pop(where, None) is None or self._state_failures:
+            return
+        log.info("state directory writable again; polls and deliveries resume", since=_iso(self._state_since))
+        self._state_since = None
+        self.store.note_problem(None)
+        self.ops.clear(STATE_PROBLEM)
+        self._wake_channels(list(self._wake))
+        self._refresh_status()
+
+    def _retry_state_writes(self) -> None:
+        """The state could be written again: poll again at once the feeds whose poll failed to
+        record, and wake the workers whose delivery did; each clears its part when it succeeds."""
+        for where in list(self._state_failures):
+            kind, _, name = where.partition(" ")
+            if kind == "feed":
+                if any(feed.id == name for feed in self.config.feeds):
+                    self._start_poll(name)
+                else:
+                    self._state_ok(where)  # removed by a reload
+            elif kind == "channel":
+                if name in self._wake:
+                    self._wake[name].set()
+                else:
+                    self._state_ok(where)
+
+    def _lost(self, exc: StateLockLostError) -> None:
+        """The state directory is no longer ours: stop now, with `exc` as the exit reason."""
+        if self._fatal is not None:
+            return
+        self._fatal = exc
+        log.error("state directory removed or replaced; stopping", error=str(exc), hint=exc.hint)
+        self._refresh_status()
+        self._stopping.set()
 
     # -- the daemon -------------------------------------------------------------------------
 
@@ -237,21 +367,34 @@ class Bridge:
         self._schedule_feeds()
         self._scheduler.start()
         self._start_workers()
-        watchdog = asyncio.ensure_future(self._watchdog())
+        guard = asyncio.ensure_future(self._guard())
         flusher = asyncio.ensure_future(self._flusher())
         self._refresh_status()
         systemd.notify("READY=1")
         log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
+        self._warn_orphans()
         try:
             await self._stopping.wait()
         finally:
             systemd.notify("STOPPING=1")
             log.info("stopping")
-            watchdog.cancel()
+            guard.cancel()
             flusher.cancel()
             await self._shutdown()
+        if self._fatal is not None:
+            raise self._fatal
         log.info("stopped")
         return 0
+
+    def _warn_orphans(self) -> None:
+        """Deliveries queued for a channel the config no longer has wait, shown in `status`; say so."""
+        orphans: dict[str, int] = {}
+        for delivery in self.store.deliveries():
+            if delivery.channel not in self.channels:
+                orphans[delivery.channel] = orphans.get(delivery.channel, 0) + 1
+        for name, count in sorted(orphans.items()):
+            log.warning("alerts queued for a channel that is not in the config: they wait for it, and expire "
+                        "after max_age", channel=name, queued=count)
 
     def _schedule_feeds(self, previous: dict[str, FeedConfig] | None = None) -> None:
         """Schedule every feed's polls; on reload, first-poll only the feeds new or changed.
@@ -333,10 +476,14 @@ class Bridge:
             if not self._stopping.is_set():
                 raise
             log.debug("poll cut short by the stop", feed=feed_id)  # nothing was committed
-        except Exception:
+        except Exception as exc:
             # The one boundary that keeps the daemon alive: a bug in one poll must not stop
-            # the others. The traceback goes to the log (without local variables).
-            log.exception("poll crashed", feed=feed_id)
+            # the others. The traceback goes to the log (without local variables). A state
+            # that cannot be written is no bug: it is reported and the poll retried.
+            if not self._state_failed(f"feed {feed_id}", exc):
+                log.exception("poll crashed", feed=feed_id)
+        else:
+            self._state_ok(f"feed {feed_id}")
 
     def _start_workers(self) -> None:
         for name in self.channels:
@@ -348,12 +495,16 @@ class Bridge:
         wake = self._wake[name]
         while not self._stopping.is_set():
             wake.clear()
-            await self._probe_if_paused(name)
             try:
+                await self._probe_if_paused(name)
                 result = await self._drain(name)
-            except Exception:
-                log.exception("delivery crashed", channel=name)
+            except Exception as exc:
+                if not self._state_failed(f"channel {name}", exc):
+                    log.exception("delivery crashed", channel=name)
+                # Not writable: woken when it is again, else retried in a minute.
                 result = DrainResult(channel=name, next_due=self.now() + timedelta(minutes=1))
+            else:
+                self._state_ok(f"channel {name}")
             if self._stopping.is_set() or name not in self.channels:
                 return
             await self._report(name, result)
@@ -414,22 +565,53 @@ class Bridge:
         await fetcher.aclose()
 
     async def _flusher(self) -> None:
-        """Write the feeds' poll states now and then (a 304 changes them in memory only)."""
-        while True:
-            await asyncio.sleep(FLUSH_EVERY)
-            self.store.flush()
+        """Write the feeds' poll states now and then (a 304 changes them in memory only).
 
-    async def _watchdog(self) -> None:
-        interval = systemd.watchdog_interval()
-        if interval is None:
-            return
-        # Pinged from the event loop itself: a stalled loop stops the pings and systemd acts.
+        While the state cannot be written this is the retry: every STATE_RETRY seconds it
+        writes them anyway, and once that works it sets off the polls and deliveries that
+        failed to record (see `_retry_state_writes`)."""
         while True:
-            systemd.notify("WATCHDOG=1")
-            await asyncio.sleep(interval)
+            if self._state_failures:
+                await asyncio.sleep(STATE_RETRY)
+            else:
+                self._state_trouble.clear()
+                try:
+                    await asyncio.wait_for(self._state_trouble.wait(), FLUSH_EVERY)
+                except TimeoutError:
+                    pass
+                else:
+                    continue  # a write just failed: the first retry comes STATE_RETRY from now
+            try:
+                self.store.flush(force=bool(self._state_failures))
+            except Exception as exc:
+                if not self._state_failed("flush", exc):
+                    log.exception("writing the poll states crashed")
+                continue
+            self._state_ok("flush")
+            self._retry_state_writes()
+
+    async def _guard(self) -> None:
+        """Ping the watchdog, if systemd asked for one, and check that the state directory is
+        still ours, from the event loop itself: a stalled loop stops the pings and systemd
+        acts; a state directory lost stops the daemon and the pings."""
+        interval = systemd.watchdog_interval()
+        # Checks every `every` seconds; a ping every `checks` of them, so every `interval`.
+        checks = max(math.ceil(interval / LOCK_CHECK_EVERY), 1) if interval is not None else 0
+        every = interval / checks if interval is not None else LOCK_CHECK_EVERY
+        for count in itertools.count():
+            try:
+                self.store.check_lock()
+            except StateLockLostError as exc:
+                self._lost(exc)
+                return
+            if checks and count % checks == 0:
+                systemd.notify("WATCHDOG=1")
+            await asyncio.sleep(every)
 
     async def reload(self) -> None:
         """Re-read the config file; keep running the old one if the new one is invalid."""
+        if self._stopping.is_set():
+            return  # too late: READY=1 must not follow STOPPING=1
         systemd.notify(systemd.reloading_message())
         try:
             config = load_config(self.config.path)
@@ -460,7 +642,11 @@ class Bridge:
         self._open_channels()
         for name in self.channels:
             # A reload re-reads secrets: give every paused channel a fresh try.
-            self.store.set_channel_pause(name, None)
+            try:
+                self.store.set_channel_pause(name, None)
+            except (StateError, OSError) as exc:
+                if not self._state_failed(f"channel {name}", exc):
+                    raise
         for name in list(self._workers):
             if name not in self.channels:
                 self._workers.pop(name).cancel()
@@ -471,8 +657,11 @@ class Bridge:
             event.set()
         self._reload_rejected = None
         self._refresh_status()
+        if self._stopping.is_set():
+            return
         systemd.notify("READY=1")
         log.info("config reloaded", feeds=len(config.feeds), channels=list(self.channels))
+        self._warn_orphans()
 
     async def _shutdown(self) -> None:
         # No new polls. Running polls are cancelled at once: a poll commits nothing before its
@@ -497,6 +686,10 @@ class Bridge:
         if self._status_call is not None:
             self._status_call.cancel()
         await self.aclose()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _phase(feed: FeedConfig) -> tuple[float, int]:

@@ -23,6 +23,11 @@ What to do with a failure is decided from the channel error's class alone (chann
 Quiet hours hold routine alerts, `min_gap` paces posts, and beyond `max_per_day` routine
 alerts are held and merged into one digest post the next day; urgent alerts go through all
 three. None of them applies to the `console` channel, which is for people at a terminal.
+
+`max_age` holds at send time too: an alert that waited in the queue (a channel down for days,
+a channel removed from the config and put back) until its item is older than its feed's
+`max_age` is not posted. It is marked failed with the reason ("expired"), logged and shown in
+`status`; never posted stale, never dropped silently.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import structlog
 
 from bridge.channels import Channel, ChannelDownError, ChannelError, MessageRejected, Posted, TransientError
 from bridge.channels.base import GatewayAnswerError
-from bridge.config import AlertSettings, ChannelConfig
+from bridge.config import AlertSettings, ChannelConfig, format_duration
 from bridge.item import Alert
 from bridge.store import Delivery, Store, with_retry
 
@@ -74,6 +79,7 @@ class DrainResult:
     given_up: int = 0
     unverified: int = 0  # accepted by the gateway but not found on the channel afterwards
     waiting: int = 0  # deliveries still pending
+    expired: int = 0  # not posted: older than their feed's max_age when they could go
     next_due: datetime | None = None  # when something becomes due, if anything waits
     down: str | None = None  # why the channel cannot post: it is paused until resumed
     wrong_answer: str | None = None  # a 2xx that was not the platform's success (retried, reported)
@@ -115,6 +121,12 @@ def next_day_start(moment: datetime, timezone: ZoneInfo) -> datetime:
     return day_start(moment, timezone) + timedelta(days=1)
 
 
+def expired(delivery: Delivery, moment: datetime, max_age: timedelta) -> bool:
+    """True when `delivery`'s item is older than `max_age` at `moment`: its publication time,
+    or, for an undated item, the time it was queued."""
+    return moment - (delivery.alert.published or delivery.created) > max_age
+
+
 def digest_alert(deliveries: list[Delivery]) -> Alert:
     """One post listing the titles and links of alerts held back by `max_per_day`."""
     shown = deliveries[:DIGEST_MAX_ITEMS]
@@ -141,13 +153,18 @@ async def drain(
     now: Callable[[], datetime],
     pacing: Pacing | None = None,
     once: bool = False,
+    max_age: Callable[[str], timedelta] | None = None,
 ) -> DrainResult:
     """Send every due pending delivery of `channel`, in order, committing each outcome.
 
     Return when nothing more is due (`next_due` says when something will be), after a
     transient failure, or when the channel is down or paused (`down`). `pacing` None means
     no quiet hours, gap or daily cap (the console). `once` (for `run --once`) tries each
-    delivery at most once, backoff or not, and goes on past transient failures.
+    delivery at most once, backoff or not, and goes on past transient failures. `max_age`
+    gives a feed id's max_age: a delivery older than that when it could go is marked failed
+    ("expired") instead of being sent (see `expired`); None sends whatever its age.
+    Before each send the store checks that it still owns the state directory
+    (`StateLockLostError` propagates).
     """
     clog = log.bind(channel=channel.name)
     result = DrainResult(channel=channel.name)
@@ -165,7 +182,8 @@ async def drain(
         if not batch:
             break
         tried.update(d.id for d in batch)
-        outcome = await _attempt(channel, batch, store, moment, now, clog)
+        outcome = await _attempt(channel, batch, store, moment, now, clog, max_age)
+        result.expired += outcome.expired
         if outcome.posted is not None:
             result.sent += 1
             if outcome.posted.verified is False:
@@ -236,6 +254,19 @@ def _due(
     return ([head], None) if ready <= moment else ([], ready)
 
 
+def _expire(stale: list[Delivery], store: Store, max_age: Callable[[str], timedelta],
+            dlog: structlog.typing.FilteringBoundLogger) -> None:
+    for delivery in stale:
+        limit = format_duration(max_age(delivery.feed_id))
+        # In flight: an earlier attempt's outcome is unknown (the channel could not tell).
+        outcome = "not sent again" if delivery.in_flight else "not posted"
+        reason = f"expired: older than its feed's max_age ({limit}) when it could be sent; {outcome}"
+        store.update_delivery(replace(delivery, state="failed", in_flight=False, last_error=reason))
+        dlog.warning("alert not posted: older than max_age when it could be sent; marked failed",
+                     delivery=delivery.id, title=delivery.alert.title, max_age=limit,
+                     published=(delivery.alert.published or delivery.created).isoformat())
+
+
 @dataclass(slots=True)
 class _Outcome:
     posted: Posted | None = None
@@ -245,6 +276,7 @@ class _Outcome:
     wrong_answer: bool = False  # the gateway answered 2xx with something that is not a post
     down: bool = False
     given_up: bool = False
+    expired: int = 0
 
 
 async def _attempt(
@@ -254,6 +286,7 @@ async def _attempt(
     moment: datetime,
     now: Callable[[], datetime],
     clog: structlog.typing.FilteringBoundLogger,
+    max_age: Callable[[str], timedelta] | None = None,
 ) -> _Outcome:
     """Try one delivery (or one digest of several) and commit its outcome."""
     head = batch[0]
@@ -263,15 +296,22 @@ async def _attempt(
         dlog = dlog.bind(digest=len(batch))
     try:
         if head.in_flight:
+            # First: a post that went out before a crash is recorded as posted, however old.
             recovered = await channel.recover(alert, delivery_id=head.id, token=head.token)
             if recovered is not None:
                 store.record_posts(batch, recovered.remote_id, now(), verified=recovered.verified)
                 dlog.info("alert was already posted before the restart; not sending again",
                           title=alert.title, remote_id=recovered.remote_id)
                 return _Outcome(posted=recovered)
+        if max_age is not None:
+            stale = [d for d in batch if expired(d, moment, max_age(d.feed_id))]
+            if stale:
+                _expire(stale, store, max_age, dlog)
+                return _Outcome(retry_now=True, expired=len(stale))  # the next one may go now
         token = head.token if head.token is not None else await channel.prepare(head.id)
         head = replace(head, token=token, in_flight=True)
         store.update_delivery(head)
+        store.check_lock()  # never post from a state directory that is no longer ours
         posted = await channel.send(alert, delivery_id=head.id, token=token, plain=head.plain)
     except TransientError as exc:
         # A timeout, or a wrong answer from a proxy that forwarded the request, may hide a post

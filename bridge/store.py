@@ -2,7 +2,8 @@
 
 Layout (schema version in `outbox.json`, table `meta`):
 
-    lock                 flock()ed by the running daemon; a second instance exits
+    lock                 flock()ed by the running daemon (a second instance exits); holds its pid
+                         and, while it cannot write the state, why (see `state_condition`)
     feeds/<feed_id>.json one file per feed: the identity keys seen from it
     polls.json           every feed's poll state: validators, health (written periodically)
     outbox.json          deliveries not yet sent (pending) or given up (failed), channel pacing
@@ -17,6 +18,12 @@ Ordering gives crash safety without transactions across files: new deliveries ar
 the outbox *before* their keys are marked seen (a crash in between re-finds the item, and the
 delivery id is deterministic, so nothing doubles), and a sent delivery is added to the history
 *before* it leaves the outbox (a crash in between is mended at open).
+
+A write that fails (a full disk, a read-only mount) raises `StateWriteError`, which says
+"state directory full or not writable", the path and the OS error; nothing half-written is
+left behind. A writer checks before every write that its lock file is still the one named by
+the lock path (`check_lock`): a state directory removed or replaced under a running daemon
+stops it rather than letting two instances post.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ import errno
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Mapping
+import stat
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,29 +68,106 @@ class StateLockedError(StateError):
     """Another channel-bridge process holds the state directory."""
 
 
+class StateLockLostError(StateError):
+    """The lock path no longer names the lock file this process holds: the state directory was
+    removed, moved or replaced while running, and another instance could take it."""
+
+
+# What a person reads in `status`, the log and the systemd status line when a write fails.
+STATE_PROBLEM = "state directory full or not writable"
+
+
+def _write_hint(state_dir: Path, code: int | None) -> str:
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return (f"free space on the disk holding {state_dir} (df -h {state_dir}); "
+                "channel-bridge resumes by itself once it can write again")
+    if code == errno.EROFS:
+        return (f"the file system holding {state_dir} is mounted read-only: remount it read-write "
+                "(and check the disk: dmesg), or set bridge.state_dir to a writable directory")
+    if code in (errno.EACCES, errno.EPERM):
+        return (f"the service's user cannot write {state_dir}: check its owner and permissions "
+                "(systemd: StateDirectory=)")
+    return f"check the disk holding {state_dir} (dmesg, df -h {state_dir})"
+
+
+class StateWriteError(StateError, OSError):
+    """A state file could not be written: the disk is full, the file system read-only, the
+    directory not writable. Also an `OSError` (with `errno`, `strerror`, `filename`), so code
+    that handles the OS error as such still does."""
+
+    def __init__(self, path: Path, error: OSError, *, hint: str = "") -> None:
+        self.path = path
+        self.detail = f"{path}: {error.strerror or error}"
+        StateError.__init__(self, f"{STATE_PROBLEM}: {self.detail}", hint=hint or _write_hint(path.parent, error.errno))
+        self.errno = error.errno
+        self.strerror = error.strerror or str(error)
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def write_failure(exc: BaseException, state_dir: Path) -> StateWriteError | None:
+    """`exc` as a failed write under `state_dir`, or None when it is something else.
+
+    A `StateWriteError`, or an OS error of the kind a full or read-only disk gives (from code
+    that does not wrap its errors): the daemon reports them as the state directory's condition
+    and resumes when writes succeed again; anything else is a bug.
+    """
+    if isinstance(exc, StateWriteError):
+        return exc
+    if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return None
+    path = Path(os.fsdecode(exc.filename)) if exc.filename else None
+    if path is not None and not path.is_relative_to(state_dir):
+        return None  # another disk's trouble (a temporary directory, say): not the state's
+    return StateWriteError(path or state_dir, exc)
+
+
+def _write_fully(fd: int, data: bytes) -> None:
+    """Write all of `data` to `fd`: a write may take only part of it (a nearly full disk)."""
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        if written <= 0:  # never for a regular file; it would loop forever
+            raise OSError(errno.EIO, "the file system accepted none of the bytes")
+        view = view[written:]
+
+
 def write_atomically(path: Path, data: bytes) -> None:
-    """Replace `path` with `data` so that a crash leaves the old or the new content, never a mix."""
+    """Replace `path` with `data` so that a crash leaves the old or the new content, never a mix.
+
+    Raise `StateWriteError` when it cannot be written; the old content stays, and the
+    temporary file is removed (on a full disk it would hold the space that is left).
+    """
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            _write_fully(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass  # never created, or the directory itself is gone or read-only
+        raise StateWriteError(path, exc) from None
     _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
     """Make a rename or a new file in `directory` durable."""
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        raise StateWriteError(directory, exc) from None
 
 
 class AtomicJSONStorage(Storage):
@@ -139,7 +224,23 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def _from_iso(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text) if text else None
+    return _time(text, "time") if text else None
+
+
+def _time(text: Any, name: str, notes: list[str] | None = None) -> datetime:
+    """An ISO time from a state file, always aware: one without a zone (a hand edit, another
+    program) is read as UTC, and `notes` is told so. Raise ValueError when it is not a time."""
+    if not isinstance(text, str):
+        raise ValueError(f"{name} is not a time: {text!r}")
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        if notes is not None:
+            notes.append(f"{name} {text} has no time zone: read as UTC")
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+DELIVERY_STATES = ("pending", "failed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,24 +354,53 @@ class Delivery:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Delivery:
-        return cls(
-            id=data["id"],
-            channel=data["channel"],
-            feed_id=data["feed_id"],
-            alert=Alert.from_dict(data["alert"]),
-            created=datetime.fromisoformat(data["created"]),
-            order=float(data["order"]),
-            urgent=bool(data.get("urgent", False)),
-            attempts=int(data.get("attempts", 0)),
-            next_attempt=_from_iso(data.get("next_attempt")),
-            last_error=data.get("last_error"),
-            state=data.get("state", "pending"),
-            token=data.get("token"),
-            in_flight=bool(data.get("in_flight", False)),
-            plain=bool(data.get("plain", False)),
-            held=bool(data.get("held", False)),
-        )
+    def from_dict(cls, data: Mapping[str, Any], notes: list[str] | None = None) -> Delivery:
+        """Rebuild a delivery stored with `to_dict`, tolerating hand edits and older versions.
+
+        A time without a zone is read as UTC; a `state` this version does not know is kept as
+        "failed" with the reason in `last_error` (visible in `status`, never sent, never
+        dropped). Each such repair is added to `notes`. Raise `StateError` when the entry
+        cannot be a delivery at all (a field missing or of the wrong kind).
+        """
+        ident = data.get("id") if isinstance(data, Mapping) else None
+        local: list[str] = []
+        try:
+            alert = Alert.from_dict(data["alert"])
+            if alert.published is not None and alert.published.tzinfo is None:
+                local.append(f"alert.published {alert.published.isoformat()} has no time zone: read as UTC")
+                alert = replace(alert, published=alert.published.replace(tzinfo=UTC))
+            next_attempt = data.get("next_attempt")
+            delivery = cls(
+                id=str(data["id"]),
+                channel=str(data["channel"]),
+                feed_id=str(data["feed_id"]),
+                alert=alert,
+                created=_time(data["created"], "created", local),
+                order=float(data["order"]),
+                urgent=bool(data.get("urgent", False)),
+                attempts=int(data.get("attempts", 0)),
+                next_attempt=_time(next_attempt, "next_attempt", local) if next_attempt else None,
+                last_error=data.get("last_error"),
+                state=data.get("state", "pending"),
+                token=data.get("token"),
+                in_flight=bool(data.get("in_flight", False)),
+                plain=bool(data.get("plain", False)),
+                held=bool(data.get("held", False)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            what = f'missing "{exc.args[0]}"' if isinstance(exc, KeyError) else str(exc)
+            raise StateError(
+                f"outbox entry {ident or '(no id)'} is unreadable: {what}",
+                hint="correct or remove that entry of outbox.json with the daemon stopped, or restore a backup",
+            ) from None
+        if delivery.state not in DELIVERY_STATES:
+            local.append(f'unknown state "{delivery.state}": kept as failed')
+            delivery = replace(delivery, state="failed", in_flight=False, last_error=(
+                f'unknown state "{delivery.state}" in the outbox (hand-edited, or written by another version): '
+                "kept as failed, not sent"))
+        if notes is not None:
+            notes.extend(f"outbox entry {delivery.id}: {note}" for note in local)
+        return delivery
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,14 +429,16 @@ class Post:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Post:
+    def from_dict(cls, data: Mapping[str, Any], notes: list[str] | None = None) -> Post:
+        """Rebuild a record stored with `to_dict`; a time without a zone is read as UTC (and
+        `notes` told). Raise KeyError, TypeError or ValueError when it is not a record."""
         return cls(
-            delivery_id=data["delivery_id"],
-            channel=data["channel"],
-            feed_id=data["feed_id"],
-            title=data["title"],
-            link=data["link"],
-            posted_at=datetime.fromisoformat(data["posted_at"]),
+            delivery_id=str(data["delivery_id"]),
+            channel=str(data["channel"]),
+            feed_id=str(data["feed_id"]),
+            title=str(data["title"]),
+            link=str(data["link"]),
+            posted_at=_time(data["posted_at"], f"posted_at of {data['delivery_id']}", notes),
             remote_id=data.get("remote_id"),
             verified=data.get("verified"),
         )
@@ -316,57 +448,153 @@ class PostLog:
     """The audit log of posts: an append-only JSON Lines file.
 
     Appending costs the same whatever the log's length (a TinyDB file would be rewritten whole
-    at every post). Each append is fsynced; a line torn by a crash is cut off before the next
+    at every post). Each append is written whole and fsynced, or not at all: a write that
+    fails part-way (a nearly full disk takes only part of it) is cut back to where the log
+    ended, and `StateWriteError` is raised. A line torn by a crash is cut off before the next
     append, and a reader skips it: its delivery is still in the outbox, in flight, and is
-    reconciled with the channel before anything is sent again.
+    reconciled with the channel before anything is sent again. A complete last record that
+    lacks only its newline is kept, and the next append starts on a new line.
     """
 
-    def __init__(self, path: Path, *, read_only: bool) -> None:
+    # A record is far shorter; the tail is looked for in this many last bytes first.
+    TAIL_WINDOW = 65536
+
+    def __init__(self, path: Path, *, read_only: bool, check: Callable[[], None] = lambda: None) -> None:
         self.path = path
         self.read_only = read_only
+        self._check = check  # raises when this process may no longer write the state
         self._checked_tail = read_only
 
     def read(self) -> list[Post]:
-        """Every complete record, in file order."""
+        """Every complete record, in file order.
+
+        A record glued onto a torn one (what a short write of an older version left) is
+        recovered. A time without a zone is read as UTC. Both, and lines that cannot be read,
+        are logged as one warning; a torn last line (a crash, or an append under way) is not.
+        """
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
             return []
         posts = []
-        for line in raw.splitlines():
-            try:
-                posts.append(Post.from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                continue  # a torn last line; see the class docstring
+        notes: list[str] = []
+        unreadable = 0
+        lines = raw.split(b"\n")
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            post = _parse_post(line, notes)
+            if post is None and (found := line.rfind(b'{"delivery_id"')) > 0:
+                post = _parse_post(line[found:], notes)  # glued on: the torn part before it is lost
+                if post is not None:
+                    notes.append(f"line {number}: a torn record before {post.delivery_id} skipped")
+            if post is not None:
+                posts.append(post)
+            elif number < len(lines):  # not the last line: damage, not a crash mid-append
+                unreadable += 1
+        if unreadable:
+            notes.append(f"{unreadable} unreadable line(s) skipped")
+        if notes:
+            log.warning("history has records written by hand or damaged; read what could be read",
+                        file=str(self.path), count=len(notes), details=notes[:5])
         return posts
 
     def append(self, posts: list[Post]) -> None:
-        """Add `posts` durably (write, fsync) before returning."""
+        """Add `posts` durably (write, fsync) before returning, or raise `StateWriteError` and
+        leave the log as it was."""
         if self.read_only:
             raise StateError(f"{self.path} is open read-only")
+        self._check()
         if not self._checked_tail:
-            self._cut_torn_tail()
+            self._mend_tail()
         data = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in posts).encode()
         created = not self.path.exists()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, data)
-            os.fsync(fd)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateWriteError(self.path, exc) from None
+        try:
+            end = os.fstat(fd).st_size  # one writer (the lock): our records start here
+            try:
+                _write_fully(fd, data)
+                os.fsync(fd)
+            except OSError as exc:
+                self._cut_back(fd, end)
+                raise StateWriteError(self.path, exc) from None
         finally:
             os.close(fd)
         if created:
             _fsync_dir(self.path.parent)
 
-    def _cut_torn_tail(self) -> None:
-        self._checked_tail = True
+    def _cut_back(self, fd: int, end: int) -> None:
+        """Undo a failed append: the log ends where it ended before."""
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return
-        if raw and not raw.endswith(b"\n"):
+            os.ftruncate(fd, end)  # shrinking needs no free space
+            os.fsync(fd)
+        except OSError:
+            self._checked_tail = False  # the next append looks at the tail again
+        else:
+            self._checked_tail = True
+
+    def _mend_tail(self) -> None:
+        """Make the log end with a newline: a complete last record that lacks only its newline
+        gets one, a torn one is cut off."""
+        try:
             with open(self.path, "r+b") as file:
-                file.truncate(raw.rfind(b"\n") + 1)
+                size = os.fstat(file.fileno()).st_size
+                if size == 0:
+                    self._checked_tail = True
+                    return
+                file.seek(max(size - self.TAIL_WINDOW, 0))
+                tail = file.read()
+                if tail.endswith(b"\n"):
+                    self._checked_tail = True
+                    return
+                if b"\n" not in tail and size > len(tail):
+                    file.seek(0)
+                    tail = file.read()
+                start = size - len(tail) + tail.rfind(b"\n") + 1
+                last = tail[tail.rfind(b"\n") + 1:]
+                if _parse_post(last, None) is not None:
+                    file.seek(size)
+                    file.write(b"\n")
+                else:
+                    file.truncate(start)
+                file.flush()
                 os.fsync(file.fileno())
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise StateWriteError(self.path, exc) from None
+        self._checked_tail = True
+
+
+def _parse_post(line: bytes, notes: list[str] | None) -> Post | None:
+    try:
+        return Post.from_dict(json.loads(line), notes)
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _schema_version(meta: object, path: Path) -> int | None:
+    """The schema version in the outbox's `meta` table, None when not recorded yet. Raise
+    `StateError` when it is not a whole number (a hand edit wrote "2", say)."""
+    if not isinstance(meta, Mapping) or "schema" not in meta:
+        return None
+    version = meta["schema"]
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise StateError(
+            f"{path}: the schema version is {json.dumps(version)}, not a whole number",
+            hint=f'write it as a number, as channel-bridge does ("schema": {SCHEMA_VERSION}), or restore the file '
+                 "from a backup",
+        )
+    return version
+
+
+def _warn_repaired(path: Path, notes: list[str]) -> None:
+    if notes:
+        log.warning("state written by hand or by another version: read with the repairs listed",
+                    file=str(path), count=len(notes), details=notes[:5])
 
 
 class Store:
@@ -376,6 +604,7 @@ class Store:
         self.state_dir = state_dir
         self.read_only = read_only
         self._lock_fd: int | None = None
+        self._lock_lost: StateLockLostError | None = None
         self._states: dict[str, FeedState] = {}  # every feed's poll state (polls.json)
         self._states_dirty = False
         # (channel, key, feed) -> last seen: every feed file's keys, packed (see bridge.seen)
@@ -406,36 +635,104 @@ class Store:
                 state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
                 (state_dir / "feeds").mkdir(mode=0o700, exist_ok=True)
             except OSError as exc:
-                raise StateError(
-                    f"cannot create state directory {state_dir}: {exc.strerror or exc}",
-                    hint="check bridge.state_dir in config.toml and the directory's permissions",
-                ) from None
+                hint = "check bridge.state_dir in config.toml and the directory's permissions"
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                    hint = _write_hint(state_dir.parent, exc.errno)
+                raise StateError(f"cannot create state directory {state_dir}: {exc.strerror or exc}",
+                                 hint=hint) from None
             store._take_lock()
         try:
             store._load()
         except BaseException:
-            store.close()
+            store._release()  # nothing to save: it was being read
             raise
         return store
 
     def _take_lock(self) -> None:
         path = self.state_dir / "lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StateWriteError(path, exc, hint=_write_hint(self.state_dir, exc.errno)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            holder = os.pread(fd, 64, 0).decode(errors="replace").partition("\n")[0].strip() or "unknown"
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise StateLockedError(
                     f"another channel-bridge (pid {holder}) is already using {self.state_dir}",
                     hint="stop it first (systemctl stop channel-bridge), or give this one its own state_dir",
                 ) from None
-            raise
+            raise StateWriteError(path, exc) from None
         # The lock dies with the process (even on SIGKILL): nothing stale can block a restart.
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._lock_fd = fd
+        try:
+            self._write_lock_record(None, None, "")
+        except OSError as exc:
+            self._release()
+            raise StateWriteError(path, exc) from None
+
+    def _write_lock_record(self, problem: str | None, since: datetime | None, hint: str) -> None:
+        """The lock file's content: the pid, then why the state cannot be written, if it cannot.
+
+        Rewritten in place and only shrunk after (never truncated to nothing first): the block
+        it occupies stays allocated, so this write needs no free space and works on a full
+        disk, where `status` must learn why nothing else could be written.
+        """
+        assert self._lock_fd is not None
+        record = f"{os.getpid()}\n"
+        if problem:
+            record += json.dumps({"state_problem": problem[:1000], "since": _iso(since), "hint": hint[:1000]},
+                                 ensure_ascii=False) + "\n"
+        data = record.encode()
+        os.pwrite(self._lock_fd, data, 0)
+        os.ftruncate(self._lock_fd, len(data))
+
+    def note_problem(self, problem: str | None, since: datetime | None = None, hint: str = "") -> None:
+        """Record (or clear, with None) why the state cannot be written, for `status` to read
+        (see `state_condition`). Best effort: a failure here changes nothing else."""
+        if self._lock_fd is None or self._lock_lost is not None:
+            return
+        try:
+            self._write_lock_record(problem, since, hint)
+        except OSError as exc:
+            log.debug("could not record the state problem in the lock file", error=str(exc))
+
+    def check_lock(self) -> None:
+        """Raise `StateLockLostError` when the lock path no longer names the file whose lock
+        this process holds (its device and inode differ, or it is gone): the state directory
+        was removed, moved or replaced, and a second instance could take it and post the
+        same alerts. Once lost, every later write raises too. A reader has nothing to check.
+        """
+        if self._lock_fd is None:
+            return
+        if self._lock_lost is not None:
+            raise self._lock_lost
+        path = self.state_dir / "lock"
+        held = os.fstat(self._lock_fd)
+        try:
+            named = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            why = "its lock file is gone"
+        except OSError:
+            return  # cannot tell (permissions, I/O): the write that follows says what is wrong
+        else:
+            if (named.st_dev, named.st_ino) == (held.st_dev, held.st_ino):
+                return
+            why = "its lock file was replaced by another one"
+        self._lock_lost = StateLockLostError(
+            f"the state directory {self.state_dir} was removed or replaced while running ({why}): "
+            "stopping, so that no second instance posts the same alerts",
+            hint="restore the directory from a backup, or start channel-bridge again "
+                 "(systemctl restart channel-bridge): it starts afresh and posts nothing old",
+        )
+        raise self._lock_lost
+
+    @property
+    def lock_lost(self) -> bool:
+        """True once `check_lock` found the state directory removed or replaced."""
+        return self._lock_lost is not None
 
     def _load(self) -> None:
         outbox_path = self.state_dir / "outbox.json"
@@ -452,7 +749,7 @@ class Store:
                 self._quarantine(outbox_path, exc)
                 self._outbox = _open_db(outbox_path, read_only=False)
                 meta = None
-            version = meta["schema"] if isinstance(meta, Mapping) else None
+            version = _schema_version(meta, outbox_path)
             if version is None and not self.read_only:
                 self._outbox.table("meta").insert({"schema": SCHEMA_VERSION})
                 self._flush(self._outbox)
@@ -462,15 +759,17 @@ class Store:
                     f"this version reads up to {SCHEMA_VERSION})",
                     hint="upgrade channel-bridge, or restore the state backup of the older version",
                 )
+            notes: list[str] = []
             for doc in self._outbox.table("deliveries").all():
-                delivery = Delivery.from_dict(doc)
+                delivery = Delivery.from_dict(doc, notes)
                 self._deliveries[delivery.id] = delivery
+            _warn_repaired(outbox_path, notes)
             for doc in self._outbox.table("channels").all():
                 if doc.get("last_post"):
-                    self._last_post[doc["channel"]] = datetime.fromisoformat(doc["last_post"])
+                    self._last_post[doc["channel"]] = _time(doc["last_post"], "last_post")
                 if doc.get("paused"):
                     self._paused[doc["channel"]] = doc["paused"]
-        self._history = PostLog(self.state_dir / "history.jsonl", read_only=self.read_only)
+        self._history = PostLog(self.state_dir / "history.jsonl", read_only=self.read_only, check=self.check_lock)
         for post in self._history.read():
             self._posted_ids.add(post.delivery_id)
             self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
@@ -540,6 +839,7 @@ class Store:
         return seen, primed
 
     def _write_seen(self, feed_id: str, seen: Mapping[str, Mapping[str, int]]) -> None:
+        self.check_lock()
         rows = (
             {"c": channel, "k": key, "t": last}
             for channel, marks in sorted(seen.items())
@@ -557,30 +857,52 @@ class Store:
         return self.state_dir / "feeds" / f"{feed_id}.json"
 
     def _write_states(self) -> None:
+        self.check_lock()
         document = {"polls": {str(n): state.to_dict() for n, state in enumerate(self._states.values(), 1)}}
         write_atomically(self.state_dir / "polls.json",
                          json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
         self._states_dirty = False
 
-    def flush(self) -> None:
+    def flush(self, *, force: bool = False) -> None:
         """Write the feeds' poll states if they changed since the last write (see `save_feed`),
-        and fold the keys seen since into the packed index."""
-        if self._states_dirty and not self.read_only:
+        or anyway with `force` (a test that the state can be written again), and fold the keys
+        seen since into the packed index. Raise `StateWriteError` when they cannot be written."""
+        if (self._states_dirty or force) and not self.read_only:
             self._write_states()
         self._seen.merge()
 
     def _quarantine(self, path: Path, exc: Exception) -> None:
         """Move an unreadable state file aside, keeping it for inspection, and say so loudly."""
         aside = path.with_name(f"{path.name}.corrupt-{_now():%Y%m%dT%H%M%S}")
-        os.replace(path, aside)
+        self.check_lock()
+        try:
+            os.replace(path, aside)
+        except OSError as error:
+            raise StateWriteError(path, error) from None
         _fsync_dir(path.parent)
         log.error("state file unreadable: moved aside, starting it afresh", file=str(path), moved_to=str(aside),
                   error=str(exc))
 
     def close(self) -> None:
-        """Write what is held in memory only, then release files and the lock."""
-        if not self.read_only:
-            self.flush()
+        """Write what is held in memory only, then release files and the lock (always).
+
+        Raise `StateWriteError` when that write fails (a full or read-only disk at stop): only
+        poll states are lost, and the next start fetches every feed in full. Once the lock is
+        lost nothing is written: the directory may be another instance's by now.
+        """
+        try:
+            if not self.read_only and self._lock_lost is None:
+                try:
+                    self.flush()
+                except StateWriteError as exc:
+                    raise StateWriteError(exc.path, exc, hint=(
+                        f"the feeds' poll states could not be saved at stop; nothing else is lost (the "
+                        f"next start fetches every feed in full): {_write_hint(self.state_dir, exc.errno)}"
+                    )) from None
+        finally:
+            self._release()
+
+    def _release(self) -> None:
         self._seen.clear()
         self._feed_files.clear()
         self._states.clear()
@@ -756,6 +1078,7 @@ class Store:
 
     def _write_outbox(self) -> None:
         assert self._outbox is not None
+        self.check_lock()
         db = self._outbox
         db.table("deliveries").truncate()
         db.table("deliveries").insert_multiple(d.to_dict() for d in self._deliveries.values())
@@ -772,6 +1095,110 @@ class Store:
         """Every post recorded, oldest first, optionally only those at or after `since`."""
         chosen = [p for p in self._history.read() if since is None or p.posted_at >= since]
         return iter(sorted(chosen, key=lambda p: p.posted_at))
+
+
+@dataclass(frozen=True, slots=True)
+class StateCondition:
+    """Whether the state directory can be written, as `status` tells it (see `state_condition`)."""
+
+    path: Path
+    problem: str | None = None  # "state directory full or not writable: ..." when it is
+    since: datetime | None = None  # when the daemon first failed to write, if it said
+    hint: str = ""
+    free_bytes: int | None = None  # for the service's user; None when the directory is missing
+    read_only: bool = False
+    warning: str | None = None  # nearly full: the largest state file could not be rewritten
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "ok": self.problem is None, "problem": self.problem,
+                "since": _iso(self.since), "hint": self.hint or None, "free_bytes": self.free_bytes,
+                "read_only": self.read_only, "warning": self.warning}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: it exists
+    return True
+
+
+def _lock_record(state_dir: Path) -> tuple[int | None, Mapping[str, Any]]:
+    """The pid and the recorded problem in the lock file (see `Store._write_lock_record`)."""
+    try:
+        text = (state_dir / "lock").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None, {}
+    first, _, rest = text.partition("\n")
+    pid = int(first) if first.strip().isdigit() else None
+    try:
+        record = json.loads(rest) if rest.strip() else {}
+    except ValueError:
+        record = {}
+    return pid, record if isinstance(record, Mapping) else {}
+
+
+def state_condition(state_dir: Path) -> StateCondition:
+    """Can the state directory be written? What `status` (a separate, read-only process) says.
+
+    Three sources, so that it is true even when nothing can be written: what the running
+    daemon recorded in its lock file when a write failed (rewritten in place, that record
+    needs no free space; ignored once that daemon is gone), a file system mounted read-only,
+    and no space left (both from statvfs, for the service's user). A directory with less
+    free space than its largest file (rewritten whole, it needs that much again) gets a
+    warning: the next write of that file can fail.
+    """
+    pid, record = _lock_record(state_dir)
+    problem = record.get("state_problem") if pid is not None and _alive(pid) else None
+    since = None
+    if isinstance(problem, str) and problem:
+        try:
+            since = _from_iso(record.get("since"))
+        except ValueError:
+            since = None
+    else:
+        problem = None
+    try:
+        fs = os.statvfs(state_dir)
+    except OSError:
+        return StateCondition(state_dir, problem, since)
+    free = fs.f_bavail * fs.f_frsize
+    read_only = bool(fs.f_flag & os.ST_RDONLY)
+    hint = ""
+    if problem is None and read_only:
+        problem, hint = f"{STATE_PROBLEM}: {state_dir}: Read-only file system", _write_hint(state_dir, errno.EROFS)
+    elif problem is None and fs.f_bavail == 0:
+        problem, hint = f"{STATE_PROBLEM}: {state_dir}: No space left on device", _write_hint(state_dir, errno.ENOSPC)
+    elif problem is not None:
+        hint = str(record.get("hint") or "")
+    warning = None
+    sizes = [(entry.stat().st_size, entry.name) for entry in _state_files(state_dir)]
+    if sizes and problem is None:
+        size, name = max(sizes)
+        if free < size:
+            warning = (f"nearly full: {human_size(free)} free, less than {name} ({human_size(size)}), "
+                       "which is rewritten whole; free space soon")
+    return StateCondition(state_dir, problem, since, hint, free, read_only, warning)
+
+
+def _state_files(state_dir: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(state_dir) as entries:
+            return [e for e in entries if e.name.endswith(".json") and stat.S_ISREG(e.stat().st_mode)]
+    except OSError:
+        return []
+
+
+def human_size(size: int) -> str:
+    """`size` bytes for people: "512 B", "3.4 MB"."""
+    amount = float(size)
+    for unit in ("B", "KB", "MB"):
+        if amount < 1024:
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1024
+    return f"{amount:.1f} GB"
 
 
 def with_retry(delivery: Delivery, *, error: str, at: datetime | None, failed: bool = False) -> Delivery:

@@ -1,6 +1,8 @@
-"""Fixtures shared by the whole suite: real servers on loopback (see tests/servers/)."""
+"""Fixtures shared by the whole suite: real servers on loopback (see tests/servers/), small and
+read-only file systems (tests/filesystems.py)."""
 
 pytest_plugins = [
+    "filesystems",
     "servers.feeds",
     "servers.images",
     "servers.mastodon",
