@@ -2,6 +2,7 @@
 not a test; tests/test_crash.py runs the same harness with 10 kills).
 
 Usage: .venv/bin/python bench/crash.py [--kills 200] [--seed 1] [--no-webhook] [--delay 0.1]
+                                      [--disk-full] [--garbage] [--remove-state N]
 
 The daemon (`channel-bridge run`, interval 1 s) polls a loopback feed that gains an item every
 0.4 s and posts to a fake WAHA (every answer `--delay` seconds late, so kills land during sends)
@@ -9,6 +10,13 @@ and, unless `--no-webhook`, to a webhook receiver that deduplicates by `Idempote
 killed `--kills` times, each 0.3 to 2.5 s (seeded) after its start, and restarted; a last
 daemon drains and stops on SIGTERM. Printed: kills performed, items lost, duplicates per
 channel, unreadable states (goal: 200, 0, 0, 0), and what the daemon was doing at each kill.
+
+The faults of `tests/test_crash.py`'s `Faults`, around the kills: `--disk-full` puts the state
+on a 4 MiB tmpfs filled at random moments (space back 0.2-2 s later; needs root), `--garbage`
+makes the fake WAHA answer 200 with a login page at random moments (half of the time after
+posting), `--remove-state N` removes the state directory under a running daemon in N rounds
+(which must stop by itself; a second daemon then starts on the same path). Items not yet posted
+when their state was removed went with it: they are counted apart, not as lost.
 """
 
 from __future__ import annotations
@@ -21,10 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from filesystems import SmallFs
 from servers.feeds import FeedServer
 from servers.waha import FakeWaha
 from servers.webhook import FakeWebhook
-from test_crash import crash_run
+from test_crash import Faults, crash_run
 
 
 def main() -> int:
@@ -33,6 +42,10 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--delay", type=float, default=0.1, help="seconds every gateway answer is late")
     parser.add_argument("--no-webhook", action="store_true")
+    parser.add_argument("--disk-full", action="store_true", help="ENOSPC at random moments (root: a small tmpfs)")
+    parser.add_argument("--garbage", action="store_true", help="WAHA answers 200 with garbage at random moments")
+    parser.add_argument("--remove-state", type=int, default=0, metavar="N",
+                        help="rounds that remove the state directory under the running daemon")
     args = parser.parse_args()
     started = time.monotonic()
 
@@ -43,9 +56,18 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="crash-bench-") as tmp, FeedServer() as feeds, \
             FakeWaha(delay=args.delay) as waha, FakeWebhook(dedupe=True) as webhook:
         webhook.delay = args.delay
-        report = crash_run(Path(tmp), feeds, waha, None if args.no_webhook else webhook, kills=args.kills,
-                           seed=args.seed, progress=progress)
-        print(f"crash test: {args.kills} kills, seed {args.seed}, gateway delay {args.delay:g} s")
+        disk = SmallFs(Path(tmp) / "fs") if args.disk_full else None
+        try:
+            report = crash_run(Path(tmp), feeds, waha, None if args.no_webhook else webhook, kills=args.kills,
+                               seed=args.seed, progress=progress,
+                               faults=Faults(disk=disk, garbage=args.garbage, removals=args.remove_state))
+        finally:
+            if disk is not None:
+                disk.unmount()
+        kinds = [name for name, on in (("disk full", args.disk_full), ("gateway garbage", args.garbage),
+                                       (f"state removed x{args.remove_state}", args.remove_state)) if on]
+        print(f"crash test: {args.kills} kills, seed {args.seed}, gateway delay {args.delay:g} s"
+              + (f", faults: {', '.join(kinds)}" if kinds else ""))
         for line in report.lines():
             print("  " + line)
         for channel, links in sorted(report.lost.items()):
@@ -56,7 +78,8 @@ def main() -> int:
         if report.final_exit != 0:
             print(report.final_stderr[-3000:])
     clean = (report.final_exit == 0 and not any(report.lost.values()) and not any(report.duplicates.values())
-             and not report.unreadable and not report.lock_held)
+             and not report.unreadable and not report.lock_held
+             and all(code not in (0, None) for code in report.stopped_by_itself))
     return 0 if clean else 1
 
 

@@ -9,6 +9,11 @@ gone. At the end a last daemon drains everything and stops on SIGTERM; then ever
 posted, none twice.
 
 `crash_run` is the harness; `bench/crash.py` runs it with 200 kills and prints the figures.
+`Faults` adds the unlucky world around the kills: the state directory on a small file system
+that fills up at random moments and gets its space back (ENOSPC anywhere: feed files, outbox,
+history, poll states), a WhatsApp gateway that answers 200 with garbage for a while (a proxy's
+login page, with the post sometimes forwarded behind it), and the state directory removed under
+a running daemon, which must then stop by itself.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import fcntl
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from filesystems import SmallFs
 from servers.feeds import FeedServer, rss
 from servers.waha import FakeWaha
 from servers.webhook import FakeWebhook
@@ -58,6 +65,11 @@ class CrashReport:
     final_exit: int | None = None
     final_stderr: str = ""
     seconds: float = 0.0
+    disk_full: int = 0  # times the state's file system was filled (space given back after each)
+    garbage: int = 0  # times the WhatsApp gateway started answering 200 with garbage
+    removals: int = 0  # times the state directory was removed under a running daemon
+    stopped_by_itself: list[int | None] = field(default_factory=list)  # exit status after each removal
+    forgotten: int = 0  # items not yet posted when their state was removed (gone with it, expected)
 
     def lines(self) -> list[str]:
         kinds = ", ".join(f"{event} {count}" for event, count in self.last_events.most_common(8))
@@ -72,6 +84,11 @@ class CrashReport:
             f"lock left held:         {self.lock_held}",
             f"leftover processes:     {self.leftover_processes}",
             f"final stop exit code:   {self.final_exit}",
+            *([f"faults:                 disk filled {self.disk_full} times, gateway garbage {self.garbage} "
+               f"times, state removed {self.removals} times"] if self.disk_full or self.garbage or self.removals
+              else []),
+            *([f"after each removal:     exit status {self.stopped_by_itself} (the daemon stopped by itself); "
+               f"{self.forgotten} unposted items went with the removed state"] if self.removals else []),
             f"last log event before each kill: {kinds}",
             f"wall time:              {self.seconds:.0f} s",
         ]
@@ -99,6 +116,7 @@ class Stream:
         self.first_new = 1
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self.held = threading.Event()  # set: no new item for now
         self._thread: threading.Thread | None = None
 
     def publish(self, n: int = 1) -> None:
@@ -113,7 +131,8 @@ class Stream:
 
     def _run(self) -> None:
         while not self._stop.wait(self.every) and self.count < self.limit:
-            self.publish()
+            if not self.held.is_set():
+                self.publish()
 
     def stop(self) -> None:
         self._stop.set()
@@ -241,17 +260,120 @@ def last_event(log: Path) -> str:
     return "starting"
 
 
+@dataclass(frozen=True)
+class Faults:
+    """What goes wrong around the kills (see the module docstring)."""
+
+    disk: SmallFs | None = None  # the state lives on this file system, filled at random moments
+    garbage: bool = False  # the WhatsApp gateway answers 200 with garbage at random moments
+    removals: int = 0  # kill rounds (spread over the run) that remove the state directory instead
+
+
+class Chaos:
+    """A seeded background thread that fills the disk and garbles the gateway now and then, each
+    fault lasting 0.2 to 2 s, until `stop()`, which leaves both healthy."""
+
+    def __init__(self, faults: Faults, waha: FakeWaha, report: CrashReport, seed: int) -> None:
+        self.faults = faults
+        self.waha = waha
+        self.report = report
+        self.rng = random.Random(seed)
+        self.paused = threading.Event()  # set: no new fault starts (a removal is being handled)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> None:
+        if self.faults.disk is not None or self.faults.garbage:
+            self._thread.start()
+
+    def _run(self) -> None:
+        kinds = [kind for kind, on in (("disk", self.faults.disk is not None), ("garbage", self.faults.garbage)) if on]
+        while not self._stop.wait(self.rng.uniform(0.3, 2.5)):
+            if self.paused.is_set():
+                continue
+            kind = self.rng.choice(kinds)
+            if kind == "disk":
+                assert self.faults.disk is not None
+                self.faults.disk.fill()
+                self.report.disk_full += 1
+            else:
+                self.waha.garble_next(None, forward=self.rng.random() < 0.5)
+                self.report.garbage += 1
+            self._stop.wait(self.rng.uniform(0.2, 2.0))
+            self.heal()
+
+    def heal(self) -> None:
+        if self.faults.disk is not None:
+            self.faults.disk.free()
+        self.waha.clear_garbage()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+        self.heal()
+
+
+def posted_links(channel: str, waha: FakeWaha, webhook: FakeWebhook | None) -> list[str]:
+    """The item links posted on `channel` so far, once per post."""
+    if channel == "whatsapp":
+        return [line for post in waha.posts for line in post.text.splitlines() if line.startswith(SITE)]
+    assert webhook is not None
+    return [str(json.loads(request.body)["link"]) for request in webhook.deliveries]
+
+
+def remove_state(daemon: subprocess.Popen[bytes], log: Path, state_dir: Path, config_path: str, stream: Stream,
+                 chaos: Chaos, report: CrashReport, waha: FakeWaha, webhook: FakeWebhook | None) -> set[str]:
+    """Remove the state directory under the running `daemon` (once it has started, holding the
+    state), which must stop by itself; then prime a fresh state on the same path, as the
+    restart systemd's Restart= makes would. Return the links that went with the removed state
+    (published, not yet posted on every channel)."""
+    wait_for(lambda: daemon.poll() is not None or "channel-bridge started" in log.read_text(errors="replace"), 60)
+    chaos.paused.set()
+    stream.held.set()  # no new item until the new state is primed: what it records is known
+    try:
+        chaos.heal()
+        shutil.rmtree(state_dir, ignore_errors=True)
+        report.removals += 1
+        try:
+            report.stopped_by_itself.append(daemon.wait(timeout=15))
+        except subprocess.TimeoutExpired:
+            report.stopped_by_itself.append(None)  # still running: the finding itself
+            daemon.kill()
+            daemon.wait(timeout=10)
+        channels = ["whatsapp", "hook"] if webhook is not None else ["whatsapp"]
+        everywhere = set.intersection(*(set(posted_links(c, waha, webhook)) for c in channels))
+        gone = {f"{SITE}/crash/{n}/" for n in range(1, stream.count + 1)} - everywhere
+        # A fresh state: its first poll records what the feed lists and posts none of it.
+        primed = subprocess.run([sys.executable, "-m", "bridge", "--config", config_path, "run", "--once"],
+                                env=environment(), capture_output=True, text=True, timeout=60)
+        assert primed.returncode == 0, primed.stderr
+        return gone
+    finally:
+        stream.held.clear()
+        chaos.paused.clear()
+
+
 def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook | None = None, *, kills: int,
               seed: int, every: float = 0.4, up: tuple[float, float] = (0.3, 2.5),
-              progress: Callable[[int], None] | None = None) -> CrashReport:
+              progress: Callable[[int], None] | None = None, faults: Faults | None = None) -> CrashReport:
     """Kill the daemon `kills` times at seeded random moments `up` seconds after each start,
-    while the feed gains an item every `every` seconds; then drain, stop and count."""
+    while the feed gains an item every `every` seconds and `faults` strike; then drain, stop
+    and count."""
     started = time.monotonic()
+    faults = faults or Faults()
     rng = random.Random(seed)
     report = CrashReport()
     waha.api_key = API_KEY
     config = write_config(tmp, feeds, waha, webhook)
     state_dir = tmp / "state"
+    if faults.disk is not None:
+        state_dir = faults.disk.path / "state"  # the state on the small file system
+        config.write_text(config.read_text(encoding="utf-8").replace('state_dir = "state"',
+                                                                     f'state_dir = "{state_dir}"'), encoding="utf-8")
+    # Removals spread evenly over the run, never the first round (the state must have a history).
+    removal_rounds = {max(1, kills * (n + 1) // (faults.removals + 1) // 2) for n in range(faults.removals)}
+    chaos = Chaos(faults, waha, report, seed + 1)
     logs = tmp / "logs"
     logs.mkdir(exist_ok=True)
     command = [sys.executable, "-m", "bridge", "--config", str(config)]
@@ -260,7 +382,9 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
     prime = subprocess.run([*command, "run", "--once"], env=environment(), capture_output=True, text=True, timeout=60)
     assert prime.returncode == 0, prime.stderr
     stream.first_new = stream.count + 1
+    forgotten: set[str] = set()
     stream.start()
+    chaos.start()
     try:
         for index in range(kills):
             log = logs / f"run-{index}.log"
@@ -269,6 +393,9 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
                                           stderr=stderr)
             time.sleep(rng.uniform(*up))
             helpers = descendants(daemon.pid)
+            if index in removal_rounds:
+                forgotten |= remove_state(daemon, log, state_dir, str(config), stream, chaos, report, waha, webhook)
+                continue
             daemon.kill()
             daemon.wait(timeout=10)
             report.kills += 1
@@ -282,19 +409,22 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
                 progress(index + 1)
     finally:
         stream.stop()
+        chaos.stop()
     report.published = stream.count - stream.first_new + 1
-    wanted = stream.new_links()
+    report.forgotten = len(forgotten)
+    wanted = stream.new_links() - forgotten
 
     def links(channel: str) -> list[str]:
-        if channel == "whatsapp":
-            return [line for post in waha.posts for line in post.text.splitlines() if line.startswith(SITE)]
-        assert webhook is not None
-        return [str(json.loads(request.body)["link"]) for request in webhook.deliveries]
+        return posted_links(channel, waha, webhook)
 
     channels = ["whatsapp", "hook"] if webhook is not None else ["whatsapp"]
     with (logs / "final.log").open("w") as stderr:
         final = subprocess.Popen([*command, "run"], env=environment(), stdout=subprocess.DEVNULL, stderr=stderr)
     try:
+        # Started (signal handlers in place) before anything else: a SIGTERM during the imports
+        # would end it by the default action, not by a clean stop.
+        assert wait_for(lambda: "channel-bridge started" in (logs / "final.log").read_text(errors="replace"), 60), \
+            (logs / "final.log").read_text(errors="replace")[-3000:]
         # Drain the backlog: wait while posts keep coming, give up after 30 s without progress.
         progress_at, count = time.monotonic(), -1
         for _ in range(20_000):  # bounded: at most ~1000 s even if posts trickle in forever
@@ -348,6 +478,20 @@ def test_ten_kills_with_a_webhook_that_deduplicates(tmp_path: Path, feed_server:
         webhook.delay = 0.1
         report = crash_run(tmp_path, feed_server, waha, webhook, kills=10, seed=7)
     assert_clean(report)
+
+
+def test_kills_with_a_full_disk_a_lying_gateway_and_the_state_removed(tmp_path: Path, feed_server: FeedServer,
+                                                                      small_fs: SmallFs) -> None:
+    """The unlucky world: ENOSPC at random moments (space back after each), WAHA answering 200
+    with a login page (sometimes after posting), and once the state directory removed under the
+    daemon, which stops by itself; between them, SIGKILLs. Nothing lost, nothing twice."""
+    with FakeWaha(delay=0.05) as waha, FakeWebhook(dedupe=True) as webhook:
+        report = crash_run(tmp_path, feed_server, waha, webhook, kills=12, seed=11,
+                           faults=Faults(disk=small_fs, garbage=True, removals=1))
+    assert_clean(report)
+    assert report.disk_full > 0 and report.garbage > 0, "\n".join(report.lines())
+    assert report.removals == 1
+    assert report.stopped_by_itself == [1], "\n".join(report.lines())
 
 
 def corrupt(state_dir: Path, which: str) -> None:
