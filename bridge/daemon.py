@@ -11,19 +11,19 @@ import os
 import signal
 import time
 import zlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from bridge import systemd
 from bridge.article import ArticleReader
 from bridge.channels import Channel, ChannelError, open_channel
+from bridge.clock import Clock, JumpWatch
 from bridge.config import Config, ConfigError, FeedConfig, load_config
 from bridge.fetch import Fetcher
 from bridge.images import ImageLoader
@@ -32,7 +32,8 @@ from bridge.ops import OpsReporter
 from bridge.outbox import DrainResult, drain, pacing_for
 from bridge.parser_pool import ParserPool
 from bridge.poll import PollResult, poll_feed
-from bridge.store import Store
+from bridge.schedule import JobKey, PollSchedule
+from bridge.store import StateError, Store
 
 log = structlog.get_logger("bridge.daemon")
 
@@ -46,6 +47,9 @@ FIRST_POLLS_PER_SECOND = 200
 MAX_PHASES = 600  # scheduler jobs per interval at most: a 5-minute interval has 300 (one a second)
 FLUSH_EVERY = 60.0  # seconds between two writes of the feeds' poll states
 PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
+# How often the wall clock is compared with the monotonic one even when nothing reads it: a
+# worker waiting for the end of quiet hours must hear of a step within seconds.
+CLOCK_CHECK_EVERY = 2.0
 
 
 def utcnow() -> datetime:
@@ -65,10 +69,11 @@ def config_secrets(config: Config) -> list[str]:
 class Bridge:
     """The daemon's moving parts around one open `Store`."""
 
-    def __init__(self, config: Config, store: Store, *, now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, config: Config, store: Store, *, clock: Clock | None = None) -> None:
         self.config = config
         self.store = store
-        self.now = now
+        self.clock = clock or Clock()
+        self._jumps = JumpWatch(self.clock)
         register_secrets(config_secrets(config))
         self.fetcher = make_fetcher(config)
         self.parser = ParserPool()
@@ -83,18 +88,71 @@ class Bridge:
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._polls: dict[str, asyncio.Task[None]] = {}  # feed id -> its poll under way
-        self._phases: dict[tuple[float, int], list[str]] = {}  # (interval, phase) -> feed ids
+        self._phases: dict[JobKey, list[str]] = {}  # (interval, phase) -> feed ids
         self._first_polls: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Future[None]] = set()
         self._stopping = asyncio.Event()
-        self._scheduler: AsyncIOScheduler | None = None
-        self.ops = OpsReporter(None, min_interval=config.ops.min_interval, now=now)
-        self._last_probe: dict[str, datetime] = {}
-        self._epoch = datetime.now(UTC)
+        self._scheduler: PollSchedule | None = None
+        self.ops = OpsReporter(None, min_interval=config.ops.min_interval, now=self.now)
+        self._last_probe: dict[str, float] = {}  # channel -> monotonic time of its last health probe
         self._status = ""
         self._status_at = -STATUS_EVERY
         self._status_call: asyncio.TimerHandle | None = None
         self._reload_rejected: str | None = None
+
+    # -- time -------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The wall time, for the rules of the day and for what people read.
+
+        Every reading first compares the wall clock with the monotonic one: when the wall
+        clock was stepped since the previous reading, the kept deadlines are moved by the step
+        (`_clock_stepped`) before the new time is returned, so a deadline computed from a
+        reading is never off by a step made earlier.
+        """
+        wall, step = self._jumps.read()
+        if step:
+            self._clock_stepped(step)
+        return wall
+
+    def _clock_stepped(self, step: float) -> None:
+        """The wall clock moved by `step` seconds more than the monotonic one: move every
+        wall-clock deadline kept in memory and in the state by as much, so that each still
+        falls due after the same monotonic wait, and wake the delivery workers to plan again
+        (quiet hours and `max_per_day` keep following the wall clock, which has moved).
+
+        Polls need nothing: they are scheduled on the monotonic clock. A channel's last post
+        is a record, not a deadline: see `bridge.outbox` for how `min_gap` treats one that a
+        step back has put in the future.
+        """
+        direction = "back" if step < 0 else "forward"
+        log.warning(f"wall clock jumped {direction} by {abs(round(step))} s; schedule rebuilt", step=round(step, 3))
+        shift = timedelta(seconds=step)
+        try:
+            for delivery in self.store.deliveries():
+                if delivery.next_attempt is not None:
+                    self.store.update_delivery(replace(delivery, next_attempt=delivery.next_attempt + shift))
+            for feed in self.config.feeds:
+                state = self.store.feed_state(feed.id)
+                if state.retry_at is not None or state.failing_since is not None:
+                    self.store.save_feed(replace(
+                        state,
+                        retry_at=state.retry_at + shift if state.retry_at else None,
+                        failing_since=state.failing_since + shift if state.failing_since else None,
+                    ))
+            self.store.flush()
+        except (OSError, StateError) as exc:
+            # What was moved in memory holds until the next write; the daemon goes on.
+            log.error("could not write the moved deadlines to the state", error=str(exc))
+        for event in self._wake.values():
+            event.set()
+
+    async def _watch_clock(self) -> None:
+        """Read the wall clock now and then, so that a step is noticed while nothing else
+        reads it (every worker waiting, no poll under way)."""
+        while True:
+            await self.clock.sleep(CLOCK_CHECK_EVERY)
+            self.now()
 
     def _open_channels(self) -> None:
         self.channels = {
@@ -224,17 +282,13 @@ class Bridge:
             # Test hook for the watchdog: SIGUSR2 blocks the event loop as a real hang would.
             loop.add_signal_handler(signal.SIGUSR2, lambda: time.sleep(3600))
         self._open_channels()
-        self._scheduler = AsyncIOScheduler(
-            timezone=self.config.bridge.timezone,
-            # Late is better than never: apscheduler 3 skips a run more than 1 s late by default.
-            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
-        )
-        self._epoch = datetime.now(self.config.bridge.timezone)
+        self._scheduler = PollSchedule(self.clock, self._poll_phase)
         self._schedule_feeds()
-        self._scheduler.start()
+        scheduler = asyncio.ensure_future(self._scheduler.run())
         self._start_workers()
         watchdog = asyncio.ensure_future(self._watchdog())
         flusher = asyncio.ensure_future(self._flusher())
+        clock_watch = asyncio.ensure_future(self._watch_clock())
         self._refresh_status()
         systemd.notify("READY=1")
         log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
@@ -243,8 +297,10 @@ class Bridge:
         finally:
             systemd.notify("STOPPING=1")
             log.info("stopping")
+            scheduler.cancel()  # no new polls
             watchdog.cancel()
             flusher.cancel()
+            clock_watch.cancel()
             await self._shutdown()
         log.info("stopped")
         return 0
@@ -254,32 +310,19 @@ class Bridge:
 
         A feed is polled every `interval` at a fixed phase of it, drawn from its id: polls are
         spread evenly over the interval (8,000 feeds do not all fire at once), and two polls
-        of a feed are never more than one interval apart. Feeds sharing an interval and a
-        phase share one scheduler job: at most MAX_PHASES jobs per interval, whatever the
-        number of feeds.
+        of a feed are never more than one interval apart, whatever the wall clock does (the
+        schedule runs on the monotonic clock). Feeds sharing an interval and a phase share one
+        scheduler job: at most MAX_PHASES jobs per interval, whatever the number of feeds.
         """
         assert self._scheduler is not None
-        phases: dict[tuple[float, int], list[str]] = {}
+        phases: dict[JobKey, list[str]] = {}
         fresh = []
         for feed in self.config.feeds:
             phases.setdefault(_phase(feed), []).append(feed.id)
             if not previous or previous.get(feed.id) != feed:
                 fresh.append(feed)
         self._phases = phases
-        jobs = {_job_id(key): key for key in phases}
-        for job in self._scheduler.get_jobs():
-            if job.id not in jobs:
-                job.remove()
-        for job_id, (interval, phase) in jobs.items():
-            if self._scheduler.get_job(job_id) is None:
-                self._scheduler.add_job(
-                    self._poll_phase,
-                    IntervalTrigger(seconds=interval, start_date=self._epoch + timedelta(seconds=phase),
-                                    timezone=self.config.bridge.timezone),
-                    args=[(interval, phase)],
-                    id=job_id,
-                    name=job_id,
-                )
+        self._scheduler.set_jobs(phases)
         if fresh:
             task = asyncio.ensure_future(self._poll_first(fresh))
             self._first_polls.add(task)
@@ -288,23 +331,23 @@ class Bridge:
     async def _poll_first(self, feeds: list[FeedConfig]) -> None:
         """Poll `feeds` once soon, spread at FIRST_POLLS_PER_SECOND in phase order; a feed
         whose scheduled poll comes within that spread waits for it instead."""
-        loop = asyncio.get_running_loop()
+        assert self._scheduler is not None
         spread = len(feeds) / FIRST_POLLS_PER_SECOND
-        started = loop.time()
-        elapsed = (datetime.now(self.config.bridge.timezone) - self._epoch).total_seconds()
+        started = self.clock.monotonic()
         plan = []
         for feed in feeds:
-            interval, phase = _phase(feed)
-            until_scheduled = (phase - elapsed) % interval
+            key = _phase(feed)
+            scheduled = self._scheduler.due(key)
+            until_scheduled = key[0] if scheduled is None else scheduled - started
             if until_scheduled > spread:
-                plan.append((until_scheduled / interval * spread, feed.id))
+                plan.append((until_scheduled / key[0] * spread, feed.id))
         for delay, feed_id in sorted(plan):
-            wait = started + delay - loop.time()
+            wait = started + delay - self.clock.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self.clock.sleep(wait)
             self._start_poll(feed_id)
 
-    async def _poll_phase(self, key: tuple[float, int]) -> None:
+    def _poll_phase(self, key: JobKey) -> None:
         for feed_id in self._phases.get(key, ()):
             self._start_poll(feed_id)
 
@@ -358,20 +401,20 @@ class Bridge:
             if result.down is not None:
                 timeout = PROBE_INTERVAL.total_seconds()
             elif result.next_due is not None:
+                # A wall-clock deadline turned into a monotonic wait: if the wall clock is
+                # stepped meanwhile, `_clock_stepped` wakes this worker to plan again.
                 timeout = max((result.next_due - self.now()).total_seconds(), 0.05)
-            try:
-                await asyncio.wait_for(wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            await self.clock.sleep(timeout, wake)
 
     async def _probe_if_paused(self, name: str) -> None:
         """A paused channel resumes by itself once its health probe succeeds (WAHA session
         WORKING again, Telegram bot admin again), checked every PROBE_INTERVAL."""
         reason = self.store.channel_pause(name)
         last = self._last_probe.get(name)
-        if reason is None or (last is not None and self.now() - last < PROBE_INTERVAL):
+        now = self.clock.monotonic()
+        if reason is None or (last is not None and now - last < PROBE_INTERVAL.total_seconds()):
             return
-        self._last_probe[name] = self.now()
+        self._last_probe[name] = now
         try:
             health = await self.channels[name].probe()
         except ChannelError as exc:
@@ -470,8 +513,6 @@ class Bridge:
         # last, synchronous step, so cutting one short loses nothing (the next start polls
         # again), while a slow feed could otherwise hold the stop for its whole deadline.
         # Sends in flight get STOP_GRACE to finish.
-        if self._scheduler is not None:
-            self._scheduler.pause()
         for task in [*self._first_polls, *self._polls.values()]:
             task.cancel()
         for event in self._wake.values():
@@ -483,24 +524,17 @@ class Bridge:
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=1)
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
         if self._status_call is not None:
             self._status_call.cancel()
         await self.aclose()
 
 
-def _phase(feed: FeedConfig) -> tuple[float, int]:
+def _phase(feed: FeedConfig) -> JobKey:
     """The feed's interval (seconds) and the second of it at which it is polled: one of at most
     MAX_PHASES evenly spaced ones, so that a long interval does not take a job per feed."""
     interval = feed.interval.total_seconds()
     step = max(-(-int(interval) // MAX_PHASES), 1)  # seconds between two phases, rounded up
     return interval, zlib.crc32(feed.id.encode()) % max(int(interval) // step, 1) * step
-
-
-def _job_id(key: tuple[float, int]) -> str:
-    interval, phase = key
-    return f"poll every {interval:g}s at +{phase}s"
 
 
 def make_fetcher(config: Config) -> Fetcher:

@@ -163,7 +163,7 @@ async def drain(
         if not batch:
             break
         tried.update(d.id for d in batch)
-        outcome = await _attempt(channel, batch, store, moment, now, clog)
+        outcome = await _attempt(channel, batch, store, now, clog)
         if outcome.posted is not None:
             result.sent += 1
             if outcome.posted.verified is False:
@@ -216,7 +216,10 @@ def _due(
         if pacing.quiet_hours and in_quiet_hours(moment, alerts, timezone):
             ready = max(ready, quiet_hours_end(moment, alerts, timezone))
         last = store.last_post(channel)
-        if pacing.min_gap and last is not None:
+        # A last post later than now means the wall clock was stepped back since: it holds
+        # nothing (else it would hold the queue for the whole step). The next post may then
+        # come sooner than min_gap after it; the pacing goes on from that post.
+        if pacing.min_gap and last is not None and last <= moment:
             ready = max(ready, last + pacing.min_gap)
         if pacing.max_per_day is not None and ready <= moment:
             today = day_start(moment, timezone)
@@ -246,11 +249,14 @@ async def _attempt(
     channel: Channel,
     batch: list[Delivery],
     store: Store,
-    moment: datetime,
     now: Callable[[], datetime],
     clog: structlog.typing.FilteringBoundLogger,
 ) -> _Outcome:
-    """Try one delivery (or one digest of several) and commit its outcome."""
+    """Try one delivery (or one digest of several) and commit its outcome.
+
+    A retry is planned from the time read after the attempt, not before it: a step of the
+    wall clock during a send is then already accounted for (see `bridge.clock`).
+    """
     head = batch[0]
     alert = head.alert if len(batch) == 1 else digest_alert(batch)
     dlog = clog.bind(delivery=head.id, feed=head.feed_id, attempt=head.attempts + 1)
@@ -272,9 +278,10 @@ async def _attempt(
         # A timeout may hide a post that went out: the delivery stays in flight, so the next
         # attempt asks the channel before sending again.
         delay = retry_delay(head.attempts + 1, exc.retry_after)
-        store.update_delivery(with_retry(head, error=str(exc), at=moment + delay))
+        retry_at = now() + delay
+        store.update_delivery(with_retry(head, error=str(exc), at=retry_at))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
-        return _Outcome(error=str(exc), retry_at=moment + delay)
+        return _Outcome(error=str(exc), retry_at=retry_at)
     except ChannelDownError as exc:
         store.update_delivery(replace(with_retry(head, error=str(exc), at=None), in_flight=False))
         dlog.error("channel cannot post; its queue is paused, nothing is lost", error=str(exc), hint=exc.hint)
@@ -290,9 +297,10 @@ async def _attempt(
         return _Outcome(error=str(exc), given_up=True)
     except ChannelError as exc:
         delay = retry_delay(head.attempts + 1)
-        store.update_delivery(with_retry(head, error=str(exc), at=moment + delay))
+        retry_at = now() + delay
+        store.update_delivery(with_retry(head, error=str(exc), at=retry_at))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
-        return _Outcome(error=str(exc), retry_at=moment + delay)
+        return _Outcome(error=str(exc), retry_at=retry_at)
     store.record_posts(batch, posted.remote_id, now(), verified=posted.verified)
     if posted.verified is False:
         dlog.error("gateway accepted the alert but it is not visible on the channel", title=alert.title,

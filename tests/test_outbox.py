@@ -8,11 +8,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from servers.waha import FakeWaha
 
 from bridge.channels import WahaChannel
+from bridge.channels.console import ConsoleChannel
 from bridge.config import AlertSettings, ChannelConfig, Secret, TimeWindow
 from bridge.item import Alert
+from bridge.ops import OpsReporter
 from bridge.outbox import MAX_RETRY, DrainResult, Pacing, drain, retry_delay
 from bridge.store import Delivery, Store
 
@@ -211,3 +214,37 @@ def test_an_hour_long_outage_then_recovery_delivers_all_in_order_once(tmp_path: 
     assert sent_titles(waha_server) == ["*Avviso 1*", "*Avviso 2*", "*Avviso 3*"]
     assert [p.delivery_id for p in store.posts()] == ["d1", "d2", "d3"]
     store.close()
+
+
+def test_a_last_post_in_the_future_does_not_hold_the_queue(tmp_path: Path, waha_server: FakeWaha) -> None:
+    """The wall clock stepped back an hour after the last post: min_gap must not hold the next
+    one for the hour (nor for the gap after it: the post is history, not a deadline)."""
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1), delivery(2)])
+    clock = Clock(NOON)
+    gap = Pacing(min_gap=timedelta(minutes=2))
+    assert run_drain(waha_server, store, clock, pacing=gap).sent == 1
+    clock.advance(-timedelta(hours=1) + timedelta(seconds=5))  # the step back, 5 s after the post
+    result = run_drain(waha_server, store, clock, pacing=gap)
+    assert (result.sent, result.waiting) == (1, 0)
+    store.add_deliveries([delivery(3)])
+    paced = run_drain(waha_server, store, clock, pacing=gap)
+    assert (paced.sent, paced.next_due) == (0, clock.moment + timedelta(minutes=2))  # paced from that post
+    store.close()
+
+
+def test_an_ops_alert_sent_in_the_future_does_not_silence_the_next(capsys: pytest.CaptureFixture[str]) -> None:
+    clock = Clock(NOON)
+    ops = OpsReporter(ConsoleChannel(ChannelConfig(name="ops", type="console")), min_interval=timedelta(hours=1),
+                      now=clock)
+
+    async def report() -> bool:
+        return await ops.report("feed notizie failing", "timeout")
+
+    assert asyncio.run(report())
+    clock.advance(timedelta(minutes=10))
+    assert not asyncio.run(report())  # rate limited
+    clock.advance(-timedelta(hours=1))  # the wall clock steps back: the last alert is "in the future"
+    assert asyncio.run(report())
+    assert not asyncio.run(report())
+    assert capsys.readouterr().out.count("channel-bridge: feed notizie failing") == 2
