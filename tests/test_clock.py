@@ -314,6 +314,25 @@ def test_a_step_forward_of_an_hour_fires_no_retry_early_and_no_extra_poll(daemon
     assert jumps(logs) == ["wall clock jumped forward by 3600 s; schedule rebuilt"]
 
 
+def test_a_step_back_does_not_stretch_a_failing_feeds_backoff(daemon: Daemon) -> None:
+    """A failing feed rests one interval after its first failure: the step back must not add
+    the hour to that rest (its retry_at is a wall time kept in the state)."""
+
+    async def scenario() -> None:
+        running = await daemon.start()
+        daemon.feeds.set_fault("/feed.xml", "503")
+        await daemon.poll_at(daemon.next_poll())
+        state = daemon.store.feed_state("notizie")
+        assert state.failures == 1 and state.retry_at == daemon.clock.wall() + timedelta(seconds=INTERVAL)
+        daemon.clock.step_wall(-HOUR)
+        daemon.feeds.set_fault("/feed.xml", None)
+        await daemon.poll_at(daemon.next_poll())  # one interval later: the rest is over
+        assert daemon.store.feed_state("notizie").failures == 0, "the feed was not tried again after its backoff"
+        await Daemon.stop(running)
+
+    asyncio.run(scenario())
+
+
 def test_quiet_hours_follow_the_wall_clock_when_it_steps(
     tmp_path: Path, feed_server: FeedServer, waha_server: FakeWaha, monkeypatch: pytest.MonkeyPatch
 ) -> None:
