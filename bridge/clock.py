@@ -2,10 +2,11 @@
 
 The wall clock says what time it is for people and for the rules of the day (quiet hours,
 `max_per_day`, what `status` and the history show); it can be stepped, back or forward, by an
-NTP correction, a VM restore or an operator. The monotonic clock never steps: every wait of
-the daemon (the next poll, the next retry, a pause between first polls) is measured on it.
-Deadlines kept in the state (a delivery's next attempt, a failing feed's next try) must be
-wall times to survive a restart, so a step is noticed (`JumpWatch`) and they are moved by it.
+NTP correction, a VM restore or an operator. The monotonic clock never steps: the daemon's
+own waits (until the next retry, a pause between first polls) are measured on it. Deadlines
+kept as wall times, those in the state (a delivery's next attempt, a failing feed's next try:
+they must survive a restart) and the next runs of the poll jobs (apscheduler keeps wall
+times), are moved by a step of the wall clock, which `JumpWatch` notices.
 
 `Clock` is the system's pair; tests pass a subclass they drive (tests/clocks.py).
 """

@@ -11,14 +11,18 @@ import os
 import signal
 import time
 import zlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
+from apscheduler.triggers.interval import IntervalTrigger
 
 from bridge import systemd
 from bridge.article import ArticleReader
@@ -32,7 +36,6 @@ from bridge.ops import OpsReporter
 from bridge.outbox import DrainResult, drain, pacing_for
 from bridge.parser_pool import ParserPool
 from bridge.poll import PollResult, poll_feed
-from bridge.schedule import JobKey, PollSchedule
 from bridge.store import StateError, Store
 
 log = structlog.get_logger("bridge.daemon")
@@ -88,13 +91,15 @@ class Bridge:
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._polls: dict[str, asyncio.Task[None]] = {}  # feed id -> its poll under way
-        self._phases: dict[JobKey, list[str]] = {}  # (interval, phase) -> feed ids
+        self._phases: dict[tuple[float, int], list[str]] = {}  # (interval, phase) -> feed ids
         self._first_polls: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Future[None]] = set()
         self._stopping = asyncio.Event()
-        self._scheduler: PollSchedule | None = None
+        self._scheduler: AsyncIOScheduler | None = None
         self.ops = OpsReporter(None, min_interval=config.ops.min_interval, now=self.now)
         self._last_probe: dict[str, float] = {}  # channel -> monotonic time of its last health probe
+        # The wall time the poll phases count from (moved with the wall clock when it steps).
+        self._epoch = self.clock.wall()
         self._status = ""
         self._status_at = -STATUS_EVERY
         self._status_call: asyncio.TimerHandle | None = None
@@ -118,16 +123,17 @@ class Bridge:
     def _clock_stepped(self, step: float) -> None:
         """The wall clock moved by `step` seconds more than the monotonic one: move every
         wall-clock deadline kept in memory and in the state by as much, so that each still
-        falls due after the same monotonic wait, and wake the delivery workers to plan again
+        falls due after the same monotonic wait (the poll jobs: `_reschedule`; a delivery's
+        next attempt, a failing feed's next try), and wake the delivery workers to plan again
         (quiet hours and `max_per_day` keep following the wall clock, which has moved).
 
-        Polls need nothing: they are scheduled on the monotonic clock. A channel's last post
-        is a record, not a deadline: see `bridge.outbox` for how `min_gap` treats one that a
-        step back has put in the future.
+        A channel's last post is a record, not a deadline: see `bridge.outbox` for how
+        `min_gap` treats one that a step back has put in the future.
         """
         direction = "back" if step < 0 else "forward"
         log.warning(f"wall clock jumped {direction} by {abs(round(step))} s; schedule rebuilt", step=round(step, 3))
         shift = timedelta(seconds=step)
+        self._reschedule(shift)
         try:
             for delivery in self.store.deliveries():
                 if delivery.next_attempt is not None:
@@ -146,6 +152,32 @@ class Bridge:
             log.error("could not write the moved deadlines to the state", error=str(exc))
         for event in self._wake.values():
             event.set()
+
+    def _reschedule(self, shift: timedelta) -> None:
+        """Move every poll job's next run, and the epoch that the phases of jobs added later
+        count from, by `shift`.
+
+        apscheduler keeps wall times: after a step back of an hour it would wait the hour for
+        the next run, after a step forward it would run every job at once. Moved by the step,
+        each job runs after the same wait as before it, and keeps its phase: its interval
+        trigger counts every later run from the previous one (previous + interval), and the
+        first-poll plan counts from the epoch.
+        """
+        self._epoch += shift
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        running = scheduler.state == STATE_RUNNING
+        if running:
+            scheduler.pause()  # each change would wake the scheduler; resume() wakes it once
+        try:
+            for job in scheduler.get_jobs():
+                next_run = getattr(job, "next_run_time", None)  # unset until the scheduler starts
+                if next_run is not None:
+                    job.modify(next_run_time=next_run + shift)
+        finally:
+            if running:
+                scheduler.resume()
 
     async def _watch_clock(self) -> None:
         """Read the wall clock now and then, so that a step is noticed while nothing else
@@ -282,9 +314,16 @@ class Bridge:
             # Test hook for the watchdog: SIGUSR2 blocks the event loop as a real hang would.
             loop.add_signal_handler(signal.SIGUSR2, lambda: time.sleep(3600))
         self._open_channels()
-        self._scheduler = PollSchedule(self.clock, self._poll_phase)
+        self._scheduler = _PollScheduler(
+            # The scheduler compares its jobs with the wall clock: a step is noticed first.
+            self.now,
+            timezone=self.config.bridge.timezone,
+            # Late is better than never: apscheduler 3 skips a run more than 1 s late by default.
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+        )
+        self._epoch = self.now()
         self._schedule_feeds()
-        scheduler = asyncio.ensure_future(self._scheduler.run())
+        self._scheduler.start()
         self._start_workers()
         watchdog = asyncio.ensure_future(self._watchdog())
         flusher = asyncio.ensure_future(self._flusher())
@@ -297,7 +336,6 @@ class Bridge:
         finally:
             systemd.notify("STOPPING=1")
             log.info("stopping")
-            scheduler.cancel()  # no new polls
             watchdog.cancel()
             flusher.cancel()
             clock_watch.cancel()
@@ -310,19 +348,33 @@ class Bridge:
 
         A feed is polled every `interval` at a fixed phase of it, drawn from its id: polls are
         spread evenly over the interval (8,000 feeds do not all fire at once), and two polls
-        of a feed are never more than one interval apart, whatever the wall clock does (the
-        schedule runs on the monotonic clock). Feeds sharing an interval and a phase share one
+        of a feed are never more than one interval apart, whatever the wall clock does (a
+        step moves the jobs: `_reschedule`). Feeds sharing an interval and a phase share one
         scheduler job: at most MAX_PHASES jobs per interval, whatever the number of feeds.
         """
         assert self._scheduler is not None
-        phases: dict[JobKey, list[str]] = {}
+        self.now()  # a step of the wall clock not yet noticed moves the epoch before it is used
+        phases: dict[tuple[float, int], list[str]] = {}
         fresh = []
         for feed in self.config.feeds:
             phases.setdefault(_phase(feed), []).append(feed.id)
             if not previous or previous.get(feed.id) != feed:
                 fresh.append(feed)
         self._phases = phases
-        self._scheduler.set_jobs(phases)
+        jobs = {_job_id(key): key for key in phases}
+        for job in self._scheduler.get_jobs():
+            if job.id not in jobs:
+                job.remove()
+        for job_id, (interval, phase) in jobs.items():
+            if self._scheduler.get_job(job_id) is None:
+                self._scheduler.add_job(
+                    self._poll_phase,
+                    IntervalTrigger(seconds=interval, start_date=self._epoch + timedelta(seconds=phase),
+                                    timezone=self.config.bridge.timezone),
+                    args=[(interval, phase)],
+                    id=job_id,
+                    name=job_id,
+                )
         if fresh:
             task = asyncio.ensure_future(self._poll_first(fresh))
             self._first_polls.add(task)
@@ -331,23 +383,32 @@ class Bridge:
     async def _poll_first(self, feeds: list[FeedConfig]) -> None:
         """Poll `feeds` once soon, spread at FIRST_POLLS_PER_SECOND in phase order; a feed
         whose scheduled poll comes within that spread waits for it instead."""
-        assert self._scheduler is not None
-        spread = len(feeds) / FIRST_POLLS_PER_SECOND
         started = self.clock.monotonic()
-        plan = []
-        for feed in feeds:
-            key = _phase(feed)
-            scheduled = self._scheduler.due(key)
-            until_scheduled = key[0] if scheduled is None else scheduled - started
-            if until_scheduled > spread:
-                plan.append((until_scheduled / key[0] * spread, feed.id))
-        for delay, feed_id in sorted(plan):
+        for delay, feed_id in self._first_poll_plan(feeds):
             wait = started + delay - self.clock.monotonic()
             if wait > 0:
                 await self.clock.sleep(wait)
             self._start_poll(feed_id)
 
-    def _poll_phase(self, key: JobKey) -> None:
+    def _first_poll_plan(self, feeds: list[FeedConfig]) -> list[tuple[float, str]]:
+        """When to first-poll each of `feeds`, in seconds from now on the monotonic clock, in
+        that order; a feed whose scheduled poll comes within the spread is left out.
+
+        A feed takes the place in the spread that its next scheduled poll has in its interval
+        (phase order), counted from the epoch of the phases: that is moved with the wall clock
+        when it steps, as the jobs are, so the plan is the same after a step.
+        """
+        spread = len(feeds) / FIRST_POLLS_PER_SECOND
+        elapsed = (self.now() - self._epoch).total_seconds()
+        plan = []
+        for feed in feeds:
+            interval, phase = _phase(feed)
+            until_scheduled = (phase - elapsed) % interval
+            if until_scheduled > spread:
+                plan.append((until_scheduled / interval * spread, feed.id))
+        return sorted(plan)
+
+    async def _poll_phase(self, key: tuple[float, int]) -> None:
         for feed_id in self._phases.get(key, ()):
             self._start_poll(feed_id)
 
@@ -513,6 +574,8 @@ class Bridge:
         # last, synchronous step, so cutting one short loses nothing (the next start polls
         # again), while a slow feed could otherwise hold the stop for its whole deadline.
         # Sends in flight get STOP_GRACE to finish.
+        if self._scheduler is not None:
+            self._scheduler.pause()
         for task in [*self._first_polls, *self._polls.values()]:
             task.cancel()
         for event in self._wake.values():
@@ -524,17 +587,45 @@ class Bridge:
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=1)
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
         if self._status_call is not None:
             self._status_call.cancel()
         await self.aclose()
 
 
-def _phase(feed: FeedConfig) -> JobKey:
+def _phase(feed: FeedConfig) -> tuple[float, int]:
     """The feed's interval (seconds) and the second of it at which it is polled: one of at most
     MAX_PHASES evenly spaced ones, so that a long interval does not take a job per feed."""
     interval = feed.interval.total_seconds()
     step = max(-(-int(interval) // MAX_PHASES), 1)  # seconds between two phases, rounded up
     return interval, zlib.crc32(feed.id.encode()) % max(int(interval) // step, 1) * step
+
+
+def _job_id(key: tuple[float, int]) -> str:
+    interval, phase = key
+    return f"poll every {interval:g}s at +{phase}s"
+
+
+class _PollScheduler(AsyncIOScheduler):  # type: ignore[misc]  # apscheduler 3 has no type hints
+    """apscheduler's asyncio scheduler, which calls `before_each_look` before each look at
+    its jobs.
+
+    It compares the jobs' next run times with the wall clock, read by itself: the daemon's
+    check for a step of that clock (`Bridge.now`) must come first, or a step forward noticed
+    just after a look would find the jobs already run and then move them an hour away.
+    `_process_jobs` is where apscheduler 3 looks (on every wakeup: its timer on the event
+    loop's clock, or a change of a job); `<4` in pyproject.toml pins it.
+    """
+
+    def __init__(self, before_each_look: Callable[[], object], **options: Any) -> None:
+        super().__init__(**options)
+        self._before_each_look = before_each_look
+
+    def _process_jobs(self) -> float | None:
+        self._before_each_look()
+        wait: float | None = super()._process_jobs()
+        return wait
 
 
 def make_fetcher(config: Config) -> Fetcher:

@@ -4,9 +4,9 @@
     bridge = Bridge(config, store, clock=clock)
     clock.advance(30)          # both clocks move 30 s: sleepers due by then wake up
     clock.step_wall(-3600)     # the wall clock alone steps back an hour, as NTP does
-    clock.advance_to_next()    # to the earliest moment a sleeper waits for
 
-Only waits that go through the clock are driven by it; network I/O runs in real time.
+Only waits that go through the clock are driven by it; network I/O runs in real time, and so
+does apscheduler, which reads the system clock (see tests/test_clock.py).
 """
 
 from __future__ import annotations
@@ -67,11 +67,6 @@ class FakeClock(Clock):
         for due, future in self._sleepers:
             if due <= self._monotonic and not future.done():
                 future.set_result(None)
-
-    def advance_to_next(self, limit: float) -> None:
-        """Advance to the next sleeper's deadline, but never past the monotonic time `limit`."""
-        target = min(self.next_deadline() or limit, limit)
-        self.advance(max(target - self._monotonic, 0.0))
 
     def step_wall(self, seconds: float) -> None:
         """Step the wall clock alone (NTP, a VM restore); the monotonic clock does not move."""

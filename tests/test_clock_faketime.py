@@ -1,5 +1,6 @@
 """The real daemon under libfaketime: its wall clock steps back an hour mid-run, as an NTP
-correction or a VM restore does, and it keeps polling and posting.
+correction or a VM restore does, then forward again, and it keeps polling and posting, without
+making up for the hour skipped.
 
 libfaketime (Debian package `faketime`) is preloaded into the daemon only, never into pytest
 or the fake servers. Settings, each needed:
@@ -35,6 +36,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,6 +49,7 @@ from waiting import wait_for
 
 API_KEY = "faketime-key-1234"
 CHAT = "120363000000000011@newsletter"
+INTERVAL = 1.0  # seconds
 LIBRARY_PATTERNS = ("/usr/lib/*/faketime/libfaketimeMT.so.1", "/usr/lib/faketime/libfaketimeMT.so.1",
                     "/usr/local/lib/faketime/libfaketimeMT.so.1")
 
@@ -104,7 +107,7 @@ def log_records(path: Path) -> list[dict[str, Any]]:
     return records
 
 
-def test_a_wall_clock_stepped_back_an_hour_keeps_polls_and_posts_going(
+def test_a_wall_clock_stepped_back_then_forward_an_hour_keeps_polls_and_posts_going(
     tmp_path: Path, library: str, shm_cleanup: list[int], feed_server: FeedServer, waha_server: FakeWaha
 ) -> None:
     waha_server.api_key = API_KEY
@@ -115,7 +118,7 @@ def test_a_wall_clock_stepped_back_an_hour_keeps_polls_and_posts_going(
 state_dir = "state"
 
 [defaults]
-interval = "1s"
+interval = "{INTERVAL:g}s"
 channels = ["whatsapp"]
 link_domains = ["comune.esempio.it"]
 fetch_article = "never"
@@ -164,6 +167,16 @@ api_key = "env:WAHA_API_KEY"
         items.insert(0, news(3))
         feed_server.set_feed("/feed.xml", rss(items))
         assert wait_for(lambda: len(waha_server.posts) == 2, 30), "no post after the wall clock stepped back"
+
+        set_offset(offset, "+0")  # and forward by the hour again, as the next correction may
+        stepped, since = polls(), time.monotonic()
+        assert wait_for(lambda: polls() >= stepped + 3, 30), "no poll after the wall clock stepped forward"
+        items.insert(0, news(4))
+        feed_server.set_feed("/feed.xml", rss(items))
+        assert wait_for(lambda: len(waha_server.posts) == 3, 30), "no post after the wall clock stepped forward"
+        # The hour skipped is 3,600 intervals: none is made up for. A busy machine polls less
+        # often than once an interval, never more.
+        assert polls() - stepped <= (time.monotonic() - since) / INTERVAL + 2, "polls made up for the hour skipped"
         assert daemon.poll() is None, "the daemon stopped by itself"
     finally:
         daemon.send_signal(signal.SIGTERM)
@@ -177,6 +190,9 @@ api_key = "env:WAHA_API_KEY"
     libfaketime_bug = "time.sleep(delay)" in output and "OSError: [Errno 22] Invalid argument" in output
     assert code == 0 or (code == 1 and libfaketime_bug), output[-3000:]
     assert [post.text.splitlines()[0] for post in waha_server.posts] == [
-        "*Avviso numero 2: lavori in via Garibaldi*", "*Avviso numero 3: lavori in via Garibaldi*"]
+        "*Avviso numero 2: lavori in via Garibaldi*", "*Avviso numero 3: lavori in via Garibaldi*",
+        "*Avviso numero 4: lavori in via Garibaldi*"]
     events = [r.get("event", "") for r in log_records(log)]
-    assert "wall clock jumped back by 3600 s; schedule rebuilt" in events, events
+    assert [e for e in events if e.startswith("wall clock jumped")] == [
+        "wall clock jumped back by 3600 s; schedule rebuilt", "wall clock jumped forward by 3600 s; schedule rebuilt"
+    ], events
