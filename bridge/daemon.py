@@ -25,19 +25,23 @@ import signal
 import time
 import zlib
 from collections.abc import Callable, Coroutine
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bridge import systemd
 from bridge.addresses import ALLOW_PRIVATE_ENV, private_addresses_allowed
 from bridge.article import ArticleReader
 from bridge.channels import Channel, ChannelError, open_channel
+from bridge.clock import Clock, JumpWatch
 from bridge.config import Config, ConfigError, FeedConfig, load_config
 from bridge.fetch import Fetcher
 from bridge.images import ImageLoader
@@ -62,6 +66,9 @@ FLUSH_EVERY = 60.0  # seconds between two writes of the feeds' poll states
 PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
 STATE_RETRY = 5.0  # seconds between two tries to write the state while it cannot be written
 LOCK_CHECK_EVERY = 2.0  # seconds between two checks that the state directory is still ours
+# How often the wall clock is compared with the monotonic one even when nothing reads it: a
+# worker waiting for the end of quiet hours must hear of a step within seconds.
+CLOCK_CHECK_EVERY = 2.0
 
 
 def utcnow() -> datetime:
@@ -81,10 +88,11 @@ def config_secrets(config: Config) -> list[str]:
 class Bridge:
     """The daemon's moving parts around one open `Store`."""
 
-    def __init__(self, config: Config, store: Store, *, now: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, config: Config, store: Store, *, clock: Clock | None = None) -> None:
         self.config = config
         self.store = store
-        self.now = now
+        self.clock = clock or Clock()
+        self._jumps = JumpWatch(self.clock)
         register_secrets(config_secrets(config))
         if private_addresses_allowed():
             log.warning("test-only switch set: article pages and images may come from loopback and private "
@@ -107,9 +115,10 @@ class Bridge:
         self._tasks: set[asyncio.Future[None]] = set()
         self._stopping = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
-        self.ops = OpsReporter(None, min_interval=config.ops.min_interval, now=now)
-        self._last_probe: dict[str, datetime] = {}
-        self._epoch = datetime.now(UTC)
+        self.ops = OpsReporter(None, min_interval=config.ops.min_interval, now=self.now)
+        self._last_probe: dict[str, float] = {}  # channel -> monotonic time of its last health probe
+        # The wall time the poll phases count from (moved with the wall clock when it steps).
+        self._epoch = self.clock.wall()
         self._status = ""
         self._status_at = -STATUS_EVERY
         self._status_call: asyncio.TimerHandle | None = None
@@ -120,6 +129,89 @@ class Bridge:
         self._state_since: datetime | None = None
         self._fatal: StateLockLostError | None = None  # why the daemon must stop at once
         self._state_trouble = asyncio.Event()  # set at the first failed write: the flusher retries
+
+    # -- time -------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The wall time, for the rules of the day and for what people read.
+
+        Every reading first compares the wall clock with the monotonic one: when the wall
+        clock was stepped since the previous reading, the kept deadlines are moved by the step
+        (`_clock_stepped`) before the new time is returned, so a deadline computed from a
+        reading is never off by a step made earlier.
+        """
+        wall, step = self._jumps.read()
+        if step:
+            self._clock_stepped(step)
+        return wall
+
+    def _clock_stepped(self, step: float) -> None:
+        """The wall clock moved by `step` seconds more than the monotonic one: move every
+        wall-clock deadline kept in memory and in the state by as much, so that each still
+        falls due after the same monotonic wait (the poll jobs: `_reschedule`; a delivery's
+        next attempt, a failing feed's next try), and wake the delivery workers to plan again
+        (quiet hours and `max_per_day` keep following the wall clock, which has moved).
+
+        A channel's last post is a record, not a deadline: see `bridge.outbox` for how
+        `min_gap` treats one that a step back has put in the future.
+        """
+        direction = "back" if step < 0 else "forward"
+        log.warning(f"wall clock jumped {direction} by {abs(round(step))} s; schedule rebuilt", step=round(step, 3))
+        shift = timedelta(seconds=step)
+        self._reschedule(shift)
+        try:
+            for delivery in self.store.deliveries():
+                if delivery.next_attempt is not None:
+                    self.store.update_delivery(replace(delivery, next_attempt=delivery.next_attempt + shift))
+            for feed in self.config.feeds:
+                state = self.store.feed_state(feed.id)
+                if state.retry_at is not None or state.failing_since is not None:
+                    self.store.save_feed(replace(
+                        state,
+                        retry_at=state.retry_at + shift if state.retry_at else None,
+                        failing_since=state.failing_since + shift if state.failing_since else None,
+                    ))
+            self.store.flush()
+        except (OSError, StateError) as exc:
+            # What was moved in memory holds until the next write; the daemon goes on (or
+            # stops, if the state directory is no longer its own).
+            if not self._state_failed("flush", exc):  # the flusher retries and clears it
+                raise
+        for event in self._wake.values():
+            event.set()
+
+    def _reschedule(self, shift: timedelta) -> None:
+        """Move every poll job's next run, and the epoch that the phases of jobs added later
+        count from, by `shift`.
+
+        apscheduler keeps wall times: after a step back of an hour it would wait the hour for
+        the next run, after a step forward it would run every job at once. Moved by the step,
+        each job runs after the same wait as before it, and keeps its phase: its interval
+        trigger counts every later run from the previous one (previous + interval), and the
+        first-poll plan counts from the epoch.
+        """
+        self._epoch += shift
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        running = scheduler.state == STATE_RUNNING
+        if running:
+            scheduler.pause()  # each change would wake the scheduler; resume() wakes it once
+        try:
+            for job in scheduler.get_jobs():
+                next_run = getattr(job, "next_run_time", None)  # unset until the scheduler starts
+                if next_run is not None:
+                    job.modify(next_run_time=next_run + shift)
+        finally:
+            if running:
+                scheduler.resume()
+
+    async def _watch_clock(self) -> None:
+        """Read the wall clock now and then, so that a step is noticed while nothing else
+        reads it (every worker waiting, no poll under way)."""
+        while True:
+            await self.clock.sleep(CLOCK_CHECK_EVERY)
+            self.now()
 
     def _open_channels(self) -> None:
         self.channels = {
@@ -358,17 +450,20 @@ class Bridge:
             # Test hook for the watchdog: SIGUSR2 blocks the event loop as a real hang would.
             loop.add_signal_handler(signal.SIGUSR2, lambda: time.sleep(3600))
         self._open_channels()
-        self._scheduler = AsyncIOScheduler(
+        self._scheduler = _PollScheduler(
+            # The scheduler compares its jobs with the wall clock: a step is noticed first.
+            self.now,
             timezone=self.config.bridge.timezone,
             # Late is better than never: apscheduler 3 skips a run more than 1 s late by default.
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
         )
-        self._epoch = datetime.now(self.config.bridge.timezone)
+        self._epoch = self.now()
         self._schedule_feeds()
         self._scheduler.start()
         self._start_workers()
         guard = asyncio.ensure_future(self._guard())
         flusher = asyncio.ensure_future(self._flusher())
+        clock_watch = asyncio.ensure_future(self._watch_clock())
         self._refresh_status()
         systemd.notify("READY=1")
         log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
@@ -380,6 +475,7 @@ class Bridge:
             log.info("stopping")
             guard.cancel()
             flusher.cancel()
+            clock_watch.cancel()
             await self._shutdown()
         if self._fatal is not None:
             raise self._fatal
@@ -401,11 +497,12 @@ class Bridge:
 
         A feed is polled every `interval` at a fixed phase of it, drawn from its id: polls are
         spread evenly over the interval (8,000 feeds do not all fire at once), and two polls
-        of a feed are never more than one interval apart. Feeds sharing an interval and a
-        phase share one scheduler job: at most MAX_PHASES jobs per interval, whatever the
-        number of feeds.
+        of a feed are never more than one interval apart, whatever the wall clock does (a
+        step moves the jobs: `_reschedule`). Feeds sharing an interval and a phase share one
+        scheduler job: at most MAX_PHASES jobs per interval, whatever the number of feeds.
         """
         assert self._scheduler is not None
+        self.now()  # a step of the wall clock not yet noticed moves the epoch before it is used
         phases: dict[tuple[float, int], list[str]] = {}
         fresh = []
         for feed in self.config.feeds:
@@ -435,21 +532,30 @@ class Bridge:
     async def _poll_first(self, feeds: list[FeedConfig]) -> None:
         """Poll `feeds` once soon, spread at FIRST_POLLS_PER_SECOND in phase order; a feed
         whose scheduled poll comes within that spread waits for it instead."""
-        loop = asyncio.get_running_loop()
+        started = self.clock.monotonic()
+        for delay, feed_id in self._first_poll_plan(feeds):
+            wait = started + delay - self.clock.monotonic()
+            if wait > 0:
+                await self.clock.sleep(wait)
+            self._start_poll(feed_id)
+
+    def _first_poll_plan(self, feeds: list[FeedConfig]) -> list[tuple[float, str]]:
+        """When to first-poll each of `feeds`, in seconds from now on the monotonic clock, in
+        that order; a feed whose scheduled poll comes within the spread is left out.
+
+        A feed takes the place in the spread that its next scheduled poll has in its interval
+        (phase order), counted from the epoch of the phases: that is moved with the wall clock
+        when it steps, as the jobs are, so the plan is the same after a step.
+        """
         spread = len(feeds) / FIRST_POLLS_PER_SECOND
-        started = loop.time()
-        elapsed = (datetime.now(self.config.bridge.timezone) - self._epoch).total_seconds()
+        elapsed = (self.now() - self._epoch).total_seconds()
         plan = []
         for feed in feeds:
             interval, phase = _phase(feed)
             until_scheduled = (phase - elapsed) % interval
             if until_scheduled > spread:
                 plan.append((until_scheduled / interval * spread, feed.id))
-        for delay, feed_id in sorted(plan):
-            wait = started + delay - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            self._start_poll(feed_id)
+        return sorted(plan)
 
     async def _poll_phase(self, key: tuple[float, int]) -> None:
         for feed_id in self._phases.get(key, ()):
@@ -513,20 +619,20 @@ class Bridge:
             if result.down is not None:
                 timeout = PROBE_INTERVAL.total_seconds()
             elif result.next_due is not None:
+                # A wall-clock deadline turned into a monotonic wait: if the wall clock is
+                # stepped meanwhile, `_clock_stepped` wakes this worker to plan again.
                 timeout = max((result.next_due - self.now()).total_seconds(), 0.05)
-            try:
-                await asyncio.wait_for(wake.wait(), timeout)
-            except TimeoutError:
-                pass
+            await self.clock.sleep(timeout, wake)
 
     async def _probe_if_paused(self, name: str) -> None:
         """A paused channel resumes by itself once its health probe succeeds (WAHA session
         WORKING again, Telegram bot admin again), checked every PROBE_INTERVAL."""
         reason = self.store.channel_pause(name)
         last = self._last_probe.get(name)
-        if reason is None or (last is not None and self.now() - last < PROBE_INTERVAL):
+        now = self.clock.monotonic()
+        if reason is None or (last is not None and now - last < PROBE_INTERVAL.total_seconds()):
             return
-        self._last_probe[name] = self.now()
+        self._last_probe[name] = now
         try:
             health = await self.channels[name].probe()
         except ChannelError as exc:
@@ -703,6 +809,27 @@ def _phase(feed: FeedConfig) -> tuple[float, int]:
 def _job_id(key: tuple[float, int]) -> str:
     interval, phase = key
     return f"poll every {interval:g}s at +{phase}s"
+
+
+class _PollScheduler(AsyncIOScheduler):  # type: ignore[misc]  # apscheduler 3 has no type hints
+    """apscheduler's asyncio scheduler, which calls `before_each_look` before each look at
+    its jobs.
+
+    It compares the jobs' next run times with the wall clock, read by itself: the daemon's
+    check for a step of that clock (`Bridge.now`) must come first, or a step forward noticed
+    just after a look would find the jobs already run and then move them an hour away.
+    `_process_jobs` is where apscheduler 3 looks (on every wakeup: its timer on the event
+    loop's clock, or a change of a job); `<4` in pyproject.toml pins it.
+    """
+
+    def __init__(self, before_each_look: Callable[[], object], **options: Any) -> None:
+        super().__init__(**options)
+        self._before_each_look = before_each_look
+
+    def _process_jobs(self) -> float | None:
+        self._before_each_look()
+        wait: float | None = super()._process_jobs()
+        return wait
 
 
 def make_fetcher(config: Config) -> Fetcher:

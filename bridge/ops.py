@@ -34,7 +34,8 @@ class OpsReporter:
         log.warning("ops alert", subject=subject, message=message, hint=hint)
         moment = self.now()
         last = self._last.get(subject)
-        if self.channel is None or (last is not None and moment - last < self.min_interval):
+        # A last post later than now means the wall clock was stepped back: it limits nothing.
+        if self.channel is None or (last is not None and timedelta(0) <= moment - last < self.min_interval):
             return False
         self._last[subject] = moment
         alert = Alert(

@@ -28,20 +28,27 @@ three. None of them applies to the `console` channel, which is for people at a t
 a channel removed from the config and put back) until its item is older than its feed's
 `max_age` is not posted. It is marked failed with the reason ("expired"), logged and shown in
 `status`; never posted stale, never dropped silently.
+
+Time: quiet hours and days are rules of the local wall clock, so they follow it when it is
+stepped. Around the changes of daylight saving time a configured wall time is read as the
+first real moment at or after it (`local_moment`): a quiet period ending at 02:30 on the
+spring night, when the clocks go from 02:00 to 03:00, ends at 03:00; on the autumn night,
+when 02:00-03:00 comes twice, at the first 02:30, and it does not start again in the repeated
+hour. A window that lies wholly in the skipped hour (02:15-02:45) does not happen that night.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from bridge.channels import Channel, ChannelDownError, ChannelError, MessageRejected, Posted, TransientError
 from bridge.channels.base import GatewayAnswerError
-from bridge.config import AlertSettings, ChannelConfig, format_duration
+from bridge.config import AlertSettings, ChannelConfig, TimeWindow, format_duration
 from bridge.item import Alert
 from bridge.store import Delivery, Store, with_retry
 
@@ -94,31 +101,68 @@ def retry_delay(attempts: int, retry_after: float | None = None) -> timedelta:
     return delay
 
 
+def local_moment(day: date, wall: time, timezone: ZoneInfo) -> datetime:
+    """The first real moment at or after the wall time `wall` of `day` in `timezone`, in UTC.
+
+    A wall time skipped by a change of the clocks (02:30 in Rome on the last Sunday of March)
+    gives the moment of the change (03:00 summer time); one that comes twice (02:30 on the
+    last Sunday of October) gives its first occurrence (summer time).
+    """
+    naive = datetime.combine(day, wall)
+    first = naive.replace(tzinfo=timezone)  # fold=0: the earlier reading of an ambiguous time
+    if first.astimezone(UTC).astimezone(timezone).replace(tzinfo=None) == naive:
+        return first.astimezone(UTC)
+    # Skipped: read with the offset before the change (fold=0) it falls after the change, read
+    # with the one after (fold=1) before it. The change is found between the two, to the second.
+    readings = sorted(int(m.astimezone(UTC).timestamp()) for m in (first, naive.replace(tzinfo=timezone, fold=1)))
+    before, after = readings
+    offset_after = datetime.fromtimestamp(after, timezone).utcoffset()
+    while after - before > 1:
+        middle = (before + after) // 2
+        if datetime.fromtimestamp(middle, timezone).utcoffset() == offset_after:
+            after = middle
+        else:
+            before = middle
+    return datetime.fromtimestamp(after, UTC)
+
+
+def quiet_period(moment: datetime, window: TimeWindow, timezone: ZoneInfo) -> tuple[datetime, datetime] | None:
+    """The quiet period `moment` falls in, as its (start, end) in UTC, or None outside quiet
+    hours. A period runs from the first real moment at or after its start to the first real
+    moment at or after its end (`local_moment`); it may cross midnight."""
+    at = moment.astimezone(UTC)
+    today = at.astimezone(timezone).date()
+    for day in (today - timedelta(days=1), today):
+        start = local_moment(day, window.start, timezone)
+        end = local_moment(day if window.start < window.end else day + timedelta(days=1), window.end, timezone)
+        if start <= at < end:
+            return start, end
+    return None
+
+
 def in_quiet_hours(moment: datetime, alerts: AlertSettings, timezone: ZoneInfo) -> bool:
     """True when `moment` falls inside the configured quiet hours, in the bridge's time zone."""
     window = alerts.quiet_hours
-    return window is not None and window.contains(moment.astimezone(timezone).time())
+    return window is not None and quiet_period(moment, window, timezone) is not None
 
 
 def quiet_hours_end(moment: datetime, alerts: AlertSettings, timezone: ZoneInfo) -> datetime:
-    """The first moment after `moment` that is outside quiet hours (minute precision)."""
-    assert alerts.quiet_hours is not None
-    local = moment.astimezone(timezone)
-    end = local.replace(hour=alerts.quiet_hours.end.hour, minute=alerts.quiet_hours.end.minute,
-                        second=0, microsecond=0)
-    if end <= local:
-        end += timedelta(days=1)
-    return end
+    """When the quiet hours that `moment` falls in end (UTC); `moment` itself outside them."""
+    window = alerts.quiet_hours
+    period = quiet_period(moment, window, timezone) if window is not None else None
+    return period[1] if period is not None else moment
 
 
 def day_start(moment: datetime, timezone: ZoneInfo) -> datetime:
-    """Local midnight at the start of `moment`'s day."""
-    return moment.astimezone(timezone).replace(hour=0, minute=0, second=0, microsecond=0)
+    """The first moment of `moment`'s local day (its midnight, or the change of the clocks if
+    midnight is skipped), in UTC."""
+    return local_moment(moment.astimezone(timezone).date(), time(0), timezone)
 
 
 def next_day_start(moment: datetime, timezone: ZoneInfo) -> datetime:
-    """Local midnight at the end of `moment`'s day (zoneinfo adds wall-clock days: DST-safe)."""
-    return day_start(moment, timezone) + timedelta(days=1)
+    """The first moment of the local day after `moment`'s, in UTC (a day of a change of the
+    clocks lasts 23 or 25 hours)."""
+    return local_moment(moment.astimezone(timezone).date() + timedelta(days=1), time(0), timezone)
 
 
 def expired(delivery: Delivery, moment: datetime, max_age: timedelta) -> bool:
@@ -182,7 +226,7 @@ async def drain(
         if not batch:
             break
         tried.update(d.id for d in batch)
-        outcome = await _attempt(channel, batch, store, moment, now, clog, max_age)
+        outcome = await _attempt(channel, batch, store, now, clog, max_age)
         result.expired += outcome.expired
         if outcome.posted is not None:
             result.sent += 1
@@ -235,10 +279,13 @@ def _due(
     if head.next_attempt and not ignore_backoff:
         ready = max(ready, head.next_attempt)
     if pacing is not None and not head.urgent:
-        if pacing.quiet_hours and in_quiet_hours(moment, alerts, timezone):
+        if pacing.quiet_hours:
             ready = max(ready, quiet_hours_end(moment, alerts, timezone))
         last = store.last_post(channel)
-        if pacing.min_gap and last is not None:
+        # A last post later than now means the wall clock was stepped back since: it holds
+        # nothing (else it would hold the queue for the whole step). The next post may then
+        # come sooner than min_gap after it; the pacing goes on from that post.
+        if pacing.min_gap and last is not None and last <= moment:
             ready = max(ready, last + pacing.min_gap)
         if pacing.max_per_day is not None and ready <= moment:
             today = day_start(moment, timezone)
@@ -283,12 +330,15 @@ async def _attempt(
     channel: Channel,
     batch: list[Delivery],
     store: Store,
-    moment: datetime,
     now: Callable[[], datetime],
     clog: structlog.typing.FilteringBoundLogger,
     max_age: Callable[[str], timedelta] | None = None,
 ) -> _Outcome:
-    """Try one delivery (or one digest of several) and commit its outcome."""
+    """Try one delivery (or one digest of several) and commit its outcome.
+
+    A retry is planned from the time read after the attempt, not before it: a step of the
+    wall clock during a send is then already accounted for (see `bridge.clock`).
+    """
     head = batch[0]
     alert = head.alert if len(batch) == 1 else digest_alert(batch)
     dlog = clog.bind(delivery=head.id, feed=head.feed_id, attempt=head.attempts + 1)
@@ -304,7 +354,7 @@ async def _attempt(
                           title=alert.title, remote_id=recovered.remote_id)
                 return _Outcome(posted=recovered)
         if max_age is not None:
-            stale = [d for d in batch if expired(d, moment, max_age(d.feed_id))]
+            stale = [d for d in batch if expired(d, now(), max_age(d.feed_id))]
             if stale:
                 _expire(stale, store, max_age, dlog)
                 return _Outcome(retry_now=True, expired=len(stale))  # the next one may go now
@@ -318,9 +368,10 @@ async def _attempt(
         # that went out: the delivery stays in flight, so the next attempt asks the channel
         # before sending again.
         delay = retry_delay(head.attempts + 1, exc.retry_after)
-        store.update_delivery(with_retry(head, error=str(exc), at=moment + delay))
+        retry_at = now() + delay
+        store.update_delivery(with_retry(head, error=str(exc), at=retry_at))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
-        return _Outcome(error=str(exc), retry_at=moment + delay, wrong_answer=isinstance(exc, GatewayAnswerError))
+        return _Outcome(error=str(exc), retry_at=retry_at, wrong_answer=isinstance(exc, GatewayAnswerError))
     except ChannelDownError as exc:
         store.update_delivery(replace(with_retry(head, error=str(exc), at=None), in_flight=False))
         dlog.error("channel cannot post; its queue is paused, nothing is lost", error=str(exc), hint=exc.hint)
@@ -336,9 +387,10 @@ async def _attempt(
         return _Outcome(error=str(exc), given_up=True)
     except ChannelError as exc:
         delay = retry_delay(head.attempts + 1)
-        store.update_delivery(with_retry(head, error=str(exc), at=moment + delay))
+        retry_at = now() + delay
+        store.update_delivery(with_retry(head, error=str(exc), at=retry_at))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
-        return _Outcome(error=str(exc), retry_at=moment + delay)
+        return _Outcome(error=str(exc), retry_at=retry_at)
     store.record_posts(batch, posted.remote_id, now(), verified=posted.verified)
     if posted.verified is False:
         dlog.error("gateway accepted the alert but it is not visible on the channel", title=alert.title,

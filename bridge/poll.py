@@ -174,7 +174,7 @@ async def poll_feed(
         else:
             parsed = parse_feed(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
     except (FetchError, ParseError) as exc:
-        return _record_failure(feed, state, store, started, exc, flog)
+        return _record_failure(feed, state, store, started, exc, flog, failed_at=now())
 
     if parsed.warning:
         flog.info("feed is malformed but readable", detail=parsed.warning)
@@ -309,10 +309,14 @@ def _record_failure(
     started: datetime,
     exc: FetchError | ParseError,
     flog: structlog.typing.FilteringBoundLogger,
+    *,
+    failed_at: datetime,
 ) -> PollResult:
     failures = state.failures + 1
     retry_after = exc.retry_after if isinstance(exc, FetchError) else None
-    retry_at = started + feed_backoff(failures, feed.interval, retry_after)
+    # From the time read after the fetch, not `started`: a step of the wall clock during the
+    # fetch is then already accounted for (see `bridge.clock`).
+    retry_at = failed_at + feed_backoff(failures, feed.interval, retry_after)
     state = replace(
         state,
         last_poll=started,

@@ -3,17 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
+import pytest
 from servers.waha import FakeWaha
 
 from bridge.channels import WahaChannel
-from bridge.config import AlertSettings, ChannelConfig, Secret, TimeWindow
+from bridge.channels.console import ConsoleChannel
+from bridge.config import AlertSettings, ChannelConfig, Secret, TimeWindow, parse_time_window
 from bridge.item import Alert
-from bridge.outbox import MAX_RETRY, DrainResult, Pacing, drain, retry_delay
+from bridge.ops import OpsReporter
+from bridge.outbox import (
+    MAX_RETRY,
+    DrainResult,
+    Pacing,
+    day_start,
+    drain,
+    in_quiet_hours,
+    local_moment,
+    next_day_start,
+    quiet_hours_end,
+    retry_delay,
+)
 from bridge.store import Delivery, Store
 
 ROME = ZoneInfo("Europe/Rome")
@@ -210,4 +224,138 @@ def test_an_hour_long_outage_then_recovery_delivers_all_in_order_once(tmp_path: 
     assert run_drain(waha_server, store, clock).sent == 3
     assert sent_titles(waha_server) == ["*Avviso 1*", "*Avviso 2*", "*Avviso 3*"]
     assert [p.delivery_id for p in store.posts()] == ["d1", "d2", "d3"]
+    store.close()
+
+
+def test_a_last_post_in_the_future_does_not_hold_the_queue(tmp_path: Path, waha_server: FakeWaha) -> None:
+    """The wall clock stepped back an hour after the last post: min_gap must not hold the next
+    one for the hour (nor for the gap after it: the post is history, not a deadline)."""
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1), delivery(2)])
+    clock = Clock(NOON)
+    gap = Pacing(min_gap=timedelta(minutes=2))
+    assert run_drain(waha_server, store, clock, pacing=gap).sent == 1
+    clock.advance(-timedelta(hours=1) + timedelta(seconds=5))  # the step back, 5 s after the post
+    result = run_drain(waha_server, store, clock, pacing=gap)
+    assert (result.sent, result.waiting) == (1, 0)
+    store.add_deliveries([delivery(3)])
+    paced = run_drain(waha_server, store, clock, pacing=gap)
+    assert (paced.sent, paced.next_due) == (0, clock.moment + timedelta(minutes=2))  # paced from that post
+    store.close()
+
+
+def test_an_ops_alert_sent_in_the_future_does_not_silence_the_next(capsys: pytest.CaptureFixture[str]) -> None:
+    clock = Clock(NOON)
+    ops = OpsReporter(ConsoleChannel(ChannelConfig(name="ops", type="console")), min_interval=timedelta(hours=1),
+                      now=clock)
+
+    async def report() -> bool:
+        return await ops.report("feed notizie failing", "timeout")
+
+    assert asyncio.run(report())
+    clock.advance(timedelta(minutes=10))
+    assert not asyncio.run(report())  # rate limited
+    clock.advance(-timedelta(hours=1))  # the wall clock steps back: the last alert is "in the future"
+    assert asyncio.run(report())
+    assert not asyncio.run(report())
+    assert capsys.readouterr().out.count("channel-bridge: feed notizie failing") == 2
+
+
+# -- quiet hours and days around the changes of daylight saving time (Europe/Rome) -------------
+# 2026-03-29: 02:00 CET -> 03:00 CEST at 01:00 UTC (02:00-03:00 does not exist);
+# 2026-10-25: 03:00 CEST -> 02:00 CET at 01:00 UTC (02:00-03:00 comes twice).
+
+
+def utc(month: int, day: int, hour: int, minute: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, tzinfo=UTC)
+
+
+SPRING, AUTUMN = 3, 10
+# window, moment (UTC), end of the quiet period it falls in (UTC), or None outside quiet hours.
+QUIET_HOURS = [
+    # Spring night.
+    ("22:00-07:00", utc(SPRING, 28, 22, 30), utc(SPRING, 29, 5)),  # 23:30 CET -> 07:00 CEST
+    ("22:00-07:00", utc(SPRING, 29, 1, 30), utc(SPRING, 29, 5)),  # 03:30 CEST
+    ("22:00-07:00", utc(SPRING, 29, 5), None),  # 07:00 CEST
+    ("01:00-02:30", utc(SPRING, 28, 23, 59), None),  # 00:59 CET
+    ("01:00-02:30", utc(SPRING, 29, 0, 30), utc(SPRING, 29, 1)),  # 01:30 CET -> 03:00 CEST, not 03:30
+    ("01:00-02:30", utc(SPRING, 29, 0, 59), utc(SPRING, 29, 1)),  # 01:59 CET
+    ("01:00-02:30", utc(SPRING, 29, 1), None),  # 03:00 CEST
+    ("02:15-02:45", utc(SPRING, 29, 0, 59), None),  # wholly in the skipped hour: no quiet that night
+    ("02:15-02:45", utc(SPRING, 29, 1, 10), None),
+    ("02:15-02:45", utc(SPRING, 28, 1, 20), utc(SPRING, 28, 1, 45)),  # the night before: as usual
+    ("00:00-03:00", utc(SPRING, 28, 23), utc(SPRING, 29, 1)),  # 00:00 CET -> 03:00 CEST (two hours)
+    ("00:00-03:00", utc(SPRING, 29, 0, 45), utc(SPRING, 29, 1)),
+    ("00:00-03:00", utc(SPRING, 29, 1), None),
+    # Autumn night: the repeated hour ends a period at its first occurrence.
+    ("22:00-07:00", utc(AUTUMN, 25, 1, 30), utc(AUTUMN, 25, 6)),  # 02:30 CET (second) -> 07:00 CET
+    ("22:00-07:00", utc(AUTUMN, 24, 20), utc(AUTUMN, 25, 6)),  # 22:00 CEST
+    ("01:00-02:30", utc(AUTUMN, 25, 0, 10), utc(AUTUMN, 25, 0, 30)),  # 02:10 CEST -> 02:30 CEST
+    ("01:00-02:30", utc(AUTUMN, 25, 0, 45), None),  # 02:45 CEST
+    ("01:00-02:30", utc(AUTUMN, 25, 1, 10), None),  # 02:10 CET: the repeat is not quiet again
+    ("02:15-02:45", utc(AUTUMN, 25, 0, 20), utc(AUTUMN, 25, 0, 45)),  # 02:20 CEST
+    ("02:15-02:45", utc(AUTUMN, 25, 1, 20), None),  # 02:20 CET
+    ("00:00-03:00", utc(AUTUMN, 25, 0, 30), utc(AUTUMN, 25, 2)),  # 02:30 CEST -> 03:00 CET (four hours)
+    ("00:00-03:00", utc(AUTUMN, 25, 1, 30), utc(AUTUMN, 25, 2)),  # 02:30 CET
+    ("00:00-03:00", utc(AUTUMN, 25, 2), None),
+]
+
+
+@pytest.mark.parametrize(("window", "moment", "end"), QUIET_HOURS)
+def test_quiet_hours_across_the_changes_of_the_clocks(window: str, moment: datetime, end: datetime | None) -> None:
+    alerts = AlertSettings(quiet_hours=parse_time_window(window))
+    assert in_quiet_hours(moment, alerts, ROME) is (end is not None)
+    # Compared as instants: aware datetimes of different zones around a change compare unequal.
+    assert quiet_hours_end(moment, alerts, ROME).timestamp() == (end or moment).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("moment", "start", "end"),
+    [
+        (utc(SPRING, 28, 22, 30), utc(SPRING, 27, 23), utc(SPRING, 28, 23)),  # 23:30 CET, the day before
+        (utc(SPRING, 29, 1, 30), utc(SPRING, 28, 23), utc(SPRING, 29, 22)),  # a day of 23 hours
+        (utc(AUTUMN, 25, 0, 30), utc(AUTUMN, 24, 22), utc(AUTUMN, 25, 23)),  # 02:30 CEST, a day of 25 hours
+        (utc(AUTUMN, 25, 1, 30), utc(AUTUMN, 24, 22), utc(AUTUMN, 25, 23)),  # 02:30 CET, the same day
+        (utc(AUTUMN, 25, 22, 59), utc(AUTUMN, 24, 22), utc(AUTUMN, 25, 23)),
+    ],
+)
+def test_days_across_the_changes_of_the_clocks(moment: datetime, start: datetime, end: datetime) -> None:
+    assert (day_start(moment, ROME).timestamp(), next_day_start(moment, ROME).timestamp()) == (
+        start.timestamp(), end.timestamp())
+
+
+def test_a_midnight_that_does_not_exist_starts_the_day_at_the_change() -> None:
+    santiago = ZoneInfo("America/Santiago")  # 2026-09-06: 00:00 -04 -> 01:00 -03, at 04:00 UTC
+    moment = utc(9, 6, 12)
+    assert day_start(moment, santiago) == utc(9, 6, 4)
+    assert local_moment(date(2026, 9, 6), time(0, 30), santiago) == utc(9, 6, 4)
+
+
+def test_quiet_hours_ending_in_the_skipped_hour_release_the_queue_at_the_change(
+    tmp_path: Path, waha_server: FakeWaha
+) -> None:
+    alerts = AlertSettings(quiet_hours=parse_time_window("01:00-02:30"))
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1)])
+    clock = Clock(utc(SPRING, 29, 0, 30))  # 01:30 CET
+    held = run_drain(waha_server, store, clock, alerts)
+    assert held.sent == 0 and held.next_due is not None
+    assert held.next_due.timestamp() == utc(SPRING, 29, 1).timestamp()  # 03:00 CEST
+    clock.moment = held.next_due
+    assert run_drain(waha_server, store, clock, alerts).sent == 1
+    store.close()
+
+
+def test_max_per_day_waits_for_the_next_local_day_across_the_changes(tmp_path: Path, waha_server: FakeWaha) -> None:
+    store = Store.open(tmp_path)
+    capped = Pacing(quiet_hours=False, max_per_day=1)
+    store.add_deliveries([delivery(1), delivery(2)])
+    clock = Clock(utc(SPRING, 29, 10))  # noon CEST on the 23-hour day
+    result = run_drain(waha_server, store, clock, pacing=capped)
+    assert result.sent == 1 and result.next_due is not None
+    assert result.next_due.timestamp() == utc(SPRING, 29, 22).timestamp()  # 30 March, 00:00 CEST
+    clock.moment = utc(SPRING, 29, 21, 59)
+    assert run_drain(waha_server, store, clock, pacing=capped).sent == 0
+    clock.moment = utc(SPRING, 29, 22)
+    assert run_drain(waha_server, store, clock, pacing=capped).sent == 1
     store.close()
