@@ -45,7 +45,6 @@ from bridge.clock import Clock, JumpWatch
 from bridge.config import Config, ConfigError, FeedConfig, load_config
 from bridge.fetch import Fetcher
 from bridge.images import ImageLoader
-from bridge.logs import register_secrets
 from bridge.ops import OpsReporter
 from bridge.outbox import DrainResult, drain, pacing_for
 from bridge.parser_pool import ParserPool
@@ -75,16 +74,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def config_secrets(config: Config) -> list[str]:
-    """Every secret value in `config`, to be masked in logs."""
-    return [
-        secret.value
-        for channel in config.channels.values()
-        for secret in (channel.api_key, channel.token, channel.secret)
-        if secret is not None
-    ]
-
-
 class Bridge:
     """The daemon's moving parts around one open `Store`."""
 
@@ -93,7 +82,6 @@ class Bridge:
         self.store = store
         self.clock = clock or Clock()
         self._jumps = JumpWatch(self.clock)
-        register_secrets(config_secrets(config))
         if private_addresses_allowed():
             log.warning("test-only switch set: article pages and images may come from loopback and private "
                         "addresses; never set it in service", variable=ALLOW_PRIVATE_ENV)
@@ -732,7 +720,6 @@ class Bridge:
             return
         if config.bridge.state_dir != self.config.bridge.state_dir:
             log.warning("state_dir changes take effect at restart, not reload")
-        register_secrets(config_secrets(config))
         if _fetch_settings(config) != _fetch_settings(self.config):
             # Polls under way finish with the old fetcher; it is closed once they are done.
             old_fetcher = self.fetcher
