@@ -5,27 +5,39 @@ Layout (schema version in `outbox.json`, table `meta`):
     lock                 flock()ed by the running daemon; a second instance exits
     feeds/<feed_id>.json one file per feed: the identity keys seen from it
     polls.json           every feed's poll state: validators, health (written periodically)
-    outbox.json          deliveries not yet sent (pending) or given up (failed), channel pacing
+    outbox.json          deliveries not yet sent (pending) or given up (failed), channel pacing:
+                         a snapshot in TinyDB's layout, with the changes made since it in
+    outbox.<n>.journal   one line per change (see `bridge.journal`; folded in now and then)
     history.jsonl        every post made: where, when, the remote message id (append-only)
 
-A poll that finds new keys writes its own feed's file only, so the cost of a write does not
-grow with the number of feeds; a 304 writes nothing (its state reaches polls.json at the next
-`flush`). Every file is replaced atomically: temp file, fsync, rename, fsync of the directory,
-mode 0600; a kill at any instant leaves either the old or the new file.
+A poll that finds new keys writes its own feed's file only, and an outbox change appends one
+line, so the cost of a write grows neither with the number of feeds nor with the queue; a 304
+writes nothing (its state reaches polls.json at the next `flush`). Every other file is replaced
+atomically: temp file, fsync, rename, fsync of the directory, mode 0600; a kill at any instant
+leaves either the old or the new file (and a journal line torn by a kill is ignored).
 
 Ordering gives crash safety without transactions across files: new deliveries are written to
 the outbox *before* their keys are marked seen (a crash in between re-finds the item, and the
 delivery id is deterministic, so nothing doubles), and a sent delivery is added to the history
-*before* it leaves the outbox (a crash in between is mended at open).
+*before* it leaves the outbox (a crash in between is mended at open). Every call returns only
+once its change is on disk.
+
+A call that cannot write (a full disk, an I/O error) raises the `OSError` and leaves the state
+in memory as it is on disk: what the call stood for did not happen, and the caller stops
+there (a poll whose deliveries were not written marks nothing seen, so the next one finds the
+items again). Schema 1 kept the whole outbox in `outbox.json` (rewritten at every change): it
+is read as a snapshot without a journal and rewritten in the new layout at the first open.
 """
 
 from __future__ import annotations
 
+import bisect
 import errno
 import fcntl
+import itertools
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,9 +50,13 @@ from tinydb.storages import Storage
 
 from bridge.health import FeedHealth, judge
 from bridge.item import Alert
+from bridge.journal import Change, Document, JournaledStorage, UnreadableFile, fsync_dir, write_fully
 from bridge.seen import SeenIndex
 
-SCHEMA_VERSION = 1
+# 2: outbox.json is a snapshot and outbox.<n>.journal the changes since; 1: outbox.json whole.
+SCHEMA_VERSION = 2
+# The outbox's tables and the field that names their documents in the journal.
+OUTBOX_KEYS = {"deliveries": "id", "channels": "channel"}
 # A seen key's time is refreshed at most this often (seconds): a feed answering 200 with nothing
 # new then costs no write. Far shorter than the three days a title fingerprint is matched.
 SEEN_REFRESH = 86400
@@ -65,24 +81,18 @@ def write_atomically(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        write_fully(fd, data)
         os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        tmp.unlink(missing_ok=True)  # a full disk gets its space back at once
+        raise
+    os.close(fd)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make a rename or a new file in `directory` durable."""
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+_fsync_dir = fsync_dir
 
 
 class AtomicJSONStorage(Storage):
@@ -119,15 +129,9 @@ class AtomicJSONStorage(Storage):
         pass
 
 
-class _BatchingMiddleware(CachingMiddleware):
-    """Keep every change in memory until `flush()`, so one commit is one atomic file write."""
-
-    WRITE_CACHE_SIZE = 1 << 62
-
-
-def _open_db(path: Path, *, read_only: bool) -> TinyDB:
-    storage = _BatchingMiddleware(AtomicJSONStorage)  # type: ignore[no-untyped-call]
-    return TinyDB(str(path), storage=storage, read_only=read_only)
+def _read_through(storage: Storage) -> TinyDB:
+    """A TinyDB over `storage` that reads it once: TinyDB reads its storage at every query."""
+    return TinyDB(storage=CachingMiddleware(lambda: storage))  # type: ignore[no-untyped-call]
 
 
 def _now() -> datetime:
@@ -381,9 +385,11 @@ class Store:
         # (channel, key, feed) -> last seen: every feed file's keys, packed (see bridge.seen)
         self._seen = SeenIndex()
         self._feed_files: set[str] = set()  # feeds whose file is loaded or written
-        self._outbox: TinyDB | None = None
+        self._outbox: JournaledStorage | None = None
         self._history = PostLog(state_dir / "history.jsonl", read_only=True)
         self._deliveries: dict[str, Delivery] = {}
+        # (channel, state) -> its deliveries in sending order, each after its key (see `deliveries`)
+        self._queues: dict[tuple[str, str], list[_Queued]] = {}
         self._last_post: dict[str, datetime] = {}
         self._posted_ids: set[str] = set()
         self._posted_at: dict[str, list[tuple[datetime, str | None]]] = {}
@@ -438,48 +444,21 @@ class Store:
         self._lock_fd = fd
 
     def _load(self) -> None:
-        outbox_path = self.state_dir / "outbox.json"
-        if self.read_only and not outbox_path.exists():
-            self._outbox = None
-        else:
-            self._outbox = _open_db(outbox_path, read_only=self.read_only)
-            try:
-                meta = self._outbox.table("meta").get(doc_id=1)
-            except StateError as exc:
-                self._outbox.close()
-                if self.read_only:
-                    raise
-                self._quarantine(outbox_path, exc)
-                self._outbox = _open_db(outbox_path, read_only=False)
-                meta = None
-            version = meta["schema"] if isinstance(meta, Mapping) else None
-            if version is None and not self.read_only:
-                self._outbox.table("meta").insert({"schema": SCHEMA_VERSION})
-                self._flush(self._outbox)
-            elif version is not None and version > SCHEMA_VERSION:
-                raise StateError(
-                    f"{self.state_dir} was written by a newer channel-bridge (schema {version}, "
-                    f"this version reads up to {SCHEMA_VERSION})",
-                    hint="upgrade channel-bridge, or restore the state backup of the older version",
-                )
-            for doc in self._outbox.table("deliveries").all():
-                delivery = Delivery.from_dict(doc)
-                self._deliveries[delivery.id] = delivery
-            for doc in self._outbox.table("channels").all():
-                if doc.get("last_post"):
-                    self._last_post[doc["channel"]] = datetime.fromisoformat(doc["last_post"])
-                if doc.get("paused"):
-                    self._paused[doc["channel"]] = doc["paused"]
+        version = self._load_outbox()
         self._history = PostLog(self.state_dir / "history.jsonl", read_only=self.read_only)
         for post in self._history.read():
             self._posted_ids.add(post.delivery_id)
             self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
-        # A crash between "added to history" and "removed from outbox": finish the move.
-        stale = [d for d in self._deliveries if d in self._posted_ids]
-        if stale and not self.read_only:
-            for delivery_id in stale:
-                del self._deliveries[delivery_id]
-            self._write_outbox()
+        if self._outbox is not None and not self.read_only:
+            if version != SCHEMA_VERSION:
+                # A new state directory, or schema 1: start the snapshot of the new layout.
+                self._outbox.compact(self._outbox_tables())
+            # A crash between "added to history" and "removed from outbox": finish the move.
+            stale = [d for d in self._deliveries if d in self._posted_ids]
+            if stale:
+                self._write_outbox({"deliveries": dict.fromkeys(stale)})
+                for delivery_id in stale:
+                    self._unqueue(delivery_id)
         self._load_states()
         feeds_dir = self.state_dir / "feeds"
         if feeds_dir.is_dir():
@@ -490,6 +469,49 @@ class Store:
             # Only a feed file vouches for a first poll: without its seen keys, a feed is new.
             if feed_id not in self._feed_files and state.primed:
                 self._states[feed_id] = replace(state, primed=())
+
+    def _load_outbox(self) -> int | None:
+        """Read the outbox (snapshot and journal) into memory; return its schema version, None
+        for a new one. A file that cannot be read is moved aside (a reader raises instead)."""
+        path = self.state_dir / "outbox.json"
+        storage = JournaledStorage(str(path), keys=OUTBOX_KEYS, read_only=self.read_only)
+        if self.read_only and not path.exists() and not storage.journals():
+            return None
+        for _ in range(len(storage.journals()) + 2):  # each try moves one file aside
+            db = _read_through(storage)
+            try:
+                meta = db.table("meta").get(doc_id=1)
+                break
+            except UnreadableFile as exc:
+                if self.read_only:
+                    raise StateError(
+                        f"state file {exc.path} is unreadable ({exc.detail})",
+                        hint="the daemon moves it aside at its next start; see the log",
+                    ) from None
+                self._quarantine(exc.path, exc)
+        else:
+            raise StateError(f"the outbox in {self.state_dir} cannot be read")
+        version = meta.get("schema") if isinstance(meta, Mapping) else None
+        if version is not None and version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.state_dir} was written by a newer channel-bridge (schema {version}, "
+                f"this version reads up to {SCHEMA_VERSION})",
+                hint="upgrade channel-bridge, or restore the state backup of the older version",
+            )
+        for doc in db.table("deliveries").all():
+            delivery = Delivery.from_dict(doc)
+            self._deliveries[delivery.id] = delivery
+        for delivery in self._deliveries.values():
+            self._queues.setdefault((delivery.channel, delivery.state), []).append((*sending_key(delivery), delivery))
+        for queue in self._queues.values():
+            queue.sort()  # ids differ, so a comparison never reaches the deliveries themselves
+        for doc in db.table("channels").all():
+            if doc.get("last_post"):
+                self._last_post[doc["channel"]] = datetime.fromisoformat(doc["last_post"])
+            if doc.get("paused"):
+                self._paused[doc["channel"]] = doc["paused"]
+        self._outbox = storage
+        return version
 
     def _load_states(self) -> None:
         path = self.state_dir / "polls.json"
@@ -578,24 +600,33 @@ class Store:
                   error=str(exc))
 
     def close(self) -> None:
-        """Write what is held in memory only, then release files and the lock."""
-        if not self.read_only:
-            self.flush()
-        self._seen.clear()
-        self._feed_files.clear()
-        self._states.clear()
-        if self._outbox is not None:
-            self._outbox.close()
-        self._outbox = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        """Write what is held in memory only, fold the outbox's journal into its snapshot,
+        then release files and the lock (even when a write fails: its error is raised)."""
+        try:
+            if not self.read_only:
+                self.flush()
+        finally:
+            self._seen.clear()
+            self._feed_files.clear()
+            self._states.clear()
+            if self._outbox is not None:
+                self._close_outbox(self._outbox)
+            self._outbox = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
 
-    @staticmethod
-    def _flush(db: TinyDB) -> None:
-        storage = db.storage
-        assert isinstance(storage, CachingMiddleware)
-        storage.flush()  # type: ignore[no-untyped-call]
+    def _close_outbox(self, outbox: JournaledStorage) -> None:
+        outbox.wait()
+        if not self.read_only and outbox.journal_bytes:
+            # A stopped bridge leaves one TinyDB file; if it cannot be written, the journal
+            # still holds every change and the next start reads it.
+            try:
+                outbox.compact(self._outbox_tables())
+            except OSError as exc:
+                log.warning("outbox journal not folded into its snapshot at stop; nothing is lost",
+                            error=str(exc))
+        outbox.close()
 
     # -- feeds and seen keys --------------------------------------------------------------
 
@@ -675,13 +706,40 @@ class Store:
     # -- outbox ---------------------------------------------------------------------------
 
     def deliveries(self, channel: str | None = None, *, state: str | None = "pending") -> list[Delivery]:
-        """Deliveries in sending order: urgent first, then oldest first."""
-        chosen = [
-            d
-            for d in self._deliveries.values()
-            if (channel is None or d.channel == channel) and (state is None or d.state == state)
-        ]
-        return sorted(chosen, key=lambda d: (not d.urgent, d.order, d.created, d.id))
+        """Deliveries in sending order: urgent first, then oldest first.
+
+        Each channel's queue is kept in order as deliveries come and go, so a look at a long
+        queue costs a copy of it, never a sort.
+        """
+        queues = [queue for (name, kind), queue in self._queues.items()
+                  if (channel is None or name == channel) and (state is None or kind == state)]
+        if len(queues) == 1:
+            return [entry[-1] for entry in queues[0]]
+        return [entry[-1] for entry in sorted(itertools.chain.from_iterable(queues))]
+
+    def _queue(self, delivery: Delivery) -> None:
+        """Put `delivery` in memory, new or changed, in its place in the sending order."""
+        old = self._deliveries.get(delivery.id)
+        entry = (*sending_key(delivery), delivery)
+        if old is not None:
+            if (old.channel, old.state, sending_key(old)) == (delivery.channel, delivery.state, entry[:-1]):
+                queue = self._queues[(old.channel, old.state)]
+                queue[bisect.bisect_left(queue, entry[:-1])] = entry
+                self._deliveries[delivery.id] = delivery
+                return
+            self._unqueue(delivery.id)
+        self._deliveries[delivery.id] = delivery
+        bisect.insort(self._queues.setdefault((delivery.channel, delivery.state), []), entry)
+
+    def _unqueue(self, delivery_id: str) -> None:
+        """Take a delivery out of memory and out of its queue."""
+        delivery = self._deliveries.pop(delivery_id, None)
+        if delivery is None:
+            return
+        queue = self._queues[(delivery.channel, delivery.state)]
+        del queue[bisect.bisect_left(queue, sending_key(delivery))]
+        if not queue:
+            del self._queues[(delivery.channel, delivery.state)]
 
     def has_delivery(self, delivery_id: str) -> bool:
         return delivery_id in self._deliveries or self._posted(delivery_id)
@@ -690,19 +748,27 @@ class Store:
         return delivery_id in self._posted_ids
 
     def add_deliveries(self, deliveries: list[Delivery]) -> list[Delivery]:
-        """Queue new deliveries (one atomic write); return those that were not already known."""
-        added = [d for d in deliveries if not self.has_delivery(d.id)]
+        """Queue new deliveries (one durable write); return those that were not already known.
+
+        Raise OSError, with nothing queued, when they cannot be written.
+        """
+        added = list({d.id: d for d in deliveries if not self.has_delivery(d.id)}.values())
         if not added:
             return []
+        self._write_outbox({"deliveries": {d.id: d.to_dict() for d in added}})
         for delivery in added:
-            self._deliveries[delivery.id] = delivery
-        self._write_outbox()
+            self._queue(delivery)
+        self._compact_if_due()
         return added
 
     def update_delivery(self, delivery: Delivery) -> None:
-        """Record a retry schedule or a failure for a queued delivery."""
-        self._deliveries[delivery.id] = delivery
-        self._write_outbox()
+        """Record a retry schedule, a send in flight or a failure for a queued delivery.
+
+        Raise OSError, with the delivery unchanged, when it cannot be written.
+        """
+        self._write_outbox({"deliveries": {delivery.id: delivery.to_dict()}})
+        self._queue(delivery)
+        self._compact_if_due()
 
     def record_post(
         self, delivery: Delivery, remote_id: str | None, at: datetime, *, verified: bool | None = None
@@ -713,7 +779,13 @@ class Store:
     def record_posts(
         self, deliveries: list[Delivery], remote_id: str | None, at: datetime, *, verified: bool | None = None
     ) -> list[Post]:
-        """Move deliveries posted together (one digest) to the history in one write each file."""
+        """Move deliveries posted together (one digest) to the history in one write each file.
+
+        Raise OSError when a write fails. If the history could not be written, nothing
+        changed; if only the outbox could not, the posts are recorded (the history is what
+        says a delivery was posted: a restart drops them from the outbox too) and the channel's
+        last post stays the one on disk.
+        """
         posts = [Post(
             delivery_id=delivery.id,
             channel=delivery.channel,
@@ -728,9 +800,20 @@ class Store:
         for delivery in deliveries:
             self._posted_ids.add(delivery.id)
             self._posted_at.setdefault(delivery.channel, []).append((at, remote_id))
-            self._deliveries.pop(delivery.id, None)
-            self._last_post[delivery.channel] = at
-        self._write_outbox()
+            self._unqueue(delivery.id)
+        channels = {delivery.channel: self._last_post.get(delivery.channel) for delivery in deliveries}
+        self._last_post.update(dict.fromkeys(channels, at))
+        try:
+            self._write_outbox({"deliveries": dict.fromkeys(d.id for d in deliveries),
+                                "channels": {name: self._channel_doc(name) for name in channels}})
+        except OSError:
+            for name, previous in channels.items():
+                if previous is None:
+                    self._last_post.pop(name, None)
+                else:
+                    self._last_post[name] = previous
+            raise
+        self._compact_if_due()
         return posts
 
     def posts_since(self, channel: str, since: datetime) -> int:
@@ -742,29 +825,54 @@ class Store:
         return self._paused.get(channel)
 
     def set_channel_pause(self, channel: str, reason: str | None) -> None:
-        """Pause `channel` with a reason, or resume it with None; kept across restarts."""
-        if self._paused.get(channel) == reason:
+        """Pause `channel` with a reason, or resume it with None; kept across restarts.
+
+        Raise OSError, with the pause unchanged, when it cannot be written.
+        """
+        previous = self._paused.get(channel)
+        if previous == reason:
             return
         if reason is None:
             self._paused.pop(channel, None)
         else:
             self._paused[channel] = reason
-        self._write_outbox()
+        try:
+            self._write_outbox({"channels": {channel: self._channel_doc(channel)}})
+        except OSError:
+            if previous is None:
+                self._paused.pop(channel, None)
+            else:
+                self._paused[channel] = previous
+            raise
+        self._compact_if_due()
 
     def last_post(self, channel: str) -> datetime | None:
         return self._last_post.get(channel)
 
-    def _write_outbox(self) -> None:
+    def _write_outbox(self, change: Change) -> None:
+        """Commit one change of the outbox durably: one journal line, whatever the queue's length."""
         assert self._outbox is not None
-        db = self._outbox
-        db.table("deliveries").truncate()
-        db.table("deliveries").insert_multiple(d.to_dict() for d in self._deliveries.values())
-        db.table("channels").truncate()
-        db.table("channels").insert_multiple(
-            {"channel": name, "last_post": _iso(self._last_post.get(name)), "paused": self._paused.get(name)}
-            for name in sorted(set(self._last_post) | set(self._paused))
-        )
-        self._flush(db)
+        self._outbox.append(change)
+
+    def _compact_if_due(self) -> None:
+        """Fold the journal into a new snapshot, in a thread, once it outgrows the snapshot."""
+        assert self._outbox is not None
+        if self._outbox.compaction_due():
+            self._outbox.compact(self._outbox_tables(), background=True)
+
+    def _outbox_tables(self) -> dict[str, Iterable[Document]]:
+        """The outbox as of now, for a snapshot: the list of deliveries is copied here (they are
+        immutable), their encoding is left to whoever consumes it, possibly a thread."""
+        deliveries = list(self._deliveries.values())
+        channels = [doc for name in sorted(set(self._last_post) | set(self._paused))
+                    if (doc := self._channel_doc(name)) is not None]
+        return {"meta": [{"schema": SCHEMA_VERSION}], "channels": channels,
+                "deliveries": map(Delivery.to_dict, deliveries)}
+
+    def _channel_doc(self, name: str) -> Document | None:
+        if name not in self._last_post and name not in self._paused:
+            return None
+        return {"channel": name, "last_post": _iso(self._last_post.get(name)), "paused": self._paused.get(name)}
 
     # -- history --------------------------------------------------------------------------
 
@@ -772,6 +880,17 @@ class Store:
         """Every post recorded, oldest first, optionally only those at or after `since`."""
         chosen = [p for p in self._history.read() if since is None or p.posted_at >= since]
         return iter(sorted(chosen, key=lambda p: p.posted_at))
+
+
+SendingKey = tuple[bool, float, datetime, str]
+# A delivery after its sending key: a bare key sorts just before its delivery's entry.
+_Queued = tuple[bool, float, datetime, str, Delivery]
+
+
+def sending_key(delivery: Delivery) -> SendingKey:
+    """Where a delivery goes in its channel's queue: urgent first, then oldest first (its id last,
+    so that no two keys are equal)."""
+    return (not delivery.urgent, delivery.order, delivery.created, delivery.id)
 
 
 def with_retry(delivery: Delivery, *, error: str, at: datetime | None, failed: bool = False) -> Delivery:
