@@ -561,15 +561,14 @@ class Store:
             return None
         return seen, primed
 
-    def _write_seen(self, feed_id: str, seen: Mapping[str, Mapping[str, int]]) -> None:
+    def _write_seen(self, feed_id: str, seen: Mapping[str, Mapping[str, int]], primed: tuple[str, ...]) -> None:
         rows = (
             {"c": channel, "k": key, "t": last}
             for channel, marks in sorted(seen.items())
             for key, last in sorted(marks.items())
         )
         # TinyDB's layout (tables of numbered documents), so any TinyDB can read the file.
-        primed = list(self.feed_state(feed_id).primed)
-        document = {"feed": {"1": {"feed_id": feed_id, "primed": primed}},
+        document = {"feed": {"1": {"feed_id": feed_id, "primed": list(primed)}},
                     "seen": {str(n): row for n, row in enumerate(rows, 1)}}
         path = self._feed_path(feed_id)
         write_atomically(path, json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
@@ -655,11 +654,12 @@ class Store:
         number of feeds). The poll state itself (validators, health) is only kept in memory
         until the next `flush`: losing it to a crash costs a full fetch, never a lost or a
         repeated post, so a 304 costs no disk write at all.
+
+        Raise OSError when the feed's file cannot be written: then nothing is recorded, in
+        memory either (not even the poll state, whose `primed` goes with the keys).
         """
         feed_id = state.feed_id
         previous = self._states.get(feed_id)
-        self._states[feed_id] = state
-        self._states_dirty = True
         stamp = int((now or _now()).timestamp())
         due = {
             channel: [k for k in keys if (last := self._seen.last_seen(channel, k, feed_id)) is None
@@ -670,19 +670,29 @@ class Store:
         oldest = self._seen.oldest(feed_id)
         prune = cutoff is not None and oldest is not None and oldest < cutoff
         if not (any(due.values()) or prune or previous is None or previous.primed != state.primed):
+            self._states[feed_id] = state
+            self._states_dirty = True
             return
         marks = self._marks_on_disk(feed_id, seen or {}, stamp)
         for channel, keys in due.items():
             for key in keys:
                 marks.setdefault(channel, {})[key] = stamp
-                self._seen.mark(channel, key, feed_id, stamp)
+        forgotten = []
         if cutoff is not None:
             for channel, channel_marks in marks.items():
                 for key in [k for k, last in channel_marks.items() if last < cutoff]:
                     del channel_marks[key]
-                    self._seen.forget(channel, key, feed_id)
+                    forgotten.append((channel, key))
+        # The file first: the index and the poll state change only once it is written.
+        self._write_seen(feed_id, marks, state.primed)
+        self._states[feed_id] = state
+        self._states_dirty = True
+        for channel, keys in due.items():
+            for key in keys:
+                self._seen.mark(channel, key, feed_id, stamp)
+        for channel, key in forgotten:
+            self._seen.forget(channel, key, feed_id)
         self._seen.set_oldest(feed_id, min((t for m in marks.values() for t in m.values()), default=stamp))
-        self._write_seen(feed_id, marks)
 
     def _marks_on_disk(self, feed_id: str, shown: Mapping[str, set[str]], stamp: int) -> dict[str, dict[str, int]]:
         """The feed file's keys, to be changed and written back whole: the index keeps digests,

@@ -20,6 +20,7 @@ import pytest
 from tinydb import TinyDB
 
 import bridge.journal
+import bridge.store
 from bridge.item import Alert
 from bridge.store import SCHEMA_VERSION, Delivery, FeedState, StateError, StateLockedError, Store
 
@@ -467,3 +468,26 @@ def test_a_post_whose_outbox_write_fails_is_still_a_post(tmp_path: Path, monkeyp
     reopened = Store.open(tmp_path)
     assert outbox_view(reopened) == view
     reopened.close()
+
+
+def test_seen_keys_whose_file_cannot_be_written_are_not_marked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store.open(tmp_path)
+    store.save_feed(FeedState("notizie", primed=("wa",)), {"wa": {"l:1"}}, now=NOW)
+    written = (tmp_path / "feeds" / "notizie.json").read_bytes()
+
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(bridge.store, "write_fully", full)
+    with pytest.raises(OSError, match="No space left"):
+        store.save_feed(FeedState("notizie", primed=("tg", "wa")), {"wa": {"l:1", "l:2"}, "tg": {"l:2"}}, now=NOW)
+    # Not seen, so the items are still new to the next poll; and not primed for "tg", whose
+    # first poll would otherwise be skipped and its items posted as if they were new.
+    assert store.seen_by("wa", "l:2") == {} and store.seen_by("tg", "l:2") == {}
+    assert store.feed_state("notizie").primed == ("wa",)
+    assert (tmp_path / "feeds" / "notizie.json").read_bytes() == written
+    assert not list((tmp_path / "feeds").glob(".*.tmp"))
+    monkeypatch.undo()
+    store.save_feed(FeedState("notizie", primed=("tg", "wa")), {"wa": {"l:1", "l:2"}, "tg": {"l:2"}}, now=NOW)
+    assert store.seen_by("tg", "l:2") == {"notizie": int(NOW.timestamp())}
+    store.close()
