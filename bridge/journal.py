@@ -193,6 +193,7 @@ class JournaledStorage(Storage):
             path.unlink(missing_ok=True)
         if stale:
             fsync_dir(self.path.parent)
+        self._snapshot_tmp().unlink(missing_ok=True)  # a compaction cut short by a kill
         self._close_journal()
         with self._lock:
             self._generation = generation
@@ -433,7 +434,7 @@ class JournaledStorage(Storage):
 
     def _write_snapshot(self, generation: int, tables: Mapping[str, Iterable[Any]], numbered: bool, *,
                         paced: bool) -> int:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp = self._snapshot_tmp()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         size = unsynced = 0
         try:
@@ -455,6 +456,9 @@ class JournaledStorage(Storage):
         os.replace(tmp, self.path)
         fsync_dir(self.path.parent)
         return size
+
+    def _snapshot_tmp(self) -> Path:
+        return self.path.with_name(f".{self.path.name}.tmp")
 
     def _snapshot_chunks(self, generation: int, tables: Mapping[str, Iterable[Any]],
                          numbered: bool) -> Iterator[bytes]:
