@@ -135,6 +135,8 @@ async def exercise(store: Store, state_dir: Path, queued: int, changes: int,
     costs: dict[str, list[float]] = {"add_deliveries": [], "deliveries(channel)": [], "update_delivery": [],
                                      "record_post": []}
     cpus: dict[str, list[float]] = {kind: [] for kind in costs}
+    during: list[float] = []  # changes made while a compaction was under way
+    outside: list[float] = []
     lags: list[float] = []
     done = asyncio.Event()
     snapshot = state_dir / "outbox.json"
@@ -149,9 +151,12 @@ async def exercise(store: Store, state_dir: Path, queued: int, changes: int,
 
     async def timed(kind: str, call: Any) -> Any:
         nonlocal rewrites, last
+        compacting = bool(getattr(getattr(store, "_outbox", None), "compacting", False))
         started, cpu = time.perf_counter(), time.thread_time()
         value = call()
         costs[kind].append(time.perf_counter() - started)
+        if kind != "deliveries(channel)":
+            (during if compacting else outside).append(costs[kind][-1])
         cpus[kind].append(time.thread_time() - cpu)
         now = snapshot.stat()
         if (now.st_ino, now.st_mtime_ns, now.st_size) != (last.st_ino, last.st_mtime_ns, last.st_size):
@@ -175,7 +180,8 @@ async def exercise(store: Store, state_dir: Path, queued: int, changes: int,
     elapsed = time.perf_counter() - started
     done.set()
     await prober
-    return {"costs": costs, "cpus": cpus, "stall": max(lags), "snapshots": rewrites, "elapsed": elapsed}
+    return {"costs": costs, "cpus": cpus, "during": during, "outside": outside, "stall": max(lags),
+            "snapshots": rewrites, "elapsed": elapsed}
 
 
 def main() -> int:
@@ -229,6 +235,9 @@ def main() -> int:
     print("  per call, wall time (the disk's fdatasync included):")
     for kind, samples in run["costs"].items():
         print(f"    {kind + ':':<22}{figures(samples)}")
+    if run["during"]:
+        print(f"    changes, no compaction: {figures(run['outside'])}")
+        print(f"    changes, compacting:  {figures(run['during'])}")
     print("  per call, CPU time of the loop's thread (the code's own cost):")
     for kind, samples in run["cpus"].items():
         print(f"    {kind + ':':<22}{figures(samples)}")

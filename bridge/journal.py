@@ -59,7 +59,7 @@ _CHUNK = 1 << 15  # bytes of a snapshot encoded at a time: about a millisecond o
 # at a time, and without the rests the loop's thread would wait up to the interpreter's switch
 # interval (5 ms) each time it takes it back after a system call; a change makes several.
 _REST = 0.001
-_SYNC_EVERY = 8 << 20  # bytes of snapshot written between two fdatasyncs of it, in the thread:
+_SYNC_EVERY = 2 << 20  # bytes of snapshot written between two fdatasyncs of it, in the thread:
 # little unwritten data at any moment, so the journal's own fdatasync never waits behind much
 _READ_ATTEMPTS = 8  # a reader racing a compaction reads again, at most this often
 
