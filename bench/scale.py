@@ -72,7 +72,8 @@ CHAT = "120363000000000042@newsletter"
 MB = 1024 * 1024
 DAEMON_POLLS = 64  # bridge.daemon.MAX_CONCURRENT_POLLS, mirrored by the raw baseline client
 DAEMON_PER_HOST = 2  # bridge.daemon.MAX_POLLS_PER_HOST
-STORE_WRITE_FRAMES = ("write_atomically (", "append (bridge/store.py")
+STORE_WRITE_FRAMES = ("write_atomically (", "append (bridge/store.py", "append (bridge/journal.py",
+                      "_write_snapshot (bridge/journal.py")
 STORE_SAVE_FRAMES = ("save_feed (", "_write_outbox (", "record_posts (")
 
 

@@ -165,6 +165,9 @@ _SECRET_PREFIXES = ("env:", "file:", "credential:")
 
 MIN_INTERVAL = timedelta(seconds=1)
 RECOMMENDED_MIN_INTERVAL = timedelta(seconds=30)
+# First polls that may queue this many posts in all get a warning: a queue of thousands takes
+# days to send at a sane pace, and each item is old news by then.
+BACKFILL_WARNING = 1000
 
 
 def parse_duration(text: str) -> timedelta:
@@ -749,7 +752,30 @@ def config_warnings(config: Config) -> list[str]:
                 f'feeds[{index}] (id="{feed.id}").interval: {format_duration(feed.interval)} is '
                 "very short; municipal web servers are small, prefer 5m or more except for emergencies"
             )
+    backfill = _backfill_warning(config)
+    if backfill:
+        warnings.append(backfill)
     return warnings
+
+
+def _backfill_warning(config: Config) -> str | None:
+    """A warning when the feeds' first polls may queue thousands of posts (feeds × backfill)."""
+    per_channel: dict[str, int] = {}
+    for feed in config.feeds:
+        for channel in feed.channels:
+            per_channel[channel] = per_channel.get(channel, 0) + feed.backfill
+    total = sum(per_channel.values())
+    if total < BACKFILL_WARNING:
+        return None
+    busiest, count = max(per_channel.items(), key=lambda pair: pair[1])
+    text = (f"backfill: the first polls of {len(config.feeds)} feeds may queue up to {total:,} posts "
+            f"({count:,} on \"{busiest}\")")
+    gap = config.alerts.min_gap
+    if gap and config.channels[busiest].type != "console":
+        seconds = count * gap.total_seconds()
+        took = timedelta(hours=round(seconds / 3600)) if seconds >= 86400 else timedelta(minutes=round(seconds / 60))
+        text += f", which at one post every {format_duration(gap)} take {format_duration(took)}"
+    return text + "; keep backfill at a few items, or add feeds a few at a time"
 
 
 INSTALLED_CONFIG = Path("/etc/channel-bridge/config.toml")

@@ -2,7 +2,9 @@
 
 `select_items` is the pure seen-policy; `poll_feed` is the thin shell around it that talks to
 the fetcher and the store. Nothing here sends: new alerts go to the outbox, and the outbox
-is written before the keys are marked seen, so a crash between the two loses nothing.
+is written before the keys are marked seen, so a crash between the two loses nothing. A write
+that fails (a full disk) raises out of the poll before the keys are marked seen, and the store
+keeps nothing of it: the next poll finds the same items new again.
 """
 
 from __future__ import annotations
@@ -148,6 +150,9 @@ async def poll_feed(
     parse in a separate process under a deadline (the daemon); None parses in-process.
     `reader` fetches the article page of thin items (per the feed's `fetch_article`); None
     never fetches. Items whose link is off the feed's domains are held, never posted.
+
+    Raise OSError when the state cannot be written: the deliveries first, then the seen keys,
+    so that an item is marked seen only once its deliveries are on disk.
     """
     flog = log.bind(feed=feed.id)
     state = store.feed_state(feed.id)
@@ -214,6 +219,7 @@ async def poll_feed(
                                                             link_domains=feed.link_domains)
         deliveries.extend(_deliveries(feed, channel, postable, items, config, started, articles))
         seen[channel] = {key for item in selection.seen for key in item.keys}
+    # Nothing is caught here: if the deliveries cannot be written, the keys must not be marked.
     queued = store.add_deliveries(deliveries)
     dates = [min(item.published, started) for item in items if item.published is not None]
     gap = rhythm(dates)

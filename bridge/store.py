@@ -6,34 +6,45 @@ Layout (schema version in `outbox.json`, table `meta`):
                          and, while it cannot write the state, why (see `state_condition`)
     feeds/<feed_id>.json one file per feed: the identity keys seen from it
     polls.json           every feed's poll state: validators, health (written periodically)
-    outbox.json          deliveries not yet sent (pending) or given up (failed), channel pacing
+    outbox.json          deliveries not yet sent (pending) or given up (failed), channel pacing:
+                         a snapshot in TinyDB's layout, with the changes made since it in
+    outbox.<n>.journal   one line per change (see `bridge.journal`; folded in now and then)
     history.jsonl        every post made: where, when, the remote message id (append-only)
 
-A poll that finds new keys writes its own feed's file only, so the cost of a write does not
-grow with the number of feeds; a 304 writes nothing (its state reaches polls.json at the next
-`flush`). Every file is replaced atomically: temp file, fsync, rename, fsync of the directory,
-mode 0600; a kill at any instant leaves either the old or the new file.
+A poll that finds new keys writes its own feed's file only, and an outbox change appends one
+line, so the cost of a write grows neither with the number of feeds nor with the queue; a 304
+writes nothing (its state reaches polls.json at the next `flush`). Every other file is replaced
+atomically: temp file, fsync, rename, fsync of the directory, mode 0600; a kill at any instant
+leaves either the old or the new file (and a journal line torn by a kill is ignored).
 
 Ordering gives crash safety without transactions across files: new deliveries are written to
 the outbox *before* their keys are marked seen (a crash in between re-finds the item, and the
 delivery id is deterministic, so nothing doubles), and a sent delivery is added to the history
-*before* it leaves the outbox (a crash in between is mended at open).
+*before* it leaves the outbox (a crash in between is mended at open). Every call returns only
+once its change is on disk.
 
-A write that fails (a full disk, a read-only mount) raises `StateWriteError`, which says
-"state directory full or not writable", the path and the OS error; nothing half-written is
-left behind. A writer checks before every write that its lock file is still the one named by
-the lock path (`check_lock`): a state directory removed or replaced under a running daemon
-stops it rather than letting two instances post.
+A call that cannot write (a full disk, a read-only mount, an I/O error) raises
+`StateWriteError`, which says "state directory full or not writable", the path and the OS
+error, and leaves the state in memory as it is on disk: what the call stood for did not
+happen, and the caller stops there (a poll whose deliveries were not written marks nothing
+seen, so the next one finds the items again); nothing half-written is left behind. A writer
+checks before every write that its lock file is still the one named by the lock path
+(`check_lock`): a state directory removed or replaced under a running daemon stops it rather
+than letting two instances post. Schema 1 kept the whole outbox in `outbox.json` (rewritten at
+every change): it is read as a snapshot without a journal and rewritten in the new layout at
+the first open.
 """
 
 from __future__ import annotations
 
+import bisect
 import errno
 import fcntl
+import itertools
 import json
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,9 +57,13 @@ from tinydb.storages import Storage
 
 from bridge.health import FeedHealth, judge
 from bridge.item import Alert
+from bridge.journal import Change, Document, JournaledStorage, UnreadableFile, fsync_dir, write_fully
 from bridge.seen import SeenIndex
 
-SCHEMA_VERSION = 1
+# 2: outbox.json is a snapshot and outbox.<n>.journal the changes since; 1: outbox.json whole.
+SCHEMA_VERSION = 2
+# The outbox's tables and the field that names their documents in the journal.
+OUTBOX_KEYS = {"deliveries": "id", "channels": "channel"}
 # A seen key's time is refreshed at most this often (seconds): a feed answering 200 with nothing
 # new then costs no write. Far shorter than the three days a title fingerprint is matched.
 SEEN_REFRESH = 86400
@@ -124,16 +139,6 @@ def write_failure(exc: BaseException, state_dir: Path) -> StateWriteError | None
     return StateWriteError(path or state_dir, exc)
 
 
-def _write_fully(fd: int, data: bytes) -> None:
-    """Write all of `data` to `fd`: a write may take only part of it (a nearly full disk)."""
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        if written <= 0:  # never for a regular file; it would loop forever
-            raise OSError(errno.EIO, "the file system accepted none of the bytes")
-        view = view[written:]
-
-
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that a crash leaves the old or the new content, never a mix.
 
@@ -144,7 +149,7 @@ def write_atomically(path: Path, data: bytes) -> None:
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            _write_fully(fd, data)
+            write_fully(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -161,11 +166,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 def _fsync_dir(directory: Path) -> None:
     """Make a rename or a new file in `directory` durable."""
     try:
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(directory)
     except OSError as exc:
         raise StateWriteError(directory, exc) from None
 
@@ -204,15 +205,9 @@ class AtomicJSONStorage(Storage):
         pass
 
 
-class _BatchingMiddleware(CachingMiddleware):
-    """Keep every change in memory until `flush()`, so one commit is one atomic file write."""
-
-    WRITE_CACHE_SIZE = 1 << 62
-
-
-def _open_db(path: Path, *, read_only: bool) -> TinyDB:
-    storage = _BatchingMiddleware(AtomicJSONStorage)  # type: ignore[no-untyped-call]
-    return TinyDB(str(path), storage=storage, read_only=read_only)
+def _read_through(storage: Storage) -> TinyDB:
+    """A TinyDB over `storage` that reads it once: TinyDB reads its storage at every query."""
+    return TinyDB(storage=CachingMiddleware(lambda: storage))  # type: ignore[no-untyped-call]
 
 
 def _now() -> datetime:
@@ -516,7 +511,7 @@ class PostLog:
         try:
             end = os.fstat(fd).st_size  # one writer (the lock): our records start here
             try:
-                _write_fully(fd, data)
+                write_fully(fd, data)
                 os.fsync(fd)
             except OSError as exc:
                 self._cut_back(fd, end)
@@ -610,9 +605,11 @@ class Store:
         # (channel, key, feed) -> last seen: every feed file's keys, packed (see bridge.seen)
         self._seen = SeenIndex()
         self._feed_files: set[str] = set()  # feeds whose file is loaded or written
-        self._outbox: TinyDB | None = None
+        self._outbox: JournaledStorage | None = None
         self._history = PostLog(state_dir / "history.jsonl", read_only=True)
         self._deliveries: dict[str, Delivery] = {}
+        # (channel, state) -> its deliveries in sending order, each after its key (see `deliveries`)
+        self._queues: dict[tuple[str, str], list[_Queued]] = {}
         self._last_post: dict[str, datetime] = {}
         self._posted_ids: set[str] = set()
         self._posted_at: dict[str, list[tuple[datetime, str | None]]] = {}
@@ -735,50 +732,21 @@ class Store:
         return self._lock_lost is not None
 
     def _load(self) -> None:
-        outbox_path = self.state_dir / "outbox.json"
-        if self.read_only and not outbox_path.exists():
-            self._outbox = None
-        else:
-            self._outbox = _open_db(outbox_path, read_only=self.read_only)
-            try:
-                meta = self._outbox.table("meta").get(doc_id=1)
-            except StateError as exc:
-                self._outbox.close()
-                if self.read_only:
-                    raise
-                self._quarantine(outbox_path, exc)
-                self._outbox = _open_db(outbox_path, read_only=False)
-                meta = None
-            version = _schema_version(meta, outbox_path)
-            if version is None and not self.read_only:
-                self._outbox.table("meta").insert({"schema": SCHEMA_VERSION})
-                self._flush(self._outbox)
-            elif version is not None and version > SCHEMA_VERSION:
-                raise StateError(
-                    f"{self.state_dir} was written by a newer channel-bridge (schema {version}, "
-                    f"this version reads up to {SCHEMA_VERSION})",
-                    hint="upgrade channel-bridge, or restore the state backup of the older version",
-                )
-            notes: list[str] = []
-            for doc in self._outbox.table("deliveries").all():
-                delivery = Delivery.from_dict(doc, notes)
-                self._deliveries[delivery.id] = delivery
-            _warn_repaired(outbox_path, notes)
-            for doc in self._outbox.table("channels").all():
-                if doc.get("last_post"):
-                    self._last_post[doc["channel"]] = _time(doc["last_post"], "last_post")
-                if doc.get("paused"):
-                    self._paused[doc["channel"]] = doc["paused"]
+        version = self._load_outbox()
         self._history = PostLog(self.state_dir / "history.jsonl", read_only=self.read_only, check=self.check_lock)
         for post in self._history.read():
             self._posted_ids.add(post.delivery_id)
             self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
-        # A crash between "added to history" and "removed from outbox": finish the move.
-        stale = [d for d in self._deliveries if d in self._posted_ids]
-        if stale and not self.read_only:
-            for delivery_id in stale:
-                del self._deliveries[delivery_id]
-            self._write_outbox()
+        if self._outbox is not None and not self.read_only:
+            if version != SCHEMA_VERSION:
+                # A new state directory, or schema 1: start the snapshot of the new layout.
+                self._outbox.compact(self._outbox_tables())
+            # A crash between "added to history" and "removed from outbox": finish the move.
+            stale = [d for d in self._deliveries if d in self._posted_ids]
+            if stale:
+                self._write_outbox({"deliveries": dict.fromkeys(stale)})
+                for delivery_id in stale:
+                    self._unqueue(delivery_id)
         self._load_states()
         feeds_dir = self.state_dir / "feeds"
         if feeds_dir.is_dir():
@@ -789,6 +757,51 @@ class Store:
             # Only a feed file vouches for a first poll: without its seen keys, a feed is new.
             if feed_id not in self._feed_files and state.primed:
                 self._states[feed_id] = replace(state, primed=())
+
+    def _load_outbox(self) -> int | None:
+        """Read the outbox (snapshot and journal) into memory; return its schema version, None
+        for a new one. A file that cannot be read is moved aside (a reader raises instead)."""
+        path = self.state_dir / "outbox.json"
+        storage = JournaledStorage(str(path), keys=OUTBOX_KEYS, read_only=self.read_only)
+        if self.read_only and not path.exists() and not storage.journals():
+            return None
+        for _ in range(len(storage.journals()) + 2):  # each try moves one file aside
+            db = _read_through(storage)
+            try:
+                meta = db.table("meta").get(doc_id=1)
+                break
+            except UnreadableFile as exc:
+                if self.read_only:
+                    raise StateError(
+                        f"state file {exc.path} is unreadable ({exc.detail})",
+                        hint="the daemon moves it aside at its next start; see the log",
+                    ) from None
+                self._quarantine(exc.path, exc)
+        else:
+            raise StateError(f"the outbox in {self.state_dir} cannot be read")
+        version = _schema_version(meta, path)
+        if version is not None and version > SCHEMA_VERSION:
+            raise StateError(
+                f"{self.state_dir} was written by a newer channel-bridge (schema {version}, "
+                f"this version reads up to {SCHEMA_VERSION})",
+                hint="upgrade channel-bridge, or restore the state backup of the older version",
+            )
+        notes: list[str] = []
+        for doc in db.table("deliveries").all():
+            delivery = Delivery.from_dict(doc, notes)
+            self._deliveries[delivery.id] = delivery
+        for delivery in self._deliveries.values():
+            self._queues.setdefault((delivery.channel, delivery.state), []).append((*sending_key(delivery), delivery))
+        for queue in self._queues.values():
+            queue.sort()  # ids differ, so a comparison never reaches the deliveries themselves
+        for doc in db.table("channels").all():
+            if doc.get("last_post"):
+                self._last_post[doc["channel"]] = _time(doc["last_post"], "last_post", notes)
+            if doc.get("paused"):
+                self._paused[doc["channel"]] = doc["paused"]
+        _warn_repaired(path, notes)
+        self._outbox = storage
+        return version
 
     def _load_states(self) -> None:
         path = self.state_dir / "polls.json"
@@ -838,7 +851,7 @@ class Store:
             return None
         return seen, primed
 
-    def _write_seen(self, feed_id: str, seen: Mapping[str, Mapping[str, int]]) -> None:
+    def _write_seen(self, feed_id: str, seen: Mapping[str, Mapping[str, int]], primed: tuple[str, ...]) -> None:
         self.check_lock()
         rows = (
             {"c": channel, "k": key, "t": last}
@@ -846,8 +859,7 @@ class Store:
             for key, last in sorted(marks.items())
         )
         # TinyDB's layout (tables of numbered documents), so any TinyDB can read the file.
-        primed = list(self.feed_state(feed_id).primed)
-        document = {"feed": {"1": {"feed_id": feed_id, "primed": primed}},
+        document = {"feed": {"1": {"feed_id": feed_id, "primed": list(primed)}},
                     "seen": {str(n): row for n, row in enumerate(rows, 1)}}
         path = self._feed_path(feed_id)
         write_atomically(path, json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
@@ -884,11 +896,12 @@ class Store:
                   error=str(exc))
 
     def close(self) -> None:
-        """Write what is held in memory only, then release files and the lock (always).
+        """Write what is held in memory only, fold the outbox's journal into its snapshot,
+        then release files and the lock (always).
 
-        Raise `StateWriteError` when that write fails (a full or read-only disk at stop): only
-        poll states are lost, and the next start fetches every feed in full. Once the lock is
-        lost nothing is written: the directory may be another instance's by now.
+        Raise `StateWriteError` when the poll states cannot be written (a full or read-only disk
+        at stop): only they are lost, and the next start fetches every feed in full. Once the
+        lock is lost nothing is written: the directory may be another instance's by now.
         """
         try:
             if not self.read_only and self._lock_lost is None:
@@ -907,17 +920,23 @@ class Store:
         self._feed_files.clear()
         self._states.clear()
         if self._outbox is not None:
-            self._outbox.close()
+            self._close_outbox(self._outbox)
         self._outbox = None
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
 
-    @staticmethod
-    def _flush(db: TinyDB) -> None:
-        storage = db.storage
-        assert isinstance(storage, CachingMiddleware)
-        storage.flush()  # type: ignore[no-untyped-call]
+    def _close_outbox(self, outbox: JournaledStorage) -> None:
+        outbox.wait()
+        if not self.read_only and outbox.journal_bytes:
+            # A stopped bridge leaves one TinyDB file; if it cannot be written, the journal
+            # still holds every change and the next start reads it.
+            try:
+                outbox.compact(self._outbox_tables())
+            except OSError as exc:
+                log.warning("outbox journal not folded into its snapshot at stop; nothing is lost",
+                            error=str(exc))
+        outbox.close()
 
     # -- feeds and seen keys --------------------------------------------------------------
 
@@ -946,11 +965,12 @@ class Store:
         number of feeds). The poll state itself (validators, health) is only kept in memory
         until the next `flush`: losing it to a crash costs a full fetch, never a lost or a
         repeated post, so a 304 costs no disk write at all.
+
+        Raise OSError when the feed's file cannot be written: then nothing is recorded, in
+        memory either (not even the poll state, whose `primed` goes with the keys).
         """
         feed_id = state.feed_id
         previous = self._states.get(feed_id)
-        self._states[feed_id] = state
-        self._states_dirty = True
         stamp = int((now or _now()).timestamp())
         due = {
             channel: [k for k in keys if (last := self._seen.last_seen(channel, k, feed_id)) is None
@@ -961,19 +981,29 @@ class Store:
         oldest = self._seen.oldest(feed_id)
         prune = cutoff is not None and oldest is not None and oldest < cutoff
         if not (any(due.values()) or prune or previous is None or previous.primed != state.primed):
+            self._states[feed_id] = state
+            self._states_dirty = True
             return
         marks = self._marks_on_disk(feed_id, seen or {}, stamp)
         for channel, keys in due.items():
             for key in keys:
                 marks.setdefault(channel, {})[key] = stamp
-                self._seen.mark(channel, key, feed_id, stamp)
+        forgotten = []
         if cutoff is not None:
             for channel, channel_marks in marks.items():
                 for key in [k for k, last in channel_marks.items() if last < cutoff]:
                     del channel_marks[key]
-                    self._seen.forget(channel, key, feed_id)
+                    forgotten.append((channel, key))
+        # The file first: the index and the poll state change only once it is written.
+        self._write_seen(feed_id, marks, state.primed)
+        self._states[feed_id] = state
+        self._states_dirty = True
+        for channel, keys in due.items():
+            for key in keys:
+                self._seen.mark(channel, key, feed_id, stamp)
+        for channel, key in forgotten:
+            self._seen.forget(channel, key, feed_id)
         self._seen.set_oldest(feed_id, min((t for m in marks.values() for t in m.values()), default=stamp))
-        self._write_seen(feed_id, marks)
 
     def _marks_on_disk(self, feed_id: str, shown: Mapping[str, set[str]], stamp: int) -> dict[str, dict[str, int]]:
         """The feed file's keys, to be changed and written back whole: the index keeps digests,
@@ -997,13 +1027,40 @@ class Store:
     # -- outbox ---------------------------------------------------------------------------
 
     def deliveries(self, channel: str | None = None, *, state: str | None = "pending") -> list[Delivery]:
-        """Deliveries in sending order: urgent first, then oldest first."""
-        chosen = [
-            d
-            for d in self._deliveries.values()
-            if (channel is None or d.channel == channel) and (state is None or d.state == state)
-        ]
-        return sorted(chosen, key=lambda d: (not d.urgent, d.order, d.created, d.id))
+        """Deliveries in sending order: urgent first, then oldest first.
+
+        Each channel's queue is kept in order as deliveries come and go, so a look at a long
+        queue costs a copy of it, never a sort.
+        """
+        queues = [queue for (name, kind), queue in self._queues.items()
+                  if (channel is None or name == channel) and (state is None or kind == state)]
+        if len(queues) == 1:
+            return [entry[-1] for entry in queues[0]]
+        return [entry[-1] for entry in sorted(itertools.chain.from_iterable(queues))]
+
+    def _queue(self, delivery: Delivery) -> None:
+        """Put `delivery` in memory, new or changed, in its place in the sending order."""
+        old = self._deliveries.get(delivery.id)
+        entry = (*sending_key(delivery), delivery)
+        if old is not None:
+            if (old.channel, old.state, sending_key(old)) == (delivery.channel, delivery.state, entry[:-1]):
+                queue = self._queues[(old.channel, old.state)]
+                queue[bisect.bisect_left(queue, entry[:-1])] = entry
+                self._deliveries[delivery.id] = delivery
+                return
+            self._unqueue(delivery.id)
+        self._deliveries[delivery.id] = delivery
+        bisect.insort(self._queues.setdefault((delivery.channel, delivery.state), []), entry)
+
+    def _unqueue(self, delivery_id: str) -> None:
+        """Take a delivery out of memory and out of its queue."""
+        delivery = self._deliveries.pop(delivery_id, None)
+        if delivery is None:
+            return
+        queue = self._queues[(delivery.channel, delivery.state)]
+        del queue[bisect.bisect_left(queue, sending_key(delivery))]
+        if not queue:
+            del self._queues[(delivery.channel, delivery.state)]
 
     def has_delivery(self, delivery_id: str) -> bool:
         return delivery_id in self._deliveries or self._posted(delivery_id)
@@ -1012,19 +1069,27 @@ class Store:
         return delivery_id in self._posted_ids
 
     def add_deliveries(self, deliveries: list[Delivery]) -> list[Delivery]:
-        """Queue new deliveries (one atomic write); return those that were not already known."""
-        added = [d for d in deliveries if not self.has_delivery(d.id)]
+        """Queue new deliveries (one durable write); return those that were not already known.
+
+        Raise OSError, with nothing queued, when they cannot be written.
+        """
+        added = list({d.id: d for d in deliveries if not self.has_delivery(d.id)}.values())
         if not added:
             return []
+        self._write_outbox({"deliveries": {d.id: d.to_dict() for d in added}})
         for delivery in added:
-            self._deliveries[delivery.id] = delivery
-        self._write_outbox()
+            self._queue(delivery)
+        self._compact_if_due()
         return added
 
     def update_delivery(self, delivery: Delivery) -> None:
-        """Record a retry schedule or a failure for a queued delivery."""
-        self._deliveries[delivery.id] = delivery
-        self._write_outbox()
+        """Record a retry schedule, a send in flight or a failure for a queued delivery.
+
+        Raise OSError, with the delivery unchanged, when it cannot be written.
+        """
+        self._write_outbox({"deliveries": {delivery.id: delivery.to_dict()}})
+        self._queue(delivery)
+        self._compact_if_due()
 
     def record_post(
         self, delivery: Delivery, remote_id: str | None, at: datetime, *, verified: bool | None = None
@@ -1035,7 +1100,13 @@ class Store:
     def record_posts(
         self, deliveries: list[Delivery], remote_id: str | None, at: datetime, *, verified: bool | None = None
     ) -> list[Post]:
-        """Move deliveries posted together (one digest) to the history in one write each file."""
+        """Move deliveries posted together (one digest) to the history in one write each file.
+
+        Raise OSError when a write fails. If the history could not be written, nothing
+        changed; if only the outbox could not, the posts are recorded (the history is what
+        says a delivery was posted: a restart drops them from the outbox too) and the channel's
+        last post stays the one on disk.
+        """
         posts = [Post(
             delivery_id=delivery.id,
             channel=delivery.channel,
@@ -1050,9 +1121,20 @@ class Store:
         for delivery in deliveries:
             self._posted_ids.add(delivery.id)
             self._posted_at.setdefault(delivery.channel, []).append((at, remote_id))
-            self._deliveries.pop(delivery.id, None)
-            self._last_post[delivery.channel] = at
-        self._write_outbox()
+            self._unqueue(delivery.id)
+        channels = {delivery.channel: self._last_post.get(delivery.channel) for delivery in deliveries}
+        self._last_post.update(dict.fromkeys(channels, at))
+        try:
+            self._write_outbox({"deliveries": dict.fromkeys(d.id for d in deliveries),
+                                "channels": {name: self._channel_doc(name) for name in channels}})
+        except OSError:
+            for name, previous in channels.items():
+                if previous is None:
+                    self._last_post.pop(name, None)
+                else:
+                    self._last_post[name] = previous
+            raise
+        self._compact_if_due()
         return posts
 
     def posts_since(self, channel: str, since: datetime) -> int:
@@ -1064,30 +1146,60 @@ class Store:
         return self._paused.get(channel)
 
     def set_channel_pause(self, channel: str, reason: str | None) -> None:
-        """Pause `channel` with a reason, or resume it with None; kept across restarts."""
-        if self._paused.get(channel) == reason:
+        """Pause `channel` with a reason, or resume it with None; kept across restarts.
+
+        Raise OSError, with the pause unchanged, when it cannot be written.
+        """
+        previous = self._paused.get(channel)
+        if previous == reason:
             return
         if reason is None:
             self._paused.pop(channel, None)
         else:
             self._paused[channel] = reason
-        self._write_outbox()
+        try:
+            self._write_outbox({"channels": {channel: self._channel_doc(channel)}})
+        except OSError:
+            if previous is None:
+                self._paused.pop(channel, None)
+            else:
+                self._paused[channel] = previous
+            raise
+        self._compact_if_due()
 
     def last_post(self, channel: str) -> datetime | None:
         return self._last_post.get(channel)
 
-    def _write_outbox(self) -> None:
+    def _write_outbox(self, change: Change) -> None:
+        """Commit one change of the outbox durably: one journal line, whatever the queue's length."""
         assert self._outbox is not None
         self.check_lock()
-        db = self._outbox
-        db.table("deliveries").truncate()
-        db.table("deliveries").insert_multiple(d.to_dict() for d in self._deliveries.values())
-        db.table("channels").truncate()
-        db.table("channels").insert_multiple(
-            {"channel": name, "last_post": _iso(self._last_post.get(name)), "paused": self._paused.get(name)}
-            for name in sorted(set(self._last_post) | set(self._paused))
-        )
-        self._flush(db)
+        try:
+            self._outbox.append(change)
+        except OSError as exc:
+            if isinstance(exc, StateWriteError):
+                raise
+            raise StateWriteError(self._outbox.path, exc) from None  # its journal, beside it
+
+    def _compact_if_due(self) -> None:
+        """Fold the journal into a new snapshot, in a thread, once it outgrows the snapshot."""
+        assert self._outbox is not None
+        if self._outbox.compaction_due():
+            self._outbox.compact(self._outbox_tables(), background=True)
+
+    def _outbox_tables(self) -> dict[str, Iterable[Document]]:
+        """The outbox as of now, for a snapshot: the list of deliveries is copied here (they are
+        immutable), their encoding is left to whoever consumes it, possibly a thread."""
+        deliveries = list(self._deliveries.values())
+        channels = [doc for name in sorted(set(self._last_post) | set(self._paused))
+                    if (doc := self._channel_doc(name)) is not None]
+        return {"meta": [{"schema": SCHEMA_VERSION}], "channels": channels,
+                "deliveries": map(Delivery.to_dict, deliveries)}
+
+    def _channel_doc(self, name: str) -> Document | None:
+        if name not in self._last_post and name not in self._paused:
+            return None
+        return {"channel": name, "last_post": _iso(self._last_post.get(name)), "paused": self._paused.get(name)}
 
     # -- history --------------------------------------------------------------------------
 
@@ -1199,6 +1311,17 @@ def human_size(size: int) -> str:
             return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
         amount /= 1024
     return f"{amount:.1f} GB"
+
+
+SendingKey = tuple[bool, float, datetime, str]
+# A delivery after its sending key: a bare key sorts just before its delivery's entry.
+_Queued = tuple[bool, float, datetime, str, Delivery]
+
+
+def sending_key(delivery: Delivery) -> SendingKey:
+    """Where a delivery goes in its channel's queue: urgent first, then oldest first (its id last,
+    so that no two keys are equal)."""
+    return (not delivery.urgent, delivery.order, delivery.created, delivery.id)
 
 
 def with_retry(delivery: Delivery, *, error: str, at: datetime | None, failed: bool = False) -> Delivery:

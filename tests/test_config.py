@@ -709,6 +709,42 @@ def test_config_warnings_for_short_intervals(tmp_path: Path, interval: str, warn
     assert config_warnings(config) == warnings
 
 
+def many_feeds(count: int, backfill: int, *, console: bool = False) -> str:
+    feeds = "".join(f'[[feeds]]\nid = "comune-{n}"\nurl = "https://www.comune{n}.example.it/feed/"\n'
+                    for n in range(count))
+    channel = ('[channels.whatsapp]\ntype = "console"\n' if console else
+               '[channels.whatsapp]\ntype = "waha"\nurl = "http://127.0.0.1:3000"\n'
+               'chat_id = "120363000000000000@newsletter"\napi_key = "env:WAHA_API_KEY"\n')
+    return (f'[defaults]\nchannels = ["whatsapp"]\nbackfill = {backfill}\n[alerts]\nmin_gap = "2m"\n'
+            f"{feeds}{channel}")
+
+
+@pytest.mark.parametrize(
+    ("feeds", "backfill", "warning"),
+    [
+        (500, 200, 'backfill: the first polls of 500 feeds may queue up to 100,000 posts (100,000 on "whatsapp"), '
+                   "which at one post every 2m take 138d21h; keep backfill at a few items, or add feeds a few at a "
+                   "time"),
+        (100, 10, 'backfill: the first polls of 100 feeds may queue up to 1,000 posts (1,000 on "whatsapp"), '
+                  "which at one post every 2m take 1d9h; keep backfill at a few items, or add feeds a few at a time"),
+        (100, 9, None),
+        (500, 0, None),
+        (3, 200, None),
+    ],
+)
+def test_check_warns_when_first_polls_could_queue_thousands_of_posts(
+        tmp_path: Path, feeds: int, backfill: int, warning: str | None) -> None:
+    config = load_config(write(tmp_path, many_feeds(feeds, backfill)), env={"WAHA_API_KEY": "k" * 16})
+    assert config_warnings(config) == ([warning] if warning else [])
+
+
+def test_the_backfill_warning_of_a_console_says_no_pace(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, many_feeds(50, 40, console=True)), env={})
+    assert config_warnings(config) == [
+        'backfill: the first polls of 50 feeds may queue up to 2,000 posts (2,000 on "whatsapp"); '
+        "keep backfill at a few items, or add feeds a few at a time"]
+
+
 # ---------------------------------------------------------------------------
 # The file shipped with channel-bridge
 

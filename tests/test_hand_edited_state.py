@@ -15,7 +15,7 @@ from servers.feeds import FeedServer, rss
 from servers.webhook import FakeWebhook
 
 from bridge.item import Alert
-from bridge.store import Delivery, Store
+from bridge.store import SCHEMA_VERSION, Delivery, Store
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SITE = "https://www.comune.esempio.it"
@@ -139,8 +139,9 @@ def test_a_schema_version_written_as_a_string_is_one_line_with_a_hint(
     edited = 0
     for path in (tmp_path / "state").rglob("*.json"):
         text = path.read_text(encoding="utf-8")
-        if '"schema":1' in text.replace(" ", ""):
-            path.write_text(text.replace(" ", "").replace('"schema":1', '"schema":"2"'), encoding="utf-8")
+        written = f'"schema":{SCHEMA_VERSION}'
+        if written in text.replace(" ", ""):
+            path.write_text(text.replace(" ", "").replace(written, f'"schema":"{SCHEMA_VERSION}"'), encoding="utf-8")
             edited += 1
     assert edited == 1, "where is the schema version?"
 
@@ -150,8 +151,8 @@ def test_a_schema_version_written_as_a_string_is_one_line_with_a_hint(
         assert "Traceback" not in done.stderr
         lines = [line for line in done.stderr.splitlines() if line.strip()]
         assert len(lines) == 1, lines
-        assert 'the schema version is "2", not a whole number' in lines[0]
-        assert '"schema": 1' in lines[0]  # the hint: how it should be written
+        assert f'the schema version is "{SCHEMA_VERSION}", not a whole number' in lines[0]
+        assert f'"schema": {SCHEMA_VERSION}' in lines[0]  # the hint: how it should be written
 
 
 def test_alerts_for_a_channel_no_longer_in_the_config_are_shown_and_expire_if_it_returns_late(
