@@ -310,16 +310,15 @@ async def _due(
 
 async def _expire(stale: list[Delivery], store: Store, max_age: Callable[[str], timedelta],
                   dlog: structlog.typing.FilteringBoundLogger) -> None:
-    expired = []
+    limits = {delivery.id: format_duration(max_age(delivery.feed_id)) for delivery in stale}
+    # In flight: an earlier attempt's outcome is unknown (the channel could not tell).
+    await store.acommit(store.plan_update_deliveries([replace(
+        delivery, state="failed", in_flight=False,
+        last_error=(f"expired: older than its feed's max_age ({limits[delivery.id]}) when it could be sent; "
+                    + ("not sent again" if delivery.in_flight else "not posted")),
+    ) for delivery in stale]))
     for delivery in stale:
-        limit = format_duration(max_age(delivery.feed_id))
-        # In flight: an earlier attempt's outcome is unknown (the channel could not tell).
-        outcome = "not sent again" if delivery.in_flight else "not posted"
-        reason = f"expired: older than its feed's max_age ({limit}) when it could be sent; {outcome}"
-        expired.append(replace(delivery, state="failed", in_flight=False, last_error=reason))
-    await store.acommit(store.plan_update_deliveries(expired))
-    for delivery in stale:
-        limit = format_duration(max_age(delivery.feed_id))
+        limit = limits[delivery.id]
         dlog.warning("alert not posted: older than max_age when it could be sent; marked failed",
                      delivery=delivery.id, title=delivery.alert.title, max_age=limit,
                      published=(delivery.alert.published or delivery.created).isoformat())
