@@ -22,14 +22,16 @@ the send that waits for it, never the loop, the other feeds or the watchdog.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import os
 import signal
 import time
 import zlib
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -56,8 +58,11 @@ from bridge.store import STATE_PROBLEM, StateError, StateLockLostError, StateWri
 
 log = structlog.get_logger("bridge.daemon")
 
-MAX_CONCURRENT_POLLS = 64
+MAX_CONCURRENT_POLLS = 64  # polls fetching and parsing at once
 MAX_POLLS_PER_HOST = 2  # many comuni share one provider's server: be a polite client
+# Polls under way at once, those whose record waits for its turn of the store included: what
+# bounds the memory they hold when the disk falls far behind the polls.
+MAX_POLLS_UNDER_WAY = 256
 STOP_GRACE = 25.0  # seconds in-flight sends (a WAHA send verifies by read-back) get on SIGTERM
 STATUS_EVERY = 5.0  # seconds between two computations of the systemd status line
 # First polls (at start, or of feeds a reload adds or changes) per second: 8,000 feeds are all
@@ -97,6 +102,7 @@ class Bridge:
         self.http = httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent})
         self.channels: dict[str, Channel] = {}
         self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
+        self._polls_under_way = asyncio.Semaphore(MAX_POLLS_UNDER_WAY)
         self._per_host: dict[str, asyncio.Semaphore] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -255,13 +261,22 @@ class Bridge:
             self._per_host[host] = asyncio.Semaphore(MAX_POLLS_PER_HOST)
         return self._per_host[host]
 
-    async def _poll(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
+    @contextlib.asynccontextmanager
+    async def _fetch_slots(self, feed: FeedConfig) -> AsyncIterator[None]:
+        """Held while a poll talks to its feed's host and parses (see `poll_feed`)."""
         # The host's slot first: waiting for a busy host must not hold one of the global slots.
         async with self._host_slots(feed), self._poll_slots:
+            yield
+
+    async def _poll(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
+        # The fetch slots are left before the poll's record waits for the disk: a slow disk
+        # holds the polls that wait for it, never the others' fetches (which would then start
+        # all at once when the disk catches up).
+        async with self._polls_under_way:
             try:
                 result = await poll_feed(
                     feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force,
-                    parser=self.parser, reader=self.articles,
+                    parser=self.parser, reader=self.articles, fetching=partial(self._fetch_slots, feed),
                 )
             except BaseException:
                 # Its deliveries may be in the outbox already (a later write failed): the

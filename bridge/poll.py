@@ -14,6 +14,7 @@ polls run at once. Article pages are fetched before, for the items that look new
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -147,6 +148,7 @@ async def poll_feed(
     force: bool = False,
     parser: ParserPool | None = None,
     reader: ArticleReader | None = None,
+    fetching: Callable[[], contextlib.AbstractAsyncContextManager[object]] = contextlib.nullcontext,
 ) -> PollResult:
     """Poll `feed` once and commit the outcome to `store`.
 
@@ -155,6 +157,9 @@ async def poll_feed(
     parse in a separate process under a deadline (the daemon); None parses in-process.
     `reader` fetches the article page of thin items (per the feed's `fetch_article`); None
     never fetches. Items whose link is off the feed's domains are held, never posted.
+    `fetching()` is entered while the poll talks to the feed's host and parses (the
+    daemon's slots per host and overall), and left before the record waits for its turn of
+    the store: a slow disk then holds this poll, not the fetches of the others.
 
     Raise OSError when the state cannot be written: the deliveries first, then the seen keys,
     so that an item is marked seen only once its deliveries are on disk.
@@ -167,29 +172,36 @@ async def poll_feed(
         result.skipped = True
         return result
     validators = Validators(state.etag, state.last_modified)
+    items: Sequence[Item] = ()
+    articles: dict[str, str] = {}
     try:
-        fetched = await fetcher.fetch(feed.url, validators)
-        if fetched.permanent_redirect:
-            flog.warning("feed moved permanently; update its url in config.toml", new_url=fetched.permanent_redirect)
-        if fetched.not_modified:
-            state = replace(state, last_poll=started, last_success=started, failures=0, failing_since=None,
-                            last_error=None, retry_at=None, etag=fetched.validators.etag or state.etag,
-                            last_modified=fetched.validators.last_modified or state.last_modified)
-            await store.acommit(store.plan_save_feed(state, now=started))
-            result.not_modified = True
-            flog.debug("feed not modified")
-            return result
-        if parser is not None:
-            parsed = await parser.parse(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
-        else:
-            parsed = parse_feed(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
+        async with fetching():
+            fetched = await fetcher.fetch(feed.url, validators)
+            if fetched.permanent_redirect:
+                flog.warning("feed moved permanently; update its url in config.toml",
+                             new_url=fetched.permanent_redirect)
+            if not fetched.not_modified:
+                if parser is not None:
+                    parsed = await parser.parse(feed.id, fetched.body, url=fetched.final_url,
+                                                headers=fetched.headers)
+                else:
+                    parsed = parse_feed(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
+                if parsed.warning:
+                    flog.info("feed is malformed but readable", detail=parsed.warning)
+                items = parsed.items
+                if reader is not None:
+                    articles = await _article_leads(feed, state, items, store, started, reader)
     except (FetchError, ParseError) as exc:
         return await _record_failure(feed, state, store, started, exc, flog, failed_at=now())
 
-    if parsed.warning:
-        flog.info("feed is malformed but readable", detail=parsed.warning)
-    items = parsed.items
-    articles = await _article_leads(feed, state, items, store, started, reader) if reader is not None else {}
+    if fetched.not_modified:
+        state = replace(state, last_poll=started, last_success=started, failures=0, failing_since=None,
+                        last_error=None, retry_at=None, etag=fetched.validators.etag or state.etag,
+                        last_modified=fetched.validators.last_modified or state.last_modified)
+        await store.acommit(store.plan_save_feed(state, now=started))
+        result.not_modified = True
+        flog.debug("feed not modified")
+        return result
     # Nothing is caught here: if the deliveries cannot be written, the keys must not be marked.
     queued = await store.acommit(_record(feed, config, store, state, items, fetched.validators, started,
                                          articles, flog))
