@@ -13,20 +13,25 @@ or replaced (its lock path no longer names the lock file held) is checked every
 LOCK_CHECK_EVERY seconds, with the watchdog, and before every send: the daemon then stops at
 once with an error and a non-zero exit status, pinging the watchdog no more, so that a
 second instance on the same path is the only one that posts.
+
+Every change of the state is made in turn with its writes off the event loop
+(`Store.acommit`), and awaited: a slow disk (an fsync that takes seconds) delays the poll or
+the send that waits for it, never the loop, the other feeds or the watchdog.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import os
 import signal
 import time
 import zlib
-from collections.abc import Callable, Coroutine
-from dataclasses import replace
+from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -53,8 +58,11 @@ from bridge.store import STATE_PROBLEM, StateError, StateLockLostError, StateWri
 
 log = structlog.get_logger("bridge.daemon")
 
-MAX_CONCURRENT_POLLS = 64
+MAX_CONCURRENT_POLLS = 64  # polls fetching and parsing at once
 MAX_POLLS_PER_HOST = 2  # many comuni share one provider's server: be a polite client
+# Polls under way at once, those whose record waits for its turn of the store included: what
+# bounds the memory they hold when the disk falls far behind the polls.
+MAX_POLLS_UNDER_WAY = 256
 STOP_GRACE = 25.0  # seconds in-flight sends (a WAHA send verifies by read-back) get on SIGTERM
 STATUS_EVERY = 5.0  # seconds between two computations of the systemd status line
 # First polls (at start, or of feeds a reload adds or changes) per second: 8,000 feeds are all
@@ -94,6 +102,7 @@ class Bridge:
         self.http = httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent})
         self.channels: dict[str, Channel] = {}
         self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
+        self._polls_under_way = asyncio.Semaphore(MAX_POLLS_UNDER_WAY)
         self._per_host: dict[str, asyncio.Semaphore] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -147,24 +156,21 @@ class Bridge:
         log.warning(f"wall clock jumped {direction} by {abs(round(step))} s; schedule rebuilt", step=round(step, 3))
         shift = timedelta(seconds=step)
         self._reschedule(shift)
+        # Asked for now, so that it comes after every change asked for before this reading
+        # (their deadlines are of the old clock) and before any asked for after it.
+        moving = self.store.amove_deadlines(shift)
+        self._background(self._deadlines_moved(moving))
+
+    async def _deadlines_moved(self, moving: asyncio.Future[None]) -> None:
+        """Once the state's deadlines are moved, write the poll states and wake the workers."""
         try:
-            for delivery in self.store.deliveries():
-                if delivery.next_attempt is not None:
-                    self.store.update_delivery(replace(delivery, next_attempt=delivery.next_attempt + shift))
-            for feed in self.config.feeds:
-                state = self.store.feed_state(feed.id)
-                if state.retry_at is not None or state.failing_since is not None:
-                    self.store.save_feed(replace(
-                        state,
-                        retry_at=state.retry_at + shift if state.retry_at else None,
-                        failing_since=state.failing_since + shift if state.failing_since else None,
-                    ))
-            self.store.flush()
+            await moving
+            await self.store.acommit(self.store.plan_flush())
         except (OSError, StateError) as exc:
-            # What was moved in memory holds until the next write; the daemon goes on (or
+            # Poll states moved in memory hold until the next write; the daemon goes on (or
             # stops, if the state directory is no longer its own).
             if not self._state_failed("flush", exc):  # the flusher retries and clears it
-                raise
+                log.exception("moving the deadlines after a step of the wall clock crashed")
         for event in self._wake.values():
             event.set()
 
@@ -255,13 +261,22 @@ class Bridge:
             self._per_host[host] = asyncio.Semaphore(MAX_POLLS_PER_HOST)
         return self._per_host[host]
 
-    async def _poll(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
+    @contextlib.asynccontextmanager
+    async def _fetch_slots(self, feed: FeedConfig) -> AsyncIterator[None]:
+        """Held while a poll talks to its feed's host and parses (see `poll_feed`)."""
         # The host's slot first: waiting for a busy host must not hold one of the global slots.
         async with self._host_slots(feed), self._poll_slots:
+            yield
+
+    async def _poll(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
+        # The fetch slots are left before the poll's record waits for the disk: a slow disk
+        # holds the polls that wait for it, never the others' fetches (which would then start
+        # all at once when the disk catches up).
+        async with self._polls_under_way:
             try:
                 result = await poll_feed(
                     feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force,
-                    parser=self.parser, reader=self.articles,
+                    parser=self.parser, reader=self.articles, fetching=partial(self._fetch_slots, feed),
                 )
             except BaseException:
                 # Its deliveries may be in the outbox already (a later write failed): the
@@ -626,7 +641,7 @@ class Bridge:
         except ChannelError as exc:
             log.info("channel still cannot post", channel=name, error=str(exc))
             return
-        self.store.set_channel_pause(name, None)
+        await self.store.acommit(self.store.plan_channel_pause(name, None))
         self.ops.clear(f"channel {name} paused")
         log.info("channel can post again; its queue resumes", channel=name, health=health)
 
@@ -676,7 +691,7 @@ class Bridge:
                 else:
                     continue  # a write just failed: the first retry comes STATE_RETRY from now
             try:
-                self.store.flush(force=bool(self._state_failures))
+                await self.store.acommit(self.store.plan_flush(force=bool(self._state_failures)))
             except Exception as exc:
                 if not self._state_failed("flush", exc):
                     log.exception("writing the poll states crashed")
@@ -736,7 +751,7 @@ class Bridge:
         for name in self.channels:
             # A reload re-reads secrets: give every paused channel a fresh try.
             try:
-                self.store.set_channel_pause(name, None)
+                await self.store.acommit(self.store.plan_channel_pause(name, None))
             except (StateError, OSError) as exc:
                 if not self._state_failed(f"channel {name}", exc):
                     raise
@@ -757,10 +772,11 @@ class Bridge:
         self._warn_orphans()
 
     async def _shutdown(self) -> None:
-        # No new polls. Running polls are cancelled at once: a poll commits nothing before its
-        # last, synchronous step, so cutting one short loses nothing (the next start polls
-        # again), while a slow feed could otherwise hold the stop for its whole deadline.
-        # Sends in flight get STOP_GRACE to finish.
+        # No new polls. Running polls are cancelled at once: a poll records what it found in
+        # one change of the state, its last step, which is either not begun (then nothing is
+        # recorded, and the next start polls again) or completed whoever waits for it; a slow
+        # feed could otherwise hold the stop for its whole deadline. Sends in flight get
+        # STOP_GRACE to finish; then the state changes asked for are let finish.
         if self._scheduler is not None:
             self._scheduler.pause()
         for task in [*self._first_polls, *self._polls.values()]:
@@ -774,6 +790,7 @@ class Bridge:
                 task.cancel()
             if late:
                 await asyncio.wait(late, timeout=1)
+        await self.store.settled()
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         if self._status_call is not None:

@@ -115,7 +115,9 @@ class JournaledStorage(Storage):
     `keys` maps each journaled table to the field that names its documents. TinyDB's own
     `write` (the whole database) is a synchronous compaction; the owner of the data commits a
     change with `append` and, when `compaction_due`, calls `compact` with its current tables.
-    Only one thread calls the methods; the compaction thread touches only its own files.
+    One caller at a time: the owner may call from more than one thread (the store appends from
+    its writer thread and starts compactions from the event loop's, between two appends), but
+    never from two at once; the compaction thread touches only its own files.
     """
 
     COMPACT_RATIO = 1.0  # journals larger than this times the snapshot: compact

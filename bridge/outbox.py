@@ -35,6 +35,12 @@ first real moment at or after it (`local_moment`): a quiet period ending at 02:3
 spring night, when the clocks go from 02:00 to 03:00, ends at 03:00; on the autumn night,
 when 02:00-03:00 comes twice, at the first 02:30, and it does not start again in the repeated
 hour. A window that lies wholly in the skipped hour (02:15-02:45) does not happen that night.
+When the daemon notices a step of the wall clock, the queue's deadlines are moved by it
+(`Store.amove_deadlines`); a drain that noticed it waits for that before it looks at them.
+
+Every outcome is committed in turn with the state's other changes (`Store.acommit`: written
+off the event loop) and awaited before the next step: the send is marked in flight on disk
+before its request leaves, and the post is in the history before it leaves the outbox.
 """
 
 from __future__ import annotations
@@ -220,9 +226,11 @@ async def drain(
     tried: set[str] = set()
     while True:
         moment = now()
+        if await store.deadlines_settled():  # this reading noticed a step: the deadlines moved first
+            moment = now()
         pending = [d for d in store.deliveries(channel.name) if d.id not in tried]
-        batch, result.next_due = _due(pending, store, channel.name, alerts, timezone, moment,
-                                      pacing=pacing, ignore_backoff=once)
+        batch, result.next_due = await _due(pending, store, channel.name, alerts, timezone, moment,
+                                            pacing=pacing, ignore_backoff=once)
         if not batch:
             break
         tried.update(d.id for d in batch)
@@ -244,7 +252,7 @@ async def drain(
         if outcome.given_up:
             result.given_up += 1
         elif outcome.down:
-            store.set_channel_pause(channel.name, outcome.error)
+            await store.acommit(store.plan_channel_pause(channel.name, outcome.error))
             result.down = outcome.error
             result.next_due = None
             break
@@ -255,7 +263,7 @@ async def drain(
     return result
 
 
-def _due(
+async def _due(
     pending: list[Delivery],
     store: Store,
     channel: str,
@@ -292,23 +300,25 @@ def _due(
             routine = [d for d in pending if not d.urgent]
             held = [d for d in routine if d.held]
             if store.posts_since(channel, today) >= pacing.max_per_day:
-                for delivery in routine:
-                    if not delivery.held:
-                        store.update_delivery(replace(delivery, held=True))
+                await store.acommit(store.plan_update_deliveries(
+                    [replace(delivery, held=True) for delivery in routine if not delivery.held]))
                 return [], next_day_start(moment, timezone)
             if len(held) > 1:
                 return held, None
     return ([head], None) if ready <= moment else ([], ready)
 
 
-def _expire(stale: list[Delivery], store: Store, max_age: Callable[[str], timedelta],
-            dlog: structlog.typing.FilteringBoundLogger) -> None:
+async def _expire(stale: list[Delivery], store: Store, max_age: Callable[[str], timedelta],
+                  dlog: structlog.typing.FilteringBoundLogger) -> None:
+    limits = {delivery.id: format_duration(max_age(delivery.feed_id)) for delivery in stale}
+    # In flight: an earlier attempt's outcome is unknown (the channel could not tell).
+    await store.acommit(store.plan_update_deliveries([replace(
+        delivery, state="failed", in_flight=False,
+        last_error=(f"expired: older than its feed's max_age ({limits[delivery.id]}) when it could be sent; "
+                    + ("not sent again" if delivery.in_flight else "not posted")),
+    ) for delivery in stale]))
     for delivery in stale:
-        limit = format_duration(max_age(delivery.feed_id))
-        # In flight: an earlier attempt's outcome is unknown (the channel could not tell).
-        outcome = "not sent again" if delivery.in_flight else "not posted"
-        reason = f"expired: older than its feed's max_age ({limit}) when it could be sent; {outcome}"
-        store.update_delivery(replace(delivery, state="failed", in_flight=False, last_error=reason))
+        limit = limits[delivery.id]
         dlog.warning("alert not posted: older than max_age when it could be sent; marked failed",
                      delivery=delivery.id, title=delivery.alert.title, max_age=limit,
                      published=(delivery.alert.published or delivery.created).isoformat())
@@ -349,18 +359,19 @@ async def _attempt(
             # First: a post that went out before a crash is recorded as posted, however old.
             recovered = await channel.recover(alert, delivery_id=head.id, token=head.token)
             if recovered is not None:
-                store.record_posts(batch, recovered.remote_id, now(), verified=recovered.verified)
+                await store.acommit(store.plan_record_posts(batch, recovered.remote_id, now(),
+                                                            verified=recovered.verified))
                 dlog.info("alert was already posted before the restart; not sending again",
                           title=alert.title, remote_id=recovered.remote_id)
                 return _Outcome(posted=recovered)
         if max_age is not None:
             stale = [d for d in batch if expired(d, now(), max_age(d.feed_id))]
             if stale:
-                _expire(stale, store, max_age, dlog)
+                await _expire(stale, store, max_age, dlog)
                 return _Outcome(retry_now=True, expired=len(stale))  # the next one may go now
         token = head.token if head.token is not None else await channel.prepare(head.id)
         head = replace(head, token=token, in_flight=True)
-        store.update_delivery(head)
+        await store.acommit(store.plan_update_deliveries([head]))  # on disk before the request leaves
         store.check_lock()  # never post from a state directory that is no longer ours
         posted = await channel.send(alert, delivery_id=head.id, token=token, plain=head.plain)
     except TransientError as exc:
@@ -369,29 +380,32 @@ async def _attempt(
         # before sending again.
         delay = retry_delay(head.attempts + 1, exc.retry_after)
         retry_at = now() + delay
-        store.update_delivery(with_retry(head, error=str(exc), at=retry_at))
+        await store.acommit(store.plan_update_deliveries([with_retry(head, error=str(exc), at=retry_at)]))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
         return _Outcome(error=str(exc), retry_at=retry_at, wrong_answer=isinstance(exc, GatewayAnswerError))
     except ChannelDownError as exc:
-        store.update_delivery(replace(with_retry(head, error=str(exc), at=None), in_flight=False))
+        await store.acommit(store.plan_update_deliveries([replace(with_retry(head, error=str(exc), at=None),
+                                                                  in_flight=False)]))
         dlog.error("channel cannot post; its queue is paused, nothing is lost", error=str(exc), hint=exc.hint)
         return _Outcome(error=str(exc), down=True)
     except MessageRejected as exc:
         if not head.plain:
-            store.update_delivery(replace(with_retry(head, error=str(exc), at=None), in_flight=False, plain=True))
+            await store.acommit(store.plan_update_deliveries(
+                [replace(with_retry(head, error=str(exc), at=None), in_flight=False, plain=True)]))
             dlog.warning("alert rejected; sending it again in its plainest form", error=str(exc))
             return _Outcome(error=str(exc), retry_now=True)
-        for delivery in batch:
-            store.update_delivery(replace(with_retry(delivery, error=str(exc), at=None, failed=True), in_flight=False))
+        await store.acommit(store.plan_update_deliveries(
+            [replace(with_retry(delivery, error=str(exc), at=None, failed=True), in_flight=False)
+             for delivery in batch]))
         dlog.error("alert rejected even in its plainest form; marked failed", error=str(exc), title=alert.title)
         return _Outcome(error=str(exc), given_up=True)
     except ChannelError as exc:
         delay = retry_delay(head.attempts + 1)
         retry_at = now() + delay
-        store.update_delivery(with_retry(head, error=str(exc), at=retry_at))
+        await store.acommit(store.plan_update_deliveries([with_retry(head, error=str(exc), at=retry_at)]))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
         return _Outcome(error=str(exc), retry_at=retry_at)
-    store.record_posts(batch, posted.remote_id, now(), verified=posted.verified)
+    await store.acommit(store.plan_record_posts(batch, posted.remote_id, now(), verified=posted.verified))
     if posted.verified is False:
         dlog.error("gateway accepted the alert but it is not visible on the channel", title=alert.title,
                    remote_id=posted.remote_id)

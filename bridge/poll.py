@@ -5,10 +5,16 @@ the fetcher and the store. Nothing here sends: new alerts go to the outbox, and 
 is written before the keys are marked seen, so a crash between the two loses nothing. A write
 that fails (a full disk) raises out of the poll before the keys are marked seen, and the store
 keeps nothing of it: the next poll finds the same items new again.
+
+What is new is decided and recorded in one turn of the store (`Store.acommit`): the decision
+against the seen keys as they are at that turn, the deliveries written, then the keys. So no
+other poll decides in between, and an item that two feeds show is queued once even when their
+polls run at once. Article pages are fetched before, for the items that look new then.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -26,7 +32,7 @@ from bridge.item import Alert, Item
 from bridge.links import link_problem, with_utm
 from bridge.parse import ParseError, parse_feed
 from bridge.parser_pool import ParserPool
-from bridge.store import Delivery, FeedState, Store
+from bridge.store import Delivery, FeedState, Plan, Store
 from bridge.template import channel_template
 
 log = structlog.get_logger("bridge.poll")
@@ -142,6 +148,7 @@ async def poll_feed(
     force: bool = False,
     parser: ParserPool | None = None,
     reader: ArticleReader | None = None,
+    fetching: Callable[[], contextlib.AbstractAsyncContextManager[object]] = contextlib.nullcontext,
 ) -> PollResult:
     """Poll `feed` once and commit the outcome to `store`.
 
@@ -150,6 +157,9 @@ async def poll_feed(
     parse in a separate process under a deadline (the daemon); None parses in-process.
     `reader` fetches the article page of thin items (per the feed's `fetch_article`); None
     never fetches. Items whose link is off the feed's domains are held, never posted.
+    `fetching()` is entered while the poll talks to the feed's host and parses (the
+    daemon's slots per host and overall), and left before the record waits for its turn of
+    the store: a slow disk then holds this poll, not the fetches of the others.
 
     Raise OSError when the state cannot be written: the deliveries first, then the seen keys,
     so that an item is marked seen only once its deliveries are on disk.
@@ -162,73 +172,112 @@ async def poll_feed(
         result.skipped = True
         return result
     validators = Validators(state.etag, state.last_modified)
+    items: Sequence[Item] = ()
+    articles: dict[str, str] = {}
     try:
-        fetched = await fetcher.fetch(feed.url, validators)
-        if fetched.permanent_redirect:
-            flog.warning("feed moved permanently; update its url in config.toml", new_url=fetched.permanent_redirect)
-        if fetched.not_modified:
-            state = replace(state, last_poll=started, last_success=started, failures=0, failing_since=None,
-                            last_error=None, retry_at=None, etag=fetched.validators.etag or state.etag,
-                            last_modified=fetched.validators.last_modified or state.last_modified)
-            store.save_feed(state, now=started)
-            result.not_modified = True
-            flog.debug("feed not modified")
-            return result
-        if parser is not None:
-            parsed = await parser.parse(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
-        else:
-            parsed = parse_feed(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
+        async with fetching():
+            fetched = await fetcher.fetch(feed.url, validators)
+            if fetched.permanent_redirect:
+                flog.warning("feed moved permanently; update its url in config.toml",
+                             new_url=fetched.permanent_redirect)
+            if not fetched.not_modified:
+                if parser is not None:
+                    parsed = await parser.parse(feed.id, fetched.body, url=fetched.final_url,
+                                                headers=fetched.headers)
+                else:
+                    parsed = parse_feed(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
+                if parsed.warning:
+                    flog.info("feed is malformed but readable", detail=parsed.warning)
+                items = parsed.items
+                if reader is not None:
+                    articles = await _article_leads(feed, state, items, store, started, reader)
     except (FetchError, ParseError) as exc:
-        return _record_failure(feed, state, store, started, exc, flog, failed_at=now())
+        return await _record_failure(feed, state, store, started, exc, flog, failed_at=now())
 
-    if parsed.warning:
-        flog.info("feed is malformed but readable", detail=parsed.warning)
-    items = parsed.items
+    if fetched.not_modified:
+        state = replace(state, last_poll=started, last_success=started, failures=0, failing_since=None,
+                        last_error=None, retry_at=None, etag=fetched.validators.etag or state.etag,
+                        last_modified=fetched.validators.last_modified or state.last_modified)
+        await store.acommit(store.plan_save_feed(state, now=started))
+        result.not_modified = True
+        flog.debug("feed not modified")
+        return result
+    # Nothing is caught here: if the deliveries cannot be written, the keys must not be marked.
+    queued = await store.acommit(_record(feed, config, store, state, items, fetched.validators, started,
+                                         articles, flog))
+    result.items = len(items)
+    result.queued = queued
+    if queued:
+        flog.info("new items queued", count=len(queued), channels=list(feed.channels))
+    return result
+
+
+def _selection(feed: FeedConfig, state: FeedState, channel: str, items: Sequence[Item], store: Store,
+               started: datetime) -> Selection:
+    return select_items(
+        items,
+        primed=channel in state.primed and not state.rebuilt,
+        backfill=0 if state.rebuilt else feed.backfill,
+        max_age=feed.max_age,
+        seen_by=partial(store.seen_by, channel),
+        now=started,
+        wanted=lambda item: matches_filters(item, feed),
+    )
+
+
+def _off_domain(item: Item, feed: FeedConfig) -> str | None:
+    """Why `item` must be held (its link, or an address in its text, off the feed's domains)."""
+    problem = link_problem(item.link, feed_url=feed.url, link_domains=feed.link_domains)
+    if problem is None:
+        problem = summary.address_problem(item, feed_url=feed.url, link_domains=feed.link_domains)
+    return problem
+
+
+async def _article_leads(feed: FeedConfig, state: FeedState, items: Sequence[Item], store: Store,
+                         started: datetime, reader: ArticleReader) -> dict[str, str]:
+    """The article leads (link -> lead) of the thin items that look new now, on every channel
+    (per the feed's `fetch_article`)."""
+    articles: dict[str, str] = {}
+    for channel in feed.channels:
+        for item in _selection(feed, state, channel, items, store, started).post:
+            wants = feed.fetch_article == "always" or (feed.fetch_article == "auto" and summary.is_thin(item))
+            if wants and item.link and item.link not in articles and _off_domain(item, feed) is None:
+                articles[item.link] = await reader.lead(item.link, feed_url=feed.url, link_domains=feed.link_domains)
+    return articles
+
+
+def _record(feed: FeedConfig, config: Config, store: Store, state: FeedState, items: Sequence[Item],
+            validators: Validators, started: datetime, articles: dict[str, str],
+            flog: structlog.typing.FilteringBoundLogger) -> Plan[list[Delivery]]:
+    """The poll's change of the store, decided at its turn: what is new on each channel, its
+    deliveries queued, then every item's keys marked seen and the poll state kept."""
     deliveries: list[Delivery] = []
     seen: dict[str, set[str]] = {}
     held: str | None = state.last_held
-    articles: dict[str, str] = {}
     for channel in feed.channels:
-        selection = select_items(
-            items,
-            primed=channel in state.primed and not state.rebuilt,
-            backfill=0 if state.rebuilt else feed.backfill,
-            max_age=feed.max_age,
-            seen_by=partial(store.seen_by, channel),
-            now=started,
-            wanted=lambda item: matches_filters(item, feed),
-        )
+        selection = _selection(feed, state, channel, items, store, started)
         for item in selection.no_link:
             flog.warning("item held: it has no http(s) link to the comune's site", title=item.title, channel=channel)
         postable = []
         for item in selection.post:
-            problem = link_problem(item.link, feed_url=feed.url, link_domains=feed.link_domains)
+            problem = _off_domain(item, feed)
             if problem is None:
-                problem = summary.address_problem(item, feed_url=feed.url, link_domains=feed.link_domains)
-                if problem is None:
-                    postable.append(item)
-                    continue
+                postable.append(item)
+                continue
             held = f"{item.title}: {problem}"
             flog.warning("item held: it points outside the feed's domains", title=item.title, link=item.link,
                          reason=problem, channel=channel)
-        if reader is not None:
-            for item in postable:
-                wants = feed.fetch_article == "always" or (feed.fetch_article == "auto" and summary.is_thin(item))
-                if wants and item.link and item.link not in articles:
-                    articles[item.link] = await reader.lead(item.link, feed_url=feed.url,
-                                                            link_domains=feed.link_domains)
         deliveries.extend(_deliveries(feed, channel, postable, items, config, started, articles))
         seen[channel] = {key for item in selection.seen for key in item.keys}
-    # Nothing is caught here: if the deliveries cannot be written, the keys must not be marked.
-    queued = store.add_deliveries(deliveries)
+    queued = yield from store.plan_add_deliveries(deliveries)
     dates = [min(item.published, started) for item in items if item.published is not None]
     gap = rhythm(dates)
     state = replace(
         state,
         newest_item=max(dates, default=state.newest_item),
         usual_gap=gap.total_seconds() if gap is not None else state.usual_gap,
-        etag=fetched.validators.etag,
-        last_modified=fetched.validators.last_modified,
+        etag=validators.etag,
+        last_modified=validators.last_modified,
         primed=tuple(sorted(set(state.primed) | set(feed.channels))),
         last_poll=started,
         last_success=started,
@@ -240,12 +289,9 @@ async def poll_feed(
         rebuilt=False,
         last_held=held,
     )
-    store.save_feed(state, seen, now=started, forget_before=started - max(SEEN_RETENTION, feed.max_age * 2))
-    result.items = len(items)
-    result.queued = queued
-    if queued:
-        flog.info("new items queued", count=len(queued), channels=list(feed.channels))
-    return result
+    yield from store.plan_save_feed(state, seen, now=started,
+                                    forget_before=started - max(SEEN_RETENTION, feed.max_age * 2))
+    return queued
 
 
 # Room kept for the title when an over-long link forces an alert beyond max_length.
@@ -308,7 +354,7 @@ def _deliveries(
     return deliveries
 
 
-def _record_failure(
+async def _record_failure(
     feed: FeedConfig,
     state: FeedState,
     store: Store,
@@ -331,7 +377,7 @@ def _record_failure(
         last_error=str(exc),
         retry_at=retry_at,
     )
-    store.save_feed(state, now=started)
+    await store.acommit(store.plan_save_feed(state, now=started))
     flog.warning("feed poll failed", error=str(exc), hint=exc.hint, failures=failures, retry_at=retry_at.isoformat())
     return PollResult(feed_id=feed.id, ok=False, error=str(exc))
 

@@ -20,8 +20,27 @@ leaves either the old or the new file (and a journal line torn by a kill is igno
 Ordering gives crash safety without transactions across files: new deliveries are written to
 the outbox *before* their keys are marked seen (a crash in between re-finds the item, and the
 delivery id is deterministic, so nothing doubles), and a sent delivery is added to the history
-*before* it leaves the outbox (a crash in between is mended at open). Every call returns only
-once its change is on disk.
+*before* it leaves the outbox (a crash in between is mended at open). Every change returns only
+once it is on disk.
+
+Off the event loop. Each change is written once, as a plan (`Plan`): a generator that decides
+the change from what is in memory, yields each durable write (a function that checks the lock,
+then writes and syncs), and changes memory after each write has returned, never before and
+never when it raised. Two drivers run a plan. `commit` runs it here and now, on the calling
+thread: the CLI, the tests, opening and closing, and the synchronous methods (`add_deliveries`,
+`save_feed`, ...), which are `commit` of their plan. `acommit` is the daemon's: plans take
+turns in the order they were asked for; at its turn a plan is decided on the event loop, its
+writes are done by the store's one writer thread while the loop goes on, and memory is changed
+on the loop once each write is on disk. So the loop never waits for a disk, a reader on the
+loop never sees a change that is not on disk, a write that fails changes nothing, the writes to
+a file are never interleaved or reordered, and memory changes in the order of the files. The
+daemon awaits each change before its next step that others can see (marking keys seen, sending
+a request, moving a post to the history). A plan whose caller gives up (is cancelled) before
+its turn does not happen; one under way always completes, and if the loop itself stops
+meanwhile, the rest of it is done there, blocking the loop for that one change. While changes
+are being made in turn, `commit` refuses (RuntimeError): the two would write the same files at
+once. The outbox's compaction thread writes only its own files (see `bridge.journal`), and is
+started between two turns, from the memory as of then.
 
 A call that cannot write (a full disk, a read-only mount, an I/O error) raises
 `StateWriteError`, which says "state directory full or not writable", the path and the OS
@@ -37,18 +56,22 @@ the first open.
 
 from __future__ import annotations
 
+import asyncio
 import bisect
+import concurrent.futures
 import errno
 import fcntl
 import itertools
 import json
 import os
 import stat
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from tinydb import TinyDB
@@ -69,6 +92,12 @@ OUTBOX_KEYS = {"deliveries": "id", "channels": "channel"}
 SEEN_REFRESH = 86400
 
 log = structlog.get_logger("bridge.store")
+
+T = TypeVar("T")
+Write = Callable[[], Any]
+# A change of the state (see the module): decided from memory, its durable writes yielded one
+# at a time (what each returns is sent back), memory changed after each; returns its result.
+Plan = Generator[Write, Any, T]
 
 
 class StateError(Exception):
@@ -216,6 +245,10 @@ def _now() -> datetime:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
+
+
+def _encode(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _from_iso(text: str | None) -> datetime | None:
@@ -601,7 +634,10 @@ class Store:
         self._lock_fd: int | None = None
         self._lock_lost: StateLockLostError | None = None
         self._states: dict[str, FeedState] = {}  # every feed's poll state (polls.json)
-        self._states_dirty = False
+        # Poll states change in memory only (see `save_feed`): counted, so that a flush knows
+        # what it wrote, and a change made while it was being written stays to be written.
+        self._states_changes = 0
+        self._states_written = 0
         # (channel, key, feed) -> last seen: every feed file's keys, packed (see bridge.seen)
         self._seen = SeenIndex()
         self._feed_files: set[str] = set()  # feeds whose file is loaded or written
@@ -614,6 +650,11 @@ class Store:
         self._posted_ids: set[str] = set()
         self._posted_at: dict[str, list[tuple[datetime, str | None]]] = {}
         self._paused: dict[str, str] = {}
+        # Changes asked for with `acommit`, waiting for their turn, and the task taking them.
+        self._turns: deque[tuple[Plan[Any], asyncio.Future[Any]]] = deque()
+        self._taking: asyncio.Task[None] | None = None
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._moving: asyncio.Future[None] | None = None  # see `amove_deadlines`
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -825,9 +866,8 @@ class Store:
                 return
             # Its seen keys are gone: the feed's next poll records what it lists and posts none
             # of it, as a first poll without backfill would. Old items are never re-posted.
-            self._states[feed_id] = FeedState(feed_id, rebuilt=True)
-            self._states_dirty = True
-            self._write_states()
+            self._set_state(FeedState(feed_id, rebuilt=True))
+            self.commit(self._plan_write_states())
             return
         seen, primed = rows
         # `primed` lives with the keys it vouches for: a feed whose first poll is recorded must
@@ -851,6 +891,11 @@ class Store:
             return None
         return seen, primed
 
+    def _read_feed_file(self, feed_id: str) -> tuple[dict[str, dict[str, int]], tuple[str, ...]] | None:
+        """The feed file's keys and `primed`, as `_read_seen`; None when it is missing too."""
+        path = self._feed_path(feed_id)
+        return self._read_seen(feed_id, path) if path.exists() else None
+
     def _write_seen(self, feed_id: str, seen: Mapping[str, Mapping[str, int]], primed: tuple[str, ...]) -> None:
         self.check_lock()
         rows = (
@@ -863,24 +908,39 @@ class Store:
                     "seen": {str(n): row for n, row in enumerate(rows, 1)}}
         path = self._feed_path(feed_id)
         write_atomically(path, json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
-        self._feed_files.add(feed_id)
 
     def _feed_path(self, feed_id: str) -> Path:
         return self.state_dir / "feeds" / f"{feed_id}.json"
 
-    def _write_states(self) -> None:
+    def _set_state(self, state: FeedState) -> None:
+        """Keep a feed's poll state in memory; `flush` writes it."""
+        self._states[state.feed_id] = state
+        self._states_changes += 1
+
+    def _plan_write_states(self) -> Plan[None]:
+        """Write polls.json with the poll states as of the plan's turn."""
+        states = list(self._states.values())  # immutable: the writer encodes them
+        changes = self._states_changes
+        yield partial(self._write_states, states)
+        self._states_written = changes
+
+    def _write_states(self, states: list[FeedState]) -> None:
         self.check_lock()
-        document = {"polls": {str(n): state.to_dict() for n, state in enumerate(self._states.values(), 1)}}
-        write_atomically(self.state_dir / "polls.json",
-                         json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode())
-        self._states_dirty = False
+        # TinyDB's layout, encoded one document at a time: at 8,000 feeds one call encoding it
+        # whole would hold the interpreter (and so the event loop) for tens of milliseconds.
+        documents = ",".join(f'"{n}":{_encode(state.to_dict())}' for n, state in enumerate(states, 1))
+        write_atomically(self.state_dir / "polls.json", f'{{"polls":{{{documents}}}}}'.encode())
 
     def flush(self, *, force: bool = False) -> None:
+        """`commit` of `plan_flush`."""
+        self.commit(self.plan_flush(force=force))
+
+    def plan_flush(self, *, force: bool = False) -> Plan[None]:
         """Write the feeds' poll states if they changed since the last write (see `save_feed`),
         or anyway with `force` (a test that the state can be written again), and fold the keys
         seen since into the packed index. Raise `StateWriteError` when they cannot be written."""
-        if (self._states_dirty or force) and not self.read_only:
-            self._write_states()
+        if (self._states_changes != self._states_written or force) and not self.read_only:
+            yield from self._plan_write_states()
         self._seen.merge()
 
     def _quarantine(self, path: Path, exc: Exception) -> None:
@@ -916,6 +976,10 @@ class Store:
             self._release()
 
     def _release(self) -> None:
+        self._forget_stale_turns()
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
         self._seen.clear()
         self._feed_files.clear()
         self._states.clear()
@@ -938,6 +1002,131 @@ class Store:
                             error=str(exc))
         outbox.close()
 
+    # -- making changes: here and now, or in turn with the writes off the event loop --------
+
+    def commit(self, plan: Plan[T]) -> T:
+        """Make the change `plan` stands for here and now, on this thread, and return its
+        result: decided, written, and in memory before this returns.
+
+        Raise what a write raised (`StateWriteError`, `StateLockLostError`), with memory as
+        the disk is. Raise RuntimeError, changing nothing, while changes asked for with
+        `acommit` are being made: both would write the same files at once.
+        """
+        if self._taking is not None and not self._taking.done():
+            plan.close()
+            raise RuntimeError("a state change was made at once while others are being made in turn (acommit)")
+        self._forget_stale_turns()
+        try:
+            write = next(plan)
+            while True:
+                write = plan.send(write())
+        except StopIteration as done:
+            result: T = done.value
+            return result
+        finally:
+            plan.close()
+
+    def acommit(self, plan: Plan[T]) -> asyncio.Future[T]:
+        """Ask for the change `plan` stands for in turn, after every change asked for before,
+        with its writes done by the store's writer thread (see the module); from a coroutine.
+
+        The future gives the plan's result once its change is on disk and in memory, or the
+        exception a write raised (memory then as the disk is). Cancelled before its turn, the
+        change is not made; under way, it is made, whoever waits for it.
+        """
+        loop = asyncio.get_running_loop()
+        if self._taking is None or self._taking.done():
+            self._forget_stale_turns()
+        future: asyncio.Future[T] = loop.create_future()
+        self._turns.append((plan, future))
+        if self._taking is None or self._taking.done():
+            self._taking = loop.create_task(self._take_turns(), name="state changes")
+        return future
+
+    @property
+    def changes_waiting(self) -> int:
+        """How many changes asked for with `acommit` wait for their turn (not begun yet)."""
+        return len(self._turns)
+
+    async def settled(self) -> None:
+        """Return once every change asked for with `acommit` so far is made (or failed)."""
+        if self._taking is not None and not self._taking.done():
+            await asyncio.wait([self._taking])
+
+    async def _take_turns(self) -> None:
+        plan: Plan[Any] | None = None
+        future: asyncio.Future[Any] | None = None
+        try:
+            while self._turns:
+                plan, future = self._turns.popleft()
+                if future.cancelled():
+                    plan.close()  # its caller gave up before its turn: it is not made
+                    continue
+                try:
+                    result = await self._run_turn(plan)
+                except Exception as exc:
+                    # Handed to the caller, who meets it as if it had made the change itself
+                    # (a full disk, a lost lock, or a bug, logged at the daemon's boundary).
+                    if not future.cancelled():
+                        future.set_exception(exc)
+                else:
+                    if not future.cancelled():
+                        future.set_result(result)
+                plan = future = None
+        except asyncio.CancelledError:
+            # The loop is ending: the change under way was finished by `_run_turn`; those
+            # that have not begun are not made.
+            if future is not None:
+                future.cancel()
+            for waiting, asked in self._turns:
+                waiting.close()
+                asked.cancel()
+            self._turns.clear()
+            raise
+
+    async def _run_turn(self, plan: Plan[T]) -> T:
+        """Decide `plan` here, on the loop, run each of its writes in the writer thread, and
+        change memory here after each."""
+        if self._writer is None:
+            self._writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="state-writer")
+        try:
+            write = next(plan)
+            while True:
+                job = self._writer.submit(write)
+                try:
+                    done = await asyncio.wrap_future(job)
+                except asyncio.CancelledError:
+                    self._finish_here(plan, job)
+                    raise
+                write = plan.send(done)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            plan.close()
+
+    @staticmethod
+    def _finish_here(plan: Plan[Any], job: concurrent.futures.Future[Any]) -> None:
+        """The loop is ending while `job`, a write of `plan`, is under way: wait for it (the
+        loop's last moments are spent here) and make the rest of the change on this thread, so
+        that memory stays as the disk is, whatever happens to the process next."""
+        try:
+            done = job.result()
+            while True:
+                done = plan.send(done)()
+        except (StopIteration, concurrent.futures.CancelledError, OSError, StateError):
+            pass  # made, never begun, or a write failed: memory is as the disk either way
+
+    def _forget_stale_turns(self) -> None:
+        """Drop the changes asked for on an event loop that ended before their turn came (its
+        task was cancelled before it began): they were never made."""
+        if self._turns and (self._taking is None or self._taking.done()):
+            log.debug("state changes asked for on an event loop that ended before them: not made",
+                      count=len(self._turns))
+            for plan, _ in self._turns:
+                plan.close()
+            self._turns.clear()
+
     # -- feeds and seen keys --------------------------------------------------------------
 
     def feed_state(self, feed_id: str) -> FeedState:
@@ -956,6 +1145,17 @@ class Store:
         now: datetime | None = None,
         forget_before: datetime | None = None,
     ) -> None:
+        """`commit` of `plan_save_feed`."""
+        self.commit(self.plan_save_feed(state, seen, now=now, forget_before=forget_before))
+
+    def plan_save_feed(
+        self,
+        state: FeedState,
+        seen: Mapping[str, set[str]] | None = None,
+        *,
+        now: datetime | None = None,
+        forget_before: datetime | None = None,
+    ) -> Plan[None]:
         """Record a poll of one feed.
 
         `seen` maps channel -> keys shown by the feed in this poll; new ones are recorded and
@@ -981,10 +1181,12 @@ class Store:
         oldest = self._seen.oldest(feed_id)
         prune = cutoff is not None and oldest is not None and oldest < cutoff
         if not (any(due.values()) or prune or previous is None or previous.primed != state.primed):
-            self._states[feed_id] = state
-            self._states_dirty = True
+            self._set_state(state)
             return
-        marks = self._marks_on_disk(feed_id, seen or {}, stamp)
+        # The index keeps digests: the full keys are read back from the file, changed, and
+        # the file written back whole.
+        read = yield partial(self._read_feed_file, feed_id)
+        marks = read[0] if read is not None else self._marks_lost(feed_id, seen or {}, stamp)
         for channel, keys in due.items():
             for key in keys:
                 marks.setdefault(channel, {})[key] = stamp
@@ -995,9 +1197,9 @@ class Store:
                     del channel_marks[key]
                     forgotten.append((channel, key))
         # The file first: the index and the poll state change only once it is written.
-        self._write_seen(feed_id, marks, state.primed)
-        self._states[feed_id] = state
-        self._states_dirty = True
+        yield partial(self._write_seen, feed_id, marks, state.primed)
+        self._feed_files.add(feed_id)
+        self._set_state(state)
         for channel, keys in due.items():
             for key in keys:
                 self._seen.mark(channel, key, feed_id, stamp)
@@ -1005,19 +1207,15 @@ class Store:
             self._seen.forget(channel, key, feed_id)
         self._seen.set_oldest(feed_id, min((t for m in marks.values() for t in m.values()), default=stamp))
 
-    def _marks_on_disk(self, feed_id: str, shown: Mapping[str, set[str]], stamp: int) -> dict[str, dict[str, int]]:
-        """The feed file's keys, to be changed and written back whole: the index keeps digests,
-        the full keys are in the file only."""
-        path = self._feed_path(feed_id)
-        read = self._read_seen(feed_id, path) if path.exists() else None
-        if read is not None:
-            return read[0]
+    def _marks_lost(self, feed_id: str, shown: Mapping[str, set[str]], stamp: int) -> dict[str, dict[str, int]]:
+        """The keys to write for a feed whose file could not be read back: none for a feed
+        never recorded; else what the feed lists now."""
         if feed_id not in self._feed_files:
-            return {}  # a feed never recorded
+            return {}
         # The file vanished or was spoiled (and moved aside) since it was written: keep at least
         # what the feed lists now, so that none of it can be posted again after a restart.
         log.error("state file lost while running: rewriting it from the feed's current items",
-                  file=str(path), feed=feed_id)
+                  file=str(self._feed_path(feed_id)), feed=feed_id)
         return {channel: {k: self._seen.last_seen(channel, k, feed_id) or stamp for k in keys}
                 for channel, keys in shown.items()}
 
@@ -1069,37 +1267,56 @@ class Store:
         return delivery_id in self._posted_ids
 
     def add_deliveries(self, deliveries: list[Delivery]) -> list[Delivery]:
-        """Queue new deliveries (one durable write); return those that were not already known.
+        """`commit` of `plan_add_deliveries`."""
+        return self.commit(self.plan_add_deliveries(deliveries))
+
+    def plan_add_deliveries(self, deliveries: list[Delivery]) -> Plan[list[Delivery]]:
+        """Queue new deliveries (one durable write); return those that were not already known
+        at the plan's turn.
 
         Raise OSError, with nothing queued, when they cannot be written.
         """
         added = list({d.id: d for d in deliveries if not self.has_delivery(d.id)}.values())
         if not added:
             return []
-        self._write_outbox({"deliveries": {d.id: d.to_dict() for d in added}})
+        yield partial(self._write_outbox, {"deliveries": {d.id: d.to_dict() for d in added}})
         for delivery in added:
             self._queue(delivery)
         self._compact_if_due()
         return added
 
     def update_delivery(self, delivery: Delivery) -> None:
-        """Record a retry schedule, a send in flight or a failure for a queued delivery.
+        """`commit` of `plan_update_deliveries` for one delivery."""
+        self.commit(self.plan_update_deliveries([delivery]))
 
-        Raise OSError, with the delivery unchanged, when it cannot be written.
+    def plan_update_deliveries(self, deliveries: list[Delivery]) -> Plan[None]:
+        """Record a retry schedule, a send in flight, a hold or a failure for queued deliveries
+        (one durable write for them all).
+
+        Raise OSError, with the deliveries unchanged, when it cannot be written.
         """
-        self._write_outbox({"deliveries": {delivery.id: delivery.to_dict()}})
-        self._queue(delivery)
+        if not deliveries:
+            return
+        yield partial(self._write_outbox, {"deliveries": {d.id: d.to_dict() for d in deliveries}})
+        for delivery in deliveries:
+            self._queue(delivery)
         self._compact_if_due()
 
     def record_post(
         self, delivery: Delivery, remote_id: str | None, at: datetime, *, verified: bool | None = None
     ) -> Post:
-        """Move a delivery from the outbox to the history: it has been posted."""
+        """Move a delivery from the outbox to the history: it has been posted (`commit`)."""
         return self.record_posts([delivery], remote_id, at, verified=verified)[0]
 
     def record_posts(
         self, deliveries: list[Delivery], remote_id: str | None, at: datetime, *, verified: bool | None = None
     ) -> list[Post]:
+        """`commit` of `plan_record_posts`."""
+        return self.commit(self.plan_record_posts(deliveries, remote_id, at, verified=verified))
+
+    def plan_record_posts(
+        self, deliveries: list[Delivery], remote_id: str | None, at: datetime, *, verified: bool | None = None
+    ) -> Plan[list[Post]]:
         """Move deliveries posted together (one digest) to the history in one write each file.
 
         Raise OSError when a write fails. If the history could not be written, nothing
@@ -1117,23 +1334,16 @@ class Store:
             remote_id=remote_id,
             verified=verified,
         ) for delivery in deliveries]
-        self._history.append(posts)
+        yield partial(self._history.append, posts)
         for delivery in deliveries:
             self._posted_ids.add(delivery.id)
             self._posted_at.setdefault(delivery.channel, []).append((at, remote_id))
             self._unqueue(delivery.id)
-        channels = {delivery.channel: self._last_post.get(delivery.channel) for delivery in deliveries}
+        channels = list(dict.fromkeys(delivery.channel for delivery in deliveries))
+        yield partial(self._write_outbox, {
+            "deliveries": dict.fromkeys(d.id for d in deliveries),
+            "channels": {name: _channel_document(name, at, self._paused.get(name)) for name in channels}})
         self._last_post.update(dict.fromkeys(channels, at))
-        try:
-            self._write_outbox({"deliveries": dict.fromkeys(d.id for d in deliveries),
-                                "channels": {name: self._channel_doc(name) for name in channels}})
-        except OSError:
-            for name, previous in channels.items():
-                if previous is None:
-                    self._last_post.pop(name, None)
-                else:
-                    self._last_post[name] = previous
-            raise
         self._compact_if_due()
         return posts
 
@@ -1146,29 +1356,57 @@ class Store:
         return self._paused.get(channel)
 
     def set_channel_pause(self, channel: str, reason: str | None) -> None:
+        """`commit` of `plan_channel_pause`."""
+        self.commit(self.plan_channel_pause(channel, reason))
+
+    def plan_channel_pause(self, channel: str, reason: str | None) -> Plan[None]:
         """Pause `channel` with a reason, or resume it with None; kept across restarts.
 
         Raise OSError, with the pause unchanged, when it cannot be written.
         """
-        previous = self._paused.get(channel)
-        if previous == reason:
+        if self._paused.get(channel) == reason:
             return
+        yield partial(self._write_outbox, {
+            "channels": {channel: _channel_document(channel, self._last_post.get(channel), reason)}})
         if reason is None:
             self._paused.pop(channel, None)
         else:
             self._paused[channel] = reason
-        try:
-            self._write_outbox({"channels": {channel: self._channel_doc(channel)}})
-        except OSError:
-            if previous is None:
-                self._paused.pop(channel, None)
-            else:
-                self._paused[channel] = previous
-            raise
         self._compact_if_due()
 
     def last_post(self, channel: str) -> datetime | None:
         return self._last_post.get(channel)
+
+    def amove_deadlines(self, shift: timedelta) -> asyncio.Future[None]:
+        """`acommit` of `plan_move_deadlines`, asked for at once: the deadlines of every change
+        asked for before this call are moved, those of changes asked for after it are not.
+        Until it is made, `deadlines_settled` waits for it."""
+        self._moving = self.acommit(self.plan_move_deadlines(shift))
+        return self._moving
+
+    async def deadlines_settled(self) -> bool:
+        """Wait for the move of the deadlines asked for last, if it is not made yet, whatever its
+        outcome; return True if there was one to wait for (then read the clock again)."""
+        moving = self._moving
+        if moving is None or moving.done():
+            return False
+        await asyncio.wait([moving])  # not cancelled with the caller: others wait for it too
+        return True
+
+    def plan_move_deadlines(self, shift: timedelta) -> Plan[None]:
+        """Move every wall-clock deadline kept by `shift`, the step of the wall clock, so that
+        each falls due after the same real wait: a pending delivery's next attempt (one durable
+        write) and a failing feed's next try and failing-since (poll states, in memory until the
+        next flush). Raise OSError, with the deliveries unchanged, when it cannot be written."""
+        for state in list(self._states.values()):
+            if state.retry_at is not None or state.failing_since is not None:
+                self._set_state(replace(
+                    state,
+                    retry_at=state.retry_at + shift if state.retry_at else None,
+                    failing_since=state.failing_since + shift if state.failing_since else None,
+                ))
+        yield from self.plan_update_deliveries([replace(d, next_attempt=d.next_attempt + shift)
+                                                for d in self.deliveries() if d.next_attempt is not None])
 
     def _write_outbox(self, change: Change) -> None:
         """Commit one change of the outbox durably: one journal line, whatever the queue's length."""
@@ -1197,9 +1435,7 @@ class Store:
                 "deliveries": map(Delivery.to_dict, deliveries)}
 
     def _channel_doc(self, name: str) -> Document | None:
-        if name not in self._last_post and name not in self._paused:
-            return None
-        return {"channel": name, "last_post": _iso(self._last_post.get(name)), "paused": self._paused.get(name)}
+        return _channel_document(name, self._last_post.get(name), self._paused.get(name))
 
     # -- history --------------------------------------------------------------------------
 
@@ -1207,6 +1443,13 @@ class Store:
         """Every post recorded, oldest first, optionally only those at or after `since`."""
         chosen = [p for p in self._history.read() if since is None or p.posted_at >= since]
         return iter(sorted(chosen, key=lambda p: p.posted_at))
+
+
+def _channel_document(name: str, last_post: datetime | None, paused: str | None) -> Document | None:
+    """A channel's entry in the outbox; None (none kept) when it has neither."""
+    if last_post is None and paused is None:
+        return None
+    return {"channel": name, "last_post": _iso(last_post), "paused": paused}
 
 
 @dataclass(frozen=True, slots=True)

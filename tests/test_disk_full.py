@@ -30,7 +30,7 @@ from bridge.config import parse_config
 from bridge.fetch import Fetcher
 from bridge.item import Alert
 from bridge.poll import poll_feed
-from bridge.store import Delivery, FeedState, Store
+from bridge.store import Delivery, FeedState, Plan, Store
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 # More than a page: a write of it needs new space, whatever room the last page of a file has.
@@ -112,8 +112,17 @@ def on_disk(state_dir: Path) -> dict[str, Any]:
         reader.close()
 
 
+def in_turn(store: Store, plan: Plan[Any]) -> Any:
+    """`plan` made as the daemon makes it: in turn, its writes in the store's writer thread."""
+    async def made() -> Any:
+        return await store.acommit(plan)
+
+    return asyncio.run(made())
+
+
+@pytest.mark.parametrize("make", [Store.commit, in_turn], ids=["at once", "in turn off the loop"])
 def test_every_store_call_that_meets_a_full_disk_leaves_memory_as_the_disk_is(
-        tmp_path: Path, full_disk: FullDisk) -> None:
+        tmp_path: Path, full_disk: FullDisk, make: Callable[[Store, Plan[Any]], Any]) -> None:
     store = Store.open(full_disk.path)
     store.save_feed(FeedState("notizie", primed=("wa",)), {"wa": {"l:old"}}, now=NOW)
     store.add_deliveries([delivery(1), delivery(2)])
@@ -122,19 +131,20 @@ def test_every_store_call_that_meets_a_full_disk_leaves_memory_as_the_disk_is(
     before = view(store)
     assert before == on_disk(full_disk.path)
     head = store.deliveries("wa")[0]
-    calls: dict[str, Callable[[], object]] = {
-        "add_deliveries": lambda: store.add_deliveries([delivery(3)]),
-        "update_delivery": lambda: store.update_delivery(replace(head, in_flight=True, token="t", last_error=LONG)),
-        "record_posts": lambda: store.record_posts([replace(head, alert=replace(head.alert, title=LONG))],
-                                                   "wamid-1", NOW),
-        "set_channel_pause": lambda: store.set_channel_pause("wa", f"token rejected: {LONG}"),
-        "save_feed": lambda: store.save_feed(FeedState("notizie", primed=("tg", "wa")),
-                                             {"wa": {"l:old", "l:new"}, "tg": {"l:new"}}, now=NOW),
+    calls: dict[str, Callable[[], Plan[Any]]] = {
+        "add_deliveries": lambda: store.plan_add_deliveries([delivery(3)]),
+        "update_delivery": lambda: store.plan_update_deliveries(
+            [replace(head, in_flight=True, token="t", last_error=LONG)]),
+        "record_posts": lambda: store.plan_record_posts([replace(head, alert=replace(head.alert, title=LONG))],
+                                                        "wamid-1", NOW),
+        "set_channel_pause": lambda: store.plan_channel_pause("wa", f"token rejected: {LONG}"),
+        "save_feed": lambda: store.plan_save_feed(FeedState("notizie", primed=("tg", "wa")),
+                                                  {"wa": {"l:old", "l:new"}, "tg": {"l:new"}}, now=NOW),
     }
     full_disk.fill()
-    for name, call in calls.items():
+    for name, plan in calls.items():
         with pytest.raises(OSError) as caught:
-            call()
+            make(store, plan())
         assert caught.value.errno == errno.ENOSPC, name
         assert view(store) == before, f"{name}: memory changed although the write failed"
         assert on_disk(full_disk.path) == before, name

@@ -5,7 +5,9 @@ host, each answer 50-150 ms late, a few 0.3-0.5 s) and records how many requests
 in flight at once. After the first cycle (everything recorded, nothing posted) five feeds get a
 new item each: every one of them must reach the fake WAHA exactly once, nothing else may be
 posted, and no host may ever see more than two polls at once. A second test starts 400 feeds
-in-process and checks that their first polls are spread, not fired at once.
+in-process and checks that their first polls are spread, not fired at once, also on a disk
+whose syncs are slower than the polls come (every fsync and fdatasync 5 ms slower: a stand-in
+for the disk's latency only), where the polls wait for the disk to record what they found.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -118,13 +120,30 @@ def test_every_changed_feed_posted_once_and_two_polls_per_host_at_most(
     assert max(stats.max_per_host for stats in seen) == 2, "polls per host: at most 2 (and the limit was reached)"
 
 
+def slower_syncs(monkeypatch: pytest.MonkeyPatch, extra: float) -> None:
+    """Every fsync and fdatasync of the process `extra` seconds slower, after the real one."""
+    def slower(sync: Callable[[int], None]) -> Callable[[int], None]:
+        def slow(fd: int) -> None:
+            sync(fd)
+            time.sleep(extra)
+        return slow
+
+    monkeypatch.setattr(os, "fsync", slower(os.fsync))
+    monkeypatch.setattr(os, "fdatasync", slower(os.fdatasync))
+
+
+@pytest.mark.parametrize("sync_delay", [0.0, 0.005], ids=["disk as it is", "syncs 5 ms slower"])
 def test_a_start_spreads_first_polls_and_shares_jobs_between_feeds_of_one_phase(
-    tmp_path: Path, waha_server: FakeWaha, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, waha_server: FakeWaha, monkeypatch: pytest.MonkeyPatch, sync_delay: float
 ) -> None:
     """400 feeds at a 30 s interval: every one is first-polled, never 32 at once (the polls are
     spread, not queued), and the schedule holds one job per second of the interval that has
     feeds, not one per feed. A feed whose scheduled poll falls in the first seconds is polled
-    twice, as the interval must hold from the first poll; none more."""
+    twice, as the interval must hold from the first poll; none more. With a disk slower than
+    the polls, the polls that wait to record what they found hold none of the fetch slots: the
+    fetches of the others keep to the spread instead of starting together when it catches up."""
+    if sync_delay:
+        slower_syncs(monkeypatch, sync_delay)
     feeds = 400
     spec = FarmSpec(feeds=feeds, hosts=20, latency=(0.05, 0.1), slow_share=0.0, lifetime=120)
     monkeypatch.setenv("WAHA_API_KEY", API_KEY)
