@@ -98,7 +98,7 @@ class Bridge:
         self.articles = ArticleReader(self.fetcher)
         # Channels post images as bytes downloaded here (https only, never a private address),
         # so a feed cannot make a gateway fetch internal URLs.
-        self.images = ImageLoader(allow_private=private_addresses_allowed())
+        self.images = ImageLoader(allow_private=private_addresses_allowed(), user_agent=config.bridge.user_agent)
         self.http = httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent})
         self.channels: dict[str, Channel] = {}
         self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
@@ -741,6 +741,7 @@ class Bridge:
             self.fetcher = make_fetcher(config)
             self.articles = ArticleReader(self.fetcher)
             self._background(self._close_later(old_fetcher, config.bridge.fetch_timeout.total_seconds() + 5))
+            self.images.set_user_agent(config.bridge.user_agent)
         old_channels = self.channels
         old_feeds = {feed.id: feed for feed in self.config.feeds}
         self.config = config
