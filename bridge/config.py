@@ -11,7 +11,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -127,6 +127,9 @@ class ChannelConfig:
     utm: Mapping[str, str] = field(default_factory=dict)
     template: str | None = None
     timeout: timedelta = timedelta(seconds=30)
+    # The bridge's `timezone` (not a key of the table): dates a channel shows ({date}, the
+    # console's header) are told in it.
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Rome"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,7 +482,8 @@ def parse_config(
     top = _Table(data, "", top_errors)
 
     bridge = _parse_bridge(_Table(top.raw("bridge") or {}, "bridge", section_errors["bridge"]), base_dir, env)
-    channels = _parse_channels(top.raw("channels") or {}, section_errors["channels"], base_dir, env, resolve_secrets)
+    channels = {name: replace(channel, timezone=bridge.timezone) for name, channel in _parse_channels(
+        top.raw("channels") or {}, section_errors["channels"], base_dir, env, resolve_secrets).items()}
     defaults = _Table(top.raw("defaults") or {}, "defaults", section_errors["defaults"])
     default_values = _feed_settings(defaults, channels, base={})
     defaults.finish()

@@ -98,7 +98,7 @@ class Bridge:
         self.articles = ArticleReader(self.fetcher)
         # Channels post images as bytes downloaded here (https only, never a private address),
         # so a feed cannot make a gateway fetch internal URLs.
-        self.images = ImageLoader(allow_private=private_addresses_allowed())
+        self.images = ImageLoader(allow_private=private_addresses_allowed(), user_agent=config.bridge.user_agent)
         self.http = httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent})
         self.channels: dict[str, Channel] = {}
         self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
@@ -112,7 +112,9 @@ class Bridge:
         self._tasks: set[asyncio.Future[None]] = set()
         self._stopping = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
-        self.ops = OpsReporter(None, min_interval=config.ops.min_interval, now=self.now)
+        # Ops alerts are queued in the outbox for the ops channel; its worker is woken for them.
+        self.ops = OpsReporter(None, min_interval=config.ops.min_interval, now=self.now, store=store,
+                               wake=lambda name: self._wake_channels([name]), timezone=config.bridge.timezone)
         self._last_probe: dict[str, float] = {}  # channel -> monotonic time of its last health probe
         # The wall time the poll phases count from (moved with the wall clock when it steps).
         self._epoch = self.clock.wall()
@@ -214,6 +216,7 @@ class Bridge:
         ops = self.config.ops
         self.ops.channel = self.channels.get(ops.channel) if ops.channel else None
         self.ops.min_interval = ops.min_interval
+        self.ops.timezone = self.config.bridge.timezone
 
     async def aclose(self) -> None:
         for channel in self.channels.values():
@@ -403,7 +406,7 @@ class Bridge:
         return True
 
     async def _report_state(self, error: StateWriteError) -> None:
-        await self.ops.report(STATE_PROBLEM, error.detail, hint=error.hint)
+        await self.ops.report(STATE_PROBLEM, error.detail, hint=error.hint, urgent=True)
 
     def _state_ok(self, where: str) -> None:
         """`where` wrote the state (or had nothing to write): the condition ends with the last one."""
@@ -648,16 +651,18 @@ class Bridge:
     async def _report(self, name: str, result: DrainResult) -> None:
         if result.down is not None:
             await self.ops.report(f"channel {name} paused", result.down,
-                                  hint="fix the channel or the gateway, then: systemctl reload channel-bridge")
+                                  hint="fix the channel or the gateway, then: systemctl reload channel-bridge",
+                                  urgent=True, about_channel=name)
         elif result.unverified:
             await self.ops.report(f"channel {name} posts not visible", "; ".join(result.errors),
-                                  hint="check the WhatsApp session in the gateway's dashboard")
+                                  hint="check the WhatsApp session in the gateway's dashboard",
+                                  urgent=True, about_channel=name)
         elif result.wrong_answer is not None:
             await self.ops.report(f"channel {name} answers are not posts", result.wrong_answer,
                                   hint="nothing is recorded as posted: the alert stays queued and is retried, "
-                                  "after checking whether it went out")
+                                  "after checking whether it went out", about_channel=name)
         elif result.failed and not result.sent:
-            await self.ops.report(f"channel {name} failing", result.errors[-1])
+            await self.ops.report(f"channel {name} failing", result.errors[-1], about_channel=name)
         elif result.sent:
             self.ops.clear(f"channel {name} failing")
             self.ops.clear(f"channel {name} answers are not posts")
@@ -741,6 +746,7 @@ class Bridge:
             self.fetcher = make_fetcher(config)
             self.articles = ArticleReader(self.fetcher)
             self._background(self._close_later(old_fetcher, config.bridge.fetch_timeout.total_seconds() + 5))
+            self.images.set_user_agent(config.bridge.user_agent)
         old_channels = self.channels
         old_feeds = {feed.id: feed for feed in self.config.feeds}
         self.config = config

@@ -81,7 +81,8 @@ class ImageLoader:
     httpx (an `ssl.SSLContext` trusting a test certificate, in tests); `allow_private`,
     `resolve` and `network` go to `bridge.addresses.PublicOnlyTransport`. Results (images
     and refusals) of the last `cache_size` URLs are kept for ten minutes, so the channels of
-    one alert download its image once.
+    one alert download its image once. `user_agent` is the bridge's `user_agent`: the comune's
+    server sees the same name for its images as for its feeds (`set_user_agent` on reload).
     """
 
     def __init__(
@@ -96,6 +97,7 @@ class ImageLoader:
         verify: SSLContext | bool = True,
         cache_size: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        user_agent: str = f"channel-bridge/{__version__}",
     ) -> None:
         if max_bytes <= 0:
             raise ValueError("max_bytes must be positive")
@@ -109,7 +111,7 @@ class ImageLoader:
         self._cache: OrderedDict[str, tuple[float, Image | None]] = OrderedDict()
         self._client = httpx.AsyncClient(
             headers={
-                "User-Agent": f"channel-bridge/{__version__}",
+                "User-Agent": user_agent,
                 "Accept": "image/avif,image/webp,image/png,image/jpeg,image/*;q=0.8",
                 # Raw bytes only: the size cap then holds for what is kept in memory.
                 "Accept-Encoding": "identity",
@@ -119,6 +121,10 @@ class ImageLoader:
                                           verify=verify),
             trust_env=False,  # no proxy from the environment: it would connect for us, unchecked
         )
+
+    def set_user_agent(self, user_agent: str) -> None:
+        """Send `user_agent` with the next downloads (a reload changed `[bridge] user_agent`)."""
+        self._client.headers["User-Agent"] = user_agent
 
     async def aclose(self) -> None:
         """Close the client. The loader is unusable afterwards."""

@@ -13,9 +13,10 @@ class Item:
 
     `title`, `text` and `content` are plain text (entities decoded, NFKC, whitespace
     collapsed); `html` is the richest body exactly as the feed gave it. `link` is the
-    canonical absolute URL (None when the entry has no usable link). `published` is aware
-    and in UTC, or None for an undated entry. `keys` are the identity keys assigned by
-    `bridge.identity.assign_keys`; empty until then.
+    canonical absolute URL (None when the entry has no usable link; `no_link_reason` then says
+    why, for the log and `status`: an item without a link is held, never given one made up).
+    `published` is aware and in UTC, or None for an undated entry. `keys` are the identity
+    keys assigned by `bridge.identity.assign_keys`; empty until then.
     """
 
     feed_id: str
@@ -29,6 +30,7 @@ class Item:
     categories: tuple[str, ...] = ()
     image_url: str | None = None
     keys: tuple[str, ...] = field(default=())
+    no_link_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,13 @@ the port of the feed URL on exactly the feed URL's host (the feed's own server: 
 port is off-site, on the feed's own host as anywhere: `http://203.0.113.5:8443/` for a feed at
 `http://203.0.113.5/rss`, `https://www.comune.it:8080/` for a feed at `https://www.comune.it/`.
 
+A link with a space or an invisible character inside (a space, a no-break space, U+2028 and
+the other Unicode separators, a control or formatting character such as a zero-width space or
+a direction override) is never posted, not even in part: "https://www.comune.it/a
+https://evil.example/x" is one string to the guard but two addresses to the reader, and
+WhatsApp makes the second one a link of its own. Which part the feed meant cannot be told, so
+the item is held with the reason; the feed must write the space percent-encoded (%20).
+
 Registrable domains come from the Public Suffix List as shipped inside the
 `publicsuffixlist` package: it is read from the installed package, never downloaded, so the
 guard makes no network call. A hand-written rule for ".it" would not do: the list has
@@ -23,13 +30,17 @@ comune's site lives under them ("comune.altavillavicentina.vi.it").
 from __future__ import annotations
 
 import ipaddress
+import unicodedata
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from publicsuffixlist import PublicSuffixList
 
-__all__ = ["OffDomainLinkError", "allowed_domains", "check_link", "link_problem", "registrable_domain", "with_utm"]
+from bridge.item import Item
+
+__all__ = ["OffDomainLinkError", "allowed_domains", "check_link", "item_link_problem", "link_problem",
+           "registrable_domain", "with_utm"]
 
 _PSL = PublicSuffixList()
 
@@ -59,6 +70,20 @@ def _address(url: str) -> tuple[str, str, int] | None:
     if scheme not in _DEFAULT_PORTS or not host or parts.username is not None:
         return None
     return scheme, host.rstrip(".").lower(), _DEFAULT_PORTS[scheme] if port is None else port
+
+
+# Separators (Zs, Zl, Zp), controls (Cc) and formatting characters (Cf: zero-width spaces,
+# direction overrides): none belongs in a written address, and each may split or disguise it.
+_BREAKING_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def _breaking_character(link: str) -> str | None:
+    """The first character inside `link` (leading and trailing whitespace aside) that a reader
+    would see as a break or not at all, as "U+00A0", else None."""
+    for char in link.strip():
+        if char.isspace() or unicodedata.category(char) in _BREAKING_CATEGORIES:
+            return f"U+{ord(char):04X}"
+    return None
 
 
 def _host(url: str) -> str | None:
@@ -113,6 +138,10 @@ def link_problem(link: str | None, *, feed_url: str, link_domains: Iterable[str]
     """
     if not link:
         return "the item has no link"
+    breaking = _breaking_character(link)
+    if breaking is not None:
+        return (f"the link has a space or an invisible character inside ({breaking}): what follows it "
+                "could show as another address")
     found = _address(link)
     if found is None and "@" in urlsplit(link.strip()).netloc:
         return "the link carries user info before its host (a classic disguise: https://site@other/)"
@@ -130,6 +159,14 @@ def link_problem(link: str | None, *, feed_url: str, link_domains: Iterable[str]
         return None
     return (f"the link points to port {port} of {host}: only the default port of {scheme} "
             f"({_DEFAULT_PORTS[scheme]}) is allowed, or the feed's own port on the feed's own host")
+
+
+def item_link_problem(item: Item, *, feed_url: str, link_domains: Iterable[str] = ()) -> str | None:
+    """Return why `item`'s link may not be posted (`link_problem`), or None when it may; for an
+    item without a usable link, the reason its parse gave (`Item.no_link_reason`)."""
+    if item.link is None and item.no_link_reason:
+        return item.no_link_reason
+    return link_problem(item.link, feed_url=feed_url, link_domains=link_domains)
 
 
 def check_link(link: str | None, *, feed_url: str, link_domains: Iterable[str] = ()) -> str:

@@ -180,7 +180,7 @@ def expired(delivery: Delivery, moment: datetime, max_age: timedelta) -> bool:
 def digest_alert(deliveries: list[Delivery]) -> Alert:
     """One post listing the titles and links of alerts held back by `max_per_day`."""
     shown = deliveries[:DIGEST_MAX_ITEMS]
-    lines = [f"• {d.alert.title}\n{d.alert.link}" for d in shown]
+    lines = [f"• {d.alert.title}\n{d.alert.link}" if d.alert.link else f"• {d.alert.title}" for d in shown]
     if len(deliveries) > len(shown):
         lines.append(f"… e altre {len(deliveries) - len(shown)} notizie sul sito del Comune.")
     first = deliveries[0].alert

@@ -3,6 +3,13 @@
 feedparser does the format work (RSS 0.9x/1.0/2.0, Atom, encodings); it is given the
 response's content-type and final URL so that charsets and relative links resolve as the
 server meant them.
+
+An item's link is its `<link>` (resolved against the base, as feedparser does), else its guid
+when the guid is a permalink (RSS `isPermaLink` not "false") that is itself an absolute http(s)
+address. A guid such as "12345" is an identifier, not an address: resolved against the feed's
+URL it would make up a page ("https://…/feed/12345") that the feed never named. feedparser
+resolves every permalink guid, and copies it into the link; it is told not to (see
+`_keep_guids_as_written`), so the guid is seen as the feed wrote it.
 """
 
 from __future__ import annotations
@@ -14,11 +21,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
+import feedparser.api
 from bs4 import BeautifulSoup, Tag
 
 from bridge import text
 from bridge.identity import assign_keys, canonical_link
 from bridge.item import Item
+
+
+def _keep_guids_as_written() -> None:
+    """Take `id` (RSS guid, Atom id) out of the elements feedparser resolves as relative URIs.
+
+    feedparser keeps that set as a class attribute of its two parsers; only the guid is taken
+    out: links, enclosures and the rest are resolved as before.
+    """
+    for parser in (feedparser.api.StrictFeedParser, feedparser.api.LooseFeedParser):
+        parser.can_be_relative_uri = frozenset(parser.can_be_relative_uri) - {"id"}
+
+
+_keep_guids_as_written()
 
 
 class ParseError(Exception):
@@ -133,10 +154,8 @@ def _item(feed_id: str, entry: Any, base: str) -> Item:
             content_html = value
     if content_html.strip() == summary_html.strip():
         content_html = ""
-    link = canonical_link(entry.get("link"), base)
-    if link is None and entry.get("guidislink"):
-        link = canonical_link(entry.get("id"), base)
     guid = (entry.get("id") or "").strip() or None
+    link, no_link_reason = _link(entry, guid, base)
     plain = text.html_to_text(summary_html)
     content = text.html_to_text(content_html) if content_html else ""
     return Item(
@@ -153,7 +172,30 @@ def _item(feed_id: str, entry: Any, base: str) -> Item:
             t.get("term", "").strip() for t in entry.get("tags", []) or [] if (t.get("term") or "").strip()
         ),
         image_url=_image(entry, summary_html + content_html, base),
+        no_link_reason=no_link_reason,
     )
+
+
+def _link(entry: Any, guid: str | None, base: str) -> tuple[str | None, str | None]:
+    """The item's link (see the module docstring), or None and why there is none."""
+    written = entry.get("link")
+    # feedparser copies a permalink guid into the link when no <link> came before it: that
+    # link is the guid, never resolved against the base.
+    from_guid = guid is not None and isinstance(written, str) and written.strip() == guid
+    if written and not from_guid:
+        link = canonical_link(written, base)
+        if link is None:
+            return None, "the link is not an absolute http(s) address"
+        return link, None
+    if guid is None:
+        return None, "the item has no link"
+    if not from_guid and not entry.get("guidislink"):
+        return None, "the item has no link, and its guid is not a permalink (isPermaLink=\"false\")"
+    link = canonical_link(guid)
+    if link is None:
+        shown = guid if len(guid) <= 60 else guid[:59] + "…"
+        return None, f"the item has no link, and its guid ({shown}) is not an absolute http(s) address"
+    return link, None
 
 
 def _published(entry: Any) -> datetime | None:

@@ -29,7 +29,7 @@ from bridge.fetch import Fetcher, FetchError, Validators
 from bridge.health import rhythm
 from bridge.identity import SeenLookup, delivery_id, is_seen
 from bridge.item import Alert, Item
-from bridge.links import link_problem, with_utm
+from bridge.links import item_link_problem, with_utm
 from bridge.parse import ParseError, parse_feed
 from bridge.parser_pool import ParserPool
 from bridge.store import Delivery, FeedState, Plan, Store
@@ -227,7 +227,7 @@ def _selection(feed: FeedConfig, state: FeedState, channel: str, items: Sequence
 
 def _off_domain(item: Item, feed: FeedConfig) -> str | None:
     """Why `item` must be held (its link, or an address in its text, off the feed's domains)."""
-    problem = link_problem(item.link, feed_url=feed.url, link_domains=feed.link_domains)
+    problem = item_link_problem(item, feed_url=feed.url, link_domains=feed.link_domains)
     if problem is None:
         problem = summary.address_problem(item, feed_url=feed.url, link_domains=feed.link_domains)
     return problem
@@ -257,7 +257,10 @@ def _record(feed: FeedConfig, config: Config, store: Store, state: FeedState, it
     for channel in feed.channels:
         selection = _selection(feed, state, channel, items, store, started)
         for item in selection.no_link:
-            flog.warning("item held: it has no http(s) link to the comune's site", title=item.title, channel=channel)
+            problem = item_link_problem(item, feed_url=feed.url, link_domains=feed.link_domains)
+            held = f"{item.title}: {problem}"
+            flog.warning("item held: it has no http(s) link to the comune's site", title=item.title, reason=problem,
+                         channel=channel)
         postable = []
         for item in selection.post:
             problem = _off_domain(item, feed)

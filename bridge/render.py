@@ -9,8 +9,9 @@ on its rendered text.
 Every renderer lays the alert out with a `bridge.template.Template` (default:
 `DEFAULT_TEMPLATE`, title / summary / link, blank lines between): the template
 places the plain values, the renderer only escapes and marks them up. A renderer added here
-takes the same `template` keyword and calls `template.render(values_for(alert), field=...,
-literal=...)` with its own escaping, so one channel template works on every platform.
+takes the same `template` keyword and calls `template.render(values_for(alert,
+tz=template.timezone), field=..., literal=...)` with its own escaping, so one channel template
+works on every platform (and tells `{date}` in the template's time zone).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC
+from zoneinfo import ZoneInfo
 
 from bridge.item import Alert
 from bridge.template import DEFAULT_TEMPLATE, Template, values_for
@@ -50,7 +52,7 @@ def plain(alert: Alert, template: Template = DEFAULT_TEMPLATE) -> str:
     This is the canonical rendering: `len(plain(alert, template))` is the length that
     `max_length` limits. An empty title or summary is left out together with its blank line.
     """
-    return template.render(values_for(alert))
+    return template.render(values_for(alert, tz=template.timezone))
 
 
 def _whatsapp_field(name: str, value: str) -> str:
@@ -69,27 +71,29 @@ def whatsapp(alert: Alert, template: Template = DEFAULT_TEMPLATE) -> str:
     alert has a title and the template shows it.
     """
     return template.render(
-        values_for(alert), field=_whatsapp_field, literal=lambda text: text.translate(_WHATSAPP_NEUTRAL)
+        values_for(alert, tz=template.timezone), field=_whatsapp_field,
+        literal=lambda text: text.translate(_WHATSAPP_NEUTRAL),
     )
 
 
-def console(alert: Alert) -> str:
-    """Return a block for a terminal: a header line, then `plain(alert)`.
+def console(alert: Alert, template: Template = DEFAULT_TEMPLATE) -> str:
+    """Return a block for a terminal: a header line, then `plain(alert, template)`.
 
-    The header is "── <feed name> · <published, UTC, YYYY-MM-DD HH:MM> UTC", with
-    " · URGENTE" for urgent alerts; the date part is omitted for an undated alert (a naive
-    datetime is taken as UTC).
+    The header is "── <feed name> · <published, YYYY-MM-DD HH:MM> <zone>" in the template's
+    time zone (the bridge's `timezone`; Europe/Rome when it has none: "2026-08-07 10:32
+    CEST"), with " · URGENTE" for urgent alerts; the date part is omitted for an undated
+    alert (a naive datetime is taken as UTC).
     """
     header = f"── {alert.feed_name}"
     if alert.published is not None:
         published = alert.published
-        published = (
-            published.replace(tzinfo=UTC) if published.tzinfo is None else published.astimezone(UTC)
-        )
-        header += f" · {published:%Y-%m-%d %H:%M} UTC"
+        if published.tzinfo is None:
+            published = published.replace(tzinfo=UTC)
+        local = published.astimezone(template.timezone or ZoneInfo("Europe/Rome"))
+        header += f" · {local:%Y-%m-%d %H:%M} {local.tzname()}"
     if alert.urgent:
         header += " · URGENTE"
-    return f"{header}\n{plain(alert)}"
+    return f"{header}\n{plain(alert, template)}"
 
 
 # -- Telegram, Mastodon, and fitting a platform's limit ----------------------------------
@@ -115,7 +119,7 @@ def telegram(alert: Alert, template: Template = DEFAULT_TEMPLATE) -> str:
         escaped = _telegram_escape(value)
         return f"<b>{escaped}</b>" if name == "title" and value else escaped
 
-    return template.render(values_for(alert), field=field, literal=_telegram_escape)
+    return template.render(values_for(alert, tz=template.timezone), field=field, literal=_telegram_escape)
 
 
 # -- Mastodon's own way of counting ------------------------------------------------------

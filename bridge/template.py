@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
@@ -90,10 +90,14 @@ class TemplateError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """A parsed template: `parts` alternate literal text (str) and field names (`_Field`)."""
+    """A parsed template: `parts` alternate literal text (str) and field names (`_Field`).
+
+    `timezone` is the zone `{date}` is told in (the bridge's `timezone`; None: Europe/Rome).
+    """
 
     source: str
     parts: tuple[str | _Field, ...]
+    timezone: ZoneInfo | None = None
 
     def fields(self) -> frozenset[str]:
         """The placeholder names this template uses."""
@@ -192,10 +196,10 @@ def parse_template(source: str) -> Template:
 # The layout every channel had before templates existed; emoji are opt-in (a channel's
 # `template`, or EMOJI_TEMPLATE), so an upgrade does not change what subscribers receive.
 DEFAULT_TEMPLATE = parse_template("{title}\n\n{summary}\n\n{link}")
-def channel_template(source: str | None) -> Template:
-    """The template a channel's `template` setting names, or `DEFAULT_TEMPLATE` when unset.
-    The config loader has already validated it."""
-    return parse_template(source) if source else DEFAULT_TEMPLATE
+def channel_template(source: str | None, timezone: ZoneInfo | None = None) -> Template:
+    """The template a channel's `template` setting names, or `DEFAULT_TEMPLATE` when unset,
+    telling `{date}` in `timezone` (the bridge's). The config loader has already validated it."""
+    return replace(parse_template(source) if source else DEFAULT_TEMPLATE, timezone=timezone)
 
 
 # The Italian default with the category emoji or the urgent marker before the title.

@@ -156,6 +156,7 @@ def test_images_from_loopback_need_the_test_switch(tmp_path: Path, waha_server: 
         f"""
 [bridge]
 state_dir = "state"
+user_agent = "ComuneDiEsempio-Avvisi/1.0 (+mailto:ced@comune.esempio.it)"
 
 [defaults]
 channels = ["whatsapp"]
@@ -191,3 +192,6 @@ images = true
     assert allowed.returncode == 0, allowed.stderr
     assert [post.kind for post in waha_server.posts] == ["text", "image"]
     assert image_host.hits("/foto.png") == 1
+    # The comune's server sees the configured name for its images as for its feed.
+    [download] = [request for request in image_host.requests if request.path == "/foto.png"]
+    assert download.header("user-agent") == "ComuneDiEsempio-Avvisi/1.0 (+mailto:ced@comune.esempio.it)"

@@ -141,3 +141,31 @@ def test_no_network_call(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_with_utm(link: str, utm: dict[str, str], expected: str) -> None:
     assert with_utm(link, utm) == expected
+
+
+@pytest.mark.parametrize(
+    "separator",
+    [
+        pytest.param(" ", id="space"),
+        pytest.param("\u00a0", id="no-break-space"),
+        pytest.param("\u2028", id="line-separator"),
+        pytest.param("\u2029", id="paragraph-separator"),
+        pytest.param("\u3000", id="ideographic-space"),
+        pytest.param("\u202f", id="narrow-no-break-space"),
+        pytest.param("\u200b", id="zero-width-space"),
+        pytest.param("\u202e", id="right-to-left-override"),
+        pytest.param("\t", id="tab"),
+        pytest.param("\x85", id="next-line"),
+    ],
+)
+def test_a_link_with_a_break_inside_never_passes_whole(separator: str) -> None:
+    # Each half is on the comune's site or not: the reader sees two addresses either way.
+    for second in ("https://evil.example/x", "altro"):
+        link = f"https://www.comune.esempio.it/a{separator}{second}"
+        problem = link_problem(link, feed_url=FEED)
+        assert problem is not None and f"U+{ord(separator):04X}" in problem
+
+
+def test_whitespace_around_a_link_is_not_inside_it() -> None:
+    assert link_problem("  https://www.comune.esempio.it/a\n", feed_url=FEED) is None
+    assert link_problem("https://www.comune.esempio.it/a%20b", feed_url=FEED) is None

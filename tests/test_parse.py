@@ -280,3 +280,39 @@ def test_undated_items_are_kept_with_no_date() -> None:
     published = feed.items[2].published
     assert published is not None and published.utcoffset() is not None
     assert published.isoformat() == "2026-12-01T00:30:00+00:00"
+
+
+def _rss_items(*items: str) -> bytes:
+    return ("<?xml version='1.0' encoding='UTF-8'?><rss version='2.0'><channel><title>Comune</title>"
+            "<link>https://www.comune.esempio.it/</link>" + "".join(f"<item>{i}</item>" for i in items)
+            + "</channel></rss>").encode()
+
+
+def test_a_guid_that_is_not_an_address_never_becomes_a_link() -> None:
+    body = _rss_items(
+        "<title>Solo guid</title><guid>12345</guid>",
+        "<title>Guid relativo</title><guid>notizie/12345</guid>",
+        "<title>Guid non permalink</title><guid isPermaLink='false'>https://www.comune.esempio.it/p/1</guid>",
+        "<title>Niente</title>",
+        "<title>Guid permalink</title><guid>https://www.comune.esempio.it/p/2</guid>",
+        "<title>Link e guid</title><link>https://www.comune.esempio.it/p/3</link><guid>777</guid>",
+        "<title>Guid poi link</title><guid>888</guid><link>/p/4</link>",
+    )
+    items = parse_feed("notizie", body, url=FEED_URL, headers=HEADERS).items
+    assert [item.link for item in items] == [
+        None, None, None, None,
+        "https://www.comune.esempio.it/p/2",
+        "https://www.comune.esempio.it/p/3",
+        "https://www.comune.esempio.it/p/4",  # a <link> of its own is resolved as before
+    ]
+    assert [item.guid for item in items][:2] == ["12345", "notizie/12345"]  # as the feed wrote it
+    reasons = [item.no_link_reason for item in items]
+    assert reasons[0] == "the item has no link, and its guid (12345) is not an absolute http(s) address"
+    assert "isPermaLink" in (reasons[2] or "") and reasons[3] == "the item has no link"
+    assert reasons[4:] == [None, None, None]
+
+
+def test_a_link_with_a_space_inside_is_kept_whole_for_the_guard_to_hold() -> None:
+    body = _rss_items("<title>Avviso</title><link>https://www.comune.esempio.it/a https://evil.example/x</link>")
+    (item,) = parse_feed("notizie", body, url=FEED_URL, headers=HEADERS).items
+    assert item.link == "https://www.comune.esempio.it/a https://evil.example/x"  # never cut to a part

@@ -235,3 +235,33 @@ def test_an_item_linking_off_the_feeds_domains_is_held_and_reported(tmp_path: Pa
     held = store.feed_state("notizie").last_held
     assert held is not None and "comune.esempio.it.evil.example" in held
     store.close()
+
+
+def test_items_without_a_usable_link_are_held_with_their_reason(tmp_path: Path, feed_server: FeedServer) -> None:
+    # The feed's own host and port are on the link guard's list: a link made from a guid
+    # ("12345" -> http://127.0.0.1:PORT/12345) would pass it, and be posted.
+    feed_server.set_feed("/feed.xml", rss([]))
+    config = _config(tmp_path, feed_server.url("/feed.xml"))
+    store = Store.open(config.bridge.state_dir)
+
+    async def poll() -> list[str]:
+        async with Fetcher(user_agent="test") as fetcher:
+            result = await poll_feed(config.feeds[0], config=config, fetcher=fetcher, store=store, now=lambda: NOW)
+            return [d.alert.link for d in result.queued if d.channel == "wa"]
+
+    assert asyncio.run(poll()) == []
+    date = "Fri, 20 Nov 2026 10:00:00 GMT"
+    feed_server.set_feed("/feed.xml", (
+        "<?xml version='1.0' encoding='UTF-8'?><rss version='2.0'><channel><title>Comune</title>"
+        f"<link>https://www.comune.esempio.it/</link>"
+        f"<item><title>Avviso senza collegamento</title><guid>12345</guid><pubDate>{date}</pubDate></item>"
+        "<item><title>Avviso con due indirizzi</title>"
+        "<link>https://www.comune.esempio.it/a\u00a0https://evil.example/x</link>"
+        f"<pubDate>{date}</pubDate></item>"
+        "<item><title>Chiusura di via Roma per lavori</title><link>https://www.comune.esempio.it/via-roma</link>"
+        f"<pubDate>{date}</pubDate></item>"
+        "</channel></rss>"))
+    assert asyncio.run(poll()) == ["https://www.comune.esempio.it/via-roma"]
+    held = store.feed_state("notizie").last_held
+    assert held is not None and held.startswith("Avviso") and ("12345" in held or "U+00A0" in held)
+    store.close()

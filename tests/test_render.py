@@ -77,18 +77,18 @@ def test_whatsapp_adds_only_the_bold_markers() -> None:
     [
         pytest.param(
             make_alert(published=datetime(2026, 8, 20, 11, 5, tzinfo=UTC)),
-            "── Notizie dal Comune · 2026-08-20 11:05 UTC",
+            "── Notizie dal Comune · 2026-08-20 13:05 CEST",  # told in Europe/Rome by default
             id="utc",
         ),
         pytest.param(
             make_alert(published=datetime(2026, 8, 20, 13, 5, tzinfo=timezone(timedelta(hours=2)))),
-            "── Notizie dal Comune · 2026-08-20 11:05 UTC",
+            "── Notizie dal Comune · 2026-08-20 13:05 CEST",
             id="offset-converted",
         ),
         pytest.param(make_alert(), "── Notizie dal Comune", id="undated"),
         pytest.param(
             make_alert(published=datetime(2026, 8, 20, 11, 5), urgent=True),
-            "── Notizie dal Comune · 2026-08-20 11:05 UTC · URGENTE",
+            "── Notizie dal Comune · 2026-08-20 13:05 CEST · URGENTE",  # a naive time is UTC
             id="naive-urgent",
         ),
     ],

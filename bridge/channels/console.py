@@ -9,10 +9,12 @@ from bridge import render
 from bridge.channels.base import ChannelDownError, Posted
 from bridge.config import ChannelConfig
 from bridge.item import Alert
+from bridge.template import channel_template
 
 
 class ConsoleChannel:
-    """Writes `render.console(alert)` and a blank line to `out` (standard output by default).
+    """Writes `render.console(alert)` (its header in the bridge's time zone) and a blank line
+    to `out` (standard output by default).
 
     Standard output is looked up at each send, not at construction, so a redirected or
     replaced `sys.stdout` (pytest's capture, a reopened stream) is honoured.
@@ -23,6 +25,7 @@ class ConsoleChannel:
     def __init__(self, config: ChannelConfig, *, out: TextIO | None = None) -> None:
         self.name = config.name
         self._out = out
+        self._template = channel_template(config.template, config.timezone)
 
     async def prepare(self, delivery_id: str) -> str | None:
         """Return None: a console needs no token."""
@@ -38,7 +41,7 @@ class ConsoleChannel:
         every later alert would fail the same way.
         """
         out = self._out if self._out is not None else sys.stdout
-        text = render.console(alert).rstrip("\n")
+        text = render.console(alert, self._template).rstrip("\n")
         try:
             out.write(text + "\n\n")
             out.flush()

@@ -86,7 +86,7 @@ class MastodonChannel:
         self._config = config
         self._images = images if config.images else None
         self._limit = config.max_length or DEFAULT_LIMIT
-        self._template = channel_template(config.template)
+        self._template = channel_template(config.template, config.timezone)
         self._media_wait = media_wait
         token = config.token.value
         self._endpoint = Endpoint(

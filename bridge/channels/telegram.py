@@ -83,7 +83,7 @@ class TelegramChannel:
         self._chat_id = config.chat_id
         self._images = images if config.images else None
         self._text_limit = min(TEXT_LIMIT, config.max_length or TEXT_LIMIT)
-        self._template = channel_template(config.template)
+        self._template = channel_template(config.template, config.timezone)
         api_url = (config.api_url or DEFAULT_API_URL).rstrip("/")
         token = config.token.value
         self._endpoint = Endpoint(

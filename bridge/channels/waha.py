@@ -105,7 +105,7 @@ class WahaChannel:
         self._images = images if config.images else None
         self._verify_window = verify_window
         self._text_limit = min(TEXT_LIMIT, config.max_length or TEXT_LIMIT)
-        self._template = channel_template(config.template)
+        self._template = channel_template(config.template, config.timezone)
         api_key = config.api_key.value if config.api_key else ""
         self._endpoint = Endpoint(
             channel=config.name,

@@ -79,7 +79,7 @@ class WebhookChannel:
         if not config.url:
             raise ValueError(f"channel {config.name!r} (type webhook) needs url")
         self.name = config.name
-        self._template = channel_template(config.template)
+        self._template = channel_template(config.template, config.timezone)
         self._secret = config.secret.value if config.secret else ""
         url = httpx.URL(config.url)
         self._endpoint = Endpoint(

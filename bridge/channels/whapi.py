@@ -78,7 +78,7 @@ class WhapiChannel:
         self._chat_id = config.chat_id
         self._images = images if config.images else None
         self._text_limit = min(TEXT_LIMIT, config.max_length or TEXT_LIMIT)
-        self._template = channel_template(config.template)
+        self._template = channel_template(config.template, config.timezone)
         token = config.token.value
         self._endpoint = Endpoint(
             channel=config.name,
