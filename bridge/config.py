@@ -162,6 +162,9 @@ _DURATION_RE = re.compile(r"^(?:\d+[smhd])+$")
 _DURATION_PART_RE = re.compile(r"(\d+)([smhd])")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _FEED_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+# The feed id under which ops alerts are queued and kept in the history (bridge/ops.py): no
+# feed of the config may take it.
+OPS_FEED = "ops"
 _CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _WINDOW_RE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _SECRET_PREFIXES = ("env:", "file:", "credential:")
@@ -596,6 +599,8 @@ def _parse_feeds(
         fid = table.string("id", required=True)
         if isinstance(fid, str) and fid and not _FEED_ID_RE.match(fid):
             table.error("id", f'"{fid}" may contain only a-z, 0-9 and "-" (it names the feed\'s state)')
+        elif fid == OPS_FEED:
+            table.error("id", f'"{OPS_FEED}" is the name of the bridge\'s own ops alerts; give the feed another id')
         elif isinstance(fid, str) and fid in seen_ids:
             table.error("id", f'duplicate feed id "{fid}" (also feeds[{seen_ids[fid]}])')
         elif isinstance(fid, str):

@@ -34,12 +34,12 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from bridge.channels import Channel, ChannelError
+from bridge.config import OPS_FEED
 from bridge.item import Alert
 from bridge.store import Delivery, StateError, StateLockLostError, Store
 
 log = structlog.get_logger("bridge.ops")
 
-OPS_FEED = "ops"  # the feed id of ops alerts in the outbox and the history
 OPS_NAME = "channel-bridge"  # their feed name, and the start of their title
 
 

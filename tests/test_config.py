@@ -399,6 +399,8 @@ BROKEN: list[tuple[str, str, dict[str, str], list[str]]] = [
      ['feeds[1] (id="notizie").id: duplicate feed id "notizie" (also feeds[0])']),
     ("feed-id-characters", base().replace('id = "notizie"', 'id = "Notizie_1"'), {},
      ['feeds[0] (id="Notizie_1").id: "Notizie_1" may contain only a-z, 0-9 and "-" (it names the feed\'s state)']),
+    ("feed-id-ops", base().replace('id = "notizie"', 'id = "ops"'), {},
+     ['feeds[0] (id="ops").id: "ops" is the name of the bridge\'s own ops alerts; give the feed another id']),
     ("feed-id-missing", base().replace('id = "notizie"\n', ""), {},
      ["feeds[0].id: is required"]),
     ("feed-id-empty", base().replace('id = "notizie"', 'id = ""'), {},
