@@ -213,9 +213,28 @@ def test_preview_changes_nothing_and_sends_nothing(setup: Bridge) -> None:
     result = setup.run("preview", "--limit", "1")
     assert result.returncode == 0, result.stderr
     assert "*Avviso numero 2: chiusura temporanea di via Roma*" in result.stdout
-    assert "would be posted" in result.stdout
+    assert "would be recorded, not posted: first poll (backfill 0)" in result.stdout
     assert setup.waha.posts == []
     assert not (setup.tmp / "state" / "feeds").exists()
+
+
+def test_preview_says_what_run_then_does(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=3), news(2, hours_ago=2))
+
+    def verdicts() -> list[str]:
+        result = setup.run("preview")
+        assert result.returncode == 0, result.stderr
+        return [line.split(" · ", 1)[1] for line in result.stdout.splitlines() if line.startswith("── ")]
+
+    # A fresh state, backfill 0: `run` records the feed and posts nothing, and preview says so.
+    assert verdicts() == ["would be recorded, not posted: first poll (backfill 0)"] * 2
+    assert setup.run("run", "--once").returncode == 0
+    assert setup.waha.posts == []
+    setup.publish(news(3, hours_ago=1))
+    assert verdicts() == ["would be posted", "already seen", "already seen"]
+    assert setup.run("run", "--once").returncode == 0
+    assert first_lines(setup.waha) == ["*Avviso numero 3: chiusura temporanea di via Roma*"]
+    assert verdicts() == ["already seen"] * 3
 
 
 def test_kill_9_while_a_waha_send_is_in_flight_posts_exactly_once(setup: Bridge) -> None:
