@@ -175,3 +175,19 @@ def test_a_reused_title_with_new_text_is_new_and_the_same_text_comes_back_after_
         assert _poll(config, store, later) == [again["link"]]
     finally:
         store.close()
+
+
+def test_an_item_with_no_title_and_no_text_is_held_with_its_reason(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.set_feed("/feed.xml", rss([]))
+    config = _config(tmp_path, feed_server.url("/feed.xml"), "comune.altavillavicentina.vi.it")
+    store = Store.open(config.bridge.state_dir)
+    try:
+        assert _poll(config, store) == []
+        bare = {"title": "", "link": f"{SITE}/novita/senza-titolo/", "guid": "p=1", "pubDate": NOW - timedelta(hours=2)}
+        told = _notice(1, "Chiusura del municipio per la festa patronale", "Il municipio resta chiuso lunedì.")
+        feed_server.set_feed("/feed.xml", rss([told, bare]))
+        assert _poll(config, store) == [told["link"]]  # never an alert that is only a link
+        assert store.feed_state("notizie").last_held == (
+            f"{SITE}/novita/senza-titolo/: it has no title and no text: the alert would be only its link")
+    finally:
+        store.close()
