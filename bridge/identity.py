@@ -18,6 +18,7 @@ Pure functions. Keys are short hashes so the store stays small whatever the feed
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -102,10 +103,17 @@ def content_key(item: Item) -> str | None:
     """The `c:` key of `item`: its feed, the words of its title and of its text (case, accents,
     punctuation ignored). None when the text has fewer than `CONTENT_MIN_WORDS` words: a title
     alone does not tell a new notice from last week's."""
-    text = _words(item.text)
-    if len(text) < CONTENT_MIN_WORDS:
+    return _content_key(item.feed_id, item.title, item.text)
+
+
+# A poll asks for an item's content key several times (per channel, then to record it), and
+# the text's normalisation is the dear part; the strings are the items' own, hashed once.
+@functools.lru_cache(maxsize=1024)
+def _content_key(feed_id: str, title: str, text: str) -> str | None:
+    words = _words(text)
+    if len(words) < CONTENT_MIN_WORDS:
         return None
-    return _hash("c", f"{item.feed_id}\n{' '.join(_words(item.title))}\n{' '.join(text)}")
+    return _hash("c", f"{feed_id}\n{' '.join(_words(title))}\n{' '.join(words)}")
 
 
 def recorded_keys(item: Item) -> tuple[str, ...]:

@@ -1234,7 +1234,7 @@ class Store:
 
     def knows_feed(self, feed_id: str) -> bool:
         """True when the state holds seen keys or a poll state of `feed_id`."""
-        return feed_id in self._states or feed_id in self._feed_files or self._feed_path(feed_id).exists()
+        return feed_id in self._states or feed_id in self._feed_files
 
     def forget_feed(self, feed_id: str) -> int:
         """`commit` of `plan_forget_feed`."""
@@ -1251,10 +1251,14 @@ class Store:
         its file, which `open` already reads as a feed never polled. Raise `StateWriteError`
         when a write fails (what was not written is still known).
         """
-        read = yield partial(self._read_feed_file, feed_id)
-        marks = read[0] if read is not None else {}
-        yield partial(self._remove_feed_file, feed_id)
-        self._feed_files.discard(feed_id)
+        marks: dict[str, dict[str, int]] = {}
+        # Only a file found in feeds/ is removed: a name from elsewhere (a hand-edited
+        # polls.json) never becomes a path.
+        if feed_id in self._feed_files:
+            read = yield partial(self._read_feed_file, feed_id)
+            marks = read[0] if read is not None else {}
+            yield partial(self._remove_feed_file, feed_id)
+            self._feed_files.discard(feed_id)
         for channel, channel_marks in marks.items():
             for key in channel_marks:
                 self._seen.forget(channel, key, feed_id)
