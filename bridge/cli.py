@@ -19,10 +19,9 @@ from typing import Any, TextIO
 import httpx
 import structlog
 
-from bridge import __version__, logs, memory, render
+from bridge import __version__, logs, memory
 from bridge.channels import ChannelError, open_channel
 from bridge.config import (
-    ChannelConfig,
     Config,
     ConfigError,
     config_warnings,
@@ -30,16 +29,8 @@ from bridge.config import (
     format_duration,
     load_config,
 )
-from bridge.daemon import Bridge, make_fetcher, open_bridge, utcnow
-from bridge.fetch import FetchError
-from bridge.identity import is_seen
-from bridge.item import Alert, Item
-from bridge.links import link_problem
-from bridge.parse import ParseError, parse_feed
-from bridge.poll import alert_for, matches_filters
+from bridge.daemon import Bridge, open_bridge, utcnow
 from bridge.store import StateError, Store, human_size, state_condition
-from bridge.summary import address_problem
-from bridge.template import channel_template
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -75,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--limit", type=int, default=3, help="newest N items per feed (default 3)")
     preview.add_argument("--channel", help="only this channel")
 
+    forget = commands.add_parser("forget", help="forget one feed's seen items and poll state (daemon stopped); "
+                                 "its next poll is a first poll again")
+    forget.add_argument("feed_id", help="the feed's id")
+
     status = commands.add_parser("status", help="feeds and channels as the state records them")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
@@ -109,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(config_path, resolve_secrets=False)
         if args.command == "preview":
             return asyncio.run(cmd_preview(config, sys.stdout, args.feed_id, args.limit, args.channel))
+        if args.command == "forget":
+            return cmd_forget(config, sys.stdout, args.feed_id)
         if args.command == "status":
             return cmd_status(config, sys.stdout, as_json=args.json)
         if args.command == "history":
@@ -230,82 +227,18 @@ def cmd_run(config_path: Path, *, once: bool) -> int:
     return code
 
 
-def render_for(channel: ChannelConfig, alert: Alert) -> str:
-    """The exact text `channel` sends for `alert`."""
-    template = channel_template(channel.template)
-    if channel.type == "console":
-        return render.console(alert)
-    if channel.type == "telegram":
-        return render.telegram(alert, template)
-    if channel.type == "mastodon":
-        return render.mastodon(alert, channel.max_length, template)
-    if channel.type == "webhook":
-        return render.plain(alert, template)
-    return render.whatsapp(alert, template)
-
-
 async def cmd_preview(config: Config, out: TextIO, feed_id: str | None, limit: int, channel: str | None) -> int:
-    """Print what the newest items of each feed would become; change nothing, send nothing."""
-    feeds = [f for f in config.feeds if feed_id is None or f.id == feed_id]
-    if feed_id is not None and not feeds:
-        print(f"channel-bridge: no feed with id \"{feed_id}\" in {config.path}", file=sys.stderr)
-        return EXIT_INVALID
-    if channel is not None and channel not in config.channels:
-        print(f"channel-bridge: no channel \"{channel}\" in {config.path}", file=sys.stderr)
-        return EXIT_INVALID
-    try:
-        store: Store | None = Store.open(config.bridge.state_dir, read_only=True)
-    except StateError:
-        store = None
-    fetcher = make_fetcher(config)
-    now = utcnow()
-    try:
-        for feed in feeds:
-            try:
-                fetched = await fetcher.fetch(feed.url)
-                parsed = parse_feed(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
-            except (FetchError, ParseError) as exc:
-                print(f"══ {feed.id}: cannot read the feed: {exc}", file=out)
-                continue
-            newest = sorted(parsed.items, key=lambda i: i.published or now, reverse=True)[: max(limit, 0)]
-            print(f"══ {feed.id} · {feed.name} · {len(parsed.items)} items, newest {len(newest)} shown", file=out)
-            for item in newest:
-                for name in feed.channels:
-                    if channel is None or name == channel:
-                        _preview_item(out, config, feed.id, item, name, store, now)
-    finally:
-        await fetcher.aclose()
-        if store is not None:
-            store.close()
-    return EXIT_OK
+    """Print what the newest items of each feed would become (see `bridge.preview`)."""
+    from bridge import preview
+
+    return await preview.cmd_preview(config, out, feed_id, limit, channel)
 
 
-def _preview_item(out: TextIO, config: Config, feed_id: str, item: Item, channel: str,
-                  store: Store | None, now: datetime) -> None:
-    feed = config.feed(feed_id)
-    verdict = "would be posted"
-    problem = link_problem(item.link, feed_url=feed.url, link_domains=feed.link_domains)
-    # An item whose title is only an outside address has no alert to show (as in `run`).
-    no_alert = address_problem(item, feed_url=feed.url, link_domains=feed.link_domains)
-    problem = problem or no_alert
-    if item.link is None:
-        verdict = "held: no http(s) link"
-    elif problem is not None:
-        verdict = f"held: {problem}"
-    elif item.published is not None and item.published < now - feed.max_age:
-        verdict = f"not posted: older than max_age ({format_duration(feed.max_age)})"
-    elif not matches_filters(item, feed):
-        verdict = "not posted: filtered out by include/exclude"
-    elif store is not None and is_seen(item, lambda key: store.seen_by(channel, key), now):
-        verdict = "already seen"
-    print(f"── {channel} ({config.channels[channel].type}) · {verdict}", file=out)
-    if item.link is None or no_alert is not None:
-        print(f"   {item.title}\n", file=out)
-        return
-    channel_config = config.channels[channel]
-    alert = alert_for(item, feed, config.alerts, channel_config)
-    print(render_for(channel_config, alert), file=out)
-    print(file=out)
+def cmd_forget(config: Config, out: TextIO, feed_id: str) -> int:
+    """Re-prime one feed (see `bridge.forget`)."""
+    from bridge import forget
+
+    return forget.cmd_forget(config, out, feed_id)
 
 
 def _when(moment: datetime | None, config: Config) -> str:
@@ -336,6 +269,8 @@ def status_report(config: Config, store: Store) -> dict[str, Any]:
             "last_new_item": _iso(state.last_new_item),
             "seen_keys": store.seen_count(feed.id),
             "last_held": state.last_held,
+            "first_poll": None if state.first_poll is None else {
+                "at": _iso(state.first_poll), "items": state.first_poll_items, "posted": state.first_poll_posted},
         })
     channels = []
     orphans = sorted({d.channel for d in store.deliveries(state=None)} - set(config.channels))
@@ -386,7 +321,7 @@ def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
             f"{feed['id']:<20} {feed['health']:<8} {_when(_dt(feed['last_poll']), config):<17} "
             f"{_when(_dt(feed['last_success']), config):<17} {feed['consecutive_failures']:>5}  "
             f"{_when(_dt(feed['last_new_item']), config):<17} "
-            f"{feed['health_detail'] or feed['last_error'] or _held(feed['last_held'])}",
+            f"{feed['health_detail'] or feed['last_error'] or _held(feed['last_held']) or _first_poll(feed)}",
             file=out,
         )
     print(f"\n{'channel':<20} {'type':<9} {'queue':>5} {'held':>5} {'failed':>6}  {'last post':<17} problem",
@@ -415,6 +350,14 @@ def _state_line(state: dict[str, Any], config: Config) -> str:
         return f"state: {state['path']} (not created yet: the first run creates it)"
     line = f"state: {state['path']} writable, {human_size(state['free_bytes'])} free"
     return f"{line}; warning: {state['warning']}" if state["warning"] else line
+
+
+def _first_poll(feed: dict[str, Any]) -> str:
+    """The feed's first poll, while nothing new has been posted since it."""
+    first = feed["first_poll"]
+    if first is None or (feed["last_new_item"] is not None and feed["last_new_item"] > first["at"]):
+        return ""
+    return f"first poll: {first['items']} items recorded, {first['posted']} posted (backfill)"
 
 
 def _held(text: str | None) -> str:

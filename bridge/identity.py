@@ -8,11 +8,17 @@ Pure functions. Keys are short hashes so the store stays small whatever the feed
   parameters removed), global: the same page in two feeds of one comune is one item;
 - `t:` a fingerprint of the normalised title, global but matched only against *other* feeds
   and only for a few days: it catches the same news syndicated under two links, without
-  swallowing a new "Allerta meteo" that reuses last week's title in the same feed.
+  swallowing a new "Allerta meteo" that reuses last week's title in the same feed;
+- `c:` a content key, the normalised title *and* text, scoped to the feed and matched only
+  against the same feed for a few days: the same news listed twice by one feed under two
+  links (a CMS's `?p=123` and its permalink) is one item. It is not one of the item's
+  identity keys (`Item.keys`, `delivery_id`): an edited text gives it a new content key and
+  the same identity. It is recorded with them (`recorded_keys`) and looked up by `is_seen`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -27,6 +33,11 @@ from bridge.item import Item
 TRACKING_PARAMS = frozenset({"fbclid", "gclid", "dclid", "msclkid", "mc_cid", "mc_eid", "igshid", "_ga", "_gl"})
 TITLE_MATCH_WINDOW = timedelta(days=3)
 TITLE_MIN_WORDS = 3
+# "Recently" for the content key: the twin must have been listed by the same feed within this
+# long (its last-seen time is refreshed while the feed lists it, see `bridge.store`).
+CONTENT_MATCH_WINDOW = timedelta(days=7)
+# A text of fewer words cannot tell two notices of one title apart ("Avviso", "Leggi tutto").
+CONTENT_MIN_WORDS = 3
 
 
 def canonical_link(url: str | None, base: str | None = None) -> str | None:
@@ -70,17 +81,45 @@ def _without_tracking(query: str) -> str:
     return "&".join(kept)
 
 
+def _words(text: str) -> list[str]:
+    """The words of `text`, case, accents and punctuation ignored."""
+    # Casefold after NFKD: "mathematical bold" capitals only become letters that have a case
+    # through the compatibility decomposition.
+    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    letters = "".join(c for c in folded if not unicodedata.combining(c))
+    return re.findall(r"\w+", letters)
+
+
 def title_fingerprint(title: str) -> str | None:
     """A fingerprint of the title's words (case, accents, punctuation ignored), or None when the
     title is too short to tell two news items apart ("Avviso")."""
-    # Casefold after NFKD: "mathematical bold" capitals only become letters that have a case
-    # through the compatibility decomposition.
-    folded = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", title).casefold())
-    letters = "".join(c for c in folded if not unicodedata.combining(c))
-    words = re.findall(r"\w+", letters)
+    words = _words(title)
     if len(words) < TITLE_MIN_WORDS:
         return None
     return " ".join(words)
+
+
+def content_key(item: Item) -> str | None:
+    """The `c:` key of `item`: its feed, the words of its title and of its text (case, accents,
+    punctuation ignored). None when the text has fewer than `CONTENT_MIN_WORDS` words: a title
+    alone does not tell a new notice from last week's."""
+    return _content_key(item.feed_id, item.title, item.text)
+
+
+# A poll asks for an item's content key several times (per channel, then to record it), and
+# the text's normalisation is the dear part; the strings are the items' own, hashed once.
+@functools.lru_cache(maxsize=1024)
+def _content_key(feed_id: str, title: str, text: str) -> str | None:
+    words = _words(text)
+    if len(words) < CONTENT_MIN_WORDS:
+        return None
+    return _hash("c", f"{feed_id}\n{' '.join(_words(title))}\n{' '.join(words)}")
+
+
+def recorded_keys(item: Item) -> tuple[str, ...]:
+    """Every key recorded as seen for `item`: its identity keys, then its content key."""
+    key = content_key(item)
+    return (*item.keys, key) if key else item.keys
 
 
 def _hash(kind: str, value: str) -> str:
@@ -126,7 +165,8 @@ def is_seen(item: Item, seen_by: SeenLookup, now: datetime) -> bool:
     """True when `item` was already seen for the channel whose lookup is `seen_by`.
 
     guid and link keys match forever (until pruned by age); a title fingerprint matches only
-    when another feed showed it within `TITLE_MATCH_WINDOW`.
+    when another feed showed it within `TITLE_MATCH_WINDOW`; the content key (`content_key`)
+    only when the item's own feed showed it within `CONTENT_MATCH_WINDOW`.
     """
     recent = int((now - TITLE_MATCH_WINDOW).timestamp())
     for key in item.keys:
@@ -137,4 +177,8 @@ def is_seen(item: Item, seen_by: SeenLookup, now: datetime) -> bool:
             return True
         if any(feed != item.feed_id and last >= recent for feed, last in feeds.items()):
             return True
+    content = content_key(item)
+    if content is not None:
+        lately = int((now - CONTENT_MATCH_WINDOW).timestamp())
+        return seen_by(content).get(item.feed_id, 0) >= lately
     return False

@@ -1,7 +1,8 @@
 """One poll of one feed: fetch, parse, decide what is new, queue alerts, record what was seen.
 
-`select_items` is the pure seen-policy; `poll_feed` is the thin shell around it that talks to
-the fetcher and the store. Nothing here sends: new alerts go to the outbox, and the outbox
+`poll_feed` is orchestration only: it talks to the fetcher, the parser and the store, and asks
+`bridge.verdict.decide` (the pure policy) what happens to each item; `polled_state` is the
+feed's state after a poll. Nothing here sends: new alerts go to the outbox, and the outbox
 is written before the keys are marked seen, so a crash between the two loses nothing. A write
 that fails (a full disk) raises out of the poll before the keys are marked seen, and the store
 keeps nothing of it: the next poll finds the same items new again.
@@ -15,25 +16,22 @@ polls run at once. Article pages are fetched before, for the items that look new
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import partial
 
 import structlog
 
-from bridge import summary
 from bridge.article import ArticleReader
-from bridge.config import AlertSettings, ChannelConfig, Config, FeedConfig
+from bridge.config import Config, FeedConfig
 from bridge.fetch import Fetcher, FetchError, Validators
 from bridge.health import rhythm
-from bridge.identity import SeenLookup, delivery_id, is_seen
-from bridge.item import Alert, Item
-from bridge.links import item_link_problem, with_utm
+from bridge.identity import delivery_id, recorded_keys
+from bridge.item import Item
 from bridge.parse import ParseError, parse_feed
 from bridge.parser_pool import ParserPool
 from bridge.store import Delivery, FeedState, Plan, Store
-from bridge.template import channel_template
+from bridge.verdict import HELD, NO_LINK, NOTHING_TO_SAY, FeedMemory, Verdict, decide, wants_article
 
 log = structlog.get_logger("bridge.poll")
 
@@ -42,16 +40,6 @@ MAX_RETRY_AFTER = timedelta(hours=6)
 # Seen keys outlive any item a feed still lists: refreshed at every poll that shows them,
 # forgotten only after this long out of every feed.
 SEEN_RETENTION = timedelta(days=180)
-
-
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """For one channel: the items to post (oldest first) and every item to mark seen."""
-
-    post: tuple[Item, ...]
-    seen: tuple[Item, ...]
-    too_old: int = 0
-    no_link: tuple[Item, ...] = ()
 
 
 @dataclass(slots=True)
@@ -65,68 +53,6 @@ class PollResult:
     items: int = 0
     queued: list[Delivery] = field(default_factory=list)
     error: str | None = None
-
-
-def order_key(item: Item, index: int, now: datetime) -> float:
-    """Sort key, oldest first: publication time (never in the future), else the feed's order."""
-    if item.published is not None:
-        return min(item.published, now).timestamp()
-    # Undated: feeds list newest first, so a later position means older.
-    return now.timestamp() - index * 0.001
-
-
-def select_items(
-    items: Sequence[Item],
-    *,
-    primed: bool,
-    backfill: int,
-    max_age: timedelta,
-    seen_by: SeenLookup,
-    now: datetime,
-    wanted: Callable[[Item], bool] = lambda item: True,
-) -> Selection:
-    """Decide, for one channel, which of a feed's `items` to post.
-
-    An item is new when `is_seen` says none of its keys was seen. On the feed's first poll for
-    this channel (`primed` false) only the `backfill` newest new items are posted; the rest
-    are recorded. Items older than `max_age`, filtered out by `wanted`, or without a postable
-    link are recorded and never posted; undated items are kept.
-    """
-    position = {id(item): index for index, item in enumerate(items)}
-    oldest_allowed = now - max_age
-    fresh: list[Item] = []
-    too_old = 0
-    no_link: list[Item] = []
-    for item in items:
-        if is_seen(item, seen_by, now) or not wanted(item):
-            continue
-        if item.published is not None and item.published < oldest_allowed:
-            too_old += 1
-            continue
-        if item.link is None:
-            no_link.append(item)
-            continue
-        fresh.append(item)
-    fresh.sort(key=lambda item: order_key(item, position[id(item)], now))
-    if not primed:
-        fresh = fresh[len(fresh) - backfill :] if backfill else []
-    return Selection(post=tuple(fresh), seen=tuple(items), too_old=too_old, no_link=tuple(no_link))
-
-
-def matches_filters(item: Item, feed: FeedConfig) -> bool:
-    """True when the item passes the feed's `include` and `exclude` words (case-insensitive)."""
-    haystack = f"{item.title}\n{item.text}\n{' '.join(item.categories)}".casefold()
-    if feed.include and not any(word.casefold() in haystack for word in feed.include):
-        return False
-    return not any(word.casefold() in haystack for word in feed.exclude)
-
-
-def is_urgent(item: Item, feed: FeedConfig, alerts: AlertSettings) -> bool:
-    """An urgent feed, or an urgent keyword in the title or the lead."""
-    if feed.urgent:
-        return True
-    lead = f"{item.title}\n{item.text[:500]}".casefold()
-    return any(word in lead for word in alerts.urgent_keywords)
 
 
 def feed_backoff(failures: int, interval: timedelta, retry_after: float | None) -> timedelta:
@@ -190,7 +116,11 @@ async def poll_feed(
                     flog.info("feed is malformed but readable", detail=parsed.warning)
                 items = parsed.items
                 if reader is not None:
-                    articles = await _article_leads(feed, state, items, store, started, reader)
+                    # The pages of the items that post now; at the record's turn `decide` is
+                    # asked again, against the keys as they are then.
+                    looking = decide(feed, items, config=config, memory=memory_of(state, store), now=started,
+                                     alerts="none")
+                    articles = await article_leads(feed, (v for v in looking if v.posts), reader)
     except (FetchError, ParseError) as exc:
         return await _record_failure(feed, state, store, started, exc, flog, failed_at=now())
 
@@ -212,70 +142,73 @@ async def poll_feed(
     return result
 
 
-def _selection(feed: FeedConfig, state: FeedState, channel: str, items: Sequence[Item], store: Store,
-               started: datetime) -> Selection:
-    return select_items(
-        items,
-        primed=channel in state.primed and not state.rebuilt,
-        backfill=0 if state.rebuilt else feed.backfill,
-        max_age=feed.max_age,
-        seen_by=partial(store.seen_by, channel),
-        now=started,
-        wanted=lambda item: matches_filters(item, feed),
-    )
+def memory_of(state: FeedState, store: Store) -> FeedMemory:
+    """What `store` knows of the feed whose state is `state`, for `bridge.verdict.decide`."""
+    return FeedMemory(primed=frozenset(state.primed), rebuilt=state.rebuilt, seen_by=store.seen_by)
 
 
-def _off_domain(item: Item, feed: FeedConfig) -> str | None:
-    """Why `item` must be held (its link, or an address in its text, off the feed's domains)."""
-    problem = item_link_problem(item, feed_url=feed.url, link_domains=feed.link_domains)
-    if problem is None:
-        problem = summary.address_problem(item, feed_url=feed.url, link_domains=feed.link_domains)
-    return problem
-
-
-async def _article_leads(feed: FeedConfig, state: FeedState, items: Sequence[Item], store: Store,
-                         started: datetime, reader: ArticleReader) -> dict[str, str]:
-    """The article leads (link -> lead) of the thin items that look new now, on every channel
-    (per the feed's `fetch_article`)."""
+async def article_leads(feed: FeedConfig, verdicts: Iterable[Verdict], reader: ArticleReader) -> dict[str, str]:
+    """The leads (link -> lead) of the article pages that the alerts of `verdicts` would use
+    (see `bridge.verdict.wants_article`), each page fetched once through `reader`."""
     articles: dict[str, str] = {}
-    for channel in feed.channels:
-        for item in _selection(feed, state, channel, items, store, started).post:
-            wants = feed.fetch_article == "always" or (feed.fetch_article == "auto" and summary.is_thin(item))
-            if wants and item.link and item.link not in articles and _off_domain(item, feed) is None:
-                articles[item.link] = await reader.lead(item.link, feed_url=feed.url, link_domains=feed.link_domains)
+    for verdict in verdicts:
+        link = verdict.item.link
+        if link and link not in articles and wants_article(verdict.item, feed):
+            articles[link] = await reader.lead(link, feed_url=feed.url, link_domains=feed.link_domains)
     return articles
 
 
 def _record(feed: FeedConfig, config: Config, store: Store, state: FeedState, items: Sequence[Item],
             validators: Validators, started: datetime, articles: dict[str, str],
             flog: structlog.typing.FilteringBoundLogger) -> Plan[list[Delivery]]:
-    """The poll's change of the store, decided at its turn: what is new on each channel, its
-    deliveries queued, then every item's keys marked seen and the poll state kept."""
-    deliveries: list[Delivery] = []
-    seen: dict[str, set[str]] = {}
-    held: str | None = state.last_held
-    for channel in feed.channels:
-        selection = _selection(feed, state, channel, items, store, started)
-        for item in selection.no_link:
-            problem = item_link_problem(item, feed_url=feed.url, link_domains=feed.link_domains)
-            held = f"{item.title}: {problem}"
-            flog.warning("item held: it has no http(s) link to the comune's site", title=item.title, reason=problem,
-                         channel=channel)
-        postable = []
-        for item in selection.post:
-            problem = _off_domain(item, feed)
-            if problem is None:
-                postable.append(item)
-                continue
-            held = f"{item.title}: {problem}"
-            flog.warning("item held: it points outside the feed's domains", title=item.title, link=item.link,
-                         reason=problem, channel=channel)
-        deliveries.extend(_deliveries(feed, channel, postable, items, config, started, articles))
-        seen[channel] = {key for item in selection.seen for key in item.keys}
-    queued = yield from store.plan_add_deliveries(deliveries)
+    """The poll's change of the store, decided at its turn (`bridge.verdict.decide` against
+    the seen keys as they are then): its deliveries queued, then every item's keys marked seen
+    and the poll state kept."""
+    memory = memory_of(state, store)
+    verdicts = decide(feed, items, config=config, memory=memory, now=started, articles=articles)
+    held = state.last_held
+    for verdict in verdicts:
+        if verdict.outcome == HELD:
+            held = f"{verdict.item.title or verdict.item.link}: {verdict.reason}"
+            _log_held(flog, verdict)
+    posts = sorted((v for v in verdicts if v.posts), key=lambda v: v.order)
+    queued = yield from store.plan_add_deliveries([_delivery(feed, verdict, started) for verdict in posts])
+    first = tuple(channel for channel in feed.channels if memory.first_poll(channel))
+    posted_first = sum(1 for delivery in queued if delivery.channel in first)
+    recorded = {key for item in items for key in recorded_keys(item)}
+    yield from store.plan_save_feed(
+        polled_state(state, feed, items, validators, started, queued=bool(queued), held=held,
+                     first=(len(items), posted_first) if first else None),
+        {channel: recorded for channel in feed.channels},
+        now=started, forget_before=started - max(SEEN_RETENTION, feed.max_age * 2),
+    )
+    if first:
+        # Said once, at the poll that primes the feed: otherwise a first poll is silent.
+        flog.info(f"first poll: {len(items)} items recorded, {posted_first} posted (backfill)",
+                  channels=list(first), backfill=0 if state.rebuilt else feed.backfill)
+    return queued
+
+
+def _log_held(flog: structlog.typing.FilteringBoundLogger, verdict: Verdict) -> None:
+    item = verdict.item
+    if item.link is None:
+        flog.warning(f"item held: {NO_LINK}", title=item.title, reason=verdict.reason, channel=verdict.channel)
+    elif verdict.reason == NOTHING_TO_SAY:
+        flog.warning(f"item held: {NOTHING_TO_SAY}", link=item.link, channel=verdict.channel)
+    else:
+        flog.warning("item held: it points outside the feed's domains", title=item.title, link=item.link,
+                     reason=verdict.reason, channel=verdict.channel)
+
+
+def polled_state(state: FeedState, feed: FeedConfig, items: Sequence[Item], validators: Validators,
+                 started: datetime, *, queued: bool, held: str | None,
+                 first: tuple[int, int] | None) -> FeedState:
+    """The feed's state after a poll at `started` that read `items`: healthy, primed on
+    every channel of `feed`, its rhythm and validators kept; `first` (items recorded, posted)
+    when it was the feed's first poll on some channel. Pure."""
     dates = [min(item.published, started) for item in items if item.published is not None]
     gap = rhythm(dates)
-    state = replace(
+    return replace(
         state,
         newest_item=max(dates, default=state.newest_item),
         usual_gap=gap.total_seconds() if gap is not None else state.usual_gap,
@@ -291,70 +224,23 @@ def _record(feed: FeedConfig, config: Config, store: Store, state: FeedState, it
         retry_at=None,
         rebuilt=False,
         last_held=held,
+        first_poll=started if first is not None else state.first_poll,
+        first_poll_items=first[0] if first is not None else state.first_poll_items,
+        first_poll_posted=first[1] if first is not None else state.first_poll_posted,
     )
-    yield from store.plan_save_feed(state, seen, now=started,
-                                    forget_before=started - max(SEEN_RETENTION, feed.max_age * 2))
-    return queued
 
 
-# Room kept for the title when an over-long link forces an alert beyond max_length.
-_TITLE_ROOM_BESIDE_LONG_LINK = 120
-
-
-def alert_for(
-    item: Item, feed: FeedConfig, alerts: AlertSettings, channel: ChannelConfig, *, article: str = ""
-) -> Alert:
-    """The alert for `item` of `feed` on `channel`: the channel's UTM parameters on the link,
-    its template and length limit (else `alerts.max_length`), `article` as the lead of a thin
-    item (see `bridge.article`), no address off the feed's domains in its text (see
-    `bridge.summary`; an item that `summary.address_problem` holds raises
-    `summary.AddressOnlyTitleError`).
-
-    A link longer than the limit is never cut and the item is never dropped for it: the alert
-    becomes a shortened title + the link, and a warning says so.
-    """
-    urgent = is_urgent(item, feed, alerts)
-    linked = replace(item, link=with_utm(item.link, channel.utm)) if item.link else item
-    template = channel_template(channel.template)
-    limit = channel.max_length or alerts.max_length
-    try:
-        return summary.build_alert(linked, feed_name=feed.name, max_length=limit, urgent=urgent,
-                                   article=article, template=template, feed_url=feed.url,
-                                   link_domains=feed.link_domains)
-    except summary.LinkTooLongError as exc:
-        log.warning("link longer than max_length; posting title and link only", feed=feed.id,
-                    title=item.title, error=str(exc))
-        stretched = len(linked.link or "") + _TITLE_ROOM_BESIDE_LONG_LINK
-        return summary.build_alert(linked, feed_name=feed.name, max_length=stretched, urgent=urgent,
-                                   template=template, feed_url=feed.url, link_domains=feed.link_domains)
-
-
-def _deliveries(
-    feed: FeedConfig,
-    channel: str,
-    chosen: Sequence[Item],
-    items: Sequence[Item],
-    config: Config,
-    now: datetime,
-    articles: dict[str, str],
-) -> list[Delivery]:
-    position = {id(item): index for index, item in enumerate(items)}
-    deliveries = []
-    for item in chosen:
-        article = articles.get(item.link or "", "")
-        alert = alert_for(item, feed, config.alerts, config.channels[channel], article=article)
-        deliveries.append(
-            Delivery(
-                id=delivery_id(channel, item),
-                channel=channel,
-                feed_id=feed.id,
-                alert=alert,
-                created=now,
-                order=order_key(item, position[id(item)], now),
-                urgent=alert.urgent,
-            )
-        )
-    return deliveries
+def _delivery(feed: FeedConfig, verdict: Verdict, now: datetime) -> Delivery:
+    assert verdict.alert is not None  # a POST verdict carries its alert
+    return Delivery(
+        id=delivery_id(verdict.channel, verdict.item),
+        channel=verdict.channel,
+        feed_id=feed.id,
+        alert=verdict.alert,
+        created=now,
+        order=verdict.order,
+        urgent=verdict.alert.urgent,
+    )
 
 
 async def _record_failure(

@@ -290,6 +290,10 @@ class FeedState:
     usual_gap: float | None = None  # seconds between its items, usually (see bridge.health)
     rebuilt: bool = False  # its state was lost (unreadable file): next poll records, posts nothing
     last_held: str | None = None  # the last item held back (link off the feed's domains), and why
+    # The feed's last first poll (see `bridge.poll`): when, the items it recorded, those it posted.
+    first_poll: datetime | None = None
+    first_poll_items: int = 0
+    first_poll_posted: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -308,6 +312,9 @@ class FeedState:
             "usual_gap": self.usual_gap,
             "rebuilt": self.rebuilt,
             "last_held": self.last_held,
+            "first_poll": _iso(self.first_poll),
+            "first_poll_items": self.first_poll_items,
+            "first_poll_posted": self.first_poll_posted,
         }
 
     def health(self, now: datetime) -> FeedHealth:
@@ -339,6 +346,9 @@ class FeedState:
             usual_gap=data.get("usual_gap"),
             rebuilt=bool(data.get("rebuilt", False)),
             last_held=data.get("last_held"),
+            first_poll=_from_iso(data.get("first_poll")),
+            first_poll_items=int(data.get("first_poll_items", 0)),
+            first_poll_posted=int(data.get("first_poll_posted", 0)),
         )
 
 
@@ -1221,6 +1231,50 @@ class Store:
 
     def seen_count(self, feed_id: str) -> int:
         return self._seen.count(feed_id)
+
+    def knows_feed(self, feed_id: str) -> bool:
+        """True when the state holds seen keys or a poll state of `feed_id`."""
+        return feed_id in self._states or feed_id in self._feed_files
+
+    def forget_feed(self, feed_id: str) -> int:
+        """`commit` of `plan_forget_feed`."""
+        return self.commit(self.plan_forget_feed(feed_id))
+
+    def plan_forget_feed(self, feed_id: str) -> Plan[int]:
+        """Forget what the state knows of one feed, its seen keys (its file) and its poll
+        state, so that its next poll is a first poll again: it records what the feed lists and
+        posts only its `backfill`. Its queued deliveries and the history stay, so an alert
+        already posted is never posted again (its delivery id is in the history). Return the
+        number of seen keys forgotten.
+
+        The file goes first: a crash before polls.json is written leaves a poll state without
+        its file, which `open` already reads as a feed never polled. Raise `StateWriteError`
+        when a write fails (what was not written is still known).
+        """
+        marks: dict[str, dict[str, int]] = {}
+        # Only a file found in feeds/ is removed: a name from elsewhere (a hand-edited
+        # polls.json) never becomes a path.
+        if feed_id in self._feed_files:
+            read = yield partial(self._read_feed_file, feed_id)
+            marks = read[0] if read is not None else {}
+            yield partial(self._remove_feed_file, feed_id)
+            self._feed_files.discard(feed_id)
+        for channel, channel_marks in marks.items():
+            for key in channel_marks:
+                self._seen.forget(channel, key, feed_id)
+        if feed_id in self._states:
+            yield partial(self._write_states, [s for s in self._states.values() if s.feed_id != feed_id])
+            del self._states[feed_id]
+        return sum(len(channel_marks) for channel_marks in marks.values())
+
+    def _remove_feed_file(self, feed_id: str) -> None:
+        self.check_lock()
+        path = self._feed_path(feed_id)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StateWriteError(path, exc, hint=_write_hint(self.state_dir, exc.errno)) from None
+        _fsync_dir(path.parent)
 
     # -- outbox ---------------------------------------------------------------------------
 

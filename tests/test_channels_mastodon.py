@@ -24,11 +24,11 @@ from bridge.channels import (
     TransientError,
 )
 from bridge.channels.mastodon import _rate_limit_wait
-from bridge.cli import render_for
 from bridge.config import AlertSettings, ChannelConfig, Secret
 from bridge.images import ImageLoader
 from bridge.item import Alert
 from bridge.outbox import DrainResult, drain
+from bridge.preview import render_for
 from bridge.store import Delivery, Store
 
 if TYPE_CHECKING:

@@ -213,9 +213,28 @@ def test_preview_changes_nothing_and_sends_nothing(setup: Bridge) -> None:
     result = setup.run("preview", "--limit", "1")
     assert result.returncode == 0, result.stderr
     assert "*Avviso numero 2: chiusura temporanea di via Roma*" in result.stdout
-    assert "would be posted" in result.stdout
+    assert "would be recorded, not posted: first poll (backfill 0)" in result.stdout
     assert setup.waha.posts == []
     assert not (setup.tmp / "state" / "feeds").exists()
+
+
+def test_preview_says_what_run_then_does(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=3), news(2, hours_ago=2))
+
+    def verdicts() -> list[str]:
+        result = setup.run("preview")
+        assert result.returncode == 0, result.stderr
+        return [line.split(" · ", 1)[1] for line in result.stdout.splitlines() if line.startswith("── ")]
+
+    # A fresh state, backfill 0: `run` records the feed and posts nothing, and preview says so.
+    assert verdicts() == ["would be recorded, not posted: first poll (backfill 0)"] * 2
+    assert setup.run("run", "--once").returncode == 0
+    assert setup.waha.posts == []
+    setup.publish(news(3, hours_ago=1))
+    assert verdicts() == ["would be posted", "already seen", "already seen"]
+    assert setup.run("run", "--once").returncode == 0
+    assert first_lines(setup.waha) == ["*Avviso numero 3: chiusura temporanea di via Roma*"]
+    assert verdicts() == ["already seen"] * 3
 
 
 def test_kill_9_while_a_waha_send_is_in_flight_posts_exactly_once(setup: Bridge) -> None:
@@ -309,3 +328,80 @@ token = "env:TELEGRAM_TOKEN"
         daemon.communicate(timeout=40)
     queue = {c["name"]: c["queue"] for c in json.loads(setup.run("status", "--json").stdout)["channels"]}
     assert queue == {"whatsapp": 1, "telegram": 0}  # kept for when WhatsApp is back
+
+
+def _logged(stderr: str, prefix: str) -> list[dict[str, Any]]:
+    records = []
+    for line in stderr.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and str(record.get("event", "")).startswith(prefix):
+            records.append(record)
+    return records
+
+
+def test_a_first_poll_says_what_it_did_in_the_log_and_in_status(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=3), news(2, hours_ago=2))
+    first = setup.run("run", "--once")
+    assert first.returncode == 0, first.stderr
+    (record,) = _logged(first.stderr, "first poll")
+    assert record["event"] == "first poll: 2 items recorded, 0 posted (backfill)"
+    assert record["level"] == "info" and record["feed"] == "notizie" and record["backfill"] == 0
+    status = setup.run("status")
+    assert status.returncode == 0, status.stderr
+    assert "first poll: 2 items recorded, 0 posted (backfill)" in status.stdout
+    report = json.loads(setup.run("status", "--json").stdout)
+    assert report["feeds"][0]["first_poll"]["items"] == 2
+    assert report["feeds"][0]["first_poll"]["posted"] == 0
+    # The next polls are not first polls: nothing more is said.
+    setup.publish(news(3, hours_ago=1))
+    second = setup.run("run", "--once")
+    assert second.returncode == 0, second.stderr
+    assert _logged(second.stderr, "first poll") == []
+    assert len(setup.waha.posts) == 1
+    assert "first poll:" not in setup.run("status").stdout  # something was posted since
+
+
+def test_forget_re_primes_one_feed_and_never_reposts(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=3), news(2, hours_ago=2))
+    assert setup.run("run", "--once").returncode == 0
+    setup.publish(news(3, hours_ago=1))
+    assert setup.run("run", "--once").returncode == 0
+    assert first_lines(setup.waha) == ["*Avviso numero 3: chiusura temporanea di via Roma*"]
+
+    forget = setup.run("forget", "notizie")
+    assert forget.returncode == 0, forget.stderr
+    assert "notizie: forgot" in forget.stdout and "seen keys" in forget.stdout
+    assert not (setup.tmp / "state" / "feeds" / "notizie.json").exists()
+    assert json.loads(setup.run("status", "--json").stdout)["feeds"][0]["seen_keys"] == 0
+
+    # Re-primed: the next poll is a first poll again, and records without posting (backfill 0).
+    setup.publish(news(4, hours_ago=0.5))
+    again = setup.run("run", "--once")
+    assert again.returncode == 0, again.stderr
+    assert [r["event"] for r in _logged(again.stderr, "first poll")] == [
+        "first poll: 4 items recorded, 0 posted (backfill)"]
+    assert len(setup.waha.posts) == 1
+    assert json.loads(setup.run("status", "--json").stdout)["feeds"][0]["seen_keys"] > 0
+
+
+def test_forget_refuses_while_the_daemon_runs_and_names_what_it_does_not_know(setup: Bridge) -> None:
+    setup.publish(news(1, hours_ago=3))
+    unknown = setup.run("forget", "eventi")
+    assert unknown.returncode == 2
+    assert unknown.stderr.strip().splitlines() == [
+        f'channel-bridge: no feed "eventi" in {setup.config} nor in the state {setup.tmp / "state"}']
+    daemon = setup.start()
+    try:
+        assert wait_for(lambda: (setup.tmp / "state" / "feeds" / "notizie.json").exists())
+        refused = setup.run("forget", "notizie")
+        assert refused.returncode == 1
+        (line,) = refused.stderr.strip().splitlines()
+        assert line.startswith('channel-bridge: cannot forget "notizie" while the daemon runs: ')
+        assert "systemctl stop channel-bridge" in line
+        assert (setup.tmp / "state" / "feeds" / "notizie.json").exists()
+    finally:
+        daemon.terminate()
+        daemon.communicate(timeout=30)

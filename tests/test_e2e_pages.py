@@ -195,3 +195,50 @@ images = true
     # The comune's server sees the configured name for its images as for its feed.
     [download] = [request for request in image_host.requests if request.path == "/foto.png"]
     assert download.header("user-agent") == "ComuneDiEsempio-Avvisi/1.0 (+mailto:ced@comune.esempio.it)"
+
+
+def preview_blocks(stdout: str) -> dict[str, tuple[str, str]]:
+    """`preview`'s output: first line of each message -> (what run would do, the message)."""
+    blocks: dict[str, tuple[str, str]] = {}
+    verdict, lines = "", []
+    for line in [*stdout.splitlines(), "══ end"]:
+        if line.startswith(("── ", "══ ")):
+            text = "\n".join(lines).strip("\n")
+            if verdict and text:
+                blocks[text.splitlines()[0].strip()] = (verdict, text)
+            verdict, lines = (line.split(" · ", 1)[1] if line.startswith("── ") else ""), []
+        else:
+            lines.append(line)
+    return blocks
+
+
+def test_preview_reads_the_article_pages_run_reads_through_the_same_guards(
+    tmp_path: Path, feed_server: FeedServer, waha_server: FakeWaha, page_server: PageServer,
+    page_server_v6: PageServer,
+) -> None:
+    publish(feed_server, page_server, page_server_v6)
+    run_bridge(tmp_path, feed_server, waha_server, switch=False)  # writes the config
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", SWITCH)}
+    preview = [sys.executable, "-m", "bridge", "--config", str(tmp_path / "config.toml"), "preview", "--limit", "9"]
+    (tmp_path / "state").rename(tmp_path / "state-before")  # a fresh state: a first poll, backfill 10
+    feed_server.clear_requests()
+
+    guarded = subprocess.run(preview, env=env, capture_output=True, text=True, timeout=60)
+    assert guarded.returncode == 0, guarded.stderr
+    assert SECRET not in guarded.stdout
+    assert page_server.paths == [] and page_server_v6.paths == []
+    assert sorted({request.path for request in feed_server.requests()}) == ["/avvisi.xml", "/notizie.xml"]
+    blocks = preview_blocks(guarded.stdout)
+    assert blocks["*Avviso due: chiusura di via Verdi*"][0] == "would be posted"
+
+    # With loopback pages allowed, preview shows each lead the daemon then posts, word for word.
+    read = subprocess.run(preview, env={**env, SWITCH: "1"}, capture_output=True, text=True, timeout=60)
+    assert read.returncode == 0, read.stderr
+    shown = {title: text for title, (verdict, text) in preview_blocks(read.stdout).items()
+             if verdict == "would be posted"}
+    assert SECRET in shown["*Avviso due: chiusura di via Verdi*"]
+    before = len(waha_server.posts)
+    done = run_bridge(tmp_path, feed_server, waha_server, switch=True)
+    assert done.returncode == 0, done.stderr
+    posted = {post.text.splitlines()[0]: post.text for post in waha_server.posts[before:]}
+    assert posted == shown

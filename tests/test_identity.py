@@ -18,8 +18,10 @@ from bridge.identity import (
     SeenLookup,
     assign_keys,
     canonical_link,
+    content_key,
     delivery_id,
     is_seen,
+    recorded_keys,
     title_fingerprint,
 )
 from bridge.item import Item
@@ -314,3 +316,35 @@ def test_a_link_shared_by_several_items_identifies_them_with_their_title() -> No
     assert not any(key in seen for key in later[0].keys)  # the new event on the listing page is new
     assert all(key in seen for key in later[1].keys[:1])
     assert len({item.keys[0] for item in later}) == 3
+
+
+# --- content_key -----------------------------------------------------------------------------
+
+
+def test_content_key_is_title_and_text_per_feed_whatever_the_link() -> None:
+    text = "Dal 17 novembre è possibile presentare domanda per gli alloggi."
+    one = Item(feed_id="notizie", title="Bando alloggi 2025", link="https://x.esempio.it/?p=1", guid=None, text=text)
+    permalink = replace(one, link="https://x.esempio.it/novita/bando-alloggi-2025/", title="BANDO ALLOGGI 2025!")
+    assert content_key(one) == content_key(permalink) is not None
+    assert content_key(replace(one, text=text.replace("17", "18"))) != content_key(one)  # new text: new news
+    assert content_key(replace(one, feed_id="avvisi")) != content_key(one)
+    assert content_key(replace(one, text="Leggi tutto")) is None  # too few words to tell notices apart
+    (keyed,) = assign_keys([one])
+    assert recorded_keys(keyed) == (*keyed.keys, content_key(one))
+    assert content_key(one) not in keyed.keys  # not an identity: an edit keeps the item's keys
+
+
+def test_a_content_key_matches_only_its_own_feed_and_only_lately() -> None:
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    item = Item(feed_id="notizie", title="Bando alloggi 2025", link="https://x.esempio.it/?p=1", guid=None,
+                text="Dal 17 novembre è possibile presentare domanda per gli alloggi.")
+    (keyed,) = assign_keys([item])
+    key = content_key(item)
+
+    def shown(feed: str, days_ago: float) -> SeenLookup:
+        stamp = int((now - timedelta(days=days_ago)).timestamp())
+        return lambda k: {feed: stamp} if k == key else {}
+
+    assert is_seen(keyed, shown("notizie", 1), now)
+    assert not is_seen(keyed, shown("notizie", 8), now)
+    assert not is_seen(keyed, shown("avvisi", 1), now)

@@ -6,14 +6,32 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from servers.feeds import FeedServer, rss
 
 from bridge.config import AlertSettings, Config, parse_config
 from bridge.fetch import Fetcher
 from bridge.identity import assign_keys
 from bridge.item import Item
-from bridge.poll import alert_for, feed_backoff, is_urgent, matches_filters, poll_feed, select_items
+from bridge.poll import feed_backoff, poll_feed
 from bridge.store import FeedState, Store
+from bridge.verdict import (
+    FILTERED,
+    HELD,
+    NO_LINK,
+    NOTHING_TO_SAY,
+    POST,
+    RECORD,
+    SEEN,
+    TOO_OLD,
+    FeedMemory,
+    SeenBy,
+    Verdict,
+    alert_for,
+    decide,
+    is_urgent,
+    matches_filters,
+)
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -29,27 +47,67 @@ def item(n: int, *, hours_ago: float | None, link: bool = True, feed: str = "f")
     )
 
 
-def nothing_seen(key: str) -> dict[str, int]:
+def nothing_seen(channel: str, key: str) -> dict[str, int]:
     return {}
 
 
-def titles(items: tuple[Item, ...]) -> list[str]:
-    return [i.title.split()[2] for i in items]
+def titles(verdicts: list[Verdict]) -> list[str]:
+    return [v.item.title.split()[2] for v in sorted(verdicts, key=lambda v: v.order)]
+
+
+def posted(verdicts: list[Verdict]) -> list[str]:
+    """The numbers of the items posted, oldest first (the outbox's order)."""
+    return titles([v for v in verdicts if v.posts])
+
+
+def choose(
+    items: list[Item], *, primed: bool, backfill: int = 0, seen_by: SeenBy = nothing_seen, **feed: object
+) -> list[Verdict]:
+    """`decide` for one console channel "c" of a feed "f" on the comune's site."""
+    config = parse_config(
+        {
+            "feeds": [{"id": "f", "url": "https://www.comune.esempio.it/feed", "channels": ["c"],
+                       "link_domains": ["comune.esempio.it"], "backfill": backfill, "max_age": "7d", **feed}],
+            "channels": {"c": {"type": "console"}},
+        },
+        path=Path("config.toml"), env={},
+    )
+    memory = FeedMemory(primed=frozenset({"c"} if primed else ()), seen_by=seen_by)
+    return decide(config.feeds[0], items, config=config, memory=memory, now=NOW)
 
 
 def test_first_poll_posts_only_backfill_newest_in_oldest_first_order() -> None:
     items = assign_keys([item(3, hours_ago=1), item(2, hours_ago=2), item(1, hours_ago=3)])
-    chosen = select_items(items, primed=False, backfill=2, max_age=timedelta(days=7), seen_by=nothing_seen, now=NOW)
-    assert titles(chosen.post) == ["2", "3"]
-    assert len(chosen.seen) == 3
-    none = select_items(items, primed=False, backfill=0, max_age=timedelta(days=7), seen_by=nothing_seen, now=NOW)
-    assert none.post == () and len(none.seen) == 3
+    chosen = choose(items, primed=False, backfill=2)
+    assert posted(chosen) == ["2", "3"]
+    assert [v.outcome for v in chosen] == [POST, POST, RECORD]
+    none = choose(items, primed=False, backfill=0)
+    assert posted(none) == [] and {v.outcome for v in none} == {RECORD}
+
+
+@pytest.mark.parametrize(("new", "backfill", "expected"), [
+    (3, 5, ["1", "2", "3"]),  # more backfill than new items: every one, never a slice from the end
+    (6, 10, ["1", "2", "3", "4", "5", "6"]),
+    (9, 10, [str(n) for n in range(1, 10)]),
+    (3, 3, ["1", "2", "3"]),
+    (3, 1, ["3"]),
+])
+def test_backfill_beyond_the_new_items_posts_them_all(new: int, backfill: int, expected: list[str]) -> None:
+    items = assign_keys([item(n, hours_ago=new - n) for n in range(new, 0, -1)])  # newest first
+    assert posted(choose(items, primed=False, backfill=backfill)) == expected
+
+
+def test_items_of_one_date_are_newest_at_the_top_of_the_feed() -> None:
+    # Scraped feeds stamp every item with the time of the scrape: the feed's order is the only
+    # date left, and its top is its newest.
+    items = assign_keys([item(n, hours_ago=5) for n in (4, 3, 2, 1)])
+    assert posted(choose(items, primed=False, backfill=2)) == ["3", "4"]
+    assert posted(choose(items, primed=True)) == ["1", "2", "3", "4"]
 
 
 def test_primed_feed_posts_every_new_item_oldest_first() -> None:
     items = assign_keys([item(3, hours_ago=1), item(2, hours_ago=5), item(1, hours_ago=3)])
-    chosen = select_items(items, primed=True, backfill=0, max_age=timedelta(days=7), seen_by=nothing_seen, now=NOW)
-    assert titles(chosen.post) == ["2", "1", "3"]
+    assert posted(choose(items, primed=True)) == ["2", "1", "3"]
 
 
 def test_seen_too_old_filtered_and_linkless_items_are_not_posted() -> None:
@@ -61,27 +119,37 @@ def test_seen_too_old_filtered_and_linkless_items_are_not_posted() -> None:
         item(5, hours_ago=None),
     ])
     seen_key = items[3].keys[0]
-    chosen = select_items(
-        items, primed=True, backfill=0, max_age=timedelta(days=7),
-        seen_by=lambda key: {"f": 1} if key == seen_key else {}, now=NOW,
-        wanted=lambda i: "5" not in i.title,
-    )
-    assert titles(chosen.post) == ["1"]
-    assert chosen.too_old == 1
-    assert titles(chosen.no_link) == ["3"]
-    assert len(chosen.seen) == 5  # everything is recorded, posted or not
+    chosen = choose(items, primed=True, seen_by=lambda channel, key: {"f": 1} if key == seen_key else {},
+                    exclude=["numero 5"])
+    assert [(v.outcome, v.reason) for v in chosen] == [
+        (POST, "new"),
+        (TOO_OLD, "older than max_age (7d)"),
+        (HELD, NO_LINK),
+        (SEEN, "already seen"),
+        (FILTERED, "filtered out by include/exclude"),
+    ]
 
 
 def test_undated_items_are_kept_in_feed_order_oldest_first() -> None:
     items = assign_keys([item(3, hours_ago=None), item(2, hours_ago=None), item(1, hours_ago=None)])
-    chosen = select_items(items, primed=True, backfill=0, max_age=timedelta(days=7), seen_by=nothing_seen, now=NOW)
-    assert titles(chosen.post) == ["1", "2", "3"]
+    assert posted(choose(items, primed=True)) == ["1", "2", "3"]
 
 
 def test_future_dated_items_count_as_now() -> None:
     items = assign_keys([item(2, hours_ago=-48), item(1, hours_ago=1)])
-    chosen = select_items(items, primed=True, backfill=0, max_age=timedelta(days=7), seen_by=nothing_seen, now=NOW)
-    assert titles(chosen.post) == ["1", "2"]
+    assert posted(choose(items, primed=True)) == ["1", "2"]
+
+
+def test_an_item_with_no_title_and_no_text_is_held_never_a_bare_link() -> None:
+    bare = Item(feed_id="f", title="", link="https://www.comune.esempio.it/n/9", guid="id-9", text="",
+                published=NOW - timedelta(hours=1))
+    items = assign_keys([bare, item(1, hours_ago=2)])
+    chosen = choose(items, primed=False, backfill=2)
+    assert [(v.outcome, v.reason) for v in chosen] == [(HELD, NOTHING_TO_SAY), (POST, "new")]
+    assert chosen[0].alert is None
+    # A title that cleaning empties says nothing either.
+    markup = assign_keys([Item(**{**_fields(bare), "title": "<b> </b>&nbsp;"})])
+    assert [v.outcome for v in choose(markup, primed=True)] == [HELD]
 
 
 def test_filters_and_urgency(tmp_path: Path) -> None:

@@ -135,6 +135,7 @@ url = "{feed_server.url('/feed.xml')}"
 channels = ["wa"]
 link_domains = ["comune.esempio.it"]
 fetch_article = "never"
+backfill = 5  # a first poll that posts: what `run` would hold, preview shows held
 
 [channels.wa]
 type = "waha"

@@ -381,7 +381,8 @@ def test_a_two_line_credential_is_refused_and_reaches_no_output_status_or_outbox
 ) -> None:
     """A two-line credential file: `check` and `run` refuse it with its place and source;
     nothing is sent, so nothing (a gateway's error echoing it) reaches the state or `status`."""
-    value = "sk-first-LINEofTHEkey\nsk-second-LINEofTHEkey\n"
+    # No fragment of it is a word the bridge prints itself ("first", in `status`).
+    value = "sk-1st-LINEofTHEkey\nsk-2nd-OTHERlineOFkey\n"
     credentials = tmp_path / "credentials"
     credentials.mkdir()
     (credentials / "waha-api-key").write_text(value, encoding="utf-8")

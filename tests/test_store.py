@@ -491,3 +491,38 @@ def test_seen_keys_whose_file_cannot_be_written_are_not_marked(tmp_path: Path, m
     store.save_feed(FeedState("notizie", primed=("tg", "wa")), {"wa": {"l:1", "l:2"}, "tg": {"l:2"}}, now=NOW)
     assert store.seen_by("tg", "l:2") == {"notizie": int(NOW.timestamp())}
     store.close()
+
+
+def test_forget_feed_forgets_one_feed_only_and_survives_a_reopen(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    for feed in ("notizie", "eventi"):
+        store.save_feed(FeedState(feed, primed=("wa",), etag='"1"', last_poll=NOW), {"wa": {f"l:{feed}-1", "l:both"}},
+                        now=NOW)
+    assert store.forget_feed("notizie") == 2
+    assert store.seen_by("wa", "l:both") == {"eventi": int(NOW.timestamp())}
+    assert store.feed_state("notizie") == FeedState("notizie")
+    store.close()
+    assert not (tmp_path / "feeds" / "notizie.json").exists()
+    store = Store.open(tmp_path)
+    try:
+        assert store.feed_state("notizie") == FeedState("notizie")  # a first poll again
+        assert store.seen_count("notizie") == 0 and not store.knows_feed("notizie")
+        assert store.feed_state("eventi").primed == ("wa",) and store.seen_count("eventi") == 2
+    finally:
+        store.close()
+
+
+def test_forget_feed_never_turns_a_name_from_the_state_into_a_path(tmp_path: Path) -> None:
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1)])
+    store.close()
+    polls = {"polls": {"1": FeedState("../outbox", last_poll=NOW).to_dict()}}
+    (tmp_path / "polls.json").write_text(json.dumps(polls), encoding="utf-8")
+    store = Store.open(tmp_path)
+    try:
+        assert store.knows_feed("../outbox")
+        assert store.forget_feed("../outbox") == 0
+        assert len(store.deliveries()) == 1
+    finally:
+        store.close()
+    assert (tmp_path / "outbox.json").exists()

@@ -1,0 +1,116 @@
+"""`channel-bridge preview`: what the newest items of each feed would become, and what `run`
+would do with each; it changes nothing and sends nothing.
+
+The decision is the daemon's own (`bridge.verdict.decide`, against the state as it is on disk,
+read without a lock), and so is the alert: the same fetcher, parser and article reader (with
+its link guard and public-address check), the page of a thin item fetched as the daemon would.
+Only the printing is here.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from bridge import render
+from bridge.article import ArticleReader
+from bridge.config import ChannelConfig, Config, FeedConfig
+from bridge.daemon import make_fetcher, utcnow
+from bridge.fetch import Fetcher, FetchError
+from bridge.item import Alert
+from bridge.parse import ParseError, parse_feed
+from bridge.poll import article_leads, memory_of
+from bridge.store import StateError, Store
+from bridge.template import channel_template
+from bridge.verdict import FILTERED, HELD, POST, RECORD, SAME_NEWS, SEEN, TOO_OLD, FeedMemory, Verdict, decide
+
+EXIT_OK = 0
+EXIT_INVALID = 2
+
+
+def render_for(channel: ChannelConfig, alert: Alert) -> str:
+    """The exact text `channel` sends for `alert`."""
+    template = channel_template(channel.template, channel.timezone)
+    if channel.type == "console":
+        return render.console(alert, template)
+    if channel.type == "telegram":
+        return render.telegram(alert, template)
+    if channel.type == "mastodon":
+        return render.mastodon(alert, channel.max_length, template)
+    if channel.type == "webhook":
+        return render.plain(alert, template)
+    return render.whatsapp(alert, template)
+
+
+def verdict_line(verdict: Verdict) -> str:
+    """What `run` would do with the item, as `preview` says it."""
+    if verdict.outcome == POST:
+        return "would be posted"
+    if verdict.outcome == RECORD:
+        return f"would be recorded, not posted: {verdict.reason}"
+    if verdict.outcome == SEEN:
+        return "already seen"
+    if verdict.outcome == HELD:
+        return f"held: {verdict.reason}"
+    if verdict.outcome in (FILTERED, TOO_OLD, SAME_NEWS):
+        return f"not posted: {verdict.reason}"
+    return verdict.reason
+
+
+async def cmd_preview(config: Config, out: TextIO, feed_id: str | None, limit: int, channel: str | None) -> int:
+    """Print what the newest `limit` items of each feed (or of `feed_id`) would become on each
+    of its channels (or on `channel`), and what `run` would do with each now. Exit 0; 2 for a
+    feed or channel that is not in the config."""
+    feeds = [f for f in config.feeds if feed_id is None or f.id == feed_id]
+    if feed_id is not None and not feeds:
+        print(f"channel-bridge: no feed with id \"{feed_id}\" in {config.path}", file=sys.stderr)
+        return EXIT_INVALID
+    if channel is not None and channel not in config.channels:
+        print(f"channel-bridge: no channel \"{channel}\" in {config.path}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        store: Store | None = Store.open(config.bridge.state_dir, read_only=True)
+    except StateError:
+        store = None  # no state yet (or unreadable): every feed is at its first poll
+    fetcher = make_fetcher(config)
+    reader = ArticleReader(fetcher)
+    try:
+        for feed in feeds:
+            channels = [name for name in feed.channels if channel is None or name == channel]
+            memory = memory_of(store.feed_state(feed.id), store) if store is not None else FeedMemory()
+            await _preview_feed(out, config, feed, channels, max(limit, 0), memory, fetcher, reader)
+    finally:
+        await fetcher.aclose()
+        if store is not None:
+            store.close()
+    return EXIT_OK
+
+
+async def _preview_feed(out: TextIO, config: Config, feed: FeedConfig, channels: Sequence[str], limit: int,
+                        memory: FeedMemory, fetcher: Fetcher, reader: ArticleReader) -> None:
+    try:
+        fetched = await fetcher.fetch(feed.url)
+        parsed = parse_feed(feed.id, fetched.body, url=fetched.final_url, headers=fetched.headers)
+    except (FetchError, ParseError) as exc:
+        print(f"══ {feed.id}: cannot read the feed: {exc}", file=out)
+        return
+    items = parsed.items
+    now = utcnow()
+    # Decided on every item, as `run` does (the backfill counts across the feed), shown for the newest.
+    looking = decide(feed, items, config=config, memory=memory, now=now, alerts="none", channels=channels)
+    newest = sorted({id(v.item): v for v in looking}.values(), key=lambda v: v.order, reverse=True)[:limit]
+    shown = {id(v.item) for v in newest}
+    articles = await article_leads(feed, (v for v in looking if id(v.item) in shown), reader)
+    verdicts = decide(feed, items, config=config, memory=memory, now=now, articles=articles, alerts="all",
+                      channels=channels)
+    print(f"══ {feed.id} · {feed.name} · {len(items)} items, newest {len(newest)} shown", file=out)
+    for first in newest:
+        for verdict in (v for v in verdicts if v.item is first.item):
+            channel_config = config.channels[verdict.channel]
+            print(f"── {verdict.channel} ({channel_config.type}) · {verdict_line(verdict)}", file=out)
+            if verdict.alert is None:
+                print(f"   {verdict.item.title or verdict.item.link or '(no title)'}\n", file=out)
+                continue
+            print(render_for(channel_config, verdict.alert), file=out)
+            print(file=out)
