@@ -7,47 +7,27 @@ Errors for people: one line saying what is wrong and what to do; a traceback onl
 from __future__ import annotations
 
 import argparse
-import asyncio
-import csv
-import json
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import httpx
-import structlog
+from bridge import __version__
 
-from bridge import __version__, logs, memory, render
-from bridge.channels import ChannelError, open_channel
-from bridge.config import (
-    ChannelConfig,
-    Config,
-    ConfigError,
-    config_warnings,
-    default_config_path,
-    format_duration,
-    load_config,
-)
-from bridge.daemon import Bridge, make_fetcher, open_bridge, utcnow
-from bridge.fetch import FetchError
-from bridge.identity import is_seen
-from bridge.item import Alert, Item
-from bridge.links import link_problem
-from bridge.parse import ParseError, parse_feed
-from bridge.poll import alert_for, matches_filters
-from bridge.store import StateError, Store, human_size, state_condition
-from bridge.summary import address_problem
-from bridge.template import channel_template
+if TYPE_CHECKING:
+    from bridge.config import ChannelConfig, Config, ConfigError
+    from bridge.item import Alert, Item
+    from bridge.store import Store
+
+# Each command imports what it needs when it runs: `--version`, `check` and `status` answer
+# without loading the daemon's dependencies (httpx, feedparser, apscheduler, bs4), which
+# take about a second to import (bench/cli_startup.py).
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_UNREACHABLE = 3
-
-log = structlog.get_logger("bridge.cli")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -94,13 +74,19 @@ def _parse_date(text: str) -> datetime:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `channel-bridge`; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # `--version` and `--help` end here
+    from bridge import logs
+    from bridge.config import ConfigError, default_config_path, load_config
+    from bridge.store import StateError
+
     logs.configure(debug=args.debug)
     config_path = args.config or default_config_path()
     try:
         if args.command == "check":
             code = cmd_check(config_path, sys.stdout)
             if code == EXIT_OK and args.online:
+                import asyncio
+
                 return asyncio.run(cmd_check_online(load_config(config_path), sys.stdout))
             return code
         if args.command == "run":
@@ -108,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Commands that send nothing do not need the secrets (root reading the state, say).
         config = load_config(config_path, resolve_secrets=False)
         if args.command == "preview":
+            import asyncio
+
             return asyncio.run(cmd_preview(config, sys.stdout, args.feed_id, args.limit, args.channel))
         if args.command == "status":
             return cmd_status(config, sys.stdout, as_json=args.json)
@@ -131,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _say_error(text: str, out: TextIO) -> None:
     """Print an error for people; under systemd each line is filed at priority "err", so that
     `journalctl -p err` shows why the service did not start."""
+    from bridge import logs
+
     prefix = "<3>" if logs.stderr_is_journal() and out is sys.stderr else ""
     for line in text.splitlines():
         print(f"{prefix}{line}", file=out)
@@ -147,6 +137,8 @@ def _print_config_errors(exc: ConfigError, out: TextIO) -> None:
 
 def cmd_check(config_path: Path, out: TextIO) -> int:
     """Validate the config; print a summary. Exit 0 when valid, 2 when not."""
+    from bridge.config import ConfigError, config_warnings, format_duration, load_config
+
     try:
         config = load_config(config_path)
     except ConfigError as exc:
@@ -194,6 +186,10 @@ def cmd_check(config_path: Path, out: TextIO) -> int:
 
 async def cmd_check_online(config: Config, out: TextIO) -> int:
     """Ask every channel whether it can post, without posting. Exit 0 if all can, else 3."""
+    import httpx
+
+    from bridge.channels import ChannelError, open_channel
+
     print("\nchannels, online:", file=out)
     failures = 0
     async with httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent}) as http:
@@ -214,6 +210,15 @@ async def cmd_check_online(config: Config, out: TextIO) -> int:
 def cmd_run(config_path: Path, *, once: bool) -> int:
     """Run the daemon, or one cycle. A state directory that cannot be opened, is lost while
     running, or cannot be written at stop raises StateError (one line from `main`, exit 1)."""
+    import asyncio
+
+    import structlog
+
+    from bridge import memory
+    from bridge.daemon import Bridge, open_bridge
+    from bridge.store import StateError
+
+    log = structlog.get_logger("bridge.cli")
     if not once:
         memory.return_freed_memory()  # before the store's index is built
     config, store = open_bridge(config_path)
@@ -232,6 +237,9 @@ def cmd_run(config_path: Path, *, once: bool) -> int:
 
 def render_for(channel: ChannelConfig, alert: Alert) -> str:
     """The exact text `channel` sends for `alert`."""
+    from bridge import render
+    from bridge.template import channel_template
+
     template = channel_template(channel.template)
     if channel.type == "console":
         return render.console(alert)
@@ -246,6 +254,11 @@ def render_for(channel: ChannelConfig, alert: Alert) -> str:
 
 async def cmd_preview(config: Config, out: TextIO, feed_id: str | None, limit: int, channel: str | None) -> int:
     """Print what the newest items of each feed would become; change nothing, send nothing."""
+    from bridge.daemon import make_fetcher, utcnow
+    from bridge.fetch import FetchError
+    from bridge.parse import ParseError, parse_feed
+    from bridge.store import StateError, Store
+
     feeds = [f for f in config.feeds if feed_id is None or f.id == feed_id]
     if feed_id is not None and not feeds:
         print(f"channel-bridge: no feed with id \"{feed_id}\" in {config.path}", file=sys.stderr)
@@ -282,6 +295,12 @@ async def cmd_preview(config: Config, out: TextIO, feed_id: str | None, limit: i
 
 def _preview_item(out: TextIO, config: Config, feed_id: str, item: Item, channel: str,
                   store: Store | None, now: datetime) -> None:
+    from bridge.config import format_duration
+    from bridge.identity import is_seen
+    from bridge.links import link_problem
+    from bridge.poll import alert_for, matches_filters
+    from bridge.summary import address_problem
+
     feed = config.feed(feed_id)
     verdict = "would be posted"
     problem = link_problem(item.link, feed_url=feed.url, link_domains=feed.link_domains)
@@ -318,8 +337,10 @@ def status_report(config: Config, store: Store) -> dict[str, Any]:
     """The state directory's condition, per feed and per channel state, as `status --json`
     prints it. Channels that are not in the config but still have alerts queued or failed
     come last, with `in_config` false."""
+    from bridge.store import state_condition
+
     feeds = []
-    moment = utcnow()
+    moment = datetime.now(UTC)
     for feed in config.feeds:
         state = store.feed_state(feed.id)
         health = state.health(moment)
@@ -366,6 +387,10 @@ def _iso(moment: datetime | None) -> str | None:
 
 def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
     """Print the state of feeds and channels; safe while the daemon runs (reads only)."""
+    import json
+
+    from bridge.store import Store
+
     store = Store.open(config.bridge.state_dir, read_only=True)
     try:
         report = status_report(config, store)
@@ -408,6 +433,8 @@ def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
 
 def _state_line(state: dict[str, Any], config: Config) -> str:
     """The first line of `status`: can the state directory be written?"""
+    from bridge.store import human_size
+
     if state["problem"]:
         since = f" (since {_when(_dt(state['since']), config)})" if state["since"] else ""
         return f"state: {state['problem']}{since}"
@@ -427,6 +454,11 @@ def _dt(text: str | None) -> datetime | None:
 
 def cmd_history(config: Config, out: TextIO, *, since: datetime | None, fmt: str) -> int:
     """Print the audit log: what was posted, where, when, with which remote id."""
+    import csv
+    import json
+
+    from bridge.store import Store
+
     store = Store.open(config.bridge.state_dir, read_only=True)
     try:
         posts = [p.to_dict() for p in store.posts(since)]
