@@ -7,6 +7,7 @@ Errors for people: one line saying what is wrong and what to do; a traceback onl
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -28,6 +29,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_UNREACHABLE = 3
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -75,6 +77,17 @@ def _parse_date(text: str) -> datetime:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `channel-bridge`; returns the process exit code."""
     args = build_parser().parse_args(argv)  # `--version` and `--help` end here
+    try:
+        return _run_command(args)
+    except BrokenPipeError:
+        # The reader went away (`status | head`): stop quietly, as Unix tools do. Standard
+        # output is pointed at /dev/null so that the flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run_command(args: argparse.Namespace) -> int:
     from bridge import logs
     from bridge.config import ConfigError, default_config_path, load_config
     from bridge.store import StateError
