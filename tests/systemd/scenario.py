@@ -503,7 +503,7 @@ def stop(world: World) -> None:
     tasks = show("TasksCurrent")
     check("no process left in the unit's cgroup", show("MainPID") == "0" and tasks in ("", "0", "[not set]"), tasks)
     status = operator("status")
-    check("channel-bridge status works for root (the guide's alias)", status.returncode == 0, status.stderr)
+    check("channel-bridge status works for root (the command on its PATH)", status.returncode == 0, status.stderr)
     say("channel-bridge status:\n" + status.stdout)
 
 
