@@ -31,6 +31,8 @@ lint: $(VENV)/.test-deps
 	$(BIN)/ruff check bridge tests
 	$(BIN)/mypy
 
-# Forgets the state of a checkout run (state/ keeps only its .gitkeep).
+# Forgets the state of a checkout run (state/ keeps only its .gitkeep) and deletes the
+# virtual environment (.venv): the next `make run` or `make test` creates it again.
 clean:
+	@echo "removing $(VENV) and the state under state/"
 	rm -rf $(VENV) state/feeds state/*.json state/*.jsonl state/lock state/*.corrupt-*

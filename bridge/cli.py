@@ -7,38 +7,28 @@ Errors for people: one line saying what is wrong and what to do; a traceback onl
 from __future__ import annotations
 
 import argparse
-import asyncio
-import csv
-import json
+import os
 import sys
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import httpx
-import structlog
+from bridge import __version__
 
-from bridge import __version__, logs, memory
-from bridge.channels import ChannelError, open_channel
-from bridge.config import (
-    Config,
-    ConfigError,
-    config_warnings,
-    default_config_path,
-    format_duration,
-    load_config,
-)
-from bridge.daemon import Bridge, open_bridge, utcnow
-from bridge.store import StateError, Store, human_size, state_condition
+if TYPE_CHECKING:
+    from bridge.config import Config, ConfigError, SalvagedConfig
+    from bridge.store import Store
+
+# Each command imports what it needs when it runs: `--version`, `check` and `status` answer
+# without loading the daemon's dependencies (httpx, feedparser, apscheduler, bs4), which
+# take about a second to import (bench/cli_startup.py).
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_UNREACHABLE = 3
-
-log = structlog.get_logger("bridge.cli")
-
+EXIT_BROKEN_PIPE = 141  # what a shell reports for a command killed by SIGPIPE
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -89,13 +79,30 @@ def _parse_date(text: str) -> datetime:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `channel-bridge`; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # `--version` and `--help` end here
+    try:
+        return _run_command(args)
+    except BrokenPipeError:
+        # The reader went away (`status | head`): stop quietly, as Unix tools do. Standard
+        # output is pointed at /dev/null so that the flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    from bridge import logs
+    from bridge.config import ConfigError, default_config_path, load_config
+    from bridge.store import StateError
+
     logs.configure(debug=args.debug)
     config_path = args.config or default_config_path()
     try:
         if args.command == "check":
             code = cmd_check(config_path, sys.stdout)
             if code == EXIT_OK and args.online:
+                import asyncio
+
                 return asyncio.run(cmd_check_online(load_config(config_path), sys.stdout))
             return code
         if args.command == "run":
@@ -103,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Commands that send nothing do not need the secrets (root reading the state, say).
         config = load_config(config_path, resolve_secrets=False)
         if args.command == "preview":
+            import asyncio
+
             return asyncio.run(cmd_preview(config, sys.stdout, args.feed_id, args.limit, args.channel))
         if args.command == "forget":
             return cmd_forget(config, sys.stdout, args.feed_id)
@@ -112,7 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_history(config, sys.stdout, since=args.since, fmt=args.format)
     except ConfigError as exc:
         _print_config_errors(exc, sys.stderr)
-        return EXIT_INVALID
+        if args.command != "status":
+            return EXIT_INVALID
+        # Status is needed most when the file is invalid (a reload just rejected): it shows
+        # the state anyway, with what it can still read of the file, and exits 2.
+        from bridge.config import salvage_config
+
+        try:
+            return cmd_status(salvage_config(config_path), sys.stdout, as_json=args.json)
+        except StateError as error:
+            _say_error(f"channel-bridge: {error}" + (f"; {error.hint}" if error.hint else ""), sys.stderr)
+            return EXIT_FAILED
     except StateError as exc:
         if args.debug:
             raise
@@ -128,6 +147,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _say_error(text: str, out: TextIO) -> None:
     """Print an error for people; under systemd each line is filed at priority "err", so that
     `journalctl -p err` shows why the service did not start."""
+    from bridge import logs
+
     prefix = "<3>" if logs.stderr_is_journal() and out is sys.stderr else ""
     for line in text.splitlines():
         print(f"{prefix}{line}", file=out)
@@ -144,8 +165,13 @@ def _print_config_errors(exc: ConfigError, out: TextIO) -> None:
 
 def cmd_check(config_path: Path, out: TextIO) -> int:
     """Validate the config; print a summary. Exit 0 when valid, 2 when not."""
+    from bridge.config import ConfigError, config_warnings, format_duration, load_config, machine_problems
+
     try:
         config = load_config(config_path)
+        problems = machine_problems(config)
+        if problems:
+            raise ConfigError(problems, config.path)
     except ConfigError as exc:
         _print_config_errors(exc, sys.stderr)
         return EXIT_INVALID
@@ -191,6 +217,10 @@ def cmd_check(config_path: Path, out: TextIO) -> int:
 
 async def cmd_check_online(config: Config, out: TextIO) -> int:
     """Ask every channel whether it can post, without posting. Exit 0 if all can, else 3."""
+    import httpx
+
+    from bridge.channels import ChannelError, open_channel
+
     print("\nchannels, online:", file=out)
     failures = 0
     async with httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent}) as http:
@@ -211,6 +241,15 @@ async def cmd_check_online(config: Config, out: TextIO) -> int:
 def cmd_run(config_path: Path, *, once: bool) -> int:
     """Run the daemon, or one cycle. A state directory that cannot be opened, is lost while
     running, or cannot be written at stop raises StateError (one line from `main`, exit 1)."""
+    import asyncio
+
+    import structlog
+
+    from bridge import memory
+    from bridge.daemon import Bridge, open_bridge
+    from bridge.store import StateError
+
+    log = structlog.get_logger("bridge.cli")
     if not once:
         memory.return_freed_memory()  # before the store's index is built
     config, store = open_bridge(config_path)
@@ -242,22 +281,34 @@ def cmd_forget(config: Config, out: TextIO, feed_id: str) -> int:
 
 
 def _when(moment: datetime | None, config: Config) -> str:
+    return _at(moment, config.bridge.timezone)
+
+
+def _at(moment: datetime | None, tz: tzinfo) -> str:
     if moment is None:
         return "-"
-    return moment.astimezone(config.bridge.timezone).strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
 def status_report(config: Config, store: Store) -> dict[str, Any]:
     """The state directory's condition, per feed and per channel state, as `status --json`
     prints it. Channels that are not in the config but still have alerts queued or failed
     come last, with `in_config` false."""
+    channels = {name: channel.type for name, channel in config.channels.items()}
+    return _report(store, config.bridge.state_dir, [feed.id for feed in config.feeds], channels)
+
+
+def _report(store: Store, state_dir: Path, feed_ids: Sequence[str], channel_types: Mapping[str, str | None],
+            ) -> dict[str, Any]:
+    from bridge.store import state_condition
+
     feeds = []
-    moment = utcnow()
-    for feed in config.feeds:
-        state = store.feed_state(feed.id)
+    moment = datetime.now(UTC)
+    for feed_id in feed_ids:
+        state = store.feed_state(feed_id)
         health = state.health(moment)
         feeds.append({
-            "id": feed.id,
+            "id": feed_id,
             "health": health.status,
             "health_detail": health.detail,
             "last_poll": _iso(state.last_poll),
@@ -267,21 +318,21 @@ def status_report(config: Config, store: Store) -> dict[str, Any]:
             "last_error": state.last_error,
             "retry_at": _iso(state.retry_at),
             "last_new_item": _iso(state.last_new_item),
-            "seen_keys": store.seen_count(feed.id),
+            "seen_keys": store.seen_count(feed_id),
             "last_held": state.last_held,
             "first_poll": None if state.first_poll is None else {
                 "at": _iso(state.first_poll), "items": state.first_poll_items, "posted": state.first_poll_posted},
         })
     channels = []
-    orphans = sorted({d.channel for d in store.deliveries(state=None)} - set(config.channels))
-    listed: list[tuple[str, str | None]] = [(name, channel.type) for name, channel in config.channels.items()]
-    for name, kind in [*listed, *((name, None) for name in orphans)]:
+    orphans = sorted({d.channel for d in store.deliveries(state=None)} - set(channel_types))
+    listed = [(name, kind, True) for name, kind in channel_types.items()]
+    for name, kind, in_config in [*listed, *((name, None, False) for name in orphans)]:
         pending = store.deliveries(name)
         failed = store.deliveries(name, state="failed")
         channels.append({
             "name": name,
             "type": kind,
-            "in_config": kind is not None,
+            "in_config": in_config,
             "queue": len(pending),
             "retrying": sum(1 for d in pending if d.attempts),
             "failed": len(failed),
@@ -291,36 +342,65 @@ def status_report(config: Config, store: Store) -> dict[str, Any]:
             "last_failure": max(failed, key=lambda d: d.created).last_error if failed else None,
             "last_post": _iso(store.last_post(name)),
         })
-    condition = state_condition(config.bridge.state_dir).to_dict()
-    return {"state": condition, "feeds": feeds, "channels": channels}
+    condition = state_condition(state_dir).to_dict()
+    try:
+        written: datetime | None = datetime.fromtimestamp((state_dir / "polls.json").stat().st_mtime, UTC)
+    except OSError:
+        written = None
+    return {"state": condition, "polls_written": _iso(written), "feeds": feeds, "channels": channels}
 
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
-    """Print the state of feeds and channels; safe while the daemon runs (reads only)."""
-    store = Store.open(config.bridge.state_dir, read_only=True)
+def cmd_status(config: Config | SalvagedConfig, out: TextIO, *, as_json: bool) -> int:
+    """Print the state of feeds and channels; safe while the daemon runs (reads only).
+
+    With a config file that is not valid (`SalvagedConfig`, from `salvage_config`), the
+    state is shown with the feeds and channels the file still names (and those the state
+    remembers), and the exit status is 2."""
+    import json
+
+    from bridge.config import SalvagedConfig
+    from bridge.store import Store
+
+    if isinstance(config, SalvagedConfig):
+        state_dir, tz, code = config.state_dir, config.timezone, EXIT_INVALID
+    else:
+        state_dir, tz, code = config.bridge.state_dir, config.bridge.timezone, EXIT_OK
+    store = Store.open(state_dir, read_only=True)
     try:
-        report = status_report(config, store)
+        if isinstance(config, SalvagedConfig):
+            ids = list(dict.fromkeys([*config.feed_ids, *store.feed_ids()]))
+            report = _report(store, state_dir, ids, config.channels)
+        else:
+            report = status_report(config, store)
     finally:
         store.close()
+    if code == EXIT_INVALID:
+        report["config"] = {"path": str(config.path), "valid": False}
     if as_json:
         json.dump(report, out, indent=2, ensure_ascii=False)
         out.write("\n")
-        return EXIT_OK
-    print(_state_line(report["state"], config), file=out)
+        return code
+    if code == EXIT_INVALID:
+        print(f"config: {config.path} is NOT VALID (see above): the daemon keeps the config it last loaded; "
+              "below, the state as recorded, with the feeds and channels the file names", file=out)
+    print(_state_line(report["state"], tz), file=out)
     if report["state"]["problem"] and report["state"]["hint"]:
         print(f"  {report['state']['hint']}", file=out)
+    if report["polls_written"]:
+        print(f"poll states written {_at(_dt(report['polls_written']), tz)} (the daemon writes them every minute, "
+              "and within seconds when a feed's health changes)", file=out)
     print(file=out)
     print(f"{'feed':<20} {'health':<8} {'last poll':<17} {'last success':<17} {'fails':>5}  "
           f"{'last new item':<17} problem", file=out)
     for feed in report["feeds"]:
         print(
-            f"{feed['id']:<20} {feed['health']:<8} {_when(_dt(feed['last_poll']), config):<17} "
-            f"{_when(_dt(feed['last_success']), config):<17} {feed['consecutive_failures']:>5}  "
-            f"{_when(_dt(feed['last_new_item']), config):<17} "
+            f"{feed['id']:<20} {feed['health']:<8} {_at(_dt(feed['last_poll']), tz):<17} "
+            f"{_at(_dt(feed['last_success']), tz):<17} {feed['consecutive_failures']:>5}  "
+            f"{_at(_dt(feed['last_new_item']), tz):<17} "
             f"{feed['health_detail'] or feed['last_error'] or _held(feed['last_held']) or _first_poll(feed)}",
             file=out,
         )
@@ -335,16 +415,18 @@ def cmd_status(config: Config, out: TextIO, *, as_json: bool) -> int:
                        + (f"; {problem}" if problem else ""))
         print(
             f"{channel['name']:<20} {channel['type'] or '-':<9} {channel['queue']:>5} {channel['held']:>5} "
-            f"{channel['failed']:>6}  {_when(_dt(channel['last_post']), config):<17} {problem}",
+            f"{channel['failed']:>6}  {_at(_dt(channel['last_post']), tz):<17} {problem}",
             file=out,
         )
-    return EXIT_OK
+    return code
 
 
-def _state_line(state: dict[str, Any], config: Config) -> str:
+def _state_line(state: dict[str, Any], tz: tzinfo) -> str:
     """The first line of `status`: can the state directory be written?"""
+    from bridge.store import human_size
+
     if state["problem"]:
-        since = f" (since {_when(_dt(state['since']), config)})" if state["since"] else ""
+        since = f" (since {_at(_dt(state['since']), tz)})" if state["since"] else ""
         return f"state: {state['problem']}{since}"
     if state["free_bytes"] is None:
         return f"state: {state['path']} (not created yet: the first run creates it)"
@@ -370,6 +452,11 @@ def _dt(text: str | None) -> datetime | None:
 
 def cmd_history(config: Config, out: TextIO, *, since: datetime | None, fmt: str) -> int:
     """Print the audit log: what was posted, where, when, with which remote id."""
+    import csv
+    import json
+
+    from bridge.store import Store
+
     store = Store.open(config.bridge.state_dir, read_only=True)
     try:
         posts = [p.to_dict() for p in store.posts(since)]

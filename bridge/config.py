@@ -507,13 +507,7 @@ def parse_config(
 
 def _parse_bridge(table: _Table, base_dir: Path, env: Mapping[str, str]) -> BridgeSettings:
     state_dir_text = table.string("state_dir", "state")
-    systemd_state = env.get("STATE_DIRECTORY", "").split(":")[0]
-    if systemd_state:
-        state_dir = Path(systemd_state)
-    else:
-        state_dir = Path(state_dir_text or "state")
-        if not state_dir.is_absolute():
-            state_dir = base_dir / state_dir
+    state_dir = _state_dir(state_dir_text if isinstance(state_dir_text, str) else None, base_dir, env)
     tz_name = table.string("timezone", "Europe/Rome")
     timezone = ZoneInfo("Europe/Rome")
     if isinstance(tz_name, str):
@@ -532,6 +526,53 @@ def _parse_bridge(table: _Table, base_dir: Path, env: Mapping[str, str]) -> Brid
         table.error("fetch_timeout", "must be longer than 0s")
     table.finish()
     return settings
+
+
+def _state_dir(text: str | None, base_dir: Path, env: Mapping[str, str]) -> Path:
+    """Where the state lives: $STATE_DIRECTORY (systemd's StateDirectory=) wins, else
+    `state_dir`, relative to the config file's directory."""
+    systemd_state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if systemd_state:
+        return Path(systemd_state)
+    state_dir = Path(text or "state")
+    return state_dir if state_dir.is_absolute() else base_dir / state_dir
+
+
+@dataclass(frozen=True, slots=True)
+class SalvagedConfig:
+    """What `status` can still use of a config file that is not valid (see `salvage_config`)."""
+
+    path: Path
+    state_dir: Path
+    timezone: ZoneInfo
+    feed_ids: tuple[str, ...]
+    channels: dict[str, str | None]  # name -> type, None when the file does not say
+
+
+def salvage_config(path: Path, env: Mapping[str, str] | None = None) -> SalvagedConfig:
+    """Read from the file at `path` only where its state is and what it names, whatever else is
+    wrong with it, so that `status` can show the state while the config is invalid (after a
+    rejected reload, say). Never raises: what cannot be read falls back to the defaults
+    (state beside the file, or $STATE_DIRECTORY; Europe/Rome; no feed, no channel)."""
+    env = os.environ if env is None else env
+    path = Path(path).resolve()
+    try:
+        data: Any = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        data = {}
+    bridge = data.get("bridge") if isinstance(data.get("bridge"), dict) else {}
+    text = bridge.get("state_dir")
+    try:
+        timezone = ZoneInfo(bridge.get("timezone", "Europe/Rome"))
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        timezone = ZoneInfo("Europe/Rome")
+    feeds = data.get("feeds") if isinstance(data.get("feeds"), list) else []
+    ids = tuple(dict.fromkeys(f["id"] for f in feeds if isinstance(f, dict) and isinstance(f.get("id"), str)))
+    tables = data.get("channels") if isinstance(data.get("channels"), dict) else {}
+    channels = {name: (table.get("type") if isinstance(table, dict) and isinstance(table.get("type"), str) else None)
+                for name, table in tables.items()}
+    return SalvagedConfig(path, _state_dir(text if isinstance(text, str) else None, path.parent, env), timezone,
+                          ids, channels)
 
 
 def _feed_settings(table: _Table, channels: Mapping[str, ChannelConfig], base: dict[str, Any]) -> dict[str, Any]:
@@ -613,6 +654,11 @@ def _parse_feeds(
         table.finish()
         if "channels" not in values:
             table.error("channels", "no channel to post to: set channels = [...] here or in [defaults]")
+        if isinstance(url, str) and url.strip() and _is_file_path(url) and not values.get("link_domains"):
+            # The link guard takes a feed's domain from its URL; a file has none, so every
+            # item would be held.
+            table.error("link_domains", "a local feed file has no web domain, so every item would be held: "
+                        'list the domains its links may point to, e.g. link_domains = ["comune.esempio.it"]')
         if len(errors) > before:
             continue
         feeds.append(
@@ -634,14 +680,23 @@ def _parse_feeds(
     return feeds
 
 
+def _is_web(url: str) -> bool:
+    return url.startswith(("http://", "https://"))
+
+
+def _is_file_path(url: str) -> bool:
+    """A local feed file (after `_feed_location`): neither a web URL nor another scheme."""
+    return not _is_web(url) and "://" not in url and not url.startswith(("javascript:", "data:"))
+
+
 def _feed_location(url: str, base_dir: Path, table: _Table) -> str:
-    if url.startswith(("http://", "https://")):
+    if _is_web(url):
         from urllib.parse import urlsplit
 
         if not urlsplit(url).hostname:
             table.error("url", f'"{url}" has no host name')
         return url
-    if "://" in url or url.startswith(("javascript:", "data:")):
+    if not _is_file_path(url):
         table.error("url", f'"{url}": only http(s) URLs or local file paths are supported')
         return url
     path = Path(url.removeprefix("file:")) if url.startswith("file:") else Path(url)
@@ -718,6 +773,10 @@ def _parse_channels(
                 value = table.string(key)
                 if value is not None:
                     values[key] = value
+        chat_id = values.get("chat_id")
+        if kind == "waha" and isinstance(chat_id, str) and not chat_id.endswith("@newsletter"):
+            table.error("chat_id", f'"{chat_id}" is not a WhatsApp Channel: a Channel\'s id ends in "@newsletter" '
+                        "(WAHA lists the Channels its account runs at GET /api/SESSION/channels?role=OWNER)")
         if isinstance(values.get("template"), str):
             try:
                 parse_template(values["template"])
@@ -750,6 +809,24 @@ def _parse_channels(
         table.finish()
         channels[name] = ChannelConfig(**values)
     return channels
+
+
+def machine_problems(config: Config) -> list[str]:
+    """Return what a valid config names that this machine does not have: local feed files
+    that do not exist or cannot be read. `check` refuses them (a file may appear later, so
+    `run` polls the feed and reports it failing instead)."""
+    problems = []
+    for index, feed in enumerate(config.feeds):
+        if not feed.is_local:
+            continue
+        path = Path(feed.url)
+        where = f'feeds[{index}] (id="{feed.id}").url'
+        if not path.exists():
+            problems.append(f"{where}: the file {path} does not exist (a relative path is taken from the "
+                            "config file's directory; give the right path, or an http(s) URL)")
+        elif not path.is_file() or not os.access(path, os.R_OK):
+            problems.append(f"{where}: {path} is not a readable file")
+    return problems
 
 
 def config_warnings(config: Config) -> list[str]:

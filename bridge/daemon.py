@@ -30,7 +30,7 @@ import signal
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,10 @@ STATUS_EVERY = 5.0  # seconds between two computations of the systemd status lin
 FIRST_POLLS_PER_SECOND = 200
 MAX_PHASES = 600  # scheduler jobs per interval at most: a 5-minute interval has 300 (one a second)
 FLUSH_EVERY = 60.0  # seconds between two writes of the feeds' poll states
+# ... and how soon they are written after a poll changed a feed's health (its first poll, a
+# failure, a recovery): `status`, another process, reads them from disk, and must not say
+# "not polled yet" or "ok" for a minute. One write for all the polls of those seconds.
+FLUSH_SOON = 2.0
 PROBE_INTERVAL = timedelta(minutes=5)  # how often a paused channel's health is checked
 STATE_RETRY = 5.0  # seconds between two tries to write the state while it cannot be written
 LOCK_CHECK_EVERY = 2.0  # seconds between two checks that the state directory is still ours
@@ -80,6 +84,13 @@ CLOCK_CHECK_EVERY = 2.0
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def moment_text(moment: datetime, now: datetime, tz: tzinfo) -> str:
+    """`moment` for the status line, in `tz`: "10:32" when it is today there, else with its
+    date, "2026-11-30 10:32"."""
+    local = moment.astimezone(tz)
+    return f"{local:%H:%M}" if local.date() == now.astimezone(tz).date() else f"{local:%Y-%m-%d %H:%M}"
 
 
 class Bridge:
@@ -128,6 +139,7 @@ class Bridge:
         self._state_since: datetime | None = None
         self._fatal: StateLockLostError | None = None  # why the daemon must stop at once
         self._state_trouble = asyncio.Event()  # set at the first failed write: the flusher retries
+        self._health_changed = asyncio.Event()  # set by a poll that changed its feed's health: flush soon
 
     # -- time -------------------------------------------------------------------------------
 
@@ -275,6 +287,7 @@ class Bridge:
         # The fetch slots are left before the poll's record waits for the disk: a slow disk
         # holds the polls that wait for it, never the others' fetches (which would then start
         # all at once when the disk catches up).
+        health_before = self.store.feed_state(feed.id).health(self.now())
         async with self._polls_under_way:
             try:
                 result = await poll_feed(
@@ -290,6 +303,8 @@ class Bridge:
             if delivery.channel in self._wake:
                 self._wake[delivery.channel].set()
         health = self.store.feed_state(feed.id).health(self.now())
+        if health.status != health_before.status:
+            self._health_changed.set()
         if health.status in ("failing", "stale"):
             await self.ops.report(f"feed {feed.id} {health.status}", health.detail,
                                   hint="check the feed URL in config.toml and the comune's web site")
@@ -313,15 +328,15 @@ class Bridge:
         health = [self.store.feed_state(feed.id).health(moment).status for feed in self.config.feeds]
         queue = len(self.store.deliveries())
         last = max((at for name in self.channels if (at := self.store.last_post(name))), default=None)
-        parts = [f"{len(self.config.feeds)} feeds", f"{health.count('failing')} failing"]
+        count = len(self.config.feeds)
+        parts = [f"{count} feed{'' if count == 1 else 's'}", f"{health.count('failing')} failing"]
         if health.count("stale"):
             parts.append(f"{health.count('stale')} stale")
         parts.append(f"queue {queue}")
         paused = [name for name in self.channels if self.store.channel_pause(name)]
         if paused:
             parts.append(f"paused: {', '.join(paused)}")
-        tz = self.config.bridge.timezone
-        parts.append(f"last post {last.astimezone(tz):%H:%M}" if last else "no post yet")
+        parts.append(f"last post {moment_text(last, moment, self.config.bridge.timezone)}" if last else "no post yet")
         line = ", ".join(parts)
         if self._reload_rejected:
             line = f"{line}; {self._reload_rejected}"
@@ -689,12 +704,18 @@ class Bridge:
                 await asyncio.sleep(STATE_RETRY)
             else:
                 self._state_trouble.clear()
+                self._health_changed.clear()
+                trouble = asyncio.ensure_future(self._state_trouble.wait())
+                changed = asyncio.ensure_future(self._health_changed.wait())
                 try:
-                    await asyncio.wait_for(self._state_trouble.wait(), FLUSH_EVERY)
-                except TimeoutError:
-                    pass
-                else:
+                    await asyncio.wait((trouble, changed), timeout=FLUSH_EVERY, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    trouble.cancel()
+                    changed.cancel()
+                if self._state_trouble.is_set():
                     continue  # a write just failed: the first retry comes STATE_RETRY from now
+                if self._health_changed.is_set():
+                    await asyncio.sleep(FLUSH_SOON)
             try:
                 await self.store.acommit(self.store.plan_flush(force=bool(self._state_failures)))
             except Exception as exc:

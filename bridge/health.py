@@ -2,6 +2,7 @@
 status line, the log and ops alerts.
 
 - failing: the last polls failed, for longer than `FAILING_AFTER`;
+- error: the last poll failed, for less than that (a blip, or the start of a failure);
 - stale: the feed answers, but its newest item is far older than its usual rhythm would
   predict. A site migration often leaves the old feed URL answering with the same old items
   forever; nothing errors, yet nothing new will ever come.
@@ -23,7 +24,8 @@ MIN_DATED_ITEMS = 4
 
 @dataclass(frozen=True, slots=True)
 class FeedHealth:
-    """`status` is "ok", "failing", "stale" or "new" (never polled); `detail` says why."""
+    """`status` is "ok", "error" (the last poll failed), "failing" (for over an hour),
+    "stale" or "new" (never polled); `detail` says why."""
 
     status: str
     detail: str = ""
@@ -60,6 +62,9 @@ def judge(
         return FeedHealth("new", "not polled yet")
     if failing_since is not None and now - failing_since >= FAILING_AFTER:
         return FeedHealth("failing", f"failing since {failing_since:%Y-%m-%d %H:%M} UTC: {last_error}")
+    if failing_since is not None:
+        # Not yet "failing" (no ops alert for a blip), but never "ok": its last poll failed.
+        return FeedHealth("error", f"last poll failed, retrying: {last_error}")
     if newest_item is not None and now - newest_item > stale_after(usual_gap):
         days = (now - newest_item).days
         return FeedHealth(

@@ -1143,6 +1143,10 @@ class Store:
         """The feed's remembered state; a fresh one for a feed never polled."""
         return self._states.get(feed_id) or FeedState(feed_id)
 
+    def feed_ids(self) -> list[str]:
+        """The feeds the state remembers (a poll state or seen keys), sorted."""
+        return sorted(set(self._states) | self._feed_files)
+
     def seen_by(self, channel: str, key: str) -> Mapping[str, int]:
         """For `channel`, the feeds that showed `key` and when they last did (epoch seconds)."""
         return self._seen.seen_by(channel, key)

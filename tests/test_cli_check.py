@@ -166,3 +166,52 @@ def test_status_and_history_need_no_secrets(tmp_path: Path) -> None:
     refused = channel_bridge("--config", path, "run", "--once", cwd=tmp_path)
     assert refused.returncode == 2
     assert "credential:waha-api-key needs systemd's LoadCredential=" in refused.stderr
+
+
+LOCAL = """\
+[bridge]
+state_dir = "state"
+
+[[feeds]]
+id = "esempio"
+url = "{url}"
+channels = ["terminale"]
+{extra}
+[channels.terminale]
+type = "console"
+"""
+
+
+def test_check_refuses_a_local_feed_file_that_does_not_exist(tmp_path: Path) -> None:
+    path = write(tmp_path, LOCAL.format(url="feeds/notizie.xml", extra='link_domains = ["comune.esempio.it"]'))
+    result = channel_bridge("--config", path, "check", cwd=tmp_path)
+
+    assert result.returncode == 2, result.stdout
+    assert "valid" not in result.stdout
+    assert f'feeds[0] (id="esempio").url: the file {tmp_path / "feeds" / "notizie.xml"} does not exist' in result.stderr
+    assert "relative path is taken from the config file's directory" in result.stderr
+    assert "Traceback" not in result.stderr
+
+    (tmp_path / "feeds").mkdir()
+    (tmp_path / "feeds" / "notizie.xml").write_text("<rss/>", encoding="utf-8")
+    assert channel_bridge("--config", path, "check", cwd=tmp_path).returncode == 0
+
+
+def test_check_refuses_a_local_feed_without_link_domains(tmp_path: Path) -> None:
+    (tmp_path / "notizie.xml").write_text("<rss/>", encoding="utf-8")
+    path = write(tmp_path, LOCAL.format(url="notizie.xml", extra=""))
+    result = channel_bridge("--config", path, "check", cwd=tmp_path)
+
+    assert result.returncode == 2, result.stdout
+    assert 'feeds[0] (id="esempio").link_domains: a local feed file has no web domain' in result.stderr
+    assert 'link_domains = ["comune.esempio.it"]' in result.stderr  # the fix, written out
+
+
+def test_check_refuses_a_waha_chat_that_is_not_a_channel(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace("120363000000000000@newsletter", "393331234567@c.us"))
+    result = channel_bridge("--config", path, "check", cwd=tmp_path, env={"WAHA_API_KEY": SECRET})
+
+    assert result.returncode == 2, result.stdout
+    assert ('channels.whatsapp.chat_id: "393331234567@c.us" is not a WhatsApp Channel: '
+            'a Channel\'s id ends in "@newsletter"') in result.stderr
+    assert "/api/SESSION/channels" in result.stderr

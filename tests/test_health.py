@@ -31,7 +31,7 @@ def test_stale_after(gap: timedelta | None, expected: timedelta) -> None:
     [
         ({"last_poll": None}, "new"),
         ({}, "ok"),
-        ({"failing_since": NOW - timedelta(minutes=30)}, "ok"),  # a blip is not yet a failing feed
+        ({"failing_since": NOW - timedelta(minutes=30)}, "error"),  # a blip: not failing yet, nor ok
         ({"failing_since": NOW - timedelta(hours=2)}, "failing"),
         ({"newest_item": NOW - DAY * 10, "usual_gap": DAY}, "ok"),
         ({"newest_item": NOW - DAY * 15, "usual_gap": DAY}, "stale"),
@@ -50,5 +50,5 @@ def test_judge(state: dict[str, object], status: str) -> None:
     assert health.status == status
     if status == "stale":
         assert "has the site moved its feed?" in health.detail
-    if status == "failing":
+    if status in ("failing", "error"):
         assert "HTTP 500" in health.detail

@@ -8,6 +8,7 @@ sender's pid (SO_PASSCRED), because systemd only believes the main process.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import signal
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import pytest
 from servers.feeds import FeedServer, rss
+from waiting import wait_for
 
 from bridge import systemd
 
@@ -383,3 +385,33 @@ def test_a_notify_socket_that_is_gone_does_not_stop_the_daemon(
             raise
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_status_line_says_one_feed(daemon_factory: Callable[..., Daemon]) -> None:
+    daemon = daemon_factory()  # one feed
+    sock = daemon.notify
+    index = sock.wait_for(lambda d: "STATUS" in d.fields())
+    status = sock.received[index].fields()["STATUS"]
+    assert status.startswith("1 feed, "), status
+    assert daemon.stop() == 0, daemon.log()
+
+
+def test_status_soon_after_the_first_poll_does_not_say_not_polled(
+    daemon_factory: Callable[..., Daemon], feed_server: FeedServer
+) -> None:
+    """Poll states reach disk every minute, but a poll that changes its feed's health (here
+    the first) has them written within seconds: `status`, another process, reads them."""
+    daemon = daemon_factory()
+    assert wait_for(lambda: len(feed_server.requests("/one.xml")) >= 1, 15), daemon.log()
+    env = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "NOTIFY_SOCKET")}
+    seen: list[str] = []
+
+    def polled() -> bool:
+        result = subprocess.run([sys.executable, "-m", "bridge", "--config", str(daemon.config), "status", "--json"],
+                                capture_output=True, text=True, timeout=30, env=env, check=False)
+        seen.append(result.stdout + result.stderr)
+        return result.returncode == 0 and json.loads(result.stdout)["feeds"][0]["health"] == "ok"
+
+    # Bounded well below the minute of the periodic write, which would also make it pass.
+    assert wait_for(polled, 20, every=0.5), seen[-1]
+    assert daemon.stop() == 0, daemon.log()

@@ -1,0 +1,114 @@
+"""`channel-bridge status` tells the truth: a feed that cannot be read is not "ok", and the
+state is shown also while the config on disk is invalid."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+REPO_ROOT = Path(__file__).parent.parent
+SAMPLE = REPO_ROOT / "bridge" / "sample" / "comune-esempio.xml"
+
+CONFIG = """\
+[bridge]
+state_dir = "state"
+
+[defaults]
+channels = ["terminale"]
+max_age = "3650d"
+link_domains = ["comune.esempio.it"]
+
+[[feeds]]
+id = "esempio"
+url = "esempio.xml"
+
+[[feeds]]
+id = "altro"
+url = "altro.xml"
+
+[channels.terminale]
+type = "console"
+"""
+
+
+def channel_bridge(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    unset = ("STATE_DIRECTORY", "CHANNEL_BRIDGE_CONFIG", "NOTIFY_SOCKET")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env["PYTHONPATH"] = str(REPO_ROOT.resolve())
+    return subprocess.run([sys.executable, "-m", "bridge", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=config.parent, check=False)
+
+
+def polled(tmp_path: Path) -> Path:
+    """A state with two polls: "esempio" read, "altro" a file that does not exist."""
+    shutil.copy(SAMPLE, tmp_path / "esempio.xml")
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG, encoding="utf-8")
+    result = channel_bridge(config, "run", "--once")
+    assert result.returncode == 1, result.stderr  # "altro" failed
+    return config
+
+
+def feeds_of(result: subprocess.CompletedProcess[str]) -> dict[str, dict[str, object]]:
+    return {feed["id"]: feed for feed in json.loads(result.stdout)["feeds"]}
+
+
+def test_a_feed_whose_file_is_missing_is_not_ok(tmp_path: Path) -> None:
+    config = polled(tmp_path)
+    result = channel_bridge(config, "status", "--json")
+
+    assert result.returncode == 0, result.stderr
+    feeds = feeds_of(result)
+    assert feeds["esempio"]["health"] == "ok"
+    assert feeds["altro"]["health"] == "error"
+    assert "last poll failed" in str(feeds["altro"]["health_detail"])
+    table = channel_bridge(config, "status").stdout
+    row = next(line for line in table.splitlines() if line.startswith("altro "))
+    assert " error " in row and "last poll failed" in row
+
+
+def test_status_shows_the_state_while_the_config_is_invalid(tmp_path: Path) -> None:
+    config = polled(tmp_path)
+    config.write_text(CONFIG.replace('[defaults]\n', '[defaults]\ninterval = "5 minuti"\n'), encoding="utf-8")
+
+    result = channel_bridge(config, "status")
+    assert result.returncode == 2
+    assert 'defaults.interval: expected a duration like "5m", got "5 minuti"' in result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"config: {config} is NOT VALID")
+    assert any(line.startswith("esempio ") and " ok " in line for line in lines), result.stdout
+    assert any(line.startswith("altro ") and " error " in line for line in lines), result.stdout
+    assert any(line.startswith("terminale ") for line in lines), result.stdout
+
+    as_json = channel_bridge(config, "status", "--json")
+    assert as_json.returncode == 2
+    assert json.loads(as_json.stdout)["config"] == {"path": str(config), "valid": False}
+    assert set(feeds_of(as_json)) == {"esempio", "altro"}
+
+
+def test_status_with_a_file_that_is_not_even_toml_shows_what_the_state_remembers(tmp_path: Path) -> None:
+    config = polled(tmp_path)
+    config.write_text(CONFIG + "\n[[feeds\n", encoding="utf-8")
+
+    result = channel_bridge(config, "status", "--json")
+    assert result.returncode == 2
+    assert "TOML syntax error" in result.stderr
+    assert feeds_of(result)["esempio"]["health"] == "ok"  # the state beside the file, as by default
+
+
+def test_the_status_line_dates_a_last_post_that_is_not_today() -> None:
+    from bridge.daemon import moment_text  # here, not at the top: the daemon's imports are heavy
+
+    rome = ZoneInfo("Europe/Rome")
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    assert moment_text(now - timedelta(hours=1), now, rome) == "09:00"
+    assert moment_text(now - timedelta(hours=11), now, rome) == "2026-11-29 23:00"
+    # Midnight in Rome, not in UTC: 23:30 UTC of the 29th is already the 30th there.
+    assert moment_text(datetime(2026, 11, 29, 23, 30, tzinfo=UTC), now, rome) == "00:30"
