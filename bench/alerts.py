@@ -43,7 +43,7 @@ TAG_RE = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*\b[^<>]*>")
 ENTITY_RE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);")
 BOILERPLATE_RE = re.compile(
     r"leggi tutto|continua a leggere|leggi di pi[uù]|appeared first on|proviene da|tempo di lettura|"
-    r"lorem ipsum|\[\s*(?:…|\.\.\.)\s*\]",
+    r"lorem\W+ipsum|\[\s*(?:…|\.\.\.)\s*\]",
     re.I,
 )
 # A listing page's date prefix: "MARTEDÌ, 18 AGOSTO 2026" in capitals, or a bare date line.
