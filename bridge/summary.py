@@ -31,13 +31,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from bridge import render
-from bridge.facts import is_verbatim, unsupported_facts
+from bridge.facts import has_date, is_verbatim, unsupported_facts
 from bridge.inline_links import Address, find_addresses
 from bridge.item import Alert, Item
 from bridge.links import link_problem
 from bridge.sentences import is_complete_sentence, split_sentences
 from bridge.template import DEFAULT_TEMPLATE, Template
-from bridge.text import clean_title, strip_boilerplate
+from bridge.text import clean_title, drop_formulas, is_shouted, restore_case, strip_boilerplate
 
 __all__ = [
     "AddressOnlyTitleError",
@@ -106,7 +106,90 @@ _CLOSERS = "\"”»’')]"
 @dataclass(frozen=True, slots=True)
 class _Unit:
     text: str  # as it goes into the summary
-    complete: bool  # a whole sentence of the source (else a lead line closed with ".")
+    complete: bool  # a whole sentence of the source (else a lead line closed with "." or "…")
+
+
+@dataclass(frozen=True, slots=True)
+class _Line:
+    """A line of the text as the summary reads it: its sentences and fragments, and
+    whether its paragraph goes on after it (then it may not be closed with a ".")."""
+
+    segments: tuple[str, ...]
+    goes_on: bool
+    shouted: bool = False  # the whole text was in capitals (its case restored here)
+
+
+# A line that ends a sentence: terminal punctuation, maybe closing quotes, maybe emoji.
+_ENDS_SENTENCE_RE = re.compile(rf"[.!?…][{re.escape(_CLOSERS)}]*(?:\s*[^\w\s.!?,;:]+)*$")
+_FIRST_WORD_RE = re.compile(r"^[^\w]*(\w+)")
+_WEEKDAY_START_RE = re.compile(rf"^(?:{_WEEKDAYS})\s+\d", re.I)
+
+
+def _continues(line: str, following: str) -> bool:
+    """True when `following`, the next line of the same paragraph, goes on with the sentence
+    `line` leaves open: `line` has no sentence end and either ends on a comma, colon, dash
+    or a word that needs the next one ("la raccolta dei rifiuti" + "NON sarà effettuata",
+    "QUANDO:" + "Domenica 27 settembre"), or `following` opens with a lower-case word, a
+    number after a lower-case word ("per l'anno scolastico" + "2025/2026 sono tenute"), a
+    shouted word in a line that is not a heading ("NON sarà effettuata"), or a weekday and
+    a day ("Venerdì 14 agosto")."""
+    if _ENDS_SENTENCE_RE.search(line):
+        return False
+    if re.search(r"[,;:(\-–—/]$", line) or _comparable(line.split()[-1]).split(" ")[-1] in _FUNCTION_WORDS:
+        return True
+    first = _FIRST_WORD_RE.match(following)
+    if first is None:
+        return False
+    word = first.group(1)
+    if word[0].islower():
+        return True
+    if word[0].isdigit():
+        return line[-1].islower()
+    if len(word) >= 2 and word.isupper() and not is_shouted(following):
+        return True
+    return _WEEKDAY_START_RE.match(following) is not None
+
+
+def _lines(text: str) -> list[_Line]:
+    """The lines of `text` as the summary reads them.
+
+    Boilerplate is stripped (`strip_boilerplate`); lines that go on with the sentence of
+    the line before (`_continues`) are joined to it; each line is split into sentences
+    (`split_sentences`); a shouted text (all of it in capitals) is put in sentence case as
+    titles are (`restore_case`); bureaucratic formulas are dropped from each sentence
+    (`drop_formulas`). Only the item's own words remain, in their order.
+    """
+    body = strip_boilerplate(text)
+    shouted = is_shouted(body)
+    out: list[_Line] = []
+    for paragraph in body.split("\n\n"):
+        joined: list[str] = []
+        for line in paragraph.split("\n"):
+            line = line.strip()
+            if not line:
+                continue
+            if joined and _continues(joined[-1], line):
+                joined[-1] = f"{joined[-1]} {line}"
+            else:
+                joined.append(line)
+        for index, line in enumerate(joined):
+            segments = split_sentences(line)
+            if shouted:
+                segments = [restore_case(segment) for segment in segments]
+            segments = [kept for kept in (drop_formulas(segment) for segment in segments) if kept]
+            if segments:
+                out.append(_Line(tuple(segments), goes_on=index < len(joined) - 1, shouted=shouted))
+    return out
+
+
+def _read_text(lines: list[_Line]) -> str:
+    """`lines` as text again (paragraph ends where no line goes on): what the fact guard
+    takes as the source the summary was read from."""
+    parts: list[str] = []
+    for line in lines:
+        parts.append(" ".join(line.segments))
+        parts.append("\n" if line.goes_on else "\n\n")
+    return "".join(parts)
 
 
 def _comparable(text: str) -> str:
@@ -137,17 +220,21 @@ def _is_all_caps(text: str) -> bool:
     return len(letters) >= 4 and all(c.isupper() for c in letters if c.isupper() or c.islower())
 
 
-def _lead_line(line: str) -> _Unit | None:
-    """`line` as a lead unit closed with ".", or None when it does not read as a whole one.
+def _lead_line(line: str, *, goes_on: bool = False) -> _Unit | None:
+    """`line` as a lead unit, or None when it does not read as a whole one.
 
-    A whole source line of at least four words (three of them words of letters), ending
-    on a letter, digit, closing bracket or quote, not on a function word ("di", "per",
-    "la"), an ellipsis or a comma/dash; not a bare date line, not an all-caps heading.
+    A whole source line of at least four words (three of them words of letters), or of
+    two with a date ("15/08/2026 chiuso"), ending on a letter, digit, closing bracket or
+    quote, not on a function word ("di", "per", "la"), an ellipsis or a comma/dash; not a
+    bare date line, not an all-caps heading. It is closed with "." when its paragraph ends
+    there, and with "…" when the paragraph goes on (the source says more than the line).
     """
     words = line.split()
-    if len(words) < _LEAD_LINE_MIN_WORDS:
+    letter_words = sum(1 for w in words if sum(c.isalpha() for c in w) >= 2)
+    dated = has_date(line) and len(words) >= 2 and letter_words >= 1
+    if len(words) < _LEAD_LINE_MIN_WORDS and not dated:
         return None
-    if sum(1 for w in words if sum(c.isalpha() for c in w) >= 2) < 3:
+    if letter_words < 3 and not dated:
         return None
     if _CUT_OFF_END_RE.search(line) or _DATE_LINE_RE.match(line) or _is_all_caps(line):
         return None
@@ -156,7 +243,7 @@ def _lead_line(line: str) -> _Unit | None:
         return None  # an emoji or a symbol: no place for a period
     if _comparable(words[-1]).split(" ")[-1] in _FUNCTION_WORDS:
         return None
-    return _Unit(f"{line}.", complete=False)
+    return _Unit(f"{line}{_ELLIPSIS if goes_on else '.'}", complete=False)
 
 
 def off_site_addresses(text: str, *, feed_url: str = "", link_domains: Iterable[str] = ()) -> list[Address]:
@@ -231,31 +318,40 @@ def lead_units(
 ) -> list[_Unit]:
     """The units of `text` that may open the summary, in order, at most two.
 
-    Boilerplate is stripped; leading lines equal to the title and units that only repeat
-    the title are skipped. The first unit may be a lead line (see `_lead_line`), the others
-    are whole sentences. The list stops at the first fragment after a usable unit, so the
+    The text is read as `_lines` reads it (boilerplate and formulas out, broken lines
+    joined); leading lines equal to the title and units that only repeat the title are
+    skipped. The first unit may be a lead line (see `_lead_line`), the others are whole
+    sentences; in a shouted text, the last fragment of a paragraph after whole sentences
+    may close it as a lead line does. The list stops at the first fragment after a usable unit, so the
     summary never skips over text to reach a later one. Units with a web address off the
-    feed's domains (`off_site_addresses`; all of them without `feed_url` and `link_domains`)
-    are never used: the alert's only outside link would be one nobody checked.
+    feed's domains (`off_site_addresses`; all of them without `feed_url` and
+    `link_domains`) are never used: the alert's only outside link would be one nobody
+    checked.
     """
-    domains = tuple(link_domains)
-    body = strip_boilerplate(text)
+    return _lead_units(_lines(text), title, feed_url=feed_url, link_domains=tuple(link_domains))
+
+
+def _lead_units(lines: list[_Line], title: str, *, feed_url: str, link_domains: tuple[str, ...]) -> list[_Unit]:
     title_key = _comparable(title)
     units: list[_Unit] = []
-    for line in body.split("\n"):
-        if not line.strip():
-            continue
-        segments = split_sentences(line)
-        for segment in segments:
+    for line in lines:
+        segments = line.segments
+        for position, segment in enumerate(segments):
             key = _comparable(segment)
             if not key or (not units and _repeats_title(key, title_key)):
                 continue
             unit: _Unit | None = None
-            if off_site_addresses(segment, feed_url=feed_url, link_domains=domains):
+            last = position == len(segments) - 1
+            if off_site_addresses(segment, feed_url=feed_url, link_domains=link_domains):
                 unit = None
             elif is_complete_sentence(segment) and not _repeats_title(key, title_key):
                 unit = _Unit(segment, complete=True)
             elif not units and len(segments) == 1:
+                unit = _lead_line(segment, goes_on=line.goes_on)
+            elif line.shouted and units and units[-1].complete and last and not line.goes_on:
+                # A shouted notice rarely closes its last sentence: "15/08/2026 CHIUSO.
+                # 14/08/2026 APERTURA STRAORDINARIA". Elsewhere a last fragment is often a
+                # description cut by the feed, and is left out.
                 unit = _lead_line(segment)
             if unit is None:
                 if units:
@@ -268,6 +364,39 @@ def lead_units(
                 # A lead line stands alone: what follows it is the body, often a repeat.
                 return units
     return units
+
+
+# The item's own when/where lines: "QUANDO: Domenica 27 settembre", "DOVE: Piazza Garibaldi",
+# "Orari: 9-12".
+_WHEN_WHERE_RE = re.compile(
+    r"^(?:QUANDO|DOVE|ORARI|ORARIO|DATA|DATE|LUOGO|SCADENZA|Quando|Dove|Orari|Orario|Data|Luogo|Scadenza)"
+    r"(?:\s+e\s+(?:DOVE|dove|ORARI|orari))?\s*:\s*\S",
+)
+
+
+def _when_units(lines: list[_Line], title: str, *, feed_url: str, link_domains: tuple[str, ...]) -> list[_Unit]:
+    """The item's own lines that say when or where, in order: a line labelled "QUANDO:",
+    "DOVE:", "ORARI:" (and the like), a whole sentence with a date. Each is a whole
+    sentence or a line closed as `_lead_line` closes it."""
+    title_key = _comparable(title)
+    found: list[_Unit] = []
+    for line in lines:
+        for position, segment in enumerate(line.segments):
+            key = _comparable(segment)
+            if not key or _repeats_title(key, title_key):
+                continue
+            if off_site_addresses(segment, feed_url=feed_url, link_domains=link_domains):
+                continue
+            labelled = _WHEN_WHERE_RE.match(segment) is not None
+            if not (labelled or has_date(segment)):
+                continue
+            if is_complete_sentence(segment):
+                found.append(_Unit(segment, complete=True))
+            elif labelled and position == len(line.segments) - 1:
+                unit = _lead_line(segment, goes_on=line.goes_on)
+                if unit is not None:
+                    found.append(unit)
+    return found
 
 
 def is_thin(item: Item) -> bool:
@@ -327,18 +456,52 @@ def _shorten(title: str, limit: int) -> str:
     return head.rstrip(" ,;:.-–—(") + _ELLIPSIS
 
 
-def _units(item: Item, title: str, article: str, feed_url: str, link_domains: tuple[str, ...]) -> list[_Unit]:
-    """The units of the first source with a whole sentence (feed text, feed content, article
-    lead), else the first source's lead line, else []."""
-    found = [lead_units(source, title, feed_url=feed_url, link_domains=link_domains)
-             for source in (item.text, item.content, article) if source]
-    for units in found:
-        if units and units[0].complete:
-            return units
-    for units in found:
-        if units:
-            return units
-    return []
+@dataclass(frozen=True, slots=True)
+class _Reading:
+    """What one source of an item offers the summary: its lead units, its when/where units,
+    the text as read (for the fact guard) and whether it names a date."""
+
+    units: list[_Unit]
+    when: list[_Unit]
+    read: str
+    dated: bool
+
+
+def _reading(source: str, title: str, feed_url: str, link_domains: tuple[str, ...]) -> _Reading:
+    lines = _lines(source)
+    read = _read_text(lines)
+    return _Reading(
+        units=_lead_units(lines, title, feed_url=feed_url, link_domains=link_domains),
+        when=_when_units(lines, title, feed_url=feed_url, link_domains=link_domains),
+        read=read,
+        dated=has_date(read),
+    )
+
+
+def _choose(readings: list[_Reading]) -> _Reading | None:
+    """The reading of the first source with a whole sentence (feed text, feed content,
+    article lead), else the first with a lead line, else None."""
+    for reading in readings:
+        if reading.units and reading.units[0].complete:
+            return reading
+    for reading in readings:
+        if reading.units:
+            return reading
+    return None
+
+
+def _dated_alternatives(reading: _Reading) -> list[list[_Unit]]:
+    """Unit lists to try, best first, when the lead units say no date that the item names:
+    the first lead unit with the item's own when/where line after it ("QUANDO: Domenica 27
+    settembre 2026, ..."), then that line alone. A preamble without a date says less than
+    the line with it."""
+    when = [unit for unit in reading.when if has_date(unit.text)]
+    if not when:
+        return []
+    first = when[0]
+    lead = reading.units
+    tries = [[lead[0], first]] if lead and lead[0] != first and lead[0].complete else []
+    return [*tries, [first]]
 
 
 def build_alert(
@@ -401,22 +564,37 @@ def build_alert(
         )
     alert = replace(alert, title=_shorten(full_title, title_room))
 
-    summary = ""
-    for unit in _units(item, full_title, article, feed_url, domains):
-        candidate = f"{summary} {unit.text}" if summary else unit.text
-        if length(replace(alert, summary=candidate)) <= max_length:
-            summary = candidate
-            continue
-        if not summary:
-            # One unit, too long: cut it, measuring the room with a one-character summary.
-            room = max_length - length(replace(alert, summary="S")) + 1
-            summary = _cut(unit.text, room)
-        break
-
+    readings = [_reading(source, full_title, feed_url, domains)
+                for source in (item.text, item.content, article) if source]
+    chosen = _choose(readings)
     # The source as read and as summarised: without boilerplate, a lead line may end where
-    # "Tempo di lettura: 1 min" began.
+    # "Tempo di lettura: 1 min" began; without formulas, a sentence starts where "Si rende
+    # noto che" ended.
     texts = (item.text, item.content, article)
-    source = "\n".join((item.title, full_title, *texts, *(strip_boilerplate(t) for t in texts if t)))
-    if summary and (unsupported_facts(f"{alert.title}\n{summary}", source) or not is_verbatim(summary, source)):
+    source = "\n\n".join((item.title, full_title, *texts, *(strip_boilerplate(t) for t in texts if t),
+                           *(reading.read for reading in readings)))
+
+    def compose(units: list[_Unit]) -> str:
         summary = ""
+        for unit in units:
+            candidate = f"{summary} {unit.text}" if summary else unit.text
+            if length(replace(alert, summary=candidate)) <= max_length:
+                summary = candidate
+                continue
+            if not summary:
+                # One unit, too long: cut it, measuring the room with a one-character summary.
+                room = max_length - length(replace(alert, summary="S")) + 1
+                summary = _cut(unit.text, room)
+            break
+        if summary and (unsupported_facts(f"{alert.title}\n{summary}", source) or not is_verbatim(summary, source)):
+            return ""
+        return summary
+
+    summary = compose(chosen.units) if chosen is not None else ""
+    if chosen is not None and chosen.dated and not has_date(full_title) and not has_date(summary):
+        for units in _dated_alternatives(chosen):
+            candidate = compose(units)
+            if has_date(candidate):
+                summary = candidate
+                break
     return replace(alert, summary=summary)

@@ -19,7 +19,16 @@ import unicodedata
 from bs4 import BeautifulSoup, Comment, Declaration, Doctype, Tag
 from bs4.element import NavigableString, ProcessingInstruction
 
-__all__ = ["clean_title", "html_to_text", "repair_references", "repair_surrogates", "strip_boilerplate"]
+__all__ = [
+    "clean_title",
+    "drop_formulas",
+    "html_to_text",
+    "is_shouted",
+    "repair_references",
+    "repair_surrogates",
+    "restore_case",
+    "strip_boilerplate",
+]
 
 # Elements whose text is never shown to a reader.
 _DROPPED_TAGS = frozenset({"script", "style", "noscript", "template", "head", "title", "iframe"})
@@ -507,3 +516,72 @@ def strip_boilerplate(text: str) -> str:
             continue
         break
     return _normalise("\n".join(lines[start:]))
+
+
+# --- shouted bodies ------------------------------------------------------------------------
+
+
+def is_shouted(text: str) -> bool:
+    """True when `text` is ALL CAPS as `clean_title` means it (at least 80% of its cased
+    letters upper case, four letters at least)."""
+    return _is_all_caps(text)
+
+
+def restore_case(sentence: str, context: str = "") -> str:
+    """One sentence of a shouted text in sentence case, as `clean_title` turns a shouted
+    title (acronyms, codes, dotted abbreviations and roman numerals kept, the names that
+    `context` writes capitalised given back their capital). Only letters change case."""
+    return _sentence_case(sentence, _names(context) if context else frozenset())
+
+
+# --- bureaucratic formulas -----------------------------------------------------------------
+
+# The opening formula of an official notice: "Si rende noto che", "Si informa la
+# cittadinanza che", "Si avvisano i cittadini che", "Con la presente si comunica che",
+# "Con la presente". It says nothing to a citizen; the fact follows it.
+_FORMULA_RE = re.compile(
+    r"^(?:con la presente\s*,?\s*)?"
+    r"(?:si\s+(?:rende\s+noto|informa(?:no)?|comunica(?:no)?|avvisa(?:no)?|avverte|porta\s+a\s+conoscenza)"
+    r"(?:\s*,?\s+(?:la|le|i|gli|tutti\s+i|tutte\s+le)\s+(?:gentil[ei]\s+)?"
+    r"(?:cittadinanza|popolazione|utenza|utenti|cittadini|famiglie|residenti|genitori)"
+    r"(?:\s+interessat[aeio])?)?"
+    r"\s*,?\s+che\b\s*,?\s*|con la presente\b\s*,?\s*(?=\S))",
+    re.I,
+)
+_REF_DATE = rf"(?:\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|\d{{1,2}}\s+(?:{_MONTHS})\s+\d{{4}})"
+# A reference to the deliberation behind a notice, introduced by "con" (or "giusta", "come
+# da"): "con deliberazione di Giunta Comunale n. 85 del 05/08/2026", "con Delibera C.C. n. 5
+# del 27.04.2026", "con deliberazione n. 27 di reg. in data 31/03/2026", with the commas that
+# set it off.
+_DELIBERATION_RE = re.compile(
+    r"(?:,\s*)?\b(?:con|giusta|come\s+da)\s+(?:la\s+|propria\s+)?(?:deliberazione|delibera)\b"
+    r"(?:\s+(?:di|della|del)\b)?"
+    r"(?:\s+(?:(?:Giunta|Consiglio)(?:\s+(?:Comunale|Regionale))?|[GC]\.\s?C\.|C\.\s?C\.|D\.\s?G\.\s?C\.))?"
+    r"\s+(?:n\.|n°|nr\.?|N\.)\s*\d+(?:/\d{2,4})?"
+    r"(?:\s+di\s+reg\.)?"
+    rf"(?:\s+(?:del|in\s+data)\s+{_REF_DATE})?"
+    r"(?:\s*,(?=\s))?",
+    re.I,
+)
+_FIRST_LETTER_RE = re.compile(r"^([^\w]*)(\w)")
+
+
+def drop_formulas(sentence: str) -> str:
+    """`sentence` without its bureaucratic formulas: an opening "Si rende noto che", "Si
+    informa la cittadinanza che", "Con la presente" (see `_FORMULA_RE`), and references to a
+    deliberation introduced by "con" ("con deliberazione di Giunta Comunale n. 85 del
+    05/08/2026"). Only words are removed, never added: the first letter of what remains is
+    capitalised when the sentence start was removed. A sentence that is nothing but a
+    formula comes back "". Pure."""
+    text = _DELIBERATION_RE.sub(" ", sentence)
+    if len(text.split()) < 3:
+        text = sentence  # "Approvato con delibera n. 26 del 28/07/2026.": the reference is the news
+    text = _FORMULA_RE.sub("", text.strip())
+    if text == sentence:
+        return sentence
+    text = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(text.split())).lstrip(" ,;:")
+    if not any(c.isalnum() for c in text):
+        return ""
+    if sentence[:1].isupper():
+        text = _FIRST_LETTER_RE.sub(lambda m: m.group(1) + m.group(2).upper(), text, count=1)
+    return text

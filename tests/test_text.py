@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.text import clean_title, html_to_text, repair_references, repair_surrogates, strip_boilerplate
+from bridge.text import (
+    clean_title,
+    drop_formulas,
+    html_to_text,
+    repair_references,
+    repair_surrogates,
+    restore_case,
+    strip_boilerplate,
+)
 
 
 @pytest.mark.parametrize(
@@ -389,3 +397,37 @@ def test_inline_markup_never_glues_words(html: str, expected: str) -> None:
                                          "LOREM-IPSUM dolor.", "lorem  ipsum."])
 def test_placeholder_text_in_any_spelling_is_dropped(placeholder: str) -> None:
     assert strip_boilerplate(f"Il mercato è spostato in piazza. {placeholder}") == "Il mercato è spostato in piazza."
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        pytest.param("Si rende noto che l’Amministrazione Comunale di Bressanvido, con deliberazione di Giunta "
+                     "Comunale n. 85 del 05/08/2026 ha istituito una mostra mercato.",
+                     "L’Amministrazione Comunale di Bressanvido ha istituito una mostra mercato.", id="bressanvido"),
+        pytest.param("SI RENDE NOTO che in data 25/03/2026 il Consiglio Comunale con Deliberazione n. 2 ha approvato "
+                     "la variante.", "In data 25/03/2026 il Consiglio Comunale ha approvato la variante.",
+                     id="shouted-formula-deliberation-without-date"),
+        pytest.param("Si informa la cittadinanza che il ponte è chiuso.", "Il ponte è chiuso.", id="cittadinanza"),
+        pytest.param("Si avvisano i cittadini che lo sportello è chiuso.", "Lo sportello è chiuso.", id="cittadini"),
+        pytest.param("Con la presente si comunica che gli uffici sono chiusi.", "Gli uffici sono chiusi.",
+                     id="con-la-presente-si-comunica"),
+        pytest.param("Con la presente l’Ufficio Tributi ricorda la scadenza.", "L’Ufficio Tributi ricorda la scadenza.",
+                     id="con-la-presente"),
+        pytest.param("Con delibera C.C. n. 5 del 27.04.2026 il Comune ha aderito alla rete.",
+                     "Il Comune ha aderito alla rete.", id="deliberation-opens"),
+        pytest.param("Approvato con Delibera di Consiglio Comunale n. 26 del 28/07/2026.",
+                     "Approvato con Delibera di Consiglio Comunale n. 26 del 28/07/2026.",
+                     id="the-reference-is-the-news"),
+        pytest.param("Il sindaco informa che la piazza è chiusa.", "Il sindaco informa che la piazza è chiusa.",
+                     id="no-formula"),
+        pytest.param("Si rende noto che", "", id="only-a-formula"),
+    ],
+)
+def test_drop_formulas(sentence: str, expected: str) -> None:
+    assert drop_formulas(sentence) == expected
+
+
+def test_restore_case_reads_a_shouted_sentence_as_a_title() -> None:
+    shouted = "IL VERSAMENTO DELLA TARI SCADE IL 16 SETTEMBRE."
+    assert restore_case(shouted) == "Il versamento della TARI scade il 16 settembre."
