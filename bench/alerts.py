@@ -65,7 +65,7 @@ WORD_RE = re.compile(r"\w+")
 MONTHS = "gennaio|febbraio|marzo|aprile|maggio|giugno|luglio|agosto|settembre|ottobre|novembre|dicembre"
 WEEKDAYS = "luned[iì]|marted[iì]|mercoled[iì]|gioved[iì]|venerd[iì]|sabato|domenica"
 DATE_RE = re.compile(
-    rf"(?<![\d/.-])\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:\d{{4}}|\d{{2}})(?![\d/.-])|(?<![\d/])\d{{1,2}}/\d{{1,2}}(?![\d/])|"
+    rf"(?<![\d/.-])\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:\d{{4}}|\d{{2}})(?![\d/-]|\.\d)|(?<![\d/])\d{{1,2}}/\d{{1,2}}(?![\d/])|"
     rf"\b\d{{1,2}}\s*[°º]?\s+(?:{MONTHS})\b|\b(?:{WEEKDAYS})\s+\d{{1,2}}\b",
     re.I,
 )
@@ -190,7 +190,7 @@ def main(argv: list[str]) -> int:
         must_not["summary ending in a cut line"] += bool(summary) and cut_line(summary, strip_boilerplate(item.text))
         must_not["made-up link"] += link != item.link or not link.startswith(("https://", "http://"))
         must_not["link-only text"] += not alert.title.strip() and not summary.strip()
-        if DATE_RE.search(item.text):
+        if DATE_RE.search(strip_boilerplate(item.text)):  # a listing's publication date is not news
             dated_items += 1
             if DATE_RE.search(body):
                 dated_alerts += 1

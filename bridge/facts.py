@@ -28,7 +28,7 @@ _MONTH_NAMES = "gennaio|febbraio|marzo|aprile|maggio|giugno|luglio|agosto|settem
 _WEEKDAY_NAMES = "luned[iì]|marted[iì]|mercoled[iì]|gioved[iì]|venerd[iì]|sabato|domenica"
 # A calendar date: "05/08/2026", "27.09.26", "15/08", "27 settembre", "1° agosto", "domenica 27".
 _DATE_RE = re.compile(
-    rf"(?<![\d/.-])\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:\d{{4}}|\d{{2}})(?![\d/.-])|"
+    rf"(?<![\d/.-])\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:\d{{4}}|\d{{2}})(?![\d/-]|\.\d)|"
     rf"(?<![\d/])\d{{1,2}}/\d{{1,2}}(?![\d/])|"
     rf"\b\d{{1,2}}\s*[°º]?\s+(?:{_MONTH_NAMES})\b|"
     rf"\b(?:{_WEEKDAY_NAMES})\s+\d{{1,2}}\b",

@@ -458,11 +458,11 @@ def _shorten(title: str, limit: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Reading:
-    """What one source of an item offers the summary: its lead units, its when/where units,
+    """What one source of an item offers the summary: its lines as read, its lead units,
     the text as read (for the fact guard) and whether it names a date."""
 
+    lines: list[_Line]
     units: list[_Unit]
-    when: list[_Unit]
     read: str
     dated: bool
 
@@ -471,8 +471,8 @@ def _reading(source: str, title: str, feed_url: str, link_domains: tuple[str, ..
     lines = _lines(source)
     read = _read_text(lines)
     return _Reading(
+        lines=lines,
         units=_lead_units(lines, title, feed_url=feed_url, link_domains=link_domains),
-        when=_when_units(lines, title, feed_url=feed_url, link_domains=link_domains),
         read=read,
         dated=has_date(read),
     )
@@ -490,12 +490,15 @@ def _choose(readings: list[_Reading]) -> _Reading | None:
     return None
 
 
-def _dated_alternatives(reading: _Reading) -> list[list[_Unit]]:
+def _dated_alternatives(
+    reading: _Reading, title: str, feed_url: str, link_domains: tuple[str, ...]
+) -> list[list[_Unit]]:
     """Unit lists to try, best first, when the lead units say no date that the item names:
     the first lead unit with the item's own when/where line after it ("QUANDO: Domenica 27
     settembre 2026, ..."), then that line alone. A preamble without a date says less than
     the line with it."""
-    when = [unit for unit in reading.when if has_date(unit.text)]
+    when = [unit for unit in _when_units(reading.lines, title, feed_url=feed_url, link_domains=link_domains)
+            if has_date(unit.text)]
     if not when:
         return []
     first = when[0]
@@ -592,7 +595,7 @@ def build_alert(
 
     summary = compose(chosen.units) if chosen is not None else ""
     if chosen is not None and chosen.dated and not has_date(full_title) and not has_date(summary):
-        for units in _dated_alternatives(chosen):
+        for units in _dated_alternatives(chosen, full_title, feed_url, domains):
             candidate = compose(units)
             if has_date(candidate):
                 summary = candidate
