@@ -8,7 +8,16 @@ does not"). Its units, in source order, news being written lead-first:
   without final punctuation ("Illuminazione più omogenea per una maggiore sicurezza"). A
   whole source line of at least four words that does not look cut off (no ellipsis, no
   trailing comma, dash or preposition, not a bare date, not a heading in capitals) is used
-  as the first unit, closed with a "." -- the one character the summary may add.
+  as the first unit, closed with a "." where its paragraph ends, with "…" where the
+  paragraph goes on -- the one character the summary may add.
+
+The text is read first (`_lines`): a line the feed broke inside a sentence is joined to the
+next one ("la raccolta dei rifiuti" + "NON sarà effettuata"), an all-caps text is put in
+sentence case as titles are, bureaucratic formulas ("Si rende noto che", "con deliberazione
+di Giunta Comunale n. 85 del ...") are dropped: words are removed, never added. When the
+item names a date that neither its title nor its lead says, its own when/where line
+("QUANDO: Domenica 27 settembre 2026, ...") or dated sentence goes after the first lead
+unit, or alone when both do not fit.
 
 If the first unit alone is longer than the room left, it is cut at a clause boundary in
 its second half, or else at a word, and ends with "…"; no word is cut and none is added.
@@ -40,11 +49,13 @@ from bridge.template import DEFAULT_TEMPLATE, Template
 from bridge.text import clean_title, drop_formulas, is_shouted, restore_case, strip_boilerplate
 
 __all__ = [
+    "TITLE_ROOM_BESIDE_LONG_LINK",
     "AddressOnlyTitleError",
     "LinkTooLongError",
     "TitleScreen",
     "address_problem",
     "build_alert",
+    "excess",
     "is_thin",
     "lead_units",
     "off_site_addresses",
@@ -55,11 +66,17 @@ __all__ = [
 class LinkTooLongError(ValueError):
     """The item's link alone does not fit in `max_length`: no alert can honour the limit.
 
-    Seen in real feeds (portal URLs of 400+ characters). The caller decides: hold and
-    report the item, or raise `[alerts] max_length` for that feed.
+    Seen in real feeds (portal URLs of 400+ characters). `build_alert` never raises it: it
+    posts a shortened title and the whole link (`link_leaves_no_room` says when); the name
+    stays for callers that report the case.
     """
 
     hint = "raise [alerts] max_length, or report the over-long link to the site's editors"
+
+
+# Room for the title when an over-long link leaves none within the limit: the link is never
+# cut and the item never dropped for it.
+TITLE_ROOM_BESIDE_LONG_LINK = 120
 
 
 class AddressOnlyTitleError(ValueError):
@@ -507,6 +524,19 @@ def _dated_alternatives(
     return [*tries, [first]]
 
 
+def excess(
+    alert: Alert, *, max_length: int, template: Template = DEFAULT_TEMPLATE, platform: render.Platform | None = None
+) -> int:
+    """How many characters `alert` is over its limits (0 or less: it fits): `max_length`
+    on `render.plain(alert, template)` (the `[alerts] max_length` measure), and the
+    `platform`'s own limit as the platform counts (`render.Platform.measure`). The one
+    measure of an alert's length: `build_alert` fits with it, a caller reports with it."""
+    over = len(render.plain(alert, template)) - max_length
+    if platform is not None:
+        over = max(over, platform.measure(alert, template) - platform.text_limit)
+    return over
+
+
 def build_alert(
     item: Item,
     *,
@@ -517,6 +547,7 @@ def build_alert(
     template: Template = DEFAULT_TEMPLATE,
     feed_url: str = "",
     link_domains: Iterable[str] = (),
+    platform: render.Platform | None = None,
 ) -> Alert:
     """Return the alert for `item`: title, up to two lead units, link.
 
@@ -524,14 +555,18 @@ def build_alert(
     `article` (the plain-text lead of the article page, see `bridge.article`), as described
     in the module docstring; it is "" when nothing usable fits or the fact guard fails. The
     title is `item.title` cleaned with `clean_title` and shortened at a word boundary with
-    "…" only when title + link alone exceed the limit. Lengths are measured with
-    `render.plain(alert, template)`, which is always `<= max_length`. Deterministic.
+    "…" only when title + link alone exceed the limit. Lengths are measured with `excess`:
+    `render.plain(alert, template)` is `<= max_length`, and the text fits the `platform`'s
+    own limit as it counts (`render.platform_for(channel type)`; None: `max_length` only),
+    so no channel has to cut it again. A link that leaves no room for a title within the
+    limits is never cut and the item never dropped for it: the alert is the title shortened
+    to `TITLE_ROOM_BESIDE_LONG_LINK` characters and the link, beyond the limit (`excess`
+    says by how much). Deterministic.
     Addresses off the domains of the feed at `feed_url` and of `link_domains` (every
     address, without either) are removed from the title, and units with one are not used
     (see the module docstring).
 
-    Raise ValueError if `item.link` is None; raise LinkTooLongError (a ValueError) if the
-    link alone leaves no room for a title within `max_length`; raise AddressOnlyTitleError
+    Raise ValueError if `item.link` is None; raise AddressOnlyTitleError
     (a ValueError) when the title is little more than an off-site address
     (`address_problem` says so beforehand).
     """
@@ -554,17 +589,15 @@ def build_alert(
         categories=item.categories,
     )
 
-    def length(candidate: Alert) -> int:
-        return len(render.plain(candidate, template))
+    def over(candidate: Alert) -> int:
+        return excess(candidate, max_length=max_length, template=template, platform=platform)
 
-    # Lengths are measured on render.plain itself, the canonical measure, so a change of
-    # layout there cannot silently break the limit here (a one-character title stands in
-    # for any title, as an empty one would drop its separator).
-    title_room = max_length - length(replace(alert, title="T")) + 1
+    # Lengths are measured on the renderings themselves, so a change of layout there cannot
+    # silently break the limit here (a one-character title stands in for any title, as an
+    # empty one would drop its separator).
+    title_room = 1 - over(replace(alert, title="T"))
     if title_room < len(_ELLIPSIS) + 1:
-        raise LinkTooLongError(
-            f"link of {len(item.link)} characters leaves no room for a title in max_length={max_length}"
-        )
+        return replace(alert, title=_shorten(full_title, TITLE_ROOM_BESIDE_LONG_LINK))
     alert = replace(alert, title=_shorten(full_title, title_room))
 
     readings = [_reading(source, full_title, feed_url, domains)
@@ -581,12 +614,12 @@ def build_alert(
         summary = ""
         for unit in units:
             candidate = f"{summary} {unit.text}" if summary else unit.text
-            if length(replace(alert, summary=candidate)) <= max_length:
+            if over(replace(alert, summary=candidate)) <= 0:
                 summary = candidate
                 continue
             if not summary:
                 # One unit, too long: cut it, measuring the room with a one-character summary.
-                room = max_length - length(replace(alert, summary="S")) + 1
+                room = 1 - over(replace(alert, summary="S"))
                 summary = _cut(unit.text, room)
             break
         if summary and (unsupported_facts(f"{alert.title}\n{summary}", source) or not is_verbatim(summary, source)):

@@ -12,8 +12,8 @@ import pytest
 from bridge import render
 from bridge.item import Alert, Item
 from bridge.sentences import is_complete_sentence, split_sentences
-from bridge.summary import LinkTooLongError, build_alert, is_thin
-from bridge.template import parse_template
+from bridge.summary import TITLE_ROOM_BESIDE_LONG_LINK, build_alert, excess, is_thin
+from bridge.template import DEFAULT_TEMPLATE, parse_template
 from bridge.text import clean_title, html_to_text, strip_boilerplate
 
 LINK = "https://www.comune.esempio.it/novita/avviso"
@@ -259,9 +259,58 @@ def test_build_alert_requires_link() -> None:
         build_alert(make_item("Avviso", link=None), feed_name="Notizie")
 
 
-def test_build_alert_link_longer_than_limit() -> None:
-    with pytest.raises(LinkTooLongError):
-        build_alert(make_item("Avviso", link=LINK + "x" * 400), feed_name="Notizie")
+def test_a_link_longer_than_the_limit_gets_a_short_title_never_a_cut_link() -> None:
+    long_link = LINK + "x" * 400
+    title = "Avviso " + "molto lungo " * 20
+    alert = build_alert(make_item(title, "Il mercato si sposta in piazza Garibaldi.", link=long_link), feed_name="N")
+    assert alert.link == long_link
+    assert alert.summary == ""
+    assert alert.title.endswith("…") and len(alert.title) <= TITLE_ROOM_BESIDE_LONG_LINK
+    assert excess(alert, max_length=400) > 0  # what the caller reports
+
+
+# -- one length policy: the alert fits its platform as the platform counts -----------------
+
+LONG_TEXT = ("Il mercato settimanale si sposta in piazza Garibaldi per i lavori. "
+             "Le bancarelle saranno aperte dalle 7 alle 13 con i consueti orari estivi. ") * 3
+
+
+@pytest.mark.parametrize(
+    ("channel_type", "max_length"),
+    [("waha", 150), ("whapi", 151), ("telegram", 150), ("mastodon", 150), ("webhook", 150), ("console", 150)],
+)
+def test_the_alert_fits_its_platform_so_no_channel_cuts_it_again(channel_type: str, max_length: int) -> None:
+    platform = render.platform_for(channel_type, max_length)
+    alert = build_alert(make_item("Mercato", LONG_TEXT), feed_name="N", max_length=max_length, platform=platform)
+    assert alert.summary  # whole sentences or a cut with "…", made by the summariser
+    assert platform.measure(alert, DEFAULT_TEMPLATE) <= platform.text_limit
+    assert len(render.plain(alert)) <= max_length
+    # The channel's own fit finds nothing to do: the summary is the summariser's, not a blind clip.
+    assert render.fit(alert, platform.text_limit, lambda a: platform.measure(a, DEFAULT_TEMPLATE)) == alert
+
+
+def test_whatsapp_counts_its_markup() -> None:
+    platform = render.platform_for("waha", 150)
+    alert = build_alert(make_item("Mercato", LONG_TEXT), feed_name="N", max_length=150, platform=platform)
+    assert len(render.whatsapp(alert)) <= 150  # the two asterisks of the title included
+
+
+def test_mastodon_counts_a_long_link_as_23_and_leaves_room_for_more_words() -> None:
+    long_link = LINK + "/" + "a" * 200
+    one_sentence = "Il mercato si sposta " + "e le bancarelle restano in piazza " * 20 + "fino a sera."
+    item = make_item("Mercato", one_sentence, link=long_link)
+    alert = build_alert(item, feed_name="N", max_length=1000, platform=render.platform_for("mastodon", None))
+    assert render.mastodon_length(render.plain(alert)) <= 500
+    assert len(render.plain(alert)) > 500  # the 23-character link left room a character count would not
+
+
+def test_platform_limits_live_in_render() -> None:
+    assert (render.WHATSAPP.text_limit, render.WHATSAPP.caption_limit) == (4096, 1024)
+    assert (render.TELEGRAM.text_limit, render.TELEGRAM.caption_limit) == (4096, 1024)
+    assert render.platform_for("mastodon", None).text_limit == 500
+    assert render.platform_for("mastodon", 1000).text_limit == 1000
+    assert render.platform_for("waha", 9000).text_limit == 4096
+    assert render.platform_for("telegram", 300).text_limit == 300
 
 
 def test_second_sentence_dropped_when_it_does_not_fit() -> None:
