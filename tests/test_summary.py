@@ -612,3 +612,12 @@ def test_a_lead_with_its_own_date_is_kept() -> None:
 )
 def test_bureaucratic_formulas_are_dropped(text: str, expected_summary: str) -> None:
     assert build_alert(make_item("Avviso ai cittadini", text), feed_name="N").summary == expected_summary
+
+
+def test_raw_control_characters_never_reach_an_alert() -> None:
+    controls = "".join(chr(c) for c in [*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F, *range(0x80, 0x85), 0x9B])
+    item = make_item(f"Avviso{controls} chiusura", f"Il ponte{controls} resta chiuso fino a domenica.")
+    alert = build_alert(item, feed_name="N")
+    text = render.whatsapp(alert)
+    assert alert.summary == "Il ponte resta chiuso fino a domenica."
+    assert not any(c in text for c in controls)
