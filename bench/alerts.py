@@ -12,10 +12,17 @@ and the default template. Printed:
   number of the alert found in the source (checked here independently of bridge.facts),
   identical bytes on a second run;
 - the fallback rate to title + link, how summaries were made (sentences, lead line, cut);
-- the link guard: items whose link is off their feed's domain (the feed's domain is taken
-  as the most common registrable domain of its links, the corpus has no feed URLs), and the
+- the link guard: items whose link is off their feed's domain or not a web address (the
+  feed's domain is taken as the most common registrable domain of its links, the corpus
+  has no feed URLs); the daemon holds them, so they make no alert here; and the
   addresses in titles and summaries: alerts with one off that domain (hard gate, 0), items
   held because their title is only such an address;
+- alerts that must not exist (target 0 each): a summary ending in a cut line (a line closed
+  with "." where its paragraph goes on in the source), a made-up link (an alert linking to
+  something that is not the item's own http(s) link), a link-only text (no title and no
+  summary);
+- dates: of the items whose text names a calendar day, how many alerts (title + summary)
+  name one too;
 - milliseconds per item for `build_alert` (median, p99) and for `html_to_text`.
 """
 
@@ -35,7 +42,7 @@ from bridge.facts import is_verbatim, unsupported_facts
 from bridge.inline_links import find_addresses
 from bridge.item import Alert, Item
 from bridge.links import link_problem, registrable_domain
-from bridge.summary import AddressOnlyTitleError, LinkTooLongError, build_alert, lead_units
+from bridge.summary import AddressOnlyTitleError, build_alert, excess, lead_units
 from bridge.text import clean_title, html_to_text, strip_boilerplate
 
 MAX_LENGTH = 400
@@ -43,7 +50,7 @@ TAG_RE = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*\b[^<>]*>")
 ENTITY_RE = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[a-zA-Z][a-zA-Z0-9]*);")
 BOILERPLATE_RE = re.compile(
     r"leggi tutto|continua a leggere|leggi di pi[uù]|appeared first on|proviene da|tempo di lettura|"
-    r"lorem ipsum|\[\s*(?:…|\.\.\.)\s*\]",
+    r"lorem\W+ipsum|\[\s*(?:…|\.\.\.)\s*\]",
     re.I,
 )
 # A listing page's date prefix: "MARTEDÌ, 18 AGOSTO 2026" in capitals, or a bare date line.
@@ -54,17 +61,44 @@ DATE_PREFIX_RE = re.compile(
 END_RE = re.compile(r"(?:[.!?][\"”»’')\]]*|…)(?:\s*[^\w\s.!?,;:]+)*$")
 NUMBER_RE = re.compile(r"\d+(?:[.,:/'’-]\d+)*")
 WORD_RE = re.compile(r"\w+")
+# A calendar day, independently of bridge.facts: "05/08/2026", "15/08", "27 settembre", "domenica 27".
+MONTHS = "gennaio|febbraio|marzo|aprile|maggio|giugno|luglio|agosto|settembre|ottobre|novembre|dicembre"
+WEEKDAYS = "luned[iì]|marted[iì]|mercoled[iì]|gioved[iì]|venerd[iì]|sabato|domenica"
+DATE_RE = re.compile(
+    rf"(?<![\d/.-])\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:\d{{4}}|\d{{2}})(?![\d/-]|\.\d)|(?<![\d/])\d{{1,2}}/\d{{1,2}}(?![\d/])|"
+    rf"\b\d{{1,2}}\s*[°º]?\s+(?:{MONTHS})\b|\b(?:{WEEKDAYS})\s+\d{{1,2}}\b",
+    re.I,
+)
+SPACE_RE = re.compile(r"\s+")
+
+
+def cut_line(summary: str, text: str) -> bool:
+    """True when the summary ends with a "." that closes a line of `text` whose paragraph
+    goes on (the source's next line follows it after a single line break)."""
+    if not summary.endswith(".") or summary.endswith(".."):
+        return False
+    last = re.split(r"(?<=[.!?…])\s+", summary)[-1][:-1]
+    flat_last = SPACE_RE.sub("", last)
+    if not flat_last:
+        return False
+    for paragraph in re.split(r"\n\s*\n", text):
+        lines = paragraph.split("\n")
+        flat = [SPACE_RE.sub("", line) for line in lines]
+        for line in flat[:-1]:
+            if line.endswith(flat_last) and not line.endswith(flat_last + "."):
+                return True
+    return False
 
 
 def load(path: Path) -> list[tuple[dict[str, str], Item]]:
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     out = []
-    for n, row in enumerate(rows):
+    for row in rows:
         text = html_to_text(row.get("raw_description_html", ""))
         item = Item(
             feed_id=row.get("comune_feed", "corpus"),
             title=clean_title(row.get("title", ""), text),
-            link=row.get("link") or f"https://example.invalid/{n}",
+            link=row.get("link") or None,
             guid=None,
             text=text,
         )
@@ -77,7 +111,8 @@ def cut_word(summary: str, source: str) -> bool:
     words = WORD_RE.findall(summary)
     if not words:
         return False
-    return re.search(rf"(?<!\w){re.escape(words[-1])}(?!\w)", source) is None
+    # Case aside: a shouted text is summarised in sentence case.
+    return re.search(rf"(?<!\w){re.escape(words[-1])}(?!\w)", source, re.I) is None
 
 
 def main(argv: list[str]) -> int:
@@ -103,19 +138,30 @@ def main(argv: list[str]) -> int:
     timings: list[float] = []
     rejected = 0
     address_titles = 0
+    no_link = 0
+    held: Counter[str] = Counter()
     for row, item in corpus:
+        if item.link is None:
+            no_link += 1  # held by the daemon: nothing to link to
+            continue
+        if link_problem(item.link, feed_url=feed_urls[item.feed_id]):
+            held[item.feed_id] += 1  # held by the daemon's link guard: never an alert
+            continue
         t0 = time.perf_counter()
         try:
             alert = build_alert(item, feed_name="Corpus", max_length=MAX_LENGTH, feed_url=feed_urls[item.feed_id])
-        except LinkTooLongError:
-            rejected += 1
-            continue
         except AddressOnlyTitleError:
             address_titles += 1
             continue
         timings.append(1000 * (time.perf_counter() - t0))
+        if excess(alert, max_length=MAX_LENGTH) > 0:
+            rejected += 1  # the link alone is over the limit: short title + link, beyond it by design
+            continue
         alerts.append((row, item, alert))
 
+    must_not: Counter[str] = Counter()
+    dated_items = dated_alerts = 0
+    dated_misses: list[str] = []
     gates: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -140,6 +186,16 @@ def main(argv: list[str]) -> int:
                 link_problem(a.url, feed_url=feed_urls[item.feed_id]) for a in find_addresses(body)
             ),
         }
+        link = alert.link or ""
+        must_not["summary ending in a cut line"] += bool(summary) and cut_line(summary, strip_boilerplate(item.text))
+        must_not["made-up link"] += link != item.link or not link.startswith(("https://", "http://"))
+        must_not["link-only text"] += not alert.title.strip() and not summary.strip()
+        if DATE_RE.search(strip_boilerplate(item.text)):  # a listing's publication date is not news
+            dated_items += 1
+            if DATE_RE.search(body):
+                dated_alerts += 1
+            elif len(dated_misses) < 3:
+                dated_misses.append(text)
         for gate, ok in checks.items():
             gates[gate] += ok
             if not ok:
@@ -163,10 +219,9 @@ def main(argv: list[str]) -> int:
         else:
             kinds["whole sentences"] += 1
 
-    held = Counter(item.feed_id for _, item, _ in alerts if link_problem(item.link, feed_url=feed_urls[item.feed_id]))
-
     n = len(alerts)
-    print(f"items: {n} (+{rejected} rejected: link alone longer than max_length {MAX_LENGTH})")
+    print(f"items: {n} (+{rejected} with a link alone longer than max_length {MAX_LENGTH}: short title + link; "
+          f"+{no_link} held: no link)")
     print("hard gates (share of alerts passing):")
     for gate in [
         "length <= 400",
@@ -180,13 +235,19 @@ def main(argv: list[str]) -> int:
         "no outside address",
     ]:
         print(f"  {gate:<28} {100 * gates[gate] / n:6.2f}%  ({n - gates[gate]} failing)")
+    print("alerts that must not exist (target 0):")
+    for name in ["summary ending in a cut line", "made-up link", "link-only text"]:
+        print(f"  {name:<28} {must_not[name]}")
+    print(f"dates: {dated_alerts} of {dated_items} alerts of items that name a day carry one "
+          f"({100 * dated_alerts / max(dated_items, 1):.1f}%)")
     print("summaries:")
     for kind, count in kinds.most_common():
         print(f"  {kind:<28} {100 * count / n:6.2f}%  ({count})")
     print("fallbacks, why (a thin item: the daemon may fetch the article page):")
     for reason, count in reasons.most_common():
         print(f"  {reason:<48} {100 * count / n:6.2f}%  ({count})")
-    print(f"link guard: {sum(held.values())} items held (off their feed's domain), in {len(held)} feeds")
+    print(f"link guard: {sum(held.values())} items held (link off their feed's domain or not a web address), "
+          f"in {len(held)} feeds")
     print(f"address guard: {address_titles} items held (title only an address off the feed's domain)")
     timings.sort()
     p99 = timings[min(len(timings) - 1, int(0.99 * len(timings)))]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["fact_tokens", "is_verbatim", "unsupported_facts"]
+__all__ = ["fact_tokens", "has_date", "is_verbatim", "unsupported_facts"]
 
 # A number with its inner separators: "1.500", "2.000,50", "10:30", "15/08/2026", "2024-25".
 _NUMBER_RE = re.compile(r"\d+(?:[.,:/'’-]\d+)*")
@@ -24,6 +24,16 @@ _DATE_WORD_RE = re.compile(
     re.I,
 )
 _SPACE_RE = re.compile(r"\s+")
+_MONTH_NAMES = "gennaio|febbraio|marzo|aprile|maggio|giugno|luglio|agosto|settembre|ottobre|novembre|dicembre"
+_WEEKDAY_NAMES = "luned[iì]|marted[iì]|mercoled[iì]|gioved[iì]|venerd[iì]|sabato|domenica"
+# A calendar date: "05/08/2026", "27.09.26", "15/08", "27 settembre", "1° agosto", "domenica 27".
+_DATE_RE = re.compile(
+    rf"(?<![\d/.-])\d{{1,2}}[/.-]\d{{1,2}}[/.-](?:\d{{4}}|\d{{2}})(?![\d/-]|\.\d)|"
+    rf"(?<![\d/])\d{{1,2}}/\d{{1,2}}(?![\d/])|"
+    rf"\b\d{{1,2}}\s*[°º]?\s+(?:{_MONTH_NAMES})\b|"
+    rf"\b(?:{_WEEKDAY_NAMES})\s+\d{{1,2}}\b",
+    re.I,
+)
 
 
 def fact_tokens(text: str) -> list[str]:
@@ -34,6 +44,12 @@ def fact_tokens(text: str) -> list[str]:
     return tokens
 
 
+def has_date(text: str) -> bool:
+    """True when `text` names a calendar day: a numeric date ("05/08/2026", "15/08"), a day
+    and a month ("27 settembre", "1° agosto") or a weekday and a day ("domenica 27")."""
+    return _DATE_RE.search(text) is not None
+
+
 def unsupported_facts(text: str, source: str) -> list[str]:
     """The fact tokens of `text` (see `fact_tokens`) that do not occur in `source`, in
     order; [] when every one does. A number matches only a whole number of the source:
@@ -42,30 +58,34 @@ def unsupported_facts(text: str, source: str) -> list[str]:
     return [token for token in fact_tokens(text) if token not in known]
 
 
-_LINE_END = "\x00"  # NUL never occurs in normalised text
+_PARAGRAPH_END = "\x00"  # NUL never occurs in normalised text
 
 
 def _flat(text: str) -> str:
-    """`text` without whitespace, line ends kept as a marker (a sentence never spans lines)."""
-    return _SPACE_RE.sub("", text.replace("\n", _LINE_END))
+    """`text` without whitespace, paragraph ends ("\\n\\n") kept as a marker: a summary's
+    piece never spans two paragraphs, and may span the lines of one (a sentence the feed
+    broke across lines)."""
+    return _SPACE_RE.sub("", re.sub(r"\n\s*\n", _PARAGRAPH_END, text))
 
 
 def is_verbatim(summary: str, source: str) -> bool:
-    """True when `summary` is made of runs of `source` (spaces ignored).
+    """True when `summary` is made of runs of `source` (spaces and single line breaks
+    ignored).
 
     The summary's pieces are its sentences as `build_alert` joined them; a piece may end
-    with a "…" the source does not have (a sentence cut short), or with a "." the source
-    does not have only where the source line ends (a lead line closed with a period);
-    nothing else.
+    with a "…" the source does not have (a sentence cut short, or a line the source goes on
+    after), or with a "." the source does not have only where a paragraph of the source (or
+    the source) ends: a lead line closed with a period. A line followed by more of its
+    paragraph is never closed as if it were whole.
     """
-    flat_source = _flat(source) + _LINE_END
+    flat_source = _flat(source) + _PARAGRAPH_END
     for piece in _pieces(summary):
         flat_piece = _flat(piece)
         if flat_piece in flat_source:
             continue
         if piece.endswith("…") and flat_piece[:-1] in flat_source:
             continue
-        if piece.endswith(".") and flat_piece[:-1] + _LINE_END in flat_source:
+        if piece.endswith(".") and flat_piece[:-1] + _PARAGRAPH_END in flat_source:
             continue
         return False
     return True

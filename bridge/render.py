@@ -1,10 +1,13 @@
 """Alert -> the text each channel posts. Pure.
 
 `plain` is the canonical form and `len(plain(alert))` the canonical length of an alert: the
-`[alerts] max_length` limit and `bridge.summary.build_alert` are defined on it. Other forms
-add only markup around the same words (WhatsApp: two asterisks around the title), so a
-channel's own limit (WhatsApp 4096, Telegram 4096, Mastodon 500) is checked by the channel
-on its rendered text.
+`[alerts] max_length` limit is defined on it. Each platform's own limits and way of counting
+live here, once, in its `Platform` (`platform_for(channel type)`): WhatsApp counts its
+rendered text with the markup (4096, caption 1024), Telegram the visible text (4096, caption
+1024), Mastodon every URL as 23 characters (500 unless the instance allows more).
+`bridge.summary.build_alert` makes the alert fit both `max_length` and the platform's limit
+with whole sentences, so a channel never has to cut it again; `fit` stays as the channel's
+last guard for what no summary can help (an over-long link).
 
 Every renderer lays the alert out with a `bridge.template.Template` (default:
 `DEFAULT_TEMPLATE`, title / summary / link, blank lines between): the template
@@ -20,14 +23,28 @@ import html
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC
 from zoneinfo import ZoneInfo
 
 from bridge.item import Alert
 from bridge.template import DEFAULT_TEMPLATE, Template, values_for
 
-__all__ = ["console", "fit", "mastodon", "mastodon_length", "plain", "telegram", "whatsapp"]
+__all__ = [
+    "MASTODON",
+    "PLAIN",
+    "TELEGRAM",
+    "WHATSAPP",
+    "Platform",
+    "console",
+    "fit",
+    "mastodon",
+    "mastodon_length",
+    "plain",
+    "platform_for",
+    "telegram",
+    "whatsapp",
+]
 
 # WhatsApp has no escape character for its markup (*bold*, _italic_, ~strike~, `code`,
 # ```mono```): a "*" inside the title would close the bold early, a pair of "_" in the
@@ -298,3 +315,52 @@ def _clip(text: str, keep: int) -> str:
         head = head[:space]
     head = head.rstrip(" ,;:.-–—([{\"'«")
     return f"{head}…" if head else ""
+
+
+# -- each platform's limits, once ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    """A destination's limits and how it counts them: `measure(alert, template)` is the length
+    the platform checks against `text_limit` (and `caption_limit` for a caption, None when
+    it has none). A channel of that platform posts `alert` whole when
+    `measure(alert, template) <= text_limit`."""
+
+    name: str
+    text_limit: int
+    caption_limit: int | None
+    measure: Callable[[Alert, Template], int]
+
+    def with_limit(self, max_length: int | None) -> Platform:
+        """This platform with its text limit lowered to a channel's `max_length` (None: as is)."""
+        if max_length is None or max_length >= self.text_limit:
+            return self
+        return replace(self, text_limit=max_length)
+
+
+WHATSAPP = Platform("whatsapp", 4096, 1024, lambda alert, template: len(whatsapp(alert, template)))
+TELEGRAM = Platform("telegram", 4096, 1024, lambda alert, template: len(plain(alert, template)))
+MASTODON = Platform("mastodon", MASTODON_LIMIT, None,
+                    lambda alert, template: mastodon_length(plain(alert, template)))
+# Webhook and console: no platform limit of their own beyond `max_length`.
+PLAIN = Platform("plain", 1 << 30, None, lambda alert, template: len(plain(alert, template)))
+
+_BY_CHANNEL_TYPE = {
+    "waha": WHATSAPP,
+    "whapi": WHATSAPP,
+    "telegram": TELEGRAM,
+    "mastodon": MASTODON,
+    "webhook": PLAIN,
+    "console": PLAIN,
+}
+
+
+def platform_for(channel_type: str, max_length: int | None = None) -> Platform:
+    """The `Platform` a channel of `channel_type` posts to, with the channel's `max_length`:
+    for Mastodon the instance's limit (default 500, an instance may allow more), for the
+    others a lower limit than the platform's. Raise KeyError for an unknown channel type."""
+    platform = _BY_CHANNEL_TYPE[channel_type]
+    if platform is MASTODON:
+        return replace(MASTODON, text_limit=max_length or MASTODON_LIMIT)
+    return platform.with_limit(max_length)

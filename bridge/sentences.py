@@ -164,7 +164,8 @@ def is_complete_sentence(segment: str) -> bool:
 
     It ends with ".", "!" or "?" (optionally followed by closing quotes or brackets, then
     emoji or symbols), not
-    with an ellipsis (feeds mark cut text with "..."), and has at least three words.
+    with an ellipsis (feeds mark cut text with "..."), and has at least three words, or two
+    of which one is a number ("15/08/2026 chiuso.").
     """
     # Decoration after the final punctuation ("iscrizioni!!! ⛱️") does not hide the end.
     core = segment.rstrip()
@@ -173,4 +174,5 @@ def is_complete_sentence(segment: str) -> bool:
     if not _COMPLETE_RE.search(core) or _ELLIPSIS_END_RE.search(core):
         return False
     words = [w for w in segment.split() if any(c.isalnum() for c in w)]
-    return len(words) >= 3
+    # Two words are a sentence when one is a number: "15/08/2026 chiuso." says a fact.
+    return len(words) >= 3 or (len(words) == 2 and any(c.isdigit() for c in segment))

@@ -19,7 +19,16 @@ import unicodedata
 from bs4 import BeautifulSoup, Comment, Declaration, Doctype, Tag
 from bs4.element import NavigableString, ProcessingInstruction
 
-__all__ = ["clean_title", "html_to_text", "repair_references", "repair_surrogates", "strip_boilerplate"]
+__all__ = [
+    "clean_title",
+    "drop_formulas",
+    "html_to_text",
+    "is_shouted",
+    "repair_references",
+    "repair_surrogates",
+    "restore_case",
+    "strip_boilerplate",
+]
 
 # Elements whose text is never shown to a reader.
 _DROPPED_TAGS = frozenset({"script", "style", "noscript", "template", "head", "title", "iframe"})
@@ -35,8 +44,27 @@ _BLOCK_TAGS = frozenset(
     }
 )  # fmt: skip
 
-_LINE = "\x00L"  # placeholder for <br>; NUL cannot occur in decoded feed text
+_LINE = "\x00L"  # placeholder for <br>; NUL is removed from the input first (`_CONTROL_RE`)
 _PARA = "\x00P"  # placeholder for a block boundary
+_SOFT = "\x00S"  # placeholder for an inline tag's edge: no space in the source, maybe one to add
+
+# Control characters (C0 but tab and line ends, DEL, C1): never text a reader sees. Vertical
+# tab, form feed and NEL are line breaks; the others are removed.
+_CONTROL_RE = re.compile("[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f]")
+_CONTROL_BREAK_RE = re.compile("[\x0b\x0c\x85]")
+# An inline tag's edge where the source has no space but two words meet: a sentence end
+# before a capital ("multa.<span>Potrai"), a comma or colon before a letter, a lower-case
+# word before a capitalised one. Anywhere else ("<b>C</b>omune", "10.<b>30</b>",
+# "www.<b>comune</b>.it") the edge adds nothing.
+_SOFT_SPACE_RE = re.compile(
+    rf"(?:(?<=[.!?…])(?:{_SOFT})+(?=[A-ZÀ-ÖØ-Þ])|(?<=[;:,])(?:{_SOFT})+(?=[^\W\d_])|"
+    rf"(?<=[a-zß-öø-ÿ])(?:{_SOFT})+(?=[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ]))"
+)
+
+
+def _without_controls(text: str) -> str:
+    """`text` with control characters removed (line-breaking ones made line breaks)."""
+    return _CONTROL_RE.sub("", _CONTROL_BREAK_RE.sub("\n", text))
 
 # A real tag, as opposed to a stray "<" in prose ("temperature < 0 gradi").
 _TAG_RE = re.compile(r"<(?:[a-zA-Z][a-zA-Z0-9]*\b[^<>]*|/[a-zA-Z][a-zA-Z0-9]*\s*|!--.*?--)>", re.S)
@@ -194,7 +222,9 @@ def _soup_text(markup: str) -> str:
                     walk(child)
                     parts.append(_PARA)
                 else:
+                    parts.append(_SOFT)
                     walk(child)
+                    parts.append(_SOFT)
             elif isinstance(
                 child, Comment | Declaration | Doctype | ProcessingInstruction
             ):  # markup, not text
@@ -213,7 +243,9 @@ def _normalise(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.replace("\u2028", "\n").replace("\u2029", "\n\n")
     text = _HSPACE_RE.sub(" ", text)
+    text = _SOFT_SPACE_RE.sub(" ", text).replace(_SOFT, "")
     text = text.replace(_LINE, "\n").replace(_PARA, "\n\n")
+    text = _HSPACE_RE.sub(" ", _without_controls(text))
     lines = [line.strip() for line in text.split("\n")]
     # Runs of empty lines (block boundaries stacked on source newlines) become one
     # paragraph break; a lone newline stays a line break.
@@ -241,12 +273,15 @@ def html_to_text(html_text: str) -> str:
     are decoded, including double-escaped ones (`&amp;egrave;`, `&amp;#8217;`), and markup
     that was escaped twice is parsed once more; a tag cut off by a truncated description
     (an unclosed `<img src="data:...`) is dropped. The result is NFKC-normalised, has no NBSP
-    or invisible characters, single spaces inside lines, no leading/trailing whitespace.
+    or invisible characters, no control characters, single spaces inside lines, no
+    leading/trailing whitespace. An inline tag between two words that the source did not
+    space ("multa.<span>Potrai") leaves one space between them ("multa. Potrai").
     Never raises on malformed markup; returns "" for empty input.
     """
     # Before the HTML parser, which would keep an undefined "&l9;" as "&l9" and lose the ";",
     # and would decode each half of a surrogate pair to U+FFFD.
-    text = _drop_undefined_entities(_UNCLOSED_TAG_RE.sub("", repair_surrogates(repair_references(html_text))))
+    text = _without_controls(html_text)
+    text = _drop_undefined_entities(_UNCLOSED_TAG_RE.sub("", repair_surrogates(repair_references(text))))
     # Two rounds: feeds that escape their HTML twice hand us "&lt;p&gt;" after XML parsing.
     for _ in range(2):
         if _TAG_RE.search(text):
@@ -343,20 +378,56 @@ def _sentence_case(title: str, names: frozenset[str] = frozenset()) -> str:
     return "".join(chars)
 
 
+# In a title, markup is: a tag of an element of current HTML, any tag with attributes
+# ('<svg onload="...">'), any closing tag, a comment; script, style and the like go with
+# their content. A bare "<word>" that names no such element ("History of the <blink> tag",
+# "Ponte <Nord>") is text the title is about and stays, so that cleaning a clean title
+# changes nothing.
+_TITLE_ELEMENTS = (
+    "a|abbr|address|article|aside|audio|b|bdi|bdo|big|blockquote|br|button|canvas|center|cite|"
+    "code|data|dd|del|details|dfn|dialog|div|dl|dt|em|embed|fieldset|figcaption|figure|font|"
+    "footer|form|h[1-6]|header|hr|i|iframe|img|input|ins|kbd|label|li|link|main|mark|math|meta|"
+    "nav|object|ol|option|p|picture|pre|q|s|samp|section|select|small|source|span|strike|strong|"
+    "sub|summary|sup|svg|table|tbody|td|textarea|tfoot|th|thead|time|tr|tt|u|ul|var|video|wbr"
+)
+_TITLE_TAG_RE = re.compile(
+    rf"<(?:/?(?:{_TITLE_ELEMENTS})\b[^<>]*|[a-zA-Z][\w:-]*[\s/][^<>]*|/[a-zA-Z][\w:-]*\s*|!--.*?--)>",
+    re.I | re.S,
+)
+_TITLE_DROPPED_RE = re.compile(r"<(script|style|noscript|template|title|head)\b[^<>]*>.*?</\1\s*>", re.I | re.S)
+
+
+def _title_text(raw: str) -> str:
+    """Markup out of a title, entities decoded, until nothing changes: a title escaped once
+    or twice comes out the same, and the result is a fixed point. Every round makes the
+    text shorter, so the loop ends."""
+    text = raw
+    while True:
+        previous = text
+        text = _TITLE_DROPPED_RE.sub(" ", text)
+        text = _TITLE_TAG_RE.sub(" ", text)
+        text = _decode_entities(text)
+        if text == previous:
+            return text
+
+
 def clean_title(raw: str, context: str = "") -> str:
     """Return a one-line, plain-text title.
 
-    Tags removed, entities decoded (also double-escaped ones), NFKC, whitespace collapsed to
-    single spaces. A title that is ALL CAPS (at least 80% of its letters upper case) becomes
-    sentence case, keeping acronyms (TARI, IMU, ULSS, ...), dotted abbreviations ("P.U.A.",
-    "N."), codes with digits ("PM10", "SS11") and roman numerals, and giving back their
-    capital to the names that `context` (the item's plain text, when the caller has it)
-    writes capitalised mid-sentence and never in lower case ("Vicenza"); any other title
-    keeps its case. Idempotent: `clean_title(clean_title(x)) == clean_title(x)`.
+    Markup removed: tags of current HTML elements, tags with attributes, closing tags
+    (script, style and the like with their content); a bare "<word>" naming no such element
+    is kept as text, also when it came escaped ("&lt;blink&gt;"). Entities decoded (also double-escaped ones),
+    NFKC, control characters removed, whitespace collapsed to single spaces. A title that
+    is ALL CAPS (at least 80% of its letters upper case) becomes sentence case, keeping
+    acronyms (TARI, IMU, ULSS, ...), dotted abbreviations ("P.U.A.", "N."), codes with
+    digits ("PM10", "SS11") and roman numerals, and giving back their capital to the names
+    that `context` (the item's plain text, when the caller has it) writes capitalised
+    mid-sentence and never in lower case ("Vicenza"); any other title keeps its case.
+    Idempotent: `clean_title(clean_title(x)) == clean_title(x)`.
     """
-    text = html_to_text(raw) if _TAG_RE.search(raw) else _decode_entities(repair_surrogates(raw))
+    text = _title_text(_without_controls(repair_surrogates(raw)))
     text = _nfkc(text)
-    text = _INVISIBLE_RE.sub("", text)
+    text = _without_controls(_INVISIBLE_RE.sub("", text))
     text = _LEAKED_CDATA_RE.sub("", text)
     text = " ".join(text.split())
     if _is_all_caps(text):
@@ -400,7 +471,8 @@ _POST_APPEARED_RE = re.compile(
     r"Il post\b[^\n]*?\bè apparso per la prima volta su\b)[^\n]*",
     re.I,
 )
-_LOREM_RE = re.compile(r"lorem ipsum", re.I)
+# "Lorem ipsum", also "Lorem, ipsum" and "LOREM-IPSUM".
+_LOREM_RE = re.compile(r"lorem\W+ipsum", re.I)
 _SENTENCE_END_RE = re.compile(r"[.!?][\"”»’')\]]*(?=\s)")
 
 
@@ -444,3 +516,72 @@ def strip_boilerplate(text: str) -> str:
             continue
         break
     return _normalise("\n".join(lines[start:]))
+
+
+# --- shouted bodies ------------------------------------------------------------------------
+
+
+def is_shouted(text: str) -> bool:
+    """True when `text` is ALL CAPS as `clean_title` means it (at least 80% of its cased
+    letters upper case, four letters at least)."""
+    return _is_all_caps(text)
+
+
+def restore_case(sentence: str, context: str = "") -> str:
+    """One sentence of a shouted text in sentence case, as `clean_title` turns a shouted
+    title (acronyms, codes, dotted abbreviations and roman numerals kept, the names that
+    `context` writes capitalised given back their capital). Only letters change case."""
+    return _sentence_case(sentence, _names(context) if context else frozenset())
+
+
+# --- bureaucratic formulas -----------------------------------------------------------------
+
+# The opening formula of an official notice: "Si rende noto che", "Si informa la
+# cittadinanza che", "Si avvisano i cittadini che", "Con la presente si comunica che",
+# "Con la presente". It says nothing to a citizen; the fact follows it.
+_FORMULA_RE = re.compile(
+    r"^(?:con la presente\s*,?\s*)?"
+    r"(?:si\s+(?:rende\s+noto|informa(?:no)?|comunica(?:no)?|avvisa(?:no)?|avverte|porta\s+a\s+conoscenza)"
+    r"(?:\s*,?\s+(?:la|le|i|gli|tutti\s+i|tutte\s+le)\s+(?:gentil[ei]\s+)?"
+    r"(?:cittadinanza|popolazione|utenza|utenti|cittadini|famiglie|residenti|genitori)"
+    r"(?:\s+interessat[aeio])?)?"
+    r"\s*,?\s+che\b\s*,?\s*|con la presente\b\s*,?\s*(?=\S))",
+    re.I,
+)
+_REF_DATE = rf"(?:\d{{1,2}}[/.-]\d{{1,2}}[/.-]\d{{2,4}}|\d{{1,2}}\s+(?:{_MONTHS})\s+\d{{4}})"
+# A reference to the deliberation behind a notice, introduced by "con" (or "giusta", "come
+# da"): "con deliberazione di Giunta Comunale n. 85 del 05/08/2026", "con Delibera C.C. n. 5
+# del 27.04.2026", "con deliberazione n. 27 di reg. in data 31/03/2026", with the commas that
+# set it off.
+_DELIBERATION_RE = re.compile(
+    r"(?:,\s*)?\b(?:con|giusta|come\s+da)\s+(?:la\s+|propria\s+)?(?:deliberazione|delibera)\b"
+    r"(?:\s+(?:di|della|del)\b)?"
+    r"(?:\s+(?:(?:Giunta|Consiglio)(?:\s+(?:Comunale|Regionale))?|[GC]\.\s?C\.|C\.\s?C\.|D\.\s?G\.\s?C\.))?"
+    r"\s+(?:n\.|n°|nr\.?|N\.)\s*\d+(?:/\d{2,4})?"
+    r"(?:\s+di\s+reg\.)?"
+    rf"(?:\s+(?:del|in\s+data)\s+{_REF_DATE})?"
+    r"(?:\s*,(?=\s))?",
+    re.I,
+)
+_FIRST_LETTER_RE = re.compile(r"^([^\w]*)(\w)")
+
+
+def drop_formulas(sentence: str) -> str:
+    """`sentence` without its bureaucratic formulas: an opening "Si rende noto che", "Si
+    informa la cittadinanza che", "Con la presente" (see `_FORMULA_RE`), and references to a
+    deliberation introduced by "con" ("con deliberazione di Giunta Comunale n. 85 del
+    05/08/2026"). Only words are removed, never added: the first letter of what remains is
+    capitalised when the sentence start was removed. A sentence that is nothing but a
+    formula comes back "". Pure."""
+    text = _DELIBERATION_RE.sub(" ", sentence)
+    if len(text.split()) < 3:
+        text = sentence  # "Approvato con delibera n. 26 del 28/07/2026.": the reference is the news
+    text = _FORMULA_RE.sub("", text.strip())
+    if text == sentence:
+        return sentence
+    text = re.sub(r"\s+([,.;:!?])", r"\1", " ".join(text.split())).lstrip(" ,;:")
+    if not any(c.isalnum() for c in text):
+        return ""
+    if sentence[:1].isupper():
+        text = _FIRST_LETTER_RE.sub(lambda m: m.group(1) + m.group(2).upper(), text, count=1)
+    return text

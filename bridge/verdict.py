@@ -22,7 +22,7 @@ from typing import Literal
 
 import structlog
 
-from bridge import summary
+from bridge import render, summary
 from bridge.config import AlertSettings, ChannelConfig, Config, FeedConfig, format_duration
 from bridge.identity import content_key, is_seen
 from bridge.item import Alert, Item
@@ -46,8 +46,6 @@ NOTHING_TO_SAY = "it has no title and no text: the alert would be only its link"
 # Seconds between two items of one date, in feed order: far below the feeds' one-second
 # resolution, far above a float's at today's epoch (2.4e-7 s).
 _TIE_STEP = 1e-5
-# Room kept for the title when an over-long link forces an alert beyond max_length.
-_TITLE_ROOM_BESIDE_LONG_LINK = 120
 
 SeenBy = Callable[[str, str], Mapping[str, int]]
 """(channel, key) -> {feed id: last seen, epoch seconds} (see `Store.seen_by`)."""
@@ -148,28 +146,26 @@ def alert_for(
     item: Item, feed: FeedConfig, alerts: AlertSettings, channel: ChannelConfig, *, article: str = ""
 ) -> Alert:
     """The alert for `item` of `feed` on `channel`: the channel's UTM parameters on the link,
-    its template and length limit (else `alerts.max_length`), `article` as the lead of a thin
-    item (see `bridge.article`), no address off the feed's domains in its text (see
-    `bridge.summary`; an item that `summary.address_problem` holds raises
-    `summary.AddressOnlyTitleError`).
+    its template, its length limit (else `alerts.max_length`) and its platform's own
+    (`render.platform_for`), `article` as the lead of a thin item (see `bridge.article`), no
+    address off the feed's domains in its text (see `bridge.summary`; an item that
+    `summary.address_problem` holds raises `summary.AddressOnlyTitleError`).
 
     A link longer than the limit is never cut and the item is never dropped for it: the alert
-    becomes a shortened title + the link, and a warning says so.
+    becomes a shortened title + the link (`summary.build_alert`), and a warning says so.
     """
     urgent = is_urgent(item, feed, alerts)
     linked = replace(item, link=with_utm(item.link, channel.utm)) if item.link else item
-    template = channel_template(channel.template)
+    template = channel_template(channel.template, channel.timezone)
     limit = channel.max_length or alerts.max_length
-    try:
-        return summary.build_alert(linked, feed_name=feed.name, max_length=limit, urgent=urgent,
-                                   article=article, template=template, feed_url=feed.url,
-                                   link_domains=feed.link_domains)
-    except summary.LinkTooLongError as exc:
+    platform = render.platform_for(channel.type, channel.max_length)
+    alert = summary.build_alert(linked, feed_name=feed.name, max_length=limit, urgent=urgent, article=article,
+                                template=template, feed_url=feed.url, link_domains=feed.link_domains,
+                                platform=platform)
+    if summary.excess(alert, max_length=limit, template=template, platform=platform) > 0:
         log.warning("link longer than max_length; posting title and link only", feed=feed.id,
-                    title=item.title, error=str(exc))
-        stretched = len(linked.link or "") + _TITLE_ROOM_BESIDE_LONG_LINK
-        return summary.build_alert(linked, feed_name=feed.name, max_length=stretched, urgent=urgent,
-                                   template=template, feed_url=feed.url, link_domains=feed.link_domains)
+                    title=item.title, link_length=len(linked.link or ""), max_length=limit)
+    return alert
 
 
 def _alert(item: Item, *, feed: FeedConfig, alerts: AlertSettings, channel: ChannelConfig,

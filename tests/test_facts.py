@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.facts import fact_tokens, is_verbatim, unsupported_facts
+from bridge.facts import fact_tokens, has_date, is_verbatim, unsupported_facts
 
 SOURCE = (
     "La biblioteca resta chiusa dal 15/08/2026 al 08/09/2026. Contributo di 1.500 euro, "
@@ -56,3 +56,39 @@ def test_fact_tokens() -> None:
 )
 def test_is_verbatim(summary: str, verbatim: bool) -> None:
     assert is_verbatim(summary, SOURCE) is verbatim
+
+
+@pytest.mark.parametrize(
+    ("text", "dated"),
+    [
+        ("QUANDO: Domenica 27 settembre 2026", True),
+        ("chiuso dal 05/08/2026", True),
+        ("aperto il 15/08", True),
+        ("dal 1° agosto", True),
+        ("lunedì 3 alle 9", True),
+        ("alle ore 10.30", False),
+        ("contributo di 1.500 euro", False),
+        ("anno scolastico 2025/2026", False),
+        ("variante n. 7", False),
+    ],
+)
+def test_has_date(text: str, dated: bool) -> None:
+    assert has_date(text) is dated
+
+
+@pytest.mark.parametrize(
+    ("summary", "source", "verbatim"),
+    [
+        pytest.param("Chiuso il sabato.", "Chiuso il sabato\n\nAltro.", True, id="period-where-a-paragraph-ends"),
+        pytest.param("Chiuso il sabato.", "Chiuso il sabato", True, id="period-where-the-text-ends"),
+        pytest.param("Chiuso il sabato.", "Chiuso il sabato\nVenerdì aperto.", False,
+                     id="no-period-where-the-paragraph-goes-on"),
+        pytest.param("Chiuso il sabato…", "Chiuso il sabato\nVenerdì aperto.", True, id="cut-where-it-goes-on"),
+        pytest.param("La raccolta NON sarà effettuata.", "La raccolta\nNON sarà effettuata.", True,
+                     id="a-sentence-across-lines-of-a-paragraph"),
+        pytest.param("La raccolta NON sarà effettuata.", "La raccolta\n\nNON sarà effettuata.", False,
+                     id="never-across-paragraphs"),
+    ],
+)
+def test_is_verbatim_lines_and_paragraphs(summary: str, source: str, verbatim: bool) -> None:
+    assert is_verbatim(summary, source) is verbatim

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.sentences import split_sentences
+from bridge.sentences import is_complete_sentence, split_sentences
 
 NEXT = "Il servizio riprende lunedì."
 
@@ -74,3 +74,11 @@ def test_abbreviation_ending_a_sentence(abbreviation: str, sentence: str) -> Non
 )
 def test_lower_case_continues_and_addresses_end(text: str, expected: list[str]) -> None:
     assert split_sentences(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("segment", "complete"),
+    [("15/08/2026 chiuso.", True), ("Ufficio chiuso.", False), ("Chiuso.", False), ("Ufficio chiuso oggi.", True)],
+)
+def test_two_words_make_a_sentence_only_with_a_number(segment: str, complete: bool) -> None:
+    assert is_complete_sentence(segment) is complete

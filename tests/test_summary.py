@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from bridge import render
 from bridge.item import Alert, Item
 from bridge.sentences import is_complete_sentence, split_sentences
-from bridge.summary import LinkTooLongError, build_alert, is_thin
-from bridge.template import parse_template
+from bridge.summary import TITLE_ROOM_BESIDE_LONG_LINK, build_alert, excess, is_thin
+from bridge.template import DEFAULT_TEMPLATE, parse_template
+from bridge.text import clean_title, html_to_text, strip_boilerplate
 
 LINK = "https://www.comune.esempio.it/novita/avviso"
 
@@ -255,9 +259,58 @@ def test_build_alert_requires_link() -> None:
         build_alert(make_item("Avviso", link=None), feed_name="Notizie")
 
 
-def test_build_alert_link_longer_than_limit() -> None:
-    with pytest.raises(LinkTooLongError):
-        build_alert(make_item("Avviso", link=LINK + "x" * 400), feed_name="Notizie")
+def test_a_link_longer_than_the_limit_gets_a_short_title_never_a_cut_link() -> None:
+    long_link = LINK + "x" * 400
+    title = "Avviso " + "molto lungo " * 20
+    alert = build_alert(make_item(title, "Il mercato si sposta in piazza Garibaldi.", link=long_link), feed_name="N")
+    assert alert.link == long_link
+    assert alert.summary == ""
+    assert alert.title.endswith("…") and len(alert.title) <= TITLE_ROOM_BESIDE_LONG_LINK
+    assert excess(alert, max_length=400) > 0  # what the caller reports
+
+
+# -- one length policy: the alert fits its platform as the platform counts -----------------
+
+LONG_TEXT = ("Il mercato settimanale si sposta in piazza Garibaldi per i lavori. "
+             "Le bancarelle saranno aperte dalle 7 alle 13 con i consueti orari estivi. ") * 3
+
+
+@pytest.mark.parametrize(
+    ("channel_type", "max_length"),
+    [("waha", 150), ("whapi", 151), ("telegram", 150), ("mastodon", 150), ("webhook", 150), ("console", 150)],
+)
+def test_the_alert_fits_its_platform_so_no_channel_cuts_it_again(channel_type: str, max_length: int) -> None:
+    platform = render.platform_for(channel_type, max_length)
+    alert = build_alert(make_item("Mercato", LONG_TEXT), feed_name="N", max_length=max_length, platform=platform)
+    assert alert.summary  # whole sentences or a cut with "…", made by the summariser
+    assert platform.measure(alert, DEFAULT_TEMPLATE) <= platform.text_limit
+    assert len(render.plain(alert)) <= max_length
+    # The channel's own fit finds nothing to do: the summary is the summariser's, not a blind clip.
+    assert render.fit(alert, platform.text_limit, lambda a: platform.measure(a, DEFAULT_TEMPLATE)) == alert
+
+
+def test_whatsapp_counts_its_markup() -> None:
+    platform = render.platform_for("waha", 150)
+    alert = build_alert(make_item("Mercato", LONG_TEXT), feed_name="N", max_length=150, platform=platform)
+    assert len(render.whatsapp(alert)) <= 150  # the two asterisks of the title included
+
+
+def test_mastodon_counts_a_long_link_as_23_and_leaves_room_for_more_words() -> None:
+    long_link = LINK + "/" + "a" * 200
+    one_sentence = "Il mercato si sposta " + "e le bancarelle restano in piazza " * 20 + "fino a sera."
+    item = make_item("Mercato", one_sentence, link=long_link)
+    alert = build_alert(item, feed_name="N", max_length=1000, platform=render.platform_for("mastodon", None))
+    assert render.mastodon_length(render.plain(alert)) <= 500
+    assert len(render.plain(alert)) > 500  # the 23-character link left room a character count would not
+
+
+def test_platform_limits_live_in_render() -> None:
+    assert (render.WHATSAPP.text_limit, render.WHATSAPP.caption_limit) == (4096, 1024)
+    assert (render.TELEGRAM.text_limit, render.TELEGRAM.caption_limit) == (4096, 1024)
+    assert render.platform_for("mastodon", None).text_limit == 500
+    assert render.platform_for("mastodon", 1000).text_limit == 1000
+    assert render.platform_for("waha", 9000).text_limit == 4096
+    assert render.platform_for("telegram", 300).text_limit == 300
 
 
 def test_second_sentence_dropped_when_it_does_not_fit() -> None:
@@ -327,15 +380,24 @@ def test_deterministic() -> None:
         pytest.param(
             "Mensa scolastica",
             "Iscrizioni di nuovi utenti al servizio di mensa scolastica\nAltro testo del corpo.",
+            "Iscrizioni di nuovi utenti al servizio di mensa scolastica…",
+            id="lead-line-stands-alone-its-paragraph-goes-on",
+        ),
+        pytest.param(
+            "Mensa scolastica",
+            "Iscrizioni di nuovi utenti al servizio di mensa scolastica\n\nAltro testo del corpo.",
             "Iscrizioni di nuovi utenti al servizio di mensa scolastica.",
-            id="lead-line-stands-alone",
+            id="lead-line-stands-alone-its-paragraph-ends",
         ),
         pytest.param("Calendario", "Calendario raccolta 2026", "", id="too-few-words"),
         pytest.param("Sciopero", "Lunedì 18 maggio 2026", "", id="bare-date-line"),
         pytest.param("Bando", "Il Comune intende assegnare dei contributi per", "", id="ends-on-preposition"),
         pytest.param("Bando", "Il Comune intende assegnare dei contributi,", "", id="ends-on-comma"),
         pytest.param("Bando", "Il Comune intende assegnare dei contributi...", "", id="ends-on-ellipsis"),
-        pytest.param("Bando", "IL COMUNE INTENDE ASSEGNARE DEI CONTRIBUTI", "", id="all-caps-heading"),
+        pytest.param("Bando", "IL COMUNE INTENDE ASSEGNARE DEI CONTRIBUTI",
+                     "Il comune intende assegnare dei contributi.", id="all-caps-body-in-sentence-case"),
+        pytest.param("Bando", "BANDO\n\nIl Comune intende assegnare dei contributi.",
+                     "Il Comune intende assegnare dei contributi.", id="all-caps-heading-skipped"),
         pytest.param("Bando", "Graduatorie pubblicate sul sito www.ente.it/bandi", "", id="web-address"),
         pytest.param(
             "Contributi Europei",
@@ -418,3 +480,144 @@ def test_template_counts_in_the_length() -> None:
     for max_length in range(len(LINK) + 40, 200, 5):
         alert = build_alert(item, feed_name="Notizie dal Comune", max_length=max_length, template=template)
         assert len(render.plain(alert, template)) <= max_length
+
+
+# -- a line that does not end a sentence is never closed as if it did ----------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "expected_summary"),
+    [
+        pytest.param(
+            "Raccolta rifiuti",
+            "In occasione della festività del 15 agosto la raccolta dei rifiuti\nNON sarà effettuata.",
+            "In occasione della festività del 15 agosto la raccolta dei rifiuti NON sarà effettuata.",
+            id="broken-before-a-shouted-word",
+        ),
+        pytest.param(
+            "Anagrafe",
+            "L'ufficio anagrafe resterà chiuso\nVenerdì 14 agosto 2026 per inventario.",
+            "L'ufficio anagrafe resterà chiuso Venerdì 14 agosto 2026 per inventario.",
+            id="broken-before-a-weekday",
+        ),
+        pytest.param(
+            "Rette scolastiche",
+            "Le famiglie residenti che per l'anno scolastico\n2025/2026 pagano rette possono chiedere la riduzione.",
+            "Le famiglie residenti che per l'anno scolastico 2025/2026 pagano rette possono chiedere la riduzione.",
+            id="broken-before-a-number",
+        ),
+        pytest.param(
+            "Mostra mercato",
+            "QUANDO:\nDomenica 27 settembre 2026, dalle ore 9:30 alle ore 18:30.",
+            "QUANDO: Domenica 27 settembre 2026, dalle ore 9:30 alle ore 18:30.",
+            id="label-line-and-its-value",
+        ),
+        pytest.param(
+            "Progetti di quartiere",
+            "Presentati dai consigli di quartiere, hanno ottenuto il maggior numero di voti\n"
+            "Sindaco Possamai: «Sono state attivate tantissime energie»",
+            "Presentati dai consigli di quartiere, hanno ottenuto il maggior numero di voti…",
+            id="a-line-its-paragraph-goes-on-after-is-shown-cut",
+        ),
+    ],
+)
+def test_a_line_broken_inside_a_sentence_is_joined_or_shown_cut(title: str, text: str, expected_summary: str) -> None:
+    assert build_alert(make_item(title, text), feed_name="N").summary == expected_summary
+
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "items-real.jsonl"
+
+
+@pytest.mark.skipif(not CORPUS.exists(), reason="the shared corpus is not beside the repository")
+def test_no_real_alert_closes_a_line_whose_paragraph_goes_on() -> None:
+    closed_early = []
+    for line in CORPUS.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        text = html_to_text(row.get("raw_description_html", ""))
+        if not row.get("link"):
+            continue
+        item = make_item(clean_title(row.get("title", ""), text), text, link=row["link"])
+        try:
+            summary = build_alert(item, feed_name="N", max_length=400).summary
+        except ValueError:
+            continue
+        last = re.split(r"(?<=[.!?…])\s+", summary)[-1]
+        if not last.endswith(".") or last.endswith(".."):
+            continue
+        for paragraph in strip_boilerplate(text).split("\n\n"):
+            lines = [" ".join(source_line.split()) for source_line in paragraph.split("\n")]
+            if any(source_line.endswith(last[:-1]) for source_line in lines[:-1]):
+                closed_early.append((summary, paragraph))
+    assert closed_early == []
+
+
+# -- a shouted body is read as a shouted title is ------------------------------------------
+
+
+def test_an_all_caps_body_keeps_its_dates() -> None:
+    item = make_item("Biblioteca: chiusura estiva", "15/08/2026 CHIUSO. 14/08/2026 APERTURA STRAORDINARIA")
+    assert build_alert(item, feed_name="N").summary == "15/08/2026 chiuso. 14/08/2026 apertura straordinaria."
+
+
+def test_an_all_caps_body_keeps_its_acronyms() -> None:
+    item = make_item("Tributi", "IL VERSAMENTO DELLA TARI SCADE IL 16 SETTEMBRE 2026. PAGAMENTO CON PAGOPA O F24.")
+    assert build_alert(item, feed_name="N").summary.startswith("Il versamento della TARI scade il 16 settembre 2026.")
+
+
+# -- the fact the citizen needs, without the formula before it -----------------------------
+
+BRESSANVIDO = (
+    "NOTIZIA\nMOSTRA MERCATO - 28^ FESTA DELLA TRANSUMANZA\n\n"
+    "Si rende noto che l’Amministrazione Comunale di Bressanvido, con deliberazione di Giunta Comunale n. 85 "
+    "del 05/08/2026 ha istituito, in occasione della 28^ Festa della Transumanza, una mostra mercato "
+    "straordinaria, lungo la S.P. 51 – Via San Benedetto – in prossimità dello stabilimento Latterie Vicentine.\n\n"
+    "QUANDO:\nDomenica 27 settembre 2026, dalle ore 9:30 alle ore 18:30.\n\n"
+    "TERMINI DI AMMISSIONE:\na. L’istanza deve pervenire entro le ore 23:59 del 4 settembre 2026;"
+)
+
+
+def test_the_formula_and_the_deliberation_go_and_the_when_line_comes() -> None:
+    alert = build_alert(make_item("Mostra mercato - 28^ festa della transumanza", BRESSANVIDO), feed_name="N")
+    assert alert.summary == (
+        "L’Amministrazione Comunale di Bressanvido ha istituito, in occasione della 28^ Festa della Transumanza, "
+        "una mostra mercato straordinaria, lungo la S.P. 51 – Via San Benedetto – in prossimità dello "
+        "stabilimento Latterie Vicentine. QUANDO: Domenica 27 settembre 2026, dalle ore 9:30 alle ore 18:30."
+    )
+
+
+def test_with_room_for_one_unit_the_when_line_wins_over_a_preamble_without_a_date() -> None:
+    title = "Mostra mercato - 28^ festa della transumanza"
+    alert = build_alert(make_item(title, BRESSANVIDO), feed_name="N", max_length=len(title) + len(LINK) + 90)
+    assert alert.summary == "QUANDO: Domenica 27 settembre 2026, dalle ore 9:30 alle ore 18:30."
+
+
+def test_a_lead_with_its_own_date_is_kept() -> None:
+    text = ("Il mercato si sposta in piazza Roma sabato 3 ottobre. Le bancarelle saranno quaranta.\n\n"
+            "QUANDO: sabato 3 ottobre 2026, dalle 8 alle 13.")
+    assert build_alert(make_item("Mercato", text), feed_name="N").summary == (
+        "Il mercato si sposta in piazza Roma sabato 3 ottobre. Le bancarelle saranno quaranta."
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_summary"),
+    [
+        ("Si informa la cittadinanza che il mercato di sabato è sospeso per maltempo.",
+         "Il mercato di sabato è sospeso per maltempo."),
+        ("Con la presente si comunica che gli uffici comunali resteranno chiusi lunedì.",
+         "Gli uffici comunali resteranno chiusi lunedì."),
+        ("Si rende noto che, con deliberazione di Consiglio Comunale n. 16 di reg. in data 16/06/2026, è stato "
+         "adottato il Piano delle Acque.", "È stato adottato il Piano delle Acque."),
+    ],
+)
+def test_bureaucratic_formulas_are_dropped(text: str, expected_summary: str) -> None:
+    assert build_alert(make_item("Avviso ai cittadini", text), feed_name="N").summary == expected_summary
+
+
+def test_raw_control_characters_never_reach_an_alert() -> None:
+    controls = "".join(chr(c) for c in [*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F, *range(0x80, 0x85), 0x9B])
+    item = make_item(f"Avviso{controls} chiusura", f"Il ponte{controls} resta chiuso fino a domenica.")
+    alert = build_alert(item, feed_name="N")
+    text = render.whatsapp(alert)
+    assert alert.summary == "Il ponte resta chiuso fino a domenica."
+    assert not any(c in text for c in controls)

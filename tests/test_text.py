@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.text import clean_title, html_to_text, repair_references, repair_surrogates, strip_boilerplate
+from bridge.text import (
+    clean_title,
+    drop_formulas,
+    html_to_text,
+    repair_references,
+    repair_surrogates,
+    restore_case,
+    strip_boilerplate,
+)
 
 
 @pytest.mark.parametrize(
@@ -333,3 +341,93 @@ def test_titles_and_text_never_keep_surrogates(raw: str, expected: str) -> None:
 
 def test_plain_text_never_keeps_raw_surrogates() -> None:
     assert strip_boilerplate("Festa \ud83d\ude00 \udc80.\nLeggi tutto") == "Festa \U0001f600 \ufffd."
+
+
+# -- what must never reach an alert: stripped titles of text, control characters, glued words,
+# placeholder text in another spelling.
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("History of the &lt;blink&gt; tag", "History of the <blink> tag", id="escaped-tag-is-text"),
+        pytest.param("History of the <blink> tag", "History of the <blink> tag", id="unknown-tag-is-text"),
+        pytest.param("&lt;b&gt;Avviso&lt;/b&gt; alla cittadinanza", "Avviso alla cittadinanza", id="escaped-markup"),
+        pytest.param("<span>Avviso</span> <script>x()</script>TARI", "Avviso TARI", id="markup-and-script"),
+        pytest.param("Tom &amp;amp;amp; Jerry", "Tom & Jerry", id="escaped-three-times"),
+        pytest.param("Ponte <Nord> chiuso", "Ponte <Nord> chiuso", id="angle-brackets-in-prose"),
+    ],
+)
+def test_clean_title_keeps_text_that_looks_like_a_tag_and_is_idempotent(raw: str, expected: str) -> None:
+    assert clean_title(raw) == expected
+    assert clean_title(clean_title(raw)) == clean_title(raw)
+
+
+@pytest.mark.parametrize("control", ["\x00", "\x01", "\x07", "\x08", "\x1b", "\x7f", "\x9b"])
+def test_control_characters_never_reach_titles_or_text(control: str) -> None:
+    assert clean_title(f"Avviso{control} chiusura") == "Avviso chiusura"
+    assert html_to_text(f"<p>Ufficio{control} chiuso.</p>") == "Ufficio chiuso."
+    assert html_to_text(f"Ufficio{control} chiuso.") == "Ufficio chiuso."
+    assert strip_boilerplate(f"Ufficio{control} chiuso.") == "Ufficio chiuso."
+
+
+def test_a_form_feed_or_vertical_tab_is_a_line_break() -> None:
+    assert html_to_text("Primo.\x0cSecondo.\x0bTerzo.") == "Primo.\nSecondo.\nTerzo."
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        pytest.param("Paga la multa.<span>Potrai farlo online.</span>", "Paga la multa. Potrai farlo online.",
+                     id="sentence-end-then-span"),
+        pytest.param("Orari:<b>lunedì</b> e martedì", "Orari: lunedì e martedì", id="colon-then-bold"),
+        pytest.param("Ufficio tributi<strong>Chiuso</strong> oggi", "Ufficio tributi Chiuso oggi",
+                     id="word-then-capital"),
+        pytest.param("<b>C</b>omune di Vicenza", "Comune di Vicenza", id="drop-cap-not-split"),
+        pytest.param("alle ore 10.<b>30</b>", "alle ore 10.30", id="time-not-split"),
+        pytest.param("sul sito www.<b>comune</b>.esempio.it", "sul sito www.comune.esempio.it", id="address-not-split"),
+        pytest.param("<i>Avviso</i>: chiuso", "Avviso: chiuso", id="no-space-before-colon"),
+    ],
+)
+def test_inline_markup_never_glues_words(html: str, expected: str) -> None:
+    assert html_to_text(html) == expected
+
+
+@pytest.mark.parametrize("placeholder", ["Lorem ipsum dolor sit amet.", "Lorem, ipsum dolor sit amet.",
+                                         "LOREM-IPSUM dolor.", "lorem  ipsum."])
+def test_placeholder_text_in_any_spelling_is_dropped(placeholder: str) -> None:
+    assert strip_boilerplate(f"Il mercato è spostato in piazza. {placeholder}") == "Il mercato è spostato in piazza."
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        pytest.param("Si rende noto che l’Amministrazione Comunale di Bressanvido, con deliberazione di Giunta "
+                     "Comunale n. 85 del 05/08/2026 ha istituito una mostra mercato.",
+                     "L’Amministrazione Comunale di Bressanvido ha istituito una mostra mercato.", id="bressanvido"),
+        pytest.param("SI RENDE NOTO che in data 25/03/2026 il Consiglio Comunale con Deliberazione n. 2 ha approvato "
+                     "la variante.", "In data 25/03/2026 il Consiglio Comunale ha approvato la variante.",
+                     id="shouted-formula-deliberation-without-date"),
+        pytest.param("Si informa la cittadinanza che il ponte è chiuso.", "Il ponte è chiuso.", id="cittadinanza"),
+        pytest.param("Si avvisano i cittadini che lo sportello è chiuso.", "Lo sportello è chiuso.", id="cittadini"),
+        pytest.param("Con la presente si comunica che gli uffici sono chiusi.", "Gli uffici sono chiusi.",
+                     id="con-la-presente-si-comunica"),
+        pytest.param("Con la presente l’Ufficio Tributi ricorda la scadenza.", "L’Ufficio Tributi ricorda la scadenza.",
+                     id="con-la-presente"),
+        pytest.param("Con delibera C.C. n. 5 del 27.04.2026 il Comune ha aderito alla rete.",
+                     "Il Comune ha aderito alla rete.", id="deliberation-opens"),
+        pytest.param("Approvato con Delibera di Consiglio Comunale n. 26 del 28/07/2026.",
+                     "Approvato con Delibera di Consiglio Comunale n. 26 del 28/07/2026.",
+                     id="the-reference-is-the-news"),
+        pytest.param("Il sindaco informa che la piazza è chiusa.", "Il sindaco informa che la piazza è chiusa.",
+                     id="no-formula"),
+        pytest.param("Si rende noto che", "", id="only-a-formula"),
+    ],
+)
+def test_drop_formulas(sentence: str, expected: str) -> None:
+    assert drop_formulas(sentence) == expected
+
+
+def test_restore_case_reads_a_shouted_sentence_as_a_title() -> None:
+    shouted = "IL VERSAMENTO DELLA TARI SCADE IL 16 SETTEMBRE."
+    assert restore_case(shouted) == "Il versamento della TARI scade il 16 settembre."
