@@ -52,8 +52,6 @@ from bridge.template import channel_template
 
 log = structlog.get_logger("bridge.channels.mastodon")
 
-# Mastodon's default status length; instances may allow more (`max_length` of the channel).
-DEFAULT_LIMIT = render.MASTODON_LIMIT
 # Mastodon's own limit on an image description (alt text).
 DESCRIPTION_LIMIT = 1500
 
@@ -85,7 +83,8 @@ class MastodonChannel:
         self.name = config.name
         self._config = config
         self._images = images if config.images else None
-        self._limit = config.max_length or DEFAULT_LIMIT
+        # Mastodon's default status length, or the instance's (`max_length`): render's platform.
+        self._limit = render.platform_for(config.type, config.max_length).text_limit
         self._template = channel_template(config.template, config.timezone)
         self._media_wait = media_wait
         token = config.token.value

@@ -46,8 +46,6 @@ log = structlog.get_logger("bridge.channels.telegram")
 
 DEFAULT_API_URL = "https://api.telegram.org"
 # Telegram's limits, in characters of visible text (after entities parsing).
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 
 # Lower-case fragments of 400 descriptions that mean the bot cannot post to the chat at all.
 _NO_RIGHTS = (
@@ -82,7 +80,11 @@ class TelegramChannel:
         self._config = config
         self._chat_id = config.chat_id
         self._images = images if config.images else None
-        self._text_limit = min(TEXT_LIMIT, config.max_length or TEXT_LIMIT)
+        # The platform's limits and the channel's max_length: render's, shared with the alert
+        # text's own fitting (`bridge.summary`), so that nothing is cut twice.
+        self._platform = render.platform_for(config.type, config.max_length)
+        self._text_limit = self._platform.text_limit
+        self._caption_limit = self._platform.caption_limit or self._text_limit
         self._template = channel_template(config.template, config.timezone)
         api_url = (config.api_url or DEFAULT_API_URL).rstrip("/")
         token = config.token.value
@@ -117,7 +119,7 @@ class TelegramChannel:
         fitted = render.fit(alert, self._text_limit, lambda a: len(render.plain(a, template)))
         text = render.plain(fitted, template) if plain else render.telegram(fitted, template)
         if not plain and self._images is not None and alert.image_url:
-            if len(render.plain(fitted, template)) > CAPTION_LIMIT:
+            if len(render.plain(fitted, template)) > self._caption_limit:
                 log.info("alert too long for a caption; posting text only", channel=self.name)
             else:
                 image = await self._images.load(alert.image_url)

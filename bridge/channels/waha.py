@@ -55,8 +55,6 @@ from bridge.template import channel_template
 log = structlog.get_logger("bridge.channels.waha")
 
 # WhatsApp's own limits, in characters.
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 # How many of the chat's newest messages a read-back looks at: after a send (the post is among
 # the newest unless the channel is very busy) and after a crash (more may have followed).
 VERIFY_READBACK = 20
@@ -104,7 +102,11 @@ class WahaChannel:
         self._session = config.session
         self._images = images if config.images else None
         self._verify_window = verify_window
-        self._text_limit = min(TEXT_LIMIT, config.max_length or TEXT_LIMIT)
+        # The platform's limits and the channel's max_length: render's, shared with the alert
+        # text's own fitting (`bridge.summary`), so that nothing is cut twice.
+        self._platform = render.platform_for(config.type, config.max_length)
+        self._text_limit = self._platform.text_limit
+        self._caption_limit = self._platform.caption_limit or self._text_limit
         self._template = channel_template(config.template, config.timezone)
         api_key = config.api_key.value if config.api_key else ""
         self._endpoint = Endpoint(
@@ -234,7 +236,7 @@ class WahaChannel:
     ) -> tuple[str, str | None]:
         """Send once, as an image when possible; return (WAHA's id, the id we asked for)."""
         if not plain and self._images is not None and alert.image_url:
-            if len(text) > CAPTION_LIMIT:
+            if len(text) > self._caption_limit:
                 log.info("alert too long for a caption; posting text only", channel=self.name,
                          length=len(text))
             else:

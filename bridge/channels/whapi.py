@@ -42,8 +42,6 @@ from bridge.template import channel_template
 log = structlog.get_logger("bridge.channels.whapi")
 
 DEFAULT_URL = "https://gate.whapi.cloud"
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 
 # Whapi's channel (session) states from GET /health, and what an operator can do about them.
 _STATUS_HINTS = {
@@ -77,7 +75,11 @@ class WhapiChannel:
         self._config = config
         self._chat_id = config.chat_id
         self._images = images if config.images else None
-        self._text_limit = min(TEXT_LIMIT, config.max_length or TEXT_LIMIT)
+        # The platform's limits and the channel's max_length: render's, shared with the alert
+        # text's own fitting (`bridge.summary`), so that nothing is cut twice.
+        self._platform = render.platform_for(config.type, config.max_length)
+        self._text_limit = self._platform.text_limit
+        self._caption_limit = self._platform.caption_limit or self._text_limit
         self._template = channel_template(config.template, config.timezone)
         token = config.token.value
         self._endpoint = Endpoint(
@@ -108,7 +110,7 @@ class WhapiChannel:
         form = render.plain if plain else render.whatsapp
         text = form(render.fit(alert, self._text_limit, lambda a: len(form(a, self._template))), self._template)
         if not plain and self._images is not None and alert.image_url:
-            if len(text) > CAPTION_LIMIT:
+            if len(text) > self._caption_limit:
                 log.info("alert too long for a caption; posting text only", channel=self.name)
             else:
                 image = await self._images.load(alert.image_url)
