@@ -159,6 +159,17 @@ def quiet_hours_end(moment: datetime, alerts: AlertSettings, timezone: ZoneInfo)
     return period[1] if period is not None else moment
 
 
+def quiet_until(pacing: Pacing | None, alerts: AlertSettings, timezone: ZoneInfo, moment: datetime, *,
+                urgent: bool) -> datetime | None:
+    """When the quiet hours let an alert queued at `moment` go on a channel paced by `pacing`,
+    if they hold it then (UTC); None when they do not: urgent alerts, unpaced channels (the
+    console), or `moment` outside them. The delivery worker and `preview` both ask this."""
+    if pacing is None or urgent or not pacing.quiet_hours:
+        return None
+    end = quiet_hours_end(moment, alerts, timezone)
+    return end if end > moment else None
+
+
 def day_start(moment: datetime, timezone: ZoneInfo) -> datetime:
     """The first moment of `moment`'s local day (its midnight, or the change of the clocks if
     midnight is skipped), in UTC."""
@@ -286,9 +297,10 @@ async def _due(
     ready = moment
     if head.next_attempt and not ignore_backoff:
         ready = max(ready, head.next_attempt)
+    quiet = quiet_until(pacing, alerts, timezone, moment, urgent=head.urgent)
+    if quiet is not None:
+        ready = max(ready, quiet)
     if pacing is not None and not head.urgent:
-        if pacing.quiet_hours:
-            ready = max(ready, quiet_hours_end(moment, alerts, timezone))
         last = store.last_post(channel)
         # A last post later than now means the wall clock was stepped back since: it holds
         # nothing (else it would hold the queue for the whole step). The next post may then

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TextIO
 
 from bridge import render
@@ -19,6 +20,7 @@ from bridge.config import ChannelConfig, Config, FeedConfig
 from bridge.daemon import make_fetcher, utcnow
 from bridge.fetch import Fetcher, FetchError
 from bridge.item import Alert
+from bridge.outbox import pacing_for, quiet_until
 from bridge.parse import ParseError, parse_feed
 from bridge.poll import article_leads, memory_of
 from bridge.store import StateError, Store
@@ -43,9 +45,16 @@ def render_for(channel: ChannelConfig, alert: Alert) -> str:
     return render.whatsapp(alert, template)
 
 
-def verdict_line(verdict: Verdict) -> str:
-    """What `run` would do with the item, as `preview` says it."""
+def verdict_line(verdict: Verdict, config: Config, moment: datetime) -> str:
+    """What `run` would do with the item at `moment`, as `preview` says it: for a post, also
+    when the quiet hours would hold it (`bridge.outbox.quiet_until`, as the delivery worker)."""
     if verdict.outcome == POST:
+        pacing = pacing_for(config.channels[verdict.channel], config.alerts)
+        urgent = verdict.alert.urgent if verdict.alert is not None else False
+        until = quiet_until(pacing, config.alerts, config.bridge.timezone, moment, urgent=urgent)
+        if until is not None:
+            local = until.astimezone(config.bridge.timezone)
+            return f"would be posted when the quiet hours end ({local:%Y-%m-%d %H:%M %Z})"
         return "would be posted"
     if verdict.outcome == RECORD:
         return f"would be recorded, not posted: {verdict.reason}"
@@ -108,7 +117,7 @@ async def _preview_feed(out: TextIO, config: Config, feed: FeedConfig, channels:
     for first in newest:
         for verdict in (v for v in verdicts if v.item is first.item):
             channel_config = config.channels[verdict.channel]
-            print(f"── {verdict.channel} ({channel_config.type}) · {verdict_line(verdict)}", file=out)
+            print(f"── {verdict.channel} ({channel_config.type}) · {verdict_line(verdict, config, now)}", file=out)
             if verdict.alert is None:
                 print(f"   {verdict.item.title or verdict.item.link or '(no title)'}\n", file=out)
                 continue
