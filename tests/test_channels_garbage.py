@@ -368,6 +368,7 @@ def news(n: int, *, hours_ago: float) -> dict[str, Any]:
     }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("forwarded", [False, True], ids=["stopped-by-the-proxy", "forwarded-by-the-proxy"])
 def test_the_daemon_reports_a_login_page_to_ops_and_posts_once_when_waha_is_back(
     tmp_path: Path, feed_server: FeedServer, waha_server: FakeWaha, webhook_server: FakeWebhook, forwarded: bool

@@ -70,6 +70,7 @@ def write_config(path: Path, farm: FeedFarm, waha: FakeWaha) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+@pytest.mark.e2e
 def test_every_changed_feed_posted_once_and_two_polls_per_host_at_most(
     tmp_path: Path, farm: FeedFarm, waha_server: FakeWaha
 ) -> None:

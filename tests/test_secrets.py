@@ -68,6 +68,7 @@ def leaks(text: str | bytes) -> list[str]:
     return found
 
 
+@pytest.mark.e2e
 def test_secrets_appear_nowhere_in_what_the_process_writes(tmp_path: Path, feed_server: FeedServer) -> None:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "waha.key").write_text(SECRETS["file"] + "\n", encoding="utf-8")
@@ -244,6 +245,7 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", sorted(TOKENS))
 def test_debug_check_online_never_prints_the_telegram_token(name: str, tmp_path: Path) -> None:
     token = TOKENS[name]
@@ -376,6 +378,7 @@ def test_a_secret_file_that_is_not_utf8_is_refused_without_its_bytes(tmp_path: P
     assert "BINARYsecret" not in str(caught.value) and "xff" not in str(caught.value)
 
 
+@pytest.mark.e2e
 def test_a_two_line_credential_is_refused_and_reaches_no_output_status_or_outbox(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
@@ -431,6 +434,7 @@ api_key = "credential:waha-api-key"
     assert found == {}
 
 
+@pytest.mark.e2e
 def test_the_daemon_masks_a_token_that_a_reload_brings(tmp_path: Path, feed_server: FeedServer) -> None:
     first, second = "111111:AAfirstTOKENbeforeRELOAD", "222222:AAsecondTOKENafterRELOAD"
     token_file = tmp_path / "telegram.token"
