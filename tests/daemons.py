@@ -46,18 +46,20 @@ def run_bridge(config: Path | str, *args: str, env: Mapping[str, str] | None = N
 
 
 class Daemon:
-    """`channel-bridge --config CONFIG [OPTIONS...] run`, started at once, its stderr (and, with
-    `stdout_too`, its stdout) in the file `log`. `env` defaults to bridge_environment().
+    """`channel-bridge --config CONFIG [OPTIONS...] run`, started at once, its stderr in the file
+    `log`; its stdout in `log` too with `stdout_too`, in the file `stdout` if given, else
+    discarded. `env` defaults to bridge_environment().
 
     Use it as a context manager, or call stop() or kill(): either way the process is reaped."""
 
     def __init__(self, config: Path | str, log: Path, *, env: Mapping[str, str] | None = None,
-                 options: Sequence[str] = (), stdout_too: bool = False, cwd: Path | None = None) -> None:
+                 options: Sequence[str] = (), stdout_too: bool = False, stdout: Path | None = None,
+                 cwd: Path | None = None) -> None:
         self.log_path = log
-        with log.open("ab") as out:
+        with log.open("ab") as err, (stdout or Path(os.devnull)).open("ab") as out:
             self.process: subprocess.Popen[bytes] = subprocess.Popen(
                 bridge_command(config, *options, "run"), env=bridge_environment() if env is None else dict(env),
-                stdout=out if stdout_too else subprocess.DEVNULL, stderr=out, cwd=cwd)
+                stdout=err if stdout_too else out, stderr=err, cwd=cwd)
 
     @property
     def pid(self) -> int:
