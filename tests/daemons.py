@@ -97,6 +97,15 @@ class Daemon:
             raise AssertionError(f"the daemon did not stop within {timeout} s of SIGTERM; its log ends:\n"
                                  f"{self.log()[-3000:]}") from None
 
+    def terminate(self, timeout: float = 40) -> int:
+        """SIGTERM, then the exit status within `timeout` seconds; a daemon still running then is
+        killed and reaped, its status -SIGKILL (for a harness that reports it, not fails)."""
+        self.send(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return self.kill()
+
     def kill(self) -> int:
         """SIGKILL (if still running) and reap; the exit status."""
         if self.running():
