@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-systemd lint clean
+.PHONY: run test test-fast test-systemd lint clean
 
 $(BIN)/channel-bridge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(VENV)/.test-deps
 	$(BIN)/ruff check bridge tests
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# The unit and integration layers only (tests/conftest.py): no test runs the bridge command.
+test-fast: $(VENV)/.test-deps
+	$(BIN)/ruff check bridge tests
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -m "unit or integration"
 
 # channel-bridge under a real systemd 252 in a container (root; see tests/systemd/run.sh).
 test-systemd: $(BIN)/channel-bridge

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from daemons import Daemon, run_bridge
 from servers.feeds import FeedServer, rss
 from servers.garbage import BODIES, LOGIN_PAGE
 from servers.images import PNG, FakeImageHost, image_loader
@@ -368,6 +366,7 @@ def news(n: int, *, hours_ago: float) -> dict[str, Any]:
     }
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("forwarded", [False, True], ids=["stopped-by-the-proxy", "forwarded-by-the-proxy"])
 def test_the_daemon_reports_a_login_page_to_ops_and_posts_once_when_waha_is_back(
     tmp_path: Path, feed_server: FeedServer, waha_server: FakeWaha, webhook_server: FakeWebhook, forwarded: bool
@@ -399,25 +398,19 @@ url = "{webhook_server.url}/ops"
 [ops]
 channel = "ufficio"
 """, encoding="utf-8")
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-
-    def command(*args: str) -> list[str]:
-        return [sys.executable, "-m", "bridge", "--config", str(config), *args]
-
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(command(*args), env=env, capture_output=True, text=True, timeout=60)
+        return run_bridge(config, *args)
 
     feed_server.set_feed("/feed.xml", rss([news(1, hours_ago=5)]))
     assert run("run", "--once").returncode == 0  # the first poll posts nothing
     waha_server.garble_next(None, forward=forwarded)  # a login page answers every send
     feed_server.set_feed("/feed.xml", rss([news(2, hours_ago=0), news(1, hours_ago=5)]))
-    daemon = subprocess.Popen(command("run"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    daemon = Daemon(config, tmp_path / "daemon.log")
     try:
         assert wait_for(lambda: len(webhook_server.deliveries) >= 1), "the ops channel was never told"
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=40)
-    assert daemon.returncode == 0, stderr
+        code = daemon.stop()
+    assert code == 0, daemon.log()
     ops = json.loads(webhook_server.deliveries[0].body)
     assert ops["title"] == "channel-bridge: channel whatsapp answers are not posts"
     assert f"{waha_server.url}/api/sendText answered 200 but not with a WAHA message" in ops["summary"]

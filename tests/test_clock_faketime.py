@@ -33,9 +33,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -43,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemons import Daemon, bridge_environment
 from servers.feeds import FeedServer, rss
 from servers.waha import FakeWaha
 from waiting import wait_for
@@ -140,10 +138,9 @@ api_key = "env:WAHA_API_KEY"
     )
     offset = tmp_path / "faketime"
     set_offset(offset, "+0")
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-    env.update(WAHA_API_KEY=API_KEY, LD_PRELOAD=library, FAKETIME_TIMESTAMP_FILE=str(offset),
-               FAKETIME_NO_CACHE="1", FAKETIME_DONT_FAKE_MONOTONIC="1", NO_FAKE_STAT="1",
-               PYTHONDONTWRITEBYTECODE="1")
+    env = bridge_environment(dict(
+        WAHA_API_KEY=API_KEY, LD_PRELOAD=library, FAKETIME_TIMESTAMP_FILE=str(offset), FAKETIME_NO_CACHE="1",
+        FAKETIME_DONT_FAKE_MONOTONIC="1", NO_FAKE_STAT="1", PYTHONDONTWRITEBYTECODE="1"))
     items = [news(1)]
     feed_server.set_feed("/feed.xml", rss(items))
 
@@ -151,9 +148,7 @@ api_key = "env:WAHA_API_KEY"
         return len(feed_server.requests("/feed.xml"))
 
     log = tmp_path / "daemon.log"
-    with log.open("wb") as out:
-        daemon = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(config), "run"],
-                                  stdout=out, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    daemon = Daemon(config, log, env=env, stdout_too=True, cwd=tmp_path)
     shm_cleanup.append(daemon.pid)
     try:
         assert wait_for(lambda: polls() >= 2, 30), "the daemon never polled"
@@ -177,15 +172,9 @@ api_key = "env:WAHA_API_KEY"
         # The hour skipped is 3,600 intervals: none is made up for. A busy machine polls less
         # often than once an interval, never more.
         assert polls() - stepped <= (time.monotonic() - since) / INTERVAL + 2, "polls made up for the hour skipped"
-        assert daemon.poll() is None, "the daemon stopped by itself"
+        assert daemon.running(), "the daemon stopped by itself"
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            code = daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(10)
-            raise
+        code = daemon.stop(timeout=30)
     output = log.read_text(encoding="utf-8", errors="replace")
     libfaketime_bug = "time.sleep(delay)" in output and "OSError: [Errno 22] Invalid argument" in output
     assert code == 0 or (code == 1 and libfaketime_bug), output[-3000:]

@@ -23,9 +23,7 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -36,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemons import Daemon, bridge_environment, run_bridge
 from filesystems import SmallFs
 from servers.feeds import FeedServer, rss
 from servers.waha import FakeWaha
@@ -174,9 +173,7 @@ api_key = "env:WAHA_API_KEY"
 
 
 def environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")}
-    env["WAHA_API_KEY"] = API_KEY
-    return env
+    return bridge_environment({"WAHA_API_KEY": API_KEY}, without=("JOURNAL_STREAM",))
 
 
 def descendants(pid: int) -> set[int]:
@@ -345,8 +342,7 @@ def remove_state(daemon: subprocess.Popen[bytes], log: Path, state_dir: Path, co
         everywhere = set.intersection(*(set(posted_links(c, waha, webhook)) for c in channels))
         gone = {f"{SITE}/crash/{n}/" for n in range(1, stream.count + 1)} - everywhere
         # A fresh state: its first poll records what the feed lists and posts none of it.
-        primed = subprocess.run([sys.executable, "-m", "bridge", "--config", config_path, "run", "--once"],
-                                env=environment(), capture_output=True, text=True, timeout=60)
+        primed = run_bridge(config_path, "run", "--once", env=environment())
         assert primed.returncode == 0, primed.stderr
         return gone
     finally:
@@ -376,10 +372,9 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
     chaos = Chaos(faults, waha, report, seed + 1)
     logs = tmp / "logs"
     logs.mkdir(exist_ok=True)
-    command = [sys.executable, "-m", "bridge", "--config", str(config)]
     stream = Stream(feeds, every=every, limit=max(4, int(kills * sum(up) / 2 / every) + 4))
     stream.publish(2)
-    prime = subprocess.run([*command, "run", "--once"], env=environment(), capture_output=True, text=True, timeout=60)
+    prime = run_bridge(config, "run", "--once", env=environment())
     assert prime.returncode == 0, prime.stderr
     stream.first_new = stream.count + 1
     forgotten: set[str] = set()
@@ -388,16 +383,14 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
     try:
         for index in range(kills):
             log = logs / f"run-{index}.log"
-            with log.open("w") as stderr:
-                daemon = subprocess.Popen([*command, "run"], env=environment(), stdout=subprocess.DEVNULL,
-                                          stderr=stderr)
+            daemon = Daemon(config, log, env=environment())
             time.sleep(rng.uniform(*up))
             helpers = descendants(daemon.pid)
             if index in removal_rounds:
-                forgotten |= remove_state(daemon, log, state_dir, str(config), stream, chaos, report, waha, webhook)
+                forgotten |= remove_state(daemon.process, log, state_dir, str(config), stream, chaos, report, waha,
+                                          webhook)
                 continue
             daemon.kill()
-            daemon.wait(timeout=10)
             report.kills += 1
             report.last_events[last_event(log)] += 1
             if not wait_for(all_gone(helpers), 5):
@@ -418,8 +411,7 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
         return posted_links(channel, waha, webhook)
 
     channels = ["whatsapp", "hook"] if webhook is not None else ["whatsapp"]
-    with (logs / "final.log").open("w") as stderr:
-        final = subprocess.Popen([*command, "run"], env=environment(), stdout=subprocess.DEVNULL, stderr=stderr)
+    final = Daemon(config, logs / "final.log", env=environment())
     try:
         # Started (signal handlers in place) before anything else: a SIGTERM during the imports
         # would end it by the default action, not by a clean stop.
@@ -435,12 +427,7 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
                 progress_at, count = time.monotonic(), done
             time.sleep(0.05)
     finally:
-        final.send_signal(signal.SIGTERM)
-        try:
-            report.final_exit = final.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            final.kill()
-            report.final_exit = final.wait(timeout=10)
+        report.final_exit = final.terminate(timeout=30)
     report.final_stderr = (logs / "final.log").read_text(encoding="utf-8", errors="replace")
     for channel in channels:
         posted = Counter(links(channel))
@@ -514,12 +501,10 @@ def test_a_damaged_state_file_is_moved_aside_and_nothing_is_posted_again(tmp_pat
                                                                          which: str) -> None:
     with FakeWaha(api_key=API_KEY) as waha:
         config = write_config(tmp_path, feed_server, waha, None)
-        command = [sys.executable, "-m", "bridge", "--config", str(config)]
         stream = Stream(feed_server, every=1.0, limit=100)
 
         def run_once() -> subprocess.CompletedProcess[str]:
-            done = subprocess.run([*command, "run", "--once"], env=environment(), capture_output=True, text=True,
-                                  timeout=60)
+            done = run_bridge(config, "run", "--once", env=environment())
             assert done.returncode == 0, done.stderr
             return done
 
@@ -553,28 +538,23 @@ def test_a_damaged_state_file_is_moved_aside_and_nothing_is_posted_again(tmp_pat
         assert f"{SITE}/crash/7/" in "\n".join(texts)
         assert len(texts) == len(set(texts))
         assert [p for p in state_problems(tmp_path / "state") if not p.startswith("moved aside")] == []
-        status = subprocess.run([*command, "status", "--json"], env=environment(), capture_output=True, text=True,
-                                timeout=30)
+        status = run_bridge(config, "status", "--json", env=environment(), timeout=30)
         assert status.returncode == 0, status.stderr
 
 
 def test_a_kill_soon_after_a_feeds_first_poll_loses_no_later_item(tmp_path: Path, feed_server: FeedServer) -> None:
     with FakeWaha(api_key=API_KEY) as waha:
         config = write_config(tmp_path, feed_server, waha, None)
-        command = [sys.executable, "-m", "bridge", "--config", str(config)]
         stream = Stream(feed_server, every=1.0, limit=100)
         stream.publish(2)
         shard = tmp_path / "state" / "feeds" / "stream.json"
-        with (tmp_path / "daemon.log").open("w") as stderr:
-            daemon = subprocess.Popen([*command, "run"], env=environment(), stdout=subprocess.DEVNULL, stderr=stderr)
+        daemon = Daemon(config, tmp_path / "daemon.log", env=environment())
         try:
             assert wait_for(shard.exists, 15), "the first poll never recorded its items"
         finally:
             daemon.kill()
-            daemon.wait(timeout=10)
         stream.publish(1)  # item 3 appears while the daemon is down: new, it must be posted
-        done = subprocess.run([*command, "run", "--once"], env=environment(), capture_output=True, text=True,
-                              timeout=60)
+        done = run_bridge(config, "run", "--once", env=environment())
         assert done.returncode == 0, done.stderr
         assert [line for post in waha.posts for line in post.text.splitlines() if line.startswith(SITE)] == [
             f"{SITE}/crash/3/"]

@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemons import Daemon, run_bridge
 from servers.feeds import FeedServer, rss
 from servers.waha import FakeWaha
 from test_crash import API_KEY, SITE, Stream, environment, write_config
@@ -226,16 +226,13 @@ def test_disk_full_during_a_poll_then_space_back_then_a_crash_loses_no_alert(
         tmp_path: Path, feed_server: FeedServer, full_disk: FullDisk) -> None:
     with FakeWaha(api_key=API_KEY) as waha:
         config = write_config(tmp_path, feed_server, waha, None)
-        command = [sys.executable, "-m", "bridge", "--config", str(config)]
         stream = Stream(feed_server, every=1.0, limit=100)
         stream.publish(2)
-        prime = subprocess.run([*command, "run", "--once"], env=environment(), capture_output=True, text=True,
-                               timeout=60)
+        prime = run_bridge(config, "run", "--once", env=environment())
         assert prime.returncode == 0, prime.stderr
         stream.first_new = stream.count + 1
         log = tmp_path / "daemon.log"
-        with log.open("w") as stderr:
-            daemon = subprocess.Popen([*command, "run"], env=environment(), stdout=subprocess.DEVNULL, stderr=stderr)
+        daemon = Daemon(config, log, env=environment())
         try:
             assert wait_for(lambda: any(r.get("event") == "channel-bridge started" for r in log_events(log)), 30)
             primed = seen_keys(full_disk.path)
@@ -252,17 +249,14 @@ def test_disk_full_during_a_poll_then_space_back_then_a_crash_loses_no_alert(
             assert wait_for(lambda: seen_keys(full_disk.path) > primed, 30), log.read_text()[-3000:]
         finally:
             daemon.kill()
-            daemon.wait(timeout=10)
 
-        with (tmp_path / "restart.log").open("w") as stderr:
-            again = subprocess.Popen([*command, "run"], env=environment(), stdout=subprocess.DEVNULL, stderr=stderr)
+        again = Daemon(config, tmp_path / "restart.log", env=environment())
         try:
             wanted = stream.new_links()
             assert wait_for(lambda: wanted <= set(posted_links(waha)), 30), (
                 sorted(wanted - set(posted_links(waha))), (tmp_path / "restart.log").read_text()[-3000:])
         finally:
-            again.terminate()
-            again.wait(timeout=30)
+            again.stop(timeout=30)
     posted = posted_links(waha)
     assert set(posted) == wanted
     assert [link for link, count in posted.items() if count > 1] == []

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from daemons import Daemon, bridge_environment, run_bridge
 from servers.feeds import FeedServer, rss
 from servers.telegram import FakeTelegram
 from servers.waha import FakeWaha
@@ -72,23 +71,19 @@ api_key = "env:WAHA_API_KEY"
 """,
             encoding="utf-8",
         )
-        self.env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-        self.env["WAHA_API_KEY"] = API_KEY
+        self.env = bridge_environment({"WAHA_API_KEY": API_KEY})
+        self.daemons = 0
 
     def publish(self, *items: dict[str, Any]) -> None:
         self.items = [*items, *self.items]  # newest first, as feeds list them
         self.feeds.set_feed("/feed.xml", rss(self.items))
 
-    def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "bridge", "--config", str(self.config), *args]
-
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.command(*args), env=self.env, capture_output=True, text=True, timeout=60)
+        return run_bridge(self.config, *args, env=self.env)
 
-    def start(self) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            self.command("run"), env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+    def start(self) -> Daemon:
+        self.daemons += 1
+        return Daemon(self.config, self.tmp / f"daemon-{self.daemons}.log", env=self.env)
 
 
 def first_lines(waha: FakeWaha) -> list[str]:
@@ -178,13 +173,9 @@ def test_daemon_posts_new_item_within_interval_once_and_stops_on_sigterm(setup: 
         assert "already using" in second.stderr
         assert "Traceback" not in second.stderr
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = daemon.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            raise
-    assert daemon.returncode == 0, stderr
+        code = daemon.stop(timeout=10)
+    stderr = daemon.log()
+    assert code == 0, stderr
     assert '"stopped"' in stderr
 
     # A restart posts nothing again.
@@ -202,7 +193,6 @@ def test_kill_9_then_restart_posts_nothing_twice(setup: Bridge) -> None:
         assert wait_for(lambda: len(setup.waha.posts) >= 1)
     finally:
         daemon.kill()
-        daemon.communicate(timeout=10)
     restart = setup.run("run", "--once")
     assert restart.returncode == 0, restart.stderr
     assert len(setup.waha.posts) == 1
@@ -247,7 +237,6 @@ def test_kill_9_while_a_waha_send_is_in_flight_posts_exactly_once(setup: Bridge)
         assert wait_for(lambda: len(setup.waha.posts) == 1), "the send never reached WAHA"
     finally:
         daemon.kill()  # the daemon dies with the send in flight: it never learnt the outcome
-        daemon.communicate(timeout=10)
     setup.waha.send_delay = 0.0
     restart = setup.run("run", "--once")
     assert restart.returncode == 0, restart.stderr
@@ -285,14 +274,14 @@ api_key = "file:waha.key"
         assert status["queue"] == 2 and "401" in status["paused"]
         assert waha_server.posts == []
         key_file.write_text(API_KEY + "\n", encoding="utf-8")
-        daemon.send_signal(signal.SIGHUP)
+        daemon.send(signal.SIGHUP)
         assert wait_for(lambda: len(waha_server.posts) == 2), "reload did not resume the channel"
         assert first_lines(waha_server) == ["*Avviso numero 2: chiusura temporanea di via Roma*",
                                             "*Avviso numero 3: chiusura temporanea di via Roma*"]
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        _, stderr = daemon.communicate(timeout=40)
-    assert daemon.returncode == 0
+        code = daemon.stop()
+    stderr = daemon.log()
+    assert code == 0, stderr
     assert "the-wrong-key" not in stderr and API_KEY not in stderr
 
 
@@ -324,8 +313,7 @@ token = "env:TELEGRAM_TOKEN"
         assert telegram_server.messages[0].text.startswith("<b>Avviso numero 2")
         assert waha_server.posts == []
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        daemon.communicate(timeout=40)
+        daemon.stop()
     queue = {c["name"]: c["queue"] for c in json.loads(setup.run("status", "--json").stdout)["channels"]}
     assert queue == {"whatsapp": 1, "telegram": 0}  # kept for when WhatsApp is back
 
@@ -403,5 +391,4 @@ def test_forget_refuses_while_the_daemon_runs_and_names_what_it_does_not_know(se
         assert "systemctl stop channel-bridge" in line
         assert (setup.tmp / "state" / "feeds" / "notizie.json").exists()
     finally:
-        daemon.terminate()
-        daemon.communicate(timeout=30)
+        daemon.stop(timeout=30)

@@ -12,10 +12,7 @@ hang does not delay a good feed.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemons import Daemon, bridge_command, bridge_environment
 from servers.feeds import FeedServer, rss
 from servers.hostile import (
     CP1252_TITLE,
@@ -177,13 +175,7 @@ token = "env:TELEGRAM_TOKEN"
 
 
 def environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")}
-    env.update(WAHA_API_KEY=API_KEY, TELEGRAM_TOKEN=TG_TOKEN)
-    return env
-
-
-def bridge_command(config: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "bridge", "--config", str(config), *args]
+    return bridge_environment({"WAHA_API_KEY": API_KEY, "TELEGRAM_TOKEN": TG_TOKEN}, without=("JOURNAL_STREAM",))
 
 
 def run_once(config: Path) -> Run:
@@ -483,9 +475,7 @@ def good_item_posted_next_to(tmp: Path, feeds: FeedServer, waha: FakeWaha, autho
                                waha)
         feeds.set_fault("/trickle.xml", "trickle")
         log = tmp / "daemon.log"
-        with log.open("w") as stderr:
-            daemon = subprocess.Popen(bridge_command(config, "run"), env=environment(), stdout=subprocess.DEVNULL,
-                                      stderr=stderr)
+        daemon = Daemon(config, log, env=environment())
         try:
             assert wait_for(lambda: hostile.requests().count("/pathological_author.xml") >= authors, 10)
             time.sleep(0.5)  # the hostile parses are under way
@@ -494,15 +484,10 @@ def good_item_posted_next_to(tmp: Path, feeds: FeedServer, waha: FakeWaha, autho
             # SPEC 7: from an item appearing to its post, at most the poll interval + 2 s.
             posted = wait_for(lambda: len(waha.posts) >= 1, 1 + 2 + 1)
             latency = time.monotonic() - published
-            assert daemon.poll() is None, "the daemon died"
+            assert daemon.running(), "the daemon died"
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            try:
-                daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait(timeout=10)
-        assert daemon.returncode == 0, log.read_text()[-2000:]
+            code = daemon.stop(timeout=30)
+        assert code == 0, log.read_text()[-2000:]
     return posted, latency
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from servers.feeds import FeedServer, rss
 
 from bridge import render
@@ -117,6 +118,7 @@ def test_a_poll_posts_no_address_outside_the_feeds_domains(tmp_path: Path, feed_
         store.close()
 
 
+@pytest.mark.e2e
 def test_preview_shows_the_same_text_and_holds_the_same_items(tmp_path: Path, feed_server: FeedServer) -> None:
     recent = datetime.now(UTC) - timedelta(hours=1)  # preview runs on the real clock
     feed_server.set_feed("/feed.xml", rss([

@@ -12,14 +12,14 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import daemons
 import pytest
+from daemons import bridge_environment
 from servers.feeds import FeedServer, rss
 from waiting import wait_for
 
@@ -107,11 +107,9 @@ class Daemon:
         for n in range(201):
             feeds.set_feed(f"/cfg-{n}.xml", rss([{"title": f"Notizia {n}", "link": f"{SITE}/n/{n}/"}]))
         replace_file(self.config, valid(feeds, 0))
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM", "CHANNEL_BRIDGE_TEST_UNSET_SECRET")}
-        with self.log.open("w") as stderr:
-            self.process = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(self.config), "run"],
-                                            env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        env = bridge_environment(without=("JOURNAL_STREAM", "CHANNEL_BRIDGE_TEST_UNSET_SECRET"))
+        self.running = daemons.Daemon(self.config, self.log, env=env)
+        self.process = self.running.process
 
     def started(self) -> bool:
         return any(r.get("event") == "channel-bridge started" for r in records(self.log))
@@ -120,14 +118,7 @@ class Daemon:
         self.process.send_signal(signal.SIGHUP)
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            raise
+        return self.running.stop(timeout=20)
 
 
 @pytest.fixture

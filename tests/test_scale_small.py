@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from clocks import FakeClock
+from daemons import Daemon, bridge_environment
 from servers.waha import FakeWaha
 from waiting import wait_for
 
@@ -70,14 +70,14 @@ def write_config(path: Path, farm: FeedFarm, waha: FakeWaha) -> None:
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
+@pytest.mark.e2e
 def test_every_changed_feed_posted_once_and_two_polls_per_host_at_most(
     tmp_path: Path, farm: FeedFarm, waha_server: FakeWaha
 ) -> None:
     waha_server.api_key = API_KEY
     config = tmp_path / "config.toml"
     write_config(config, farm, waha_server)
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-    env["WAHA_API_KEY"] = API_KEY
+    env = bridge_environment({"WAHA_API_KEY": API_KEY})
     seen: list[FarmStats] = []
 
     def polled_all() -> bool:
@@ -86,9 +86,7 @@ def test_every_changed_feed_posted_once_and_two_polls_per_host_at_most(
         return len(stats.per_feed) == FEEDS
 
     farm.mark()
-    with (tmp_path / "daemon.log").open("wb") as log:
-        daemon = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(config), "run"],
-                                  stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path)
+    daemon = Daemon(config, tmp_path / "daemon.log", env=env, stdout_too=True, cwd=tmp_path)
     try:
         assert wait_for(polled_all, 30, every=0.1), "timed out waiting for the first cycle"
         time.sleep(0.5)  # the last polls' parse and commit
@@ -102,15 +100,9 @@ def test_every_changed_feed_posted_once_and_two_polls_per_host_at_most(
         farm.mark()
         assert wait_for(polled_all, 30, every=0.1), "timed out waiting for a cycle after the posts"
         time.sleep(0.5)
-        assert daemon.poll() is None, "the daemon stopped by itself"
+        assert daemon.running(), "the daemon stopped by itself"
     finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            code = daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(10)
-            raise
+        code = daemon.stop(timeout=30)
 
     assert code == 0
     posted = Counter(key for post in waha_server.posts for word in post.text.split()

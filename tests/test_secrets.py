@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from daemons import Daemon, bridge_environment, run_bridge
 from servers.feeds import FeedServer, rss
 from servers.loopback import LoopbackServer, Reply, Request
 from servers.telegram import FakeTelegram
@@ -68,6 +68,7 @@ def leaks(text: str | bytes) -> list[str]:
     return found
 
 
+@pytest.mark.e2e
 def test_secrets_appear_nowhere_in_what_the_process_writes(tmp_path: Path, feed_server: FeedServer) -> None:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "waha.key").write_text(SECRETS["file"] + "\n", encoding="utf-8")
@@ -125,14 +126,12 @@ timeout = "2s"
 [ops]
 channel = "flaky"
 """, encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")}
-        env.update(WAHA_API_KEY=SECRETS["WAHA_API_KEY"], WAHA_FLAKY_KEY=SECRETS["WAHA_FLAKY_KEY"],
-                   CREDENTIALS_DIRECTORY=str(credentials))
-        base = [sys.executable, "-m", "bridge", "--config", str(config)]
+        env = bridge_environment({"WAHA_API_KEY": SECRETS["WAHA_API_KEY"], "WAHA_FLAKY_KEY": SECRETS["WAHA_FLAKY_KEY"],
+                                  "CREDENTIALS_DIRECTORY": str(credentials)}, without=("JOURNAL_STREAM",))
         outputs: dict[str, str] = {}
 
         def run(name: str, *args: str, expect: int | None = None) -> None:
-            done = subprocess.run([*base, *args], env=env, capture_output=True, text=True, timeout=60)
+            done = run_bridge(config, *args, env=env)
             outputs[f"{name} stdout"] = done.stdout
             outputs[f"{name} stderr"] = done.stderr
             if expect is not None:
@@ -158,20 +157,18 @@ channel = "flaky"
         assert "Traceback" in outputs["locked --debug stderr"]
 
         # The daemon itself, with a reload in the middle (secrets are re-read and re-registered).
-        with (tmp_path / "daemon.log").open("w") as stderr:
-            daemon = subprocess.Popen([*base, "--debug", "run"], env=env, stdout=subprocess.PIPE, stderr=stderr,
-                                      text=True)
+        daemon = Daemon(config, tmp_path / "daemon.log", env=env, options=["--debug"],
+                        stdout=tmp_path / "daemon.out")
         try:
             log = tmp_path / "daemon.log"
             assert wait_for(lambda: '"channel-bridge started"' in log.read_text(), 15)
             time.sleep(1.5)
-            daemon.send_signal(signal.SIGHUP)
+            daemon.send(signal.SIGHUP)
             assert wait_for(lambda: '"config reloaded"' in log.read_text(), 10)
             time.sleep(1.0)
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            stdout, _ = daemon.communicate(timeout=30)
-        outputs["daemon stdout"] = stdout
+            daemon.stop(timeout=30)
+        outputs["daemon stdout"] = (tmp_path / "daemon.out").read_text(encoding="utf-8", errors="replace")
         outputs["daemon stderr"] = (tmp_path / "daemon.log").read_text(encoding="utf-8", errors="replace")
 
     # The failures really happened and were reported (so the search below means something).
@@ -239,20 +236,16 @@ api_url = "{api_url}"
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")}
-    env.update(extra)
-    return env
+    return bridge_environment(extra, without=("JOURNAL_STREAM",))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("name", sorted(TOKENS))
 def test_debug_check_online_never_prints_the_telegram_token(name: str, tmp_path: Path) -> None:
     token = TOKENS[name]
     with FakeTelegram(token=token) as telegram:
         config = _telegram_config(tmp_path, telegram.url, "env:TELEGRAM_BOT_TOKEN")
-        done = subprocess.run(
-            [sys.executable, "-m", "bridge", "--config", str(config), "--debug", "check", "--online"],
-            env=_env(TELEGRAM_BOT_TOKEN=token), capture_output=True, text=True, timeout=60,
-        )
+        done = run_bridge(config, "--debug", "check", "--online", env=_env(TELEGRAM_BOT_TOKEN=token))
     # The fake compares the path as sent: a token httpx had to encode is refused (401), which
     # puts the error message through the channel's scrubbing too.
     assert done.returncode == (0 if name == "plain" else 3), done.stdout + done.stderr
@@ -376,6 +369,7 @@ def test_a_secret_file_that_is_not_utf8_is_refused_without_its_bytes(tmp_path: P
     assert "BINARYsecret" not in str(caught.value) and "xff" not in str(caught.value)
 
 
+@pytest.mark.e2e
 def test_a_two_line_credential_is_refused_and_reaches_no_output_status_or_outbox(
     tmp_path: Path, feed_server: FeedServer
 ) -> None:
@@ -413,11 +407,10 @@ chat_id = "120363000000000001@newsletter"
 api_key = "credential:waha-api-key"
 """, encoding="utf-8")
         env = _env(CREDENTIALS_DIRECTORY=str(credentials))
-        base = [sys.executable, "-m", "bridge", "--config", str(config)]
         outputs = {}
         for name, args, expected in (("check", ["check"], 2), ("run --once", ["--debug", "run", "--once"], 2),
                                      ("status", ["status", "--json"], 0)):
-            done = subprocess.run([*base, *args], env=env, capture_output=True, text=True, timeout=60)
+            done = run_bridge(config, *args, env=env)
             assert done.returncode == expected, f"{name}: {done.stdout}{done.stderr}"
             outputs[name] = done.stdout + done.stderr
         assert waha.requests == [] or all("sendText" not in r.path for r in waha.requests)
@@ -431,6 +424,7 @@ api_key = "credential:waha-api-key"
     assert found == {}
 
 
+@pytest.mark.e2e
 def test_the_daemon_masks_a_token_that_a_reload_brings(tmp_path: Path, feed_server: FeedServer) -> None:
     first, second = "111111:AAfirstTOKENbeforeRELOAD", "222222:AAsecondTOKENafterRELOAD"
     token_file = tmp_path / "telegram.token"
@@ -444,20 +438,17 @@ def test_the_daemon_masks_a_token_that_a_reload_brings(tmp_path: Path, feed_serv
     with FakeTelegram(token=first) as telegram:
         config = _telegram_config(tmp_path, telegram.url, "file:telegram.token", feed_server.url("/feed.xml"))
         log_path = tmp_path / "daemon.log"
-        with log_path.open("w") as stderr:
-            daemon = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(config), "--debug", "run"],
-                                      env=_env(), stdout=subprocess.DEVNULL, stderr=stderr)
+        daemon = Daemon(config, log_path, env=_env(), options=["--debug"])
         try:
             assert wait_for(lambda: len(telegram.messages) == 1, 20), log_path.read_text()
             token_file.write_text(second + "\n", encoding="utf-8")
             telegram.token = second
-            daemon.send_signal(signal.SIGHUP)
+            daemon.send(signal.SIGHUP)
             assert wait_for(lambda: '"config reloaded"' in log_path.read_text(), 15)
             feed_server.set_feed("/feed.xml", rss([story(2), story(1)]))
             assert wait_for(lambda: len(telegram.messages) == 2, 20), log_path.read_text()
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(timeout=30)
+            daemon.stop(timeout=30)
     log = log_path.read_text(encoding="utf-8")
     assert log.count("/bot[secret]/sendMessage") >= 2
     assert leaked(first, log) == [] and leaked(second, log) == []

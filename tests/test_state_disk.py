@@ -9,11 +9,8 @@ read-only bind mount); these tests need root and are skipped, with the reason, w
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from daemons import Daemon as BridgeDaemon
+from daemons import bridge_environment, run_bridge
 from filesystems import SmallFs, read_only
 from servers.feeds import FeedServer, rss
 from servers.webhook import FakeWebhook
@@ -84,16 +83,14 @@ url = "{webhook.url}/hook"
 
 
 def environment(notify: FakeNotifySocket | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "STATE_DIRECTORY")}
+    env = bridge_environment(without=("JOURNAL_STREAM", "STATE_DIRECTORY"))
     if notify is not None:
         env.update(NOTIFY_SOCKET=notify.address, WATCHDOG_USEC=str(WATCHDOG_USEC))
     return env
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bridge", "--config", str(config), *args], env=environment(),
-                          capture_output=True, text=True, timeout=60)
+    return run_bridge(config, *args, env=environment())
 
 
 def said(stderr: str) -> list[str]:
@@ -105,27 +102,11 @@ def events(stderr: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
 
 
-class Daemon:
-    """`channel-bridge run` as a subprocess, its stderr in a file."""
+class Daemon(BridgeDaemon):
+    """`channel-bridge run` as a subprocess, its stderr in a file, told of `notify` if given."""
 
     def __init__(self, config: Path, log: Path, notify: FakeNotifySocket | None = None) -> None:
-        self.log_path = log
-        with log.open("wb") as err:
-            self.process = subprocess.Popen([sys.executable, "-m", "bridge", "--config", str(config), "run"],
-                                            env=environment(notify), stdout=subprocess.DEVNULL, stderr=err)
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-            raise AssertionError("the daemon did not stop within 40 s of SIGTERM") from None
+        super().__init__(config, log, env=environment(notify))
 
 
 @pytest.fixture
@@ -133,9 +114,7 @@ def daemons() -> Iterator[list[Daemon]]:
     started: list[Daemon] = []
     yield started
     for daemon in started:
-        if daemon.process.poll() is None:
-            daemon.process.kill()
-            daemon.process.wait(timeout=10)
+        daemon.kill()
 
 
 @pytest.fixture
