@@ -85,6 +85,7 @@ LAYERS = {
     "test_parser_pool": INTEGRATION,
     "test_poll": INTEGRATION,
     "test_poll_text": INTEGRATION,  # the preview test in it is e2e
+    "test_preview": UNIT,
     "test_reload": E2E,
     "test_render": UNIT,
     "test_scale_small": INTEGRATION,  # the daemon test in it is e2e
