@@ -42,7 +42,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -123,8 +123,13 @@ class JournaledStorage(Storage):
     COMPACT_RATIO = 1.0  # journals larger than this times the snapshot: compact
     MIN_JOURNAL = 1 << 20  # bytes of journal below which a compaction is never due
 
-    def __init__(self, path: str, *, keys: Mapping[str, str], read_only: bool = False) -> None:
+    def __init__(self, path: str, *, keys: Mapping[str, str], read_only: bool = False,
+                 check: Callable[[], None] = lambda: None) -> None:
         self.path = Path(path)
+        # Asked before a compaction writes its snapshot and again before it replaces the old
+        # one; it raises when this process may no longer write here (the state directory was
+        # removed and another instance may own the new one at the same path).
+        self._check = check
         self.keys = dict(keys)
         self.read_only = read_only
         self._pattern = re.compile(rf"^{re.escape(self.path.stem)}\.(\d+)\.journal$")
@@ -416,6 +421,8 @@ class JournaledStorage(Storage):
         except OSError as exc:
             log.warning("compaction failed; the journal keeps every change, it is tried again later",
                         file=str(self.path), error=str(exc))
+        except Exception as exc:  # the owner's check refused: this process writes here no more
+            log.warning("compaction abandoned", file=str(self.path), error=str(exc))
 
     def _compact(self, generation: int, tables: Mapping[str, Iterable[Any]], numbered: bool, *,
                  paced: bool) -> None:
@@ -440,6 +447,7 @@ class JournaledStorage(Storage):
 
     def _write_snapshot(self, generation: int, tables: Mapping[str, Iterable[Any]], numbered: bool, *,
                         paced: bool) -> int:
+        self._check()
         tmp = self._snapshot_tmp()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         size = unsynced = 0
@@ -454,6 +462,7 @@ class JournaledStorage(Storage):
                         unsynced = 0
                     time.sleep(_REST)
             os.fsync(fd)
+            self._check()
         except BaseException:
             os.close(fd)
             tmp.unlink(missing_ok=True)  # give the space back at once

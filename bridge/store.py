@@ -813,7 +813,7 @@ class Store:
         """Read the outbox (snapshot and journal) into memory; return its schema version, None
         for a new one. A file that cannot be read is moved aside (a reader raises instead)."""
         path = self.state_dir / "outbox.json"
-        storage = JournaledStorage(str(path), keys=OUTBOX_KEYS, read_only=self.read_only)
+        storage = JournaledStorage(str(path), keys=OUTBOX_KEYS, read_only=self.read_only, check=self.check_lock)
         if self.read_only and not path.exists() and not storage.journals():
             return None
         for _ in range(len(storage.journals()) + 2):  # each try moves one file aside

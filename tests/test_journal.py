@@ -322,3 +322,37 @@ def test_a_kill_at_any_instant_loses_no_delivery_and_resurrects_none(tmp_path: P
         model = found
         next_id += sum(len(line) - 1 for line in lines if line[0] == "add")
     assert len(model[1]) > 0 and len(model[0]) > 0
+
+
+class Refused(Exception):
+    pass
+
+
+@pytest.mark.parametrize("refuse_at", [1, 2], ids=["before the snapshot", "before it replaces the old one"])
+@pytest.mark.parametrize("background", [False, True], ids=["at once", "in its thread"])
+def test_a_compaction_the_owners_check_refuses_replaces_nothing(
+        tmp_path: Path, refuse_at: int, background: bool) -> None:
+    """The owner's check (the store: is the state directory still ours?) is asked before the
+    snapshot is written and before it replaces the old one; a refusal leaves the files as they
+    were, the temporary one removed, and every change still read from the journals."""
+    asked: list[int] = []
+
+    def check() -> None:
+        asked.append(1)
+        if len(asked) >= refuse_at:
+            raise Refused("the state directory is no longer ours")
+
+    db = JournaledStorage(str(tmp_path / "db.json"), keys=KEYS, check=check)
+    db.read()
+    db.append({"rows": {"a": {"id": "a", "n": 1}}})
+    before = sorted(p.name for p in tmp_path.iterdir())
+    if background:
+        db.compact({"rows": [{"id": "a", "n": 1}]}, background=True)
+        db.wait()
+    else:
+        with pytest.raises(Refused):
+            db.compact({"rows": [{"id": "a", "n": 1}]})
+    db.close()
+    assert len(asked) == refuse_at
+    assert sorted(p.name for p in tmp_path.iterdir()) == before == ["db.0.journal"]
+    assert rows(storage(tmp_path, read_only=True)) == {"a": {"id": "a", "n": 1}}
