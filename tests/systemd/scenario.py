@@ -276,10 +276,8 @@ def configure(world: World) -> None:
     (DROP_INS / "credenziali.conf").write_text(
         "[Service]\nLoadCredential=waha-api-key:/etc/channel-bridge/credentials/waha-api-key\n", encoding="utf-8"
     )
-    # Test only: SIGUSR2 stalls the event loop, and a short watchdog so the test waits seconds.
-    (DROP_INS / "test.conf").write_text(
-        f"[Service]\nEnvironment=CHANNEL_BRIDGE_TEST_HOOKS=1\nWatchdogSec={WATCHDOG}s\n", encoding="utf-8"
-    )
+    # Test only: a short watchdog, so that the test waits seconds.
+    (DROP_INS / "test.conf").write_text(f"[Service]\nWatchdogSec={WATCHDOG}s\n", encoding="utf-8")
     sh("systemctl", "daemon-reload")
     checked = operator("check")
     check("channel-bridge check accepts the config (as the guide runs it)", checked.returncode == 0,
@@ -396,8 +394,11 @@ def stalled_loop(world: World) -> None:
     pid = main_pid()
     restarts = int(show("NRestarts"))
     mark = cursor()
-    os.kill(pid, signal.SIGUSR2)
-    say(f"SIGUSR2 to {pid}: the test hook blocks its event loop")
+    # SIGSTOP hangs the whole process from outside, as a stuck kernel call would: no ping can
+    # come. systemd sends its watchdog signal followed by SIGCONT, so the process wakes up to die.
+    # (That only the event loop's health makes pings is tests/test_systemd_notify.py's concern.)
+    os.kill(pid, signal.SIGSTOP)
+    say(f"SIGSTOP to {pid}: the daemon hangs")
     restarted = wait_until(lambda: main_pid() not in (0, pid) and running(), WATCHDOG + 40)
     require("the watchdog restarts the stalled daemon", restarted, journal("--after-cursor", mark))
     log = journal("--after-cursor", mark)
