@@ -9,7 +9,8 @@ Layout (schema version in `outbox.json`, table `meta`):
     outbox.json          deliveries not yet sent (pending) or given up (failed), channel pacing:
                          a snapshot in TinyDB's layout, with the changes made since it in
     outbox.<n>.journal   one line per change (see `bridge.journal`; folded in now and then)
-    history.jsonl        every post made: where, when, the remote message id (append-only)
+    history-YYYY-MM.jsonl every post made in that month (UTC): where, when, the remote message
+                         id (append-only; see `History`)
 
 A poll that finds new keys writes its own feed's file only, and an outbox change appends one
 line, so the cost of a write grows neither with the number of feeds nor with the queue; a 304
@@ -64,6 +65,7 @@ import fcntl
 import itertools
 import json
 import os
+import re
 import stat
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -380,6 +382,126 @@ class PostLog:
         self._checked_tail = True
 
 
+# The history, one file a month: the UTC month of the posts it holds.
+HISTORY_FILE = "history-{month}.jsonl"
+HISTORY_MONTH = re.compile(r"history-(\d{4}-\d{2})\.jsonl")
+LEGACY_HISTORY = "history.jsonl"  # before the history was kept by month: read, then split at open
+# How far back a writer remembers which deliveries were posted (see `History.posted_since`):
+# longer than a feed's seen keys are kept (bridge.poll.SEEN_RETENTION, 180 days), so that a
+# delivery is known as posted for as long as its item can be recognised as seen.
+HISTORY_HORIZON = timedelta(days=200)
+
+
+def _month(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m}"
+
+
+def history_path(state_dir: Path, moment: datetime) -> Path:
+    """The history file that holds the posts made at `moment`."""
+    return state_dir / HISTORY_FILE.format(month=_month(moment))
+
+
+def _post_key(post: Post) -> tuple[str, str, datetime]:
+    return (post.delivery_id, post.channel, post.posted_at)
+
+
+class History:
+    """The audit log of posts: one `PostLog` a month, `history-YYYY-MM.jsonl`.
+
+    A post goes to the file of its `posted_at` month (UTC), so a reader that wants the posts
+    since a moment opens only the files of that month and after, and the log never has to be
+    rotated: a new month starts a new file, and no record is ever moved. The files of old
+    months are read by `history` only; an operator may archive them.
+
+    The single `history.jsonl` of older versions is read as well, and a writer splits it into
+    the monthly files at open (`split_legacy`); a kill at any moment of that loses nothing and
+    doubles nothing: each monthly file is replaced whole with what it held plus the old file's
+    records it lacked, and the old file is removed last. Until then a reader reads both and
+    counts a record found in both once.
+    """
+
+    def __init__(self, state_dir: Path, *, read_only: bool, check: Callable[[], None] = lambda: None) -> None:
+        self.state_dir = state_dir
+        self.read_only = read_only
+        self._check = check
+        self._logs: dict[str, PostLog] = {}
+
+    def _log(self, month: str) -> PostLog:
+        if month not in self._logs:
+            path = self.state_dir / HISTORY_FILE.format(month=month)
+            self._logs[month] = PostLog(path, read_only=self.read_only, check=self._check)
+        return self._logs[month]
+
+    def months(self) -> list[str]:
+        """The months that have a file, oldest first."""
+        try:
+            names = os.listdir(self.state_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(m.group(1) for name in names if (m := HISTORY_MONTH.fullmatch(name)))
+
+    def append(self, posts: list[Post]) -> None:
+        """Add `posts` durably to the file of their month, as `PostLog.append` does. Posts made
+        together share their time, so one call writes one file, whole or not at all."""
+        by_month: dict[str, list[Post]] = {}
+        for post in posts:
+            by_month.setdefault(_month(post.posted_at), []).append(post)
+        for month, chosen in by_month.items():
+            self._log(month).append(chosen)
+
+    def read(self, since: datetime | None = None) -> list[Post]:
+        """The records posted at or after `since` (all without it), in file order, month after
+        month; only the files of `since`'s month and later are opened."""
+        first = _month(since) if since is not None else ""
+        posts: list[Post] = []
+        legacy = self.state_dir / LEGACY_HISTORY
+        if legacy.exists():
+            posts = PostLog(legacy, read_only=True).read()
+        known = {_post_key(p) for p in posts}
+        for month in self.months():
+            if month >= first:
+                posts.extend(p for p in self._log(month).read() if not known or _post_key(p) not in known)
+        return [p for p in posts if since is None or p.posted_at >= since]
+
+    def split_legacy(self) -> None:
+        """Move the records of the old single `history.jsonl` into the monthly files, then
+        remove it (see the class). Raise `StateWriteError` when a file cannot be written: the
+        old file is then still there, and read."""
+        legacy = self.state_dir / LEGACY_HISTORY
+        if self.read_only or not legacy.exists():
+            return
+        self._check()
+        by_month: dict[str, list[Post]] = {}
+        records = PostLog(legacy, read_only=True).read()
+        for post in records:
+            by_month.setdefault(_month(post.posted_at), []).append(post)
+        lines = sum(1 for line in legacy.read_bytes().split(b"\n") if line.strip())
+        for month, posts in sorted(by_month.items()):
+            log_file = self._log(month)
+            held = log_file.read()
+            known = {_post_key(p) for p in held}
+            missing = [p for p in posts if _post_key(p) not in known]
+            if not missing:
+                continue
+            # The old file's records first: they are the older ones.
+            data = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in [*missing, *held])
+            self._check()
+            write_atomically(log_file.path, data.encode())
+        self._check()
+        # Lines that could not be read are not records, but a person may still read them.
+        aside = legacy.with_name(f"{LEGACY_HISTORY}.unreadable-lines") if lines > len(records) else None
+        try:
+            if aside is not None:
+                os.replace(legacy, aside)
+            else:
+                os.unlink(legacy)
+        except OSError as exc:
+            raise StateWriteError(legacy, exc) from None
+        _fsync_dir(self.state_dir)
+        log.info("history split by month", months=len(by_month), records=len(records),
+                 kept_aside=str(aside) if aside else None)
+
+
 def _parse_post(line: bytes, notes: list[str] | None) -> Post | None:
     try:
         return Post.from_dict(json.loads(line), notes)
@@ -425,7 +547,8 @@ class Store:
         self._seen = SeenIndex()
         self._feed_files: set[str] = set()  # feeds whose file is loaded or written
         self._outbox: JournaledStorage | None = None
-        self._history = PostLog(state_dir / "history.jsonl", read_only=True)
+        self._history = History(state_dir, read_only=True)
+        self._history_loaded = False  # see `_load_history`
         self._deliveries: dict[str, Delivery] = {}
         # (channel, state) -> its deliveries in sending order, each after its key (see `deliveries`)
         self._queues: dict[tuple[str, str], list[_Queued]] = {}
@@ -557,10 +680,11 @@ class Store:
 
     def _load(self) -> None:
         version = self._load_outbox()
-        self._history = PostLog(self.state_dir / "history.jsonl", read_only=self.read_only, check=self.check_lock)
-        for post in self._history.read():
-            self._posted_ids.add(post.delivery_id)
-            self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
+        self._history = History(self.state_dir, read_only=self.read_only, check=self.check_lock)
+        if not self.read_only:
+            # A reader (`status`) needs none of the history; `history` reads it itself (`posts`).
+            self._history.split_legacy()
+            self._load_history()
         if self._outbox is not None and not self.read_only:
             if version != SCHEMA_VERSION:
                 # A new state directory, or schema 1: start the snapshot of the new layout.
@@ -581,6 +705,21 @@ class Store:
             # Only a feed file vouches for a first poll: without its seen keys, a feed is new.
             if feed_id not in self._feed_files and state.primed:
                 self._states[feed_id] = replace(state, primed=())
+
+    def _load_history(self) -> None:
+        """Remember which deliveries were posted, and when, from the history's recent months:
+        those of the last `HISTORY_HORIZON`, and back to a month before the oldest delivery
+        still in the outbox (one posted just before a crash is found there, see `_load`)."""
+        if self._history_loaded:
+            return
+        self._history_loaded = True
+        since = _now() - HISTORY_HORIZON
+        oldest = min((d.created for d in self._deliveries.values()), default=None)
+        if oldest is not None:
+            since = min(since, oldest - timedelta(days=31))
+        for post in self._history.read(since):
+            self._posted_ids.add(post.delivery_id)
+            self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
 
     def _load_outbox(self) -> int | None:
         """Read the outbox (snapshot and journal) into memory; return its schema version, None
@@ -1047,9 +1186,11 @@ class Store:
             del self._queues[(delivery.channel, delivery.state)]
 
     def has_delivery(self, delivery_id: str) -> bool:
+        """Whether `delivery_id` is in the outbox, or was posted within `HISTORY_HORIZON`."""
         return delivery_id in self._deliveries or self._posted(delivery_id)
 
     def _posted(self, delivery_id: str) -> bool:
+        self._load_history()
         return delivery_id in self._posted_ids
 
     def add_deliveries(self, deliveries: list[Delivery]) -> list[Delivery]:
@@ -1134,7 +1275,9 @@ class Store:
         return posts
 
     def posts_since(self, channel: str, since: datetime) -> int:
-        """How many posts `channel` made at or after `since` (a digest, one remote message, counts once)."""
+        """How many posts `channel` made at or after `since` (a digest, one remote message, counts
+        once); `since` within `HISTORY_HORIZON`."""
+        self._load_history()
         return len({(at, remote_id) for at, remote_id in self._posted_at.get(channel, []) if at >= since})
 
     def channel_pause(self, channel: str) -> str | None:
@@ -1226,9 +1369,9 @@ class Store:
     # -- history --------------------------------------------------------------------------
 
     def posts(self, since: datetime | None = None) -> Iterator[Post]:
-        """Every post recorded, oldest first, optionally only those at or after `since`."""
-        chosen = [p for p in self._history.read() if since is None or p.posted_at >= since]
-        return iter(sorted(chosen, key=lambda p: p.posted_at))
+        """Every post recorded, oldest first, optionally only those at or after `since` (then
+        only the history's files of `since`'s month and later are read)."""
+        return iter(sorted(self._history.read(since), key=lambda p: p.posted_at))
 
 
 def _channel_document(name: str, last_post: datetime | None, paused: str | None) -> Document | None:
