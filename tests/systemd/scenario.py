@@ -5,7 +5,8 @@ Debian's python3 (stdlib only), from the directory holding `src/` (the project) 
 
 It installs channel-bridge as the operator guide says, runs a feed server and a fake WAHA on
 loopback in this process, and drives the service through systemctl: start, a new item, a
-reload adding a feed, a reload with a broken config, kill -9, a stalled event loop, stop.
+reload adding a feed, a reload with a broken config, kill -9, a hung process (the watchdog),
+stop.
 Every check is printed as it runs; the exit status is 1 if any failed. Every wait is bounded.
 """
 
@@ -390,7 +391,7 @@ def history_titles() -> list[str]:
     return [record["title"] for record in json.loads(result.stdout)]
 
 
-def stalled_loop(world: World) -> None:
+def hung_process(world: World) -> None:
     pid = main_pid()
     restarts = int(show("NRestarts"))
     mark = cursor()
@@ -534,7 +535,7 @@ def main() -> int:
         reload_adds_feed(world)
         reload_broken(world)
         kill_9_in_flight(world)
-        stalled_loop(world)
+        hung_process(world)
         warnings_in_journal(world)
         stop(world)
         invalid_config_at_start(world)
