@@ -228,10 +228,7 @@ class Bridge:
         0 if all went well, 1 if any feed or delivery failed."""
         self._open_channels()
         try:
-            # A host's feeds one after the other: each poll finds the connection that the one
-            # before it left open (a TCP and TLS handshake saved), still at most two at a time.
-            by_host = sorted(self.config.feeds, key=self._host)
-            polls = await asyncio.gather(*(self._poll_once(feed) for feed in by_host))
+            polls = await asyncio.gather(*(self._poll_once(feed) for feed in self.config.feeds))
             drains = [await self._drain(name, once=True) for name in self.channels]
         finally:
             await self.aclose()
@@ -256,12 +253,8 @@ class Bridge:
             log.error(STATE_PROBLEM, feed=feed.id, path=str(exc.path), error=exc.detail, hint=exc.hint)
             return PollResult(feed_id=feed.id, ok=False, error=str(exc))
 
-    @staticmethod
-    def _host(feed: FeedConfig) -> str:
-        return "" if feed.is_local else (urlsplit(feed.url).hostname or "")
-
     def _host_slots(self, feed: FeedConfig) -> asyncio.Semaphore:
-        host = self._host(feed)
+        host = "" if feed.is_local else (urlsplit(feed.url).hostname or "")
         if host not in self._per_host:
             self._per_host[host] = asyncio.Semaphore(MAX_POLLS_PER_HOST)
         return self._per_host[host]
