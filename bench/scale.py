@@ -626,7 +626,7 @@ def print_size(n: int, ours: list[Cycle], peers: list[Cycle], baseline: dict[str
     by_name = {c.name: c for c in once or []}
     rss2email = {c.name: c for c in peers if c.tool == "rss2email"}
     for cycle in once or []:
-        lines.append(row(n, cycle, rss2email.get(cycle.name)))
+        lines.append(row(n, cycle))  # compared with the daemon and rss2email in the line below
     for cycle in peers:
         lines.append(row(n, cycle, mine.get(cycle.name)))
     if once:
