@@ -30,9 +30,10 @@ from bridge.health import rhythm
 from bridge.identity import SeenLookup, delivery_id, is_seen
 from bridge.item import Alert, Item
 from bridge.links import link_problem, with_utm
+from bridge.models import Delivery, FeedState
 from bridge.parse import ParseError, parse_feed
 from bridge.parser_pool import ParserPool
-from bridge.store import Delivery, FeedState, Plan, Store
+from bridge.store import Plan, Store
 from bridge.template import channel_template
 
 log = structlog.get_logger("bridge.poll")
