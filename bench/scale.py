@@ -63,7 +63,7 @@ ROOT = BENCH.parent
 sys.path[:0] = [str(BENCH), str(ROOT / "tests")]
 
 from scale_feeds import FarmSpec, FarmStats, FeedFarm, parse_item_link  # noqa: E402
-from scale_peers import PEERS, PeerCycle, PeerRunner, ensure_peers_venv  # noqa: E402
+from scale_peers import PEERS, PeerCycle, PeerRunner, ensure_peers_venv, run_measured  # noqa: E402
 from scale_proc import TreeSampler, peak_rss  # noqa: E402
 from servers.waha import FakeWaha  # noqa: E402
 
@@ -186,9 +186,14 @@ class Profiler:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
+        return self.stacks_of(self.out)
+
+    @staticmethod
+    def stacks_of(raw: Path) -> dict[str, int]:
+        """The collapsed stacks of py-spy's raw output `raw` (stack -> samples)."""
         stacks: dict[str, int] = {}
-        if self.out.exists():
-            for line in self.out.read_text(errors="replace").splitlines():
+        if raw.exists():
+            for line in raw.read_text(errors="replace").splitlines():
                 stack, _, count = line.rpartition(" ")
                 if count.isdigit():
                     stacks[stack] = stacks.get(stack, 0) + int(count)
@@ -447,6 +452,54 @@ def measure_daemon(n: int, farm: FeedFarm, waha: FakeWaha, work: Path, args: arg
     return cycles
 
 
+# -- run --once ---------------------------------------------------------------------------------
+
+
+def measure_once(n: int, farm: FeedFarm, waha: FakeWaha, work: Path, args: argparse.Namespace,
+                 py_spy: Path | None) -> list[Cycle]:
+    """`channel-bridge run --once` (how cron users and `make run` meet the bridge) over the same
+    farm, on a state of its own: first (an empty state), all-304 (nothing changed), 5% (as many
+    feeds with one new item each, changed before the run). Measured whole, as the peers are:
+    from the start of the process to its exit, imports, state load and final flush included;
+    CPU from the kernel (the process and its parsers). Then, apart and never measured, one more
+    all-304 run under py-spy: its hot spots go to hot-once-304.txt."""
+    once = work / "once"
+    shutil.rmtree(once, ignore_errors=True)
+    once.mkdir()
+    config = once / "config.toml"
+    write_config(config, farm.urls(), 86400, waha.url)
+    env = {**os.environ, "WAHA_API_KEY": API_KEY}
+    command = [sys.executable, "-m", "bridge", "--config", str(config), "run", "--once"]
+    rng = random.Random(args.seed + n + 1)
+    cycles = []
+    for name in ("first", "all-304", "5%"):
+        changed: list[int] = []
+        if name == "5%":
+            changed = sorted(rng.sample(range(n), max(1, round(n * args.changed))))
+            farm.change(changed)
+        farm.mark()
+        posts_before = len(waha.posts)
+        wall, cpu, rss, code = run_measured(command, env=env, cwd=once, log=once / "output.log",
+                                            timeout=args.cycle_timeout)
+        stats = farm.stats()
+        cycle = fill(Cycle("run --once", name, n, wall, cpu, 0, rss), stats)
+        cycle.posted, cycle.expected = len(waha.posts) - posts_before, len(changed)
+        cycle.state_bytes, _ = dir_size(once / "state")
+        cycle.extra.update(exit=code, complete=len(stats.per_feed) >= n)
+        cycles.append(cycle)
+        print(f"  run --once     {name:8s} {wall:7.1f} s wall {cpu:6.1f} s CPU  exit {code}, "
+              f"{stats.ok} x 200, {stats.not_modified} x 304, {cycle.posted}/{cycle.expected} posted", flush=True)
+    if py_spy is not None:
+        raw = work / "profile-once-304.txt"
+        run_measured([str(py_spy), "record", "--subprocesses", "--idle", "--rate", "100", "--format", "raw",
+                      "--output", str(raw), "--", *command], env=env, cwd=once, log=once / "profile.log",
+                     timeout=args.cycle_timeout)
+        stacks = Profiler.stacks_of(raw)
+        if stacks:
+            (work / "hot-once-304.txt").write_text(hot_spots(stacks, 100))
+    return cycles
+
+
 # -- the raw baseline ---------------------------------------------------------------------------
 
 
@@ -564,13 +617,31 @@ def peer_cycles(n: int, peers: dict[str, list[PeerCycle]]) -> list[Cycle]:
     return out
 
 
-def print_size(n: int, ours: list[Cycle], peers: list[Cycle], baseline: dict[str, float]) -> list[str]:
+def print_size(n: int, ours: list[Cycle], peers: list[Cycle], baseline: dict[str, float],
+               once: list[Cycle] | None = None) -> list[str]:
     lines = [HEADER]
     mine = {c.name: c for c in ours}
     for cycle in ours:
         lines.append(row(n, cycle))
+    by_name = {c.name: c for c in once or []}
+    rss2email = {c.name: c for c in peers if c.tool == "rss2email"}
+    for cycle in once or []:
+        lines.append(row(n, cycle))  # compared with the daemon and rss2email in the line below
     for cycle in peers:
         lines.append(row(n, cycle, mine.get(cycle.name)))
+    if once:
+        # "ours vs" of a run --once line compares it with rss2email's run; here, per feed.
+        parts = []
+        for name, cycle in by_name.items():
+            text = (f"{name} {cycle.cpu / cycle.feeds * 1000:.2f} ms/feed "
+                    f"(daemon {mine[name].cpu / mine[name].feeds * 1000:.2f}")
+            if name in rss2email:
+                peer = rss2email[name]
+                text += f", rss2email {peer.cpu / peer.feeds * 1000:.2f}, wall x{peer.wall / cycle.wall:.1f} faster"
+            parts.append(text + ")")
+        lines.append("      run --once CPU: " + "; ".join(parts) + "; exit codes "
+                     + ", ".join(str(c.extra["exit"]) for c in once)
+                     + "; 5% posted " + f"{by_name['5%'].posted}/{by_name['5%'].expected}")
     first, idle304, changed = mine["first"], mine["all-304"], mine["5%"]
     lines.append(
         f"      daemon: start-up {first.extra['startup']:.1f} s (empty state), {idle304.extra['startup']:.1f} s "
@@ -623,6 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-timeout", type=float, default=300.0, help="seconds per peer cycle")
     parser.add_argument("--no-peers", action="store_true", help="measure channel-bridge only")
     parser.add_argument("--no-profile", action="store_true", help="no py-spy (no state-write time)")
+    parser.add_argument("--no-once", action="store_true", help="leave out the three `run --once` cycles")
     parser.add_argument("--idle", type=float, default=5.0, help="seconds of idle measured after the first cycle")
     parser.add_argument("--interval", type=int, default=50,
                         help="interval T of the all-304 and 5%% cycles, seconds (the 5%% cycle lasts T)")
@@ -673,6 +745,7 @@ def main(argv: list[str] | None = None) -> int:
                 for cycle in ours:
                     print(f"  channel-bridge {cycle.name:8s} {cycle.wall:7.1f} s wall {cycle.cpu:6.1f} s CPU",
                           flush=True)
+                once = [] if args.no_once else measure_once(n, farm, waha, work, args, py_spy)
                 if not args.no_peers and bindir is not None and peers is None:
                     sample_size = min(n, args.peer_sample)
                     sample = list(range(0, n, max(1, n // sample_size)))[:sample_size]
@@ -681,9 +754,10 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             waha.close()
         scaled = peer_cycles(n, peers) if peers else []
-        lines = print_size(n, ours, scaled, baseline)
+        lines = print_size(n, ours, scaled, baseline, once)
         output += ["", *lines]
-        summary[str(n)] = {"ours": [dataclasses.asdict(c) for c in ours], "baseline": baseline}
+        summary[str(n)] = {"ours": [dataclasses.asdict(c) for c in ours], "once": [dataclasses.asdict(c) for c in once],
+                           "baseline": baseline}
         print("\n".join(lines), flush=True)
     if problem:
         output.append(f"peers: not measured: {problem}")

@@ -112,36 +112,45 @@ class PeerRunner:
         raise ValueError(f"unknown peer {self.peer!r}")
 
     def cycle(self) -> PeerCycle:
-        """Run one cycle; kill it at the time limit.
+        """Run one cycle; kill it at the time limit (see `run_measured`)."""
+        wall, cpu, rss, exit_code = run_measured(self.command, env=self.env, cwd=self.workdir,
+                                                 log=self.workdir / "output.log", timeout=self.timeout)
+        return PeerCycle(self.peer, len(self.urls), wall, cpu, rss, exit_code)
 
-        CPU seconds come from the kernel's accounting of the finished process (`wait4`), which
-        includes every descendant it waited for (feed2exec's pool workers).
-        """
-        with (self.workdir / "output.log").open("a") as out:
-            started = time.time()
-            process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, env=self.env,
-                                       cwd=self.workdir, start_new_session=True)
-            sampler = TreeSampler(process.pid, period=0.1, limit=self.timeout + 30)
-            exit_code: int | None = None
-            cpu = 0.0
-            hwm = 0
-            try:
-                deadline = started + self.timeout
-                while time.time() < deadline:
-                    hwm = max(hwm, peak_rss(process.pid))
-                    pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-                    if pid:
-                        exit_code = os.waitstatus_to_exitcode(status)
-                        cpu = usage.ru_utime + usage.ru_stime
-                        process.returncode = exit_code
-                        break
-                    time.sleep(0.05)
-            finally:
-                sampler.stop()
-                if exit_code is None:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait(10)
-                    cpu = sampler.last().cpu
-            wall = time.time() - started
-        _, rss_tree = sampler.peak(started, time.time())
-        return PeerCycle(self.peer, len(self.urls), wall, cpu, max(hwm, rss_tree), exit_code)
+
+def run_measured(command: list[str], *, env: dict[str, str], cwd: Path, log: Path,
+                 timeout: float) -> tuple[float, float, int, int | None]:
+    """Run `command` to its end, killed at `timeout` seconds; return wall seconds, CPU seconds,
+    peak RSS (bytes, the process tree) and the exit code (None: killed).
+
+    CPU seconds come from the kernel's accounting of the finished process (`wait4`), which
+    includes every descendant it waited for (feed2exec's pool workers, the bridge's parsers).
+    """
+    with log.open("a") as out:
+        started = time.time()
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                   start_new_session=True)
+        sampler = TreeSampler(process.pid, period=0.1, limit=timeout + 30)
+        exit_code: int | None = None
+        cpu = 0.0
+        hwm = 0
+        try:
+            deadline = started + timeout
+            while time.time() < deadline:
+                hwm = max(hwm, peak_rss(process.pid))
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid:
+                    exit_code = os.waitstatus_to_exitcode(status)
+                    cpu = usage.ru_utime + usage.ru_stime
+                    process.returncode = exit_code
+                    break
+                time.sleep(0.05)
+        finally:
+            sampler.stop()
+            if exit_code is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+                cpu = sampler.last().cpu
+        wall = time.time() - started
+    _, rss_tree = sampler.peak(started, time.time())
+    return wall, cpu, max(hwm, rss_tree), exit_code

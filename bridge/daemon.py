@@ -25,9 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import math
-import os
 import signal
-import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -467,9 +465,6 @@ class Bridge:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopping.set)
         loop.add_signal_handler(signal.SIGHUP, lambda: self._background(self.reload()))
-        if os.environ.get("CHANNEL_BRIDGE_TEST_HOOKS") == "1":
-            # Test hook for the watchdog: SIGUSR2 blocks the event loop as a real hang would.
-            loop.add_signal_handler(signal.SIGUSR2, lambda: time.sleep(3600))
         self._open_channels()
         self._scheduler = _PollScheduler(
             # The scheduler compares its jobs with the wall clock: a step is noticed first.

@@ -56,7 +56,8 @@ from bridge.channels import Channel, ChannelDownError, ChannelError, MessageReje
 from bridge.channels.base import GatewayAnswerError
 from bridge.config import AlertSettings, ChannelConfig, TimeWindow, format_duration
 from bridge.item import Alert
-from bridge.store import Delivery, Store, with_retry
+from bridge.models import Delivery
+from bridge.store import Store, with_retry
 
 log = structlog.get_logger("bridge.outbox")
 

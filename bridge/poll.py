@@ -28,9 +28,10 @@ from bridge.fetch import Fetcher, FetchError, Validators
 from bridge.health import rhythm
 from bridge.identity import delivery_id, recorded_keys
 from bridge.item import Item
+from bridge.models import Delivery, FeedState
 from bridge.parse import ParseError, parse_feed
 from bridge.parser_pool import ParserPool
-from bridge.store import Delivery, FeedState, Plan, Store
+from bridge.store import Plan, Store
 from bridge.verdict import HELD, NO_LINK, NOTHING_TO_SAY, FeedMemory, Verdict, decide, wants_article
 
 log = structlog.get_logger("bridge.poll")

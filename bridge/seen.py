@@ -148,13 +148,19 @@ class SeenIndex:
         """Add the (channel, key, time) records of a feed's file, unsorted, then `sort()` once
         after the last feed: opening a store, before any other change."""
         number = self._number(feed_id)
-        digests, feeds, stamps = self._digests, self._feeds, self._stamps
-        for channel, key, stamp in records:
-            stamp = _stamp(stamp)
-            digests.append(_digest(channel, key))
-            feeds.append(number)
-            stamps.append(stamp)
-            self._added(number, stamp)
+        # One pass in a comprehension, the counts once per feed: a start reads every feed's
+        # records (8,000 feeds hold 500,000), and a loop of method calls per record doubles it.
+        blake2b, from_bytes, top = hashlib.blake2b, int.from_bytes, _GONE - 1
+        rows = [(from_bytes(blake2b(f"{channel}\n{key}".encode(), digest_size=8).digest(), "little", signed=True),
+                 min(max(stamp, 0), top)) for channel, key, stamp in records]
+        if not rows:
+            return
+        added = array("I", [stamp for _, stamp in rows])
+        self._digests.extend(array("q", [digest for digest, _ in rows]))
+        self._feeds.extend(array("I", [number]) * len(rows))
+        self._stamps.extend(added)
+        self._counts[number] += len(rows)
+        self._oldest[number] = min(self._oldest[number], min(added))
 
     def sort(self) -> None:
         """Order the records added by `load`."""

@@ -9,7 +9,8 @@ Layout (schema version in `outbox.json`, table `meta`):
     outbox.json          deliveries not yet sent (pending) or given up (failed), channel pacing:
                          a snapshot in TinyDB's layout, with the changes made since it in
     outbox.<n>.journal   one line per change (see `bridge.journal`; folded in now and then)
-    history.jsonl        every post made: where, when, the remote message id (append-only)
+    history-YYYY-MM.jsonl every post made in that month (UTC): where, when, the remote message
+                         id (append-only; see `History`)
 
 A poll that finds new keys writes its own feed's file only, and an outbox change appends one
 line, so the cost of a write grows neither with the number of feeds nor with the queue; a 304
@@ -64,6 +65,7 @@ import fcntl
 import itertools
 import json
 import os
+import re
 import stat
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
@@ -78,9 +80,17 @@ from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
-from bridge.health import FeedHealth, judge
-from bridge.item import Alert
 from bridge.journal import Change, Document, JournaledStorage, UnreadableFile, fsync_dir, write_fully
+
+# The records live in bridge.models; named here too, so that `from bridge.store import Delivery` works.
+from bridge.models import DELIVERY_STATES as DELIVERY_STATES
+from bridge.models import Delivery as Delivery
+from bridge.models import FeedState as FeedState
+from bridge.models import Post as Post
+from bridge.models import UnreadableRecord
+from bridge.models import from_iso as _from_iso
+from bridge.models import iso as _iso
+from bridge.models import read_time as _time
 from bridge.seen import SeenIndex
 
 # 2: outbox.json is a snapshot and outbox.<n>.journal the changes since; 1: outbox.json whole.
@@ -243,243 +253,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 def _encode(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def _from_iso(text: str | None) -> datetime | None:
-    return _time(text, "time") if text else None
-
-
-def _time(text: Any, name: str, notes: list[str] | None = None) -> datetime:
-    """An ISO time from a state file, always aware: one without a zone (a hand edit, another
-    program) is read as UTC, and `notes` is told so. Raise ValueError when it is not a time."""
-    if not isinstance(text, str):
-        raise ValueError(f"{name} is not a time: {text!r}")
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        if notes is not None:
-            notes.append(f"{name} {text} has no time zone: read as UTC")
-        moment = moment.replace(tzinfo=UTC)
-    return moment
-
-
-DELIVERY_STATES = ("pending", "failed")
-
-
-@dataclass(frozen=True, slots=True)
-class FeedState:
-    """What the bridge remembers of one feed between polls."""
-
-    feed_id: str
-    etag: str | None = None
-    last_modified: str | None = None
-    primed: tuple[str, ...] = ()  # channels for which this feed's first poll has been recorded
-    last_poll: datetime | None = None
-    last_success: datetime | None = None
-    last_new_item: datetime | None = None
-    failures: int = 0
-    failing_since: datetime | None = None
-    last_error: str | None = None
-    retry_at: datetime | None = None
-    newest_item: datetime | None = None  # publication date of the newest item the feed lists
-    usual_gap: float | None = None  # seconds between its items, usually (see bridge.health)
-    rebuilt: bool = False  # its state was lost (unreadable file): next poll records, posts nothing
-    last_held: str | None = None  # the last item held back (link off the feed's domains), and why
-    # The feed's last first poll (see `bridge.poll`): when, the items it recorded, those it posted.
-    first_poll: datetime | None = None
-    first_poll_items: int = 0
-    first_poll_posted: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "feed_id": self.feed_id,
-            "etag": self.etag,
-            "last_modified": self.last_modified,
-            "primed": list(self.primed),
-            "last_poll": _iso(self.last_poll),
-            "last_success": _iso(self.last_success),
-            "last_new_item": _iso(self.last_new_item),
-            "failures": self.failures,
-            "failing_since": _iso(self.failing_since),
-            "last_error": self.last_error,
-            "retry_at": _iso(self.retry_at),
-            "newest_item": _iso(self.newest_item),
-            "usual_gap": self.usual_gap,
-            "rebuilt": self.rebuilt,
-            "last_held": self.last_held,
-            "first_poll": _iso(self.first_poll),
-            "first_poll_items": self.first_poll_items,
-            "first_poll_posted": self.first_poll_posted,
-        }
-
-    def health(self, now: datetime) -> FeedHealth:
-        """Ok, failing, stale or new: see `bridge.health`."""
-        return judge(
-            now=now,
-            last_poll=self.last_poll,
-            failing_since=self.failing_since,
-            last_error=self.last_error,
-            newest_item=self.newest_item,
-            usual_gap=timedelta(seconds=self.usual_gap) if self.usual_gap is not None else None,
-        )
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> FeedState:
-        return cls(
-            feed_id=data["feed_id"],
-            etag=data.get("etag"),
-            last_modified=data.get("last_modified"),
-            primed=tuple(data.get("primed", ())),
-            last_poll=_from_iso(data.get("last_poll")),
-            last_success=_from_iso(data.get("last_success")),
-            last_new_item=_from_iso(data.get("last_new_item")),
-            failures=int(data.get("failures", 0)),
-            failing_since=_from_iso(data.get("failing_since")),
-            last_error=data.get("last_error"),
-            retry_at=_from_iso(data.get("retry_at")),
-            newest_item=_from_iso(data.get("newest_item")),
-            usual_gap=data.get("usual_gap"),
-            rebuilt=bool(data.get("rebuilt", False)),
-            last_held=data.get("last_held"),
-            first_poll=_from_iso(data.get("first_poll")),
-            first_poll_items=int(data.get("first_poll_items", 0)),
-            first_poll_posted=int(data.get("first_poll_posted", 0)),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One alert for one channel, from the moment it is decided until it is posted or given up."""
-
-    id: str
-    channel: str
-    feed_id: str
-    alert: Alert
-    created: datetime
-    order: float  # sort key, oldest first: the item's publication time, else its discovery time
-    urgent: bool = False
-    attempts: int = 0
-    next_attempt: datetime | None = None
-    last_error: str | None = None
-    state: str = "pending"  # pending | failed
-    token: str | None = None  # the channel's own id for this post, chosen before sending (WAHA)
-    in_flight: bool = False  # a send was started and its outcome is unknown: reconcile first
-    plain: bool = False  # the channel rejected the formatted alert: send the plainest form
-    held: bool = False  # held back by max_per_day: goes out in the next day's digest
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "channel": self.channel,
-            "feed_id": self.feed_id,
-            "alert": self.alert.to_dict(),
-            "created": _iso(self.created),
-            "order": self.order,
-            "urgent": self.urgent,
-            "attempts": self.attempts,
-            "next_attempt": _iso(self.next_attempt),
-            "last_error": self.last_error,
-            "state": self.state,
-            "token": self.token,
-            "in_flight": self.in_flight,
-            "plain": self.plain,
-            "held": self.held,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], notes: list[str] | None = None) -> Delivery:
-        """Rebuild a delivery stored with `to_dict`, tolerating hand edits and older versions.
-
-        A time without a zone is read as UTC; a `state` this version does not know is kept as
-        "failed" with the reason in `last_error` (visible in `status`, never sent, never
-        dropped). Each such repair is added to `notes`. Raise `StateError` when the entry
-        cannot be a delivery at all (a field missing or of the wrong kind).
-        """
-        ident = data.get("id") if isinstance(data, Mapping) else None
-        local: list[str] = []
-        try:
-            alert = Alert.from_dict(data["alert"])
-            if alert.published is not None and alert.published.tzinfo is None:
-                local.append(f"alert.published {alert.published.isoformat()} has no time zone: read as UTC")
-                alert = replace(alert, published=alert.published.replace(tzinfo=UTC))
-            next_attempt = data.get("next_attempt")
-            delivery = cls(
-                id=str(data["id"]),
-                channel=str(data["channel"]),
-                feed_id=str(data["feed_id"]),
-                alert=alert,
-                created=_time(data["created"], "created", local),
-                order=float(data["order"]),
-                urgent=bool(data.get("urgent", False)),
-                attempts=int(data.get("attempts", 0)),
-                next_attempt=_time(next_attempt, "next_attempt", local) if next_attempt else None,
-                last_error=data.get("last_error"),
-                state=data.get("state", "pending"),
-                token=data.get("token"),
-                in_flight=bool(data.get("in_flight", False)),
-                plain=bool(data.get("plain", False)),
-                held=bool(data.get("held", False)),
-            )
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            what = f'missing "{exc.args[0]}"' if isinstance(exc, KeyError) else str(exc)
-            raise StateError(
-                f"outbox entry {ident or '(no id)'} is unreadable: {what}",
-                hint="correct or remove that entry of outbox.json with the daemon stopped, or restore a backup",
-            ) from None
-        if delivery.state not in DELIVERY_STATES:
-            local.append(f'unknown state "{delivery.state}": kept as failed')
-            delivery = replace(delivery, state="failed", in_flight=False, last_error=(
-                f'unknown state "{delivery.state}" in the outbox (hand-edited, or written by another version): '
-                "kept as failed, not sent"))
-        if notes is not None:
-            notes.extend(f"outbox entry {delivery.id}: {note}" for note in local)
-        return delivery
-
-
-@dataclass(frozen=True, slots=True)
-class Post:
-    """A line of the audit log: what was posted, where, when, with which remote id."""
-
-    delivery_id: str
-    channel: str
-    feed_id: str
-    title: str
-    link: str
-    posted_at: datetime
-    remote_id: str | None
-    verified: bool | None = None  # read back on the channel (True), looked for and not found (False)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "delivery_id": self.delivery_id,
-            "channel": self.channel,
-            "feed_id": self.feed_id,
-            "title": self.title,
-            "link": self.link,
-            "posted_at": _iso(self.posted_at),
-            "remote_id": self.remote_id,
-            "verified": self.verified,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], notes: list[str] | None = None) -> Post:
-        """Rebuild a record stored with `to_dict`; a time without a zone is read as UTC (and
-        `notes` told). Raise KeyError, TypeError or ValueError when it is not a record."""
-        return cls(
-            delivery_id=str(data["delivery_id"]),
-            channel=str(data["channel"]),
-            feed_id=str(data["feed_id"]),
-            title=str(data["title"]),
-            link=str(data["link"]),
-            posted_at=_time(data["posted_at"], f"posted_at of {data['delivery_id']}", notes),
-            remote_id=data.get("remote_id"),
-            verified=data.get("verified"),
-        )
 
 
 class PostLog:
@@ -607,6 +382,126 @@ class PostLog:
         self._checked_tail = True
 
 
+# The history, one file a month: the UTC month of the posts it holds.
+HISTORY_FILE = "history-{month}.jsonl"
+HISTORY_MONTH = re.compile(r"history-(\d{4}-\d{2})\.jsonl")
+LEGACY_HISTORY = "history.jsonl"  # before the history was kept by month: read, then split at open
+# How far back a writer remembers which deliveries were posted (see `History.posted_since`):
+# longer than a feed's seen keys are kept (bridge.poll.SEEN_RETENTION, 180 days), so that a
+# delivery is known as posted for as long as its item can be recognised as seen.
+HISTORY_HORIZON = timedelta(days=200)
+
+
+def _month(moment: datetime) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m}"
+
+
+def history_path(state_dir: Path, moment: datetime) -> Path:
+    """The history file that holds the posts made at `moment`."""
+    return state_dir / HISTORY_FILE.format(month=_month(moment))
+
+
+def _post_key(post: Post) -> tuple[str, str, datetime]:
+    return (post.delivery_id, post.channel, post.posted_at)
+
+
+class History:
+    """The audit log of posts: one `PostLog` a month, `history-YYYY-MM.jsonl`.
+
+    A post goes to the file of its `posted_at` month (UTC), so a reader that wants the posts
+    since a moment opens only the files of that month and after, and the log never has to be
+    rotated: a new month starts a new file, and no record is ever moved. The files of old
+    months are read by `history` only; an operator may archive them.
+
+    The single `history.jsonl` of older versions is read as well, and a writer splits it into
+    the monthly files at open (`split_legacy`); a kill at any moment of that loses nothing and
+    doubles nothing: each monthly file is replaced whole with what it held plus the old file's
+    records it lacked, and the old file is removed last. Until then a reader reads both and
+    counts a record found in both once.
+    """
+
+    def __init__(self, state_dir: Path, *, read_only: bool, check: Callable[[], None] = lambda: None) -> None:
+        self.state_dir = state_dir
+        self.read_only = read_only
+        self._check = check
+        self._logs: dict[str, PostLog] = {}
+
+    def _log(self, month: str) -> PostLog:
+        if month not in self._logs:
+            path = self.state_dir / HISTORY_FILE.format(month=month)
+            self._logs[month] = PostLog(path, read_only=self.read_only, check=self._check)
+        return self._logs[month]
+
+    def months(self) -> list[str]:
+        """The months that have a file, oldest first."""
+        try:
+            names = os.listdir(self.state_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(m.group(1) for name in names if (m := HISTORY_MONTH.fullmatch(name)))
+
+    def append(self, posts: list[Post]) -> None:
+        """Add `posts` durably to the file of their month, as `PostLog.append` does. Posts made
+        together share their time, so one call writes one file, whole or not at all."""
+        by_month: dict[str, list[Post]] = {}
+        for post in posts:
+            by_month.setdefault(_month(post.posted_at), []).append(post)
+        for month, chosen in by_month.items():
+            self._log(month).append(chosen)
+
+    def read(self, since: datetime | None = None) -> list[Post]:
+        """The records posted at or after `since` (all without it), in file order, month after
+        month; only the files of `since`'s month and later are opened."""
+        first = _month(since) if since is not None else ""
+        posts: list[Post] = []
+        legacy = self.state_dir / LEGACY_HISTORY
+        if legacy.exists():
+            posts = PostLog(legacy, read_only=True).read()
+        known = {_post_key(p) for p in posts}
+        for month in self.months():
+            if month >= first:
+                posts.extend(p for p in self._log(month).read() if not known or _post_key(p) not in known)
+        return [p for p in posts if since is None or p.posted_at >= since]
+
+    def split_legacy(self) -> None:
+        """Move the records of the old single `history.jsonl` into the monthly files, then
+        remove it (see the class). Raise `StateWriteError` when a file cannot be written: the
+        old file is then still there, and read."""
+        legacy = self.state_dir / LEGACY_HISTORY
+        if self.read_only or not legacy.exists():
+            return
+        self._check()
+        by_month: dict[str, list[Post]] = {}
+        records = PostLog(legacy, read_only=True).read()
+        for post in records:
+            by_month.setdefault(_month(post.posted_at), []).append(post)
+        lines = sum(1 for line in legacy.read_bytes().split(b"\n") if line.strip())
+        for month, posts in sorted(by_month.items()):
+            log_file = self._log(month)
+            held = log_file.read()
+            known = {_post_key(p) for p in held}
+            missing = [p for p in posts if _post_key(p) not in known]
+            if not missing:
+                continue
+            # The old file's records first: they are the older ones.
+            data = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in [*missing, *held])
+            self._check()
+            write_atomically(log_file.path, data.encode())
+        self._check()
+        # Lines that could not be read are not records, but a person may still read them.
+        aside = legacy.with_name(f"{LEGACY_HISTORY}.unreadable-lines") if lines > len(records) else None
+        try:
+            if aside is not None:
+                os.replace(legacy, aside)
+            else:
+                os.unlink(legacy)
+        except OSError as exc:
+            raise StateWriteError(legacy, exc) from None
+        _fsync_dir(self.state_dir)
+        log.info("history split by month", months=len(by_month), records=len(records),
+                 kept_aside=str(aside) if aside else None)
+
+
 def _parse_post(line: bytes, notes: list[str] | None) -> Post | None:
     try:
         return Post.from_dict(json.loads(line), notes)
@@ -652,7 +547,8 @@ class Store:
         self._seen = SeenIndex()
         self._feed_files: set[str] = set()  # feeds whose file is loaded or written
         self._outbox: JournaledStorage | None = None
-        self._history = PostLog(state_dir / "history.jsonl", read_only=True)
+        self._history = History(state_dir, read_only=True)
+        self._history_loaded = False  # see `_load_history`
         self._deliveries: dict[str, Delivery] = {}
         # (channel, state) -> its deliveries in sending order, each after its key (see `deliveries`)
         self._queues: dict[tuple[str, str], list[_Queued]] = {}
@@ -784,10 +680,11 @@ class Store:
 
     def _load(self) -> None:
         version = self._load_outbox()
-        self._history = PostLog(self.state_dir / "history.jsonl", read_only=self.read_only, check=self.check_lock)
-        for post in self._history.read():
-            self._posted_ids.add(post.delivery_id)
-            self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
+        self._history = History(self.state_dir, read_only=self.read_only, check=self.check_lock)
+        if not self.read_only:
+            # A reader (`status`) needs none of the history; `history` reads it itself (`posts`).
+            self._history.split_legacy()
+            self._load_history()
         if self._outbox is not None and not self.read_only:
             if version != SCHEMA_VERSION:
                 # A new state directory, or schema 1: start the snapshot of the new layout.
@@ -808,6 +705,21 @@ class Store:
             # Only a feed file vouches for a first poll: without its seen keys, a feed is new.
             if feed_id not in self._feed_files and state.primed:
                 self._states[feed_id] = replace(state, primed=())
+
+    def _load_history(self) -> None:
+        """Remember which deliveries were posted, and when, from the history's recent months:
+        those of the last `HISTORY_HORIZON`, and back to a month before the oldest delivery
+        still in the outbox (one posted just before a crash is found there, see `_load`)."""
+        if self._history_loaded:
+            return
+        self._history_loaded = True
+        since = _now() - HISTORY_HORIZON
+        oldest = min((d.created for d in self._deliveries.values()), default=None)
+        if oldest is not None:
+            since = min(since, oldest - timedelta(days=31))
+        for post in self._history.read(since):
+            self._posted_ids.add(post.delivery_id)
+            self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
 
     def _load_outbox(self) -> int | None:
         """Read the outbox (snapshot and journal) into memory; return its schema version, None
@@ -839,7 +751,10 @@ class Store:
             )
         notes: list[str] = []
         for doc in db.table("deliveries").all():
-            delivery = Delivery.from_dict(doc, notes)
+            try:
+                delivery = Delivery.from_dict(doc, notes)
+            except UnreadableRecord as exc:
+                raise StateError(str(exc), hint=exc.hint) from None
             self._deliveries[delivery.id] = delivery
         for delivery in self._deliveries.values():
             self._queues.setdefault((delivery.channel, delivery.state), []).append((*sending_key(delivery), delivery))
@@ -1319,9 +1234,11 @@ class Store:
             del self._queues[(delivery.channel, delivery.state)]
 
     def has_delivery(self, delivery_id: str) -> bool:
+        """Whether `delivery_id` is in the outbox, or was posted within `HISTORY_HORIZON`."""
         return delivery_id in self._deliveries or self._posted(delivery_id)
 
     def _posted(self, delivery_id: str) -> bool:
+        self._load_history()
         return delivery_id in self._posted_ids
 
     def add_deliveries(self, deliveries: list[Delivery]) -> list[Delivery]:
@@ -1406,7 +1323,9 @@ class Store:
         return posts
 
     def posts_since(self, channel: str, since: datetime) -> int:
-        """How many posts `channel` made at or after `since` (a digest, one remote message, counts once)."""
+        """How many posts `channel` made at or after `since` (a digest, one remote message, counts
+        once); `since` within `HISTORY_HORIZON`."""
+        self._load_history()
         return len({(at, remote_id) for at, remote_id in self._posted_at.get(channel, []) if at >= since})
 
     def channel_pause(self, channel: str) -> str | None:
@@ -1498,9 +1417,9 @@ class Store:
     # -- history --------------------------------------------------------------------------
 
     def posts(self, since: datetime | None = None) -> Iterator[Post]:
-        """Every post recorded, oldest first, optionally only those at or after `since`."""
-        chosen = [p for p in self._history.read() if since is None or p.posted_at >= since]
-        return iter(sorted(chosen, key=lambda p: p.posted_at))
+        """Every post recorded, oldest first, optionally only those at or after `since` (then
+        only the history's files of `since`'s month and later are read)."""
+        return iter(sorted(self._history.read(since), key=lambda p: p.posted_at))
 
 
 def _channel_document(name: str, last_post: datetime | None, paused: str | None) -> Document | None:

@@ -72,6 +72,7 @@ LAYERS = {
     "test_hand_edited_state": E2E,
     "test_health": UNIT,
     "test_history_log": INTEGRATION,
+    "test_history_months": INTEGRATION,
     "test_hostile": E2E,
     "test_identity": UNIT,
     "test_images": INTEGRATION,

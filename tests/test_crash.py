@@ -41,7 +41,7 @@ from servers.waha import FakeWaha
 from servers.webhook import FakeWebhook
 from waiting import wait_for
 
-from bridge.store import Store
+from bridge.store import Store, history_path
 
 API_KEY = "crash-waha-key-8812"
 CHAT = "120363000000000099@newsletter"
@@ -490,7 +490,8 @@ def corrupt(state_dir: Path, which: str) -> None:
     elif which == "outbox garbage":
         (state_dir / "outbox.json").write_bytes(b'{"deliveries": {"1": {"id": "x", \x00\x00\x00')
     elif which == "history torn line":
-        with (state_dir / "history.jsonl").open("ab") as history:
+        newest = max(state_dir.glob("history-*.jsonl"), default=history_path(state_dir, datetime.now(UTC)))
+        with newest.open("ab") as history:
             history.write(b'{"delivery_id": "torn", "channel": "whatsa')
     else:
         raise ValueError(which)

@@ -17,7 +17,7 @@ from bridge.channels import WahaChannel
 from bridge.config import AlertSettings, ChannelConfig, Secret
 from bridge.item import Alert
 from bridge.outbox import DrainResult, Pacing, drain
-from bridge.store import Delivery, Store
+from bridge.store import Delivery, Store, history_path
 
 ROME = ZoneInfo("Europe/Rome")
 NOON = datetime(2026, 11, 20, 11, 0, tzinfo=UTC)
@@ -81,7 +81,7 @@ def test_an_alert_in_flight_that_went_out_before_a_crash_is_recorded_as_posted_h
     # As if killed after the send and before it was recorded, then down for two days.
     (post,) = list(store.posts())
     store.close()
-    (tmp_path / "history.jsonl").unlink()
+    history_path(tmp_path, post.posted_at).unlink()
     store = Store.open(tmp_path)
     store.add_deliveries([replace(delivery(1, published=NOON - timedelta(days=6)), in_flight=True,
                                   token=posted.id)])

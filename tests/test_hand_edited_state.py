@@ -15,7 +15,7 @@ from servers.feeds import FeedServer, rss
 from servers.webhook import FakeWebhook
 
 from bridge.item import Alert
-from bridge.store import SCHEMA_VERSION, Delivery, Store
+from bridge.store import SCHEMA_VERSION, Delivery, Store, history_path
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 SITE = "https://www.comune.esempio.it"
@@ -83,7 +83,7 @@ def test_history_with_times_without_a_zone_reads_them_as_utc_and_says_so(
     store.add_deliveries([delivery(1)])
     store.record_post(store.deliveries()[0], "remote-1", NOW - timedelta(hours=2))
     store.close()
-    make_naive(tmp_path / "state" / "history.jsonl")
+    make_naive(history_path(tmp_path / "state", NOW - timedelta(hours=2)))
 
     done = cli(config, "history", "--since", (NOW - timedelta(days=1)).date().isoformat())
     assert done.returncode == 0, done.stderr
@@ -101,7 +101,7 @@ def test_max_per_day_with_times_without_a_zone_in_the_history_still_posts(
     store.add_deliveries([delivery(1), delivery(2)])
     store.record_post(store.deliveries()[0], "remote-1", NOW - timedelta(minutes=30))
     store.close()
-    make_naive(tmp_path / "state" / "history.jsonl")
+    make_naive(history_path(tmp_path / "state", NOW - timedelta(minutes=30)))
 
     done = cli(config, "run", "--once")
     assert "delivery crashed" not in done.stderr and "Traceback" not in done.stderr, done.stderr

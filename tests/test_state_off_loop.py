@@ -47,7 +47,7 @@ BLOCKED = f"the event loop was blocked in a held sync for {HOLD_LIMIT:g} s: the 
 
 @dataclass
 class Sync:
-    name: str  # the file's name, a journal's generation as N ("outbox.N.journal")
+    name: str  # the file's name, a journal's generation as N ("outbox.N.journal"), a month as M
     entered: float  # time.monotonic()
     left: float | None = None
 
@@ -110,7 +110,8 @@ class HeldSyncs:
 
 
 def _name(fd: int) -> str:
-    return re.sub(r"\.\d+\.journal$", ".N.journal", os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+    name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+    return re.sub(r"^history-\d{4}-\d\d\.jsonl$", "history-M.jsonl", re.sub(r"\.\d+\.journal$", ".N.journal", name))
 
 
 async def until(condition: Callable[[], bool], disk: HeldSyncs) -> bool:
@@ -300,7 +301,7 @@ def test_a_send_on_a_slow_disk_leaves_after_its_in_flight_mark_is_synced_and_its
             assert waha_server.posts == []
             assert not store.deliveries()[0].in_flight
             disk.release()
-            assert await until(lambda: disk.waiting == ["history.jsonl"], disk), (BLOCKED, disk.names)
+            assert await until(lambda: disk.waiting == ["history-M.jsonl"], disk), (BLOCKED, disk.names)
             # Sent; its post is being synced into the history: until then it stays in the outbox.
             assert len(waha_server.posts) == 1
             assert [(d.id, d.in_flight) for d in store.deliveries()] == [("d1", True)]
@@ -313,7 +314,7 @@ def test_a_send_on_a_slow_disk_leaves_after_its_in_flight_mark_is_synced_and_its
     asyncio.run(scenario())
     assert not disk.gave_up, BLOCKED
     # The history (and its new directory entry) before the delivery leaves the outbox.
-    assert disk.names == ["outbox.N.journal", "history.jsonl", tmp_path.name, "outbox.N.journal"]
+    assert disk.names == ["outbox.N.journal", "history-M.jsonl", tmp_path.name, "outbox.N.journal"]
     view = outbox_view(store)
     assert view[0] == [] and view[3] == ["d1"]
     store.close()
@@ -395,14 +396,14 @@ def test_a_change_under_way_when_the_loop_ends_is_finished_there(tmp_path: Path,
     async def scenario() -> None:
         disk.armed = True
         asked = store.acommit(store.plan_record_posts([delivery(1)], "wamid-1", NOW))
-        assert await until(lambda: disk.waiting == ["history.jsonl"], disk), BLOCKED
+        assert await until(lambda: disk.waiting == ["history-M.jsonl"], disk), BLOCKED
         threading.Thread(target=release_once_cancelled, daemon=True).start()
         del asked  # the caller leaves without waiting: the loop ends with the change under way
 
     asyncio.run(scenario())
     assert not disk.gave_up
     # Both writes made (history, then outbox), and memory changed after each: it is the disk.
-    assert disk.names[0] == "history.jsonl" and disk.names[-1] == "outbox.N.journal"
+    assert disk.names[0] == "history-M.jsonl" and disk.names[-1] == "outbox.N.journal"
     view = outbox_view(store)
     assert view[0] == [] and view[3] == ["d1"]
     store.close()

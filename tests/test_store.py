@@ -22,7 +22,7 @@ from tinydb import TinyDB
 import bridge.journal
 import bridge.store
 from bridge.item import Alert
-from bridge.store import SCHEMA_VERSION, Delivery, FeedState, StateError, StateLockedError, Store
+from bridge.store import SCHEMA_VERSION, Delivery, FeedState, StateError, StateLockedError, Store, history_path
 
 NOW = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 
@@ -199,14 +199,14 @@ def test_a_history_line_torn_by_a_crash_is_skipped_and_cut_before_the_next_post(
     store.add_deliveries([delivery(1), delivery(2)])
     store.record_post(store.deliveries()[0], "wamid-1", NOW)
     store.close()
-    with open(tmp_path / "history.jsonl", "ab") as log:
+    with open(history_path(tmp_path, NOW), "ab") as log:
         log.write(b'{"delivery_id": "d2", "chan')  # killed mid-append
     reopened = Store.open(tmp_path)
     assert [p.delivery_id for p in reopened.posts()] == ["d1"]
     assert [d.id for d in reopened.deliveries()] == ["d2"]  # still queued: reconciled before any resend
     reopened.record_post(reopened.deliveries()[0], "wamid-2", NOW)
     reopened.close()
-    lines = (tmp_path / "history.jsonl").read_text().splitlines()
+    lines = history_path(tmp_path, NOW).read_text().splitlines()
     assert [json.loads(line)["delivery_id"] for line in lines] == ["d1", "d2"]
 
 

@@ -226,7 +226,7 @@ type = "console"
 class Daemon:
     """`channel-bridge run` as a subprocess with a fake NOTIFY_SOCKET."""
 
-    def __init__(self, tmp: Path, feeds: FeedServer, notify: FakeNotifySocket, *, hooks: bool = False) -> None:
+    def __init__(self, tmp: Path, feeds: FeedServer, notify: FakeNotifySocket, *, stallable: bool = False) -> None:
         self.tmp = tmp
         self.notify = notify
         self.config = tmp / "config.toml"
@@ -236,12 +236,12 @@ class Daemon:
         self.config.write_text(config_text(self.urls[:1]), encoding="utf-8")
         env = {k: v for k, v in os.environ.items() if k not in ("WATCHDOG_PID", "JOURNAL_STREAM", "STATE_DIRECTORY")}
         env.update(NOTIFY_SOCKET=notify.address, WATCHDOG_USEC=str(WATCHDOG_USEC))
-        if hooks:
-            env["CHANNEL_BRIDGE_TEST_HOOKS"] = "1"
+        # With `stallable`, SIGUSR2 stalls its event loop (see tests/stallable_daemon.py).
+        entry = [str(Path(__file__).with_name("stallable_daemon.py"))] if stallable else ["-m", "bridge"]
         self.stderr = tmp / "stderr.log"
         with self.stderr.open("wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "bridge", "--config", str(self.config), "run"],
+                [sys.executable, *entry, "--config", str(self.config), "run"],
                 env=env, stdout=subprocess.DEVNULL, stderr=err,
             )
 
@@ -343,11 +343,11 @@ def test_status_says_feeds_failing_queue_and_last_post(daemon_factory: Callable[
 
 
 def test_a_stalled_event_loop_stops_the_watchdog_pings(daemon_factory: Callable[..., Daemon]) -> None:
-    daemon = daemon_factory(hooks=True)
+    daemon = daemon_factory(stallable=True)
     sock = daemon.notify
     sock.wait_for(is_("READY=1"))
     sock.wait_for(is_("WATCHDOG=1"))
-    daemon.process.send_signal(signal.SIGUSR2)  # test hook: blocks the event loop
+    daemon.process.send_signal(signal.SIGUSR2)  # stalls its event loop (tests/stallable_daemon.py)
     time.sleep(0.5)
     mark = len(sock.received)
     time.sleep(4 * WATCHDOG_USEC / 1e6)

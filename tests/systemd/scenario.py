@@ -8,7 +8,7 @@ It first runs the README's install section as written, line by line, in a root l
 items, `channel-bridge` on root's PATH, `status` showing the feed polled). Then, on the same
 installation, with its own config.toml, a feed server and a fake WAHA on loopback in this
 process, it drives the service through systemctl: start, a new item, a reload adding a
-feed, a reload with a broken config, kill -9, a stalled event loop, stop.
+feed, a reload with a broken config, kill -9, a hung process (the watchdog), stop.
 Every check is printed as it runs; the exit status is 1 if any failed. Every wait is bounded.
 """
 
@@ -330,10 +330,8 @@ def configure(world: World) -> None:
     (DROP_INS / "credenziali.conf").write_text(
         "[Service]\nLoadCredential=waha-api-key:/etc/channel-bridge/credentials/waha-api-key\n", encoding="utf-8"
     )
-    # Test only: SIGUSR2 stalls the event loop, and a short watchdog so the test waits seconds.
-    (DROP_INS / "test.conf").write_text(
-        f"[Service]\nEnvironment=CHANNEL_BRIDGE_TEST_HOOKS=1\nWatchdogSec={WATCHDOG}s\n", encoding="utf-8"
-    )
+    # Test only: a short watchdog, so that the test waits seconds.
+    (DROP_INS / "test.conf").write_text(f"[Service]\nWatchdogSec={WATCHDOG}s\n", encoding="utf-8")
     sh("systemctl", "daemon-reload")
     checked = operator("check")
     check("channel-bridge check accepts the config (as the guide runs it)", checked.returncode == 0,
@@ -446,12 +444,15 @@ def history_titles() -> list[str]:
     return [record["title"] for record in json.loads(result.stdout)]
 
 
-def stalled_loop(world: World) -> None:
+def hung_process(world: World) -> None:
     pid = main_pid()
     restarts = int(show("NRestarts"))
     mark = cursor()
-    os.kill(pid, signal.SIGUSR2)
-    say(f"SIGUSR2 to {pid}: the test hook blocks its event loop")
+    # SIGSTOP hangs the whole process from outside, as a stuck kernel call would: no ping can
+    # come. systemd sends its watchdog signal followed by SIGCONT, so the process wakes up to die.
+    # (That only the event loop's health makes pings is tests/test_systemd_notify.py's concern.)
+    os.kill(pid, signal.SIGSTOP)
+    say(f"SIGSTOP to {pid}: the daemon hangs")
     restarted = wait_until(lambda: main_pid() not in (0, pid) and running(), WATCHDOG + 40)
     require("the watchdog restarts the stalled daemon", restarted, journal("--after-cursor", mark))
     log = journal("--after-cursor", mark)
@@ -590,7 +591,7 @@ def main() -> int:
         reload_adds_feed(world)
         reload_broken(world)
         kill_9_in_flight(world)
-        stalled_loop(world)
+        hung_process(world)
         warnings_in_journal(world)
         stop(world)
         invalid_config_at_start(world)
