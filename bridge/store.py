@@ -665,6 +665,7 @@ class Store:
         self._taking: asyncio.Task[None] | None = None
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._moving: asyncio.Future[None] | None = None  # see `amove_deadlines`
+        self._noted: dict[str, Any] = {}  # what `note_problem` last recorded, as the lock file holds it
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -742,10 +743,26 @@ class Store:
         (see `state_condition`). Best effort: a failure here changes nothing else."""
         if self._lock_fd is None or self._lock_lost is not None:
             return
+        self._noted = {"state_problem": problem, "since": _iso(since), "hint": hint} if problem else {}
         try:
             self._write_lock_record(problem, since, hint)
         except OSError as exc:
             log.debug("could not record the state problem in the lock file", error=str(exc))
+
+    def condition(self) -> StateCondition:
+        """Whether the state directory can be written, as `status` tells it: for the writer
+        (the daemon, and its console) from what it recorded itself, for a reader from the
+        running daemon's lock file (see `state_condition`)."""
+        if self._lock_fd is None:
+            return state_condition(self.state_dir)
+        return state_condition(self.state_dir, recorded=self._noted)
+
+    def polls_written(self) -> datetime | None:
+        """When the feeds' poll states were last written (polls.json's time), None if never."""
+        try:
+            return datetime.fromtimestamp((self.state_dir / "polls.json").stat().st_mtime, UTC)
+        except OSError:
+            return None
 
     def check_lock(self) -> None:
         """Raise `StateLockLostError` when the lock path no longer names the file whose lock
@@ -1553,7 +1570,7 @@ def _lock_record(state_dir: Path) -> tuple[int | None, Mapping[str, Any]]:
     return pid, record if isinstance(record, Mapping) else {}
 
 
-def state_condition(state_dir: Path) -> StateCondition:
+def state_condition(state_dir: Path, *, recorded: Mapping[str, Any] | None = None) -> StateCondition:
     """Can the state directory be written? What `status` (a separate, read-only process) says.
 
     Three sources, so that it is true even when nothing can be written: what the running
@@ -1561,10 +1578,15 @@ def state_condition(state_dir: Path) -> StateCondition:
     needs no free space; ignored once that daemon is gone), a file system mounted read-only,
     and no space left (both from statvfs, for the service's user). A directory with less
     free space than its largest file (rewritten whole, it needs that much again) gets a
-    warning: the next write of that file can fail.
+    warning: the next write of that file can fail. `recorded`, from the daemon itself, stands
+    for its lock file's record.
     """
-    pid, record = _lock_record(state_dir)
-    problem = record.get("state_problem") if pid is not None and _alive(pid) else None
+    if recorded is None:
+        pid, record = _lock_record(state_dir)
+        problem = record.get("state_problem") if pid is not None and _alive(pid) else None
+    else:
+        record = recorded
+        problem = record.get("state_problem")
     since = None
     if isinstance(problem, str) and problem:
         try:
