@@ -6,12 +6,16 @@ for the console): it reads the store's memory, never the state files.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+from bridge.config import OPS_FEED
 
 if TYPE_CHECKING:
     from bridge.config import Config
     from bridge.store import Store
+
+OPS_DAYS = 7  # how far back the report lists the bridge's own ops alerts
 
 
 def status_report(config: Config, store: Store, *, now: datetime | None = None) -> dict[str, Any]:
@@ -67,7 +71,21 @@ def report(store: Store, feed_ids: Sequence[str], channel_types: Mapping[str, st
             "last_post": _iso(store.last_post(name)),
         })
     return {"state": store.condition().to_dict(), "polls_written": _iso(store.polls_written()),
-            "feeds": feeds, "channels": channels}
+            "feeds": feeds, "channels": channels, "ops": ops_alerts(store, moment - timedelta(days=OPS_DAYS))}
+
+
+def ops_alerts(store: Store, since: datetime) -> list[dict[str, Any]]:
+    """The bridge's own ops alerts (feed id OPS_FEED) since `since`: those still queued or
+    failed first, then those posted, newest first; each with its title, channel, state
+    ("pending", "failed" or "posted"), its time (queued, or posted) and the error if any."""
+    waiting = sorted((d for d in store.deliveries(state=None) if d.feed_id == OPS_FEED and d.created >= since),
+                     key=lambda d: d.created, reverse=True)
+    return [
+        *({"title": d.alert.title, "channel": d.channel, "state": d.state, "at": _iso(d.created),
+           "error": d.last_error} for d in waiting),
+        *({"title": p.title, "channel": p.channel, "state": "posted", "at": _iso(p.posted_at), "error": None}
+          for p in store.ops_posts(since)),
+    ]
 
 
 def _iso(moment: datetime | None) -> str | None:

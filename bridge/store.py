@@ -78,6 +78,7 @@ from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
+from bridge.config import OPS_FEED
 from bridge.health import FeedHealth, judge
 from bridge.item import Alert
 from bridge.journal import Change, Document, JournaledStorage, UnreadableFile, fsync_dir, write_fully
@@ -90,6 +91,7 @@ OUTBOX_KEYS = {"deliveries": "id", "channels": "channel"}
 # A seen key's time is refreshed at most this often (seconds): a feed answering 200 with nothing
 # new then costs no write. Far shorter than the three days a title fingerprint is matched.
 SEEN_REFRESH = 86400
+OPS_POSTS_KEPT = 200  # ops alerts posted, the latest kept in memory for the console's *Stato*
 
 log = structlog.get_logger("bridge.store")
 
@@ -659,6 +661,8 @@ class Store:
         self._last_post: dict[str, datetime] = {}
         self._posted_ids: set[str] = set()
         self._posted_at: dict[str, list[tuple[datetime, str | None]]] = {}
+        # The latest posts of the bridge's own ops alerts, for *Stato* (a few a day at most).
+        self._ops_posts: deque[Post] = deque(maxlen=OPS_POSTS_KEPT)
         self._paused: dict[str, str] = {}
         # Changes asked for with `acommit`, waiting for their turn, and the task taking them.
         self._turns: deque[tuple[Plan[Any], asyncio.Future[Any]]] = deque()
@@ -805,6 +809,8 @@ class Store:
         for post in self._history.read():
             self._posted_ids.add(post.delivery_id)
             self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
+            if post.feed_id == OPS_FEED:
+                self._ops_posts.append(post)
         if self._outbox is not None and not self.read_only:
             if version != SCHEMA_VERSION:
                 # A new state directory, or schema 1: start the snapshot of the new layout.
@@ -1410,6 +1416,7 @@ class Store:
             verified=verified,
         ) for delivery in deliveries]
         yield partial(self._history.append, posts)
+        self._ops_posts.extend(post for post in posts if post.feed_id == OPS_FEED)
         for delivery in deliveries:
             self._posted_ids.add(delivery.id)
             self._posted_at.setdefault(delivery.channel, []).append((at, remote_id))
@@ -1513,6 +1520,11 @@ class Store:
         return _channel_document(name, self._last_post.get(name), self._paused.get(name))
 
     # -- history --------------------------------------------------------------------------
+
+    def ops_posts(self, since: datetime) -> list[Post]:
+        """The ops alerts posted at or after `since`, newest first, from memory (the latest
+        OPS_POSTS_KEPT of them)."""
+        return sorted((p for p in self._ops_posts if p.posted_at >= since), key=lambda p: p.posted_at, reverse=True)
 
     def posts(self, since: datetime | None = None) -> Iterator[Post]:
         """Every post recorded, oldest first, optionally only those at or after `since`."""

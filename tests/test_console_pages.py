@@ -5,12 +5,17 @@ which is hostile, shown as text."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from console.harness import NOW, delivery, served
 
+from bridge.config import OPS_FEED
 from bridge.console.markup import telegram_html, whatsapp_html
+from bridge.ops import ops_alert
+from bridge.status import OPS_DAYS
+from bridge.store import Delivery, Store
 
 HOSTILE = [
     "<script>alert('x')</script> Chiusura scuole",
@@ -85,3 +90,39 @@ def test_status_page_has_the_facts_of_status(tmp_path: Path) -> None:
         assert "07/12/2026 09:30" in text  # failing since, in Rome's time
         assert "IN PAUSA:</strong> 401 Unauthorized: the bot token was refused" in text
         assert "Che fare:" in text
+
+
+def test_status_page_lists_the_ops_alerts_of_the_last_days(tmp_path: Path) -> None:
+    extra = """
+    [channels.ced]
+    type = "console"
+
+    [ops]
+    channel = "ced"
+    """
+
+    def ops(ident: str, subject: str, created: datetime) -> Delivery:
+        alert = ops_alert(subject, "message", "hint", created, ZoneInfo("Europe/Rome"))
+        return Delivery(id=ident, channel="ced", feed_id=OPS_FEED, alert=alert, created=created, order=1.0)
+
+    old = ops("o1", "feed notizie failing", NOW - timedelta(days=OPS_DAYS + 1))
+    recent = ops("o2", "channel telegram paused", NOW - timedelta(days=2))
+    waiting = ops("o3", "whatsapp session logged out", NOW - timedelta(hours=1))
+    for site in served(tmp_path, [old, recent, waiting], extra=extra):
+        store = site.daemon.store
+        store.record_post(old, None, old.created)
+        store.record_post(recent, None, recent.created)
+        text = site.login().get("/").text
+        assert "channel-bridge: channel telegram paused" in text
+        assert "channel-bridge: whatsapp session logged out" in text
+        assert "feed notizie failing" not in text  # older than the page's days
+        assert text.index("whatsapp session logged out") < text.index("channel telegram paused")
+        assert "05/12/2026 11:30</td><td>channel-bridge: channel telegram paused</td><td>ced</td>" in text
+        # After a restart the posted ones come from the history.
+        store.close()
+        site.daemon.store = Store.open(site.daemon.config.bridge.state_dir)
+        try:
+            assert "channel-bridge: channel telegram paused" in site.login().get("/").text
+        finally:
+            site.daemon.store.close()
+            site.daemon.store = store

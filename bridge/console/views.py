@@ -20,7 +20,7 @@ from bridge.config import ChannelConfig, Config
 from bridge.console.markup import plain_html, telegram_html, whatsapp_html
 from bridge.outbox import WAIT_MIN_GAP, WAIT_QUIET_HOURS, WAIT_RETRY, head_ready, pacing_for
 from bridge.preview import render_for
-from bridge.status import status_report
+from bridge.status import OPS_DAYS, status_report
 from bridge.store import Delivery, Store
 from bridge.template import channel_template
 
@@ -33,6 +33,9 @@ HEALTH_IT = {
 }
 
 
+OPS_STATE_IT = {"posted": "pubblicato", "pending": "in coda", "failed": "non inviato"}
+
+
 def when(text: str | datetime | None, tz: ZoneInfo) -> str:
     """A moment for people, in the bridge's time zone: "07/12/2026 10:32"; "—" for none."""
     if text is None:
@@ -42,7 +45,8 @@ def when(text: str | datetime | None, tz: ZoneInfo) -> str:
 
 
 def stato(config: Config, store: Store, now: datetime) -> dict[str, Any]:
-    """The *Stato* page: the state directory, every feed, every channel, from `status_report`."""
+    """The *Stato* page: the state directory, every channel, every feed and the ops alerts of
+    the last OPS_DAYS days, from `status_report`."""
     tz = config.bridge.timezone
     report = status_report(config, store, now=now)
     names = {feed.id: feed.name for feed in config.feeds}
@@ -72,8 +76,12 @@ def stato(config: Config, store: Store, now: datetime) -> dict[str, Any]:
                                              if channel["last_failure"] else ""),
         "last_post": when(channel["last_post"], tz),
     } for channel in report["channels"]]
+    ops = [{**alert, "at": when(alert["at"], tz), "state_it": OPS_STATE_IT.get(alert["state"], alert["state"])}
+           for alert in report["ops"]]
     state = report["state"]
     return {
+        "ops": ops,
+        "ops_days": OPS_DAYS,
         "state_ok": state["problem"] is None,
         "state_problem": state["problem"],
         "state_hint": state["hint"],

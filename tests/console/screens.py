@@ -1,6 +1,6 @@
 """Screenshots of each console page (PNG), taken in Debian's headless Chromium from a real
 `Console` over a real `Store` holding a small, made-up but typical day: three feeds (one
-failing), a paused channel, alerts waiting for several reasons. The ones in docs/ are made by
+failing), a paused channel, an ops alert, alerts waiting for several reasons. The ones in docs/ are made by
 
     make screenshots
 
@@ -16,9 +16,12 @@ import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, Route
 
+from bridge.config import OPS_FEED
+from bridge.ops import ops_alert
 from bridge.store import Delivery
 from console.browser import chromium
 from console.harness import NOW, PASSWORD, ServedConsole, delivery, served
@@ -41,6 +44,12 @@ name = "Albo pretorio"
 url = "feed.xml"
 link_domains = ["comune.example.it"]
 channels = ["telegram"]
+
+[channels.ced]
+type = "console"
+
+[ops]
+channel = "ced"
 """
 
 
@@ -78,6 +87,11 @@ def _stage(site: ServedConsole) -> None:
     posted = delivery("p1", "whatsapp", "Raccolta rifiuti: nuovo calendario", order=0.5)
     store.add_deliveries([posted])
     store.record_post(posted, "true_120363000000000000@newsletter_ABC", NOW - timedelta(hours=1))
+    reported = NOW - timedelta(hours=2)
+    ops = Delivery(id="o1", channel="ced", feed_id=OPS_FEED, created=reported, order=1.0, alert=ops_alert(
+        "channel telegram paused", "401 Unauthorized", "check the bot token", reported, ZoneInfo("Europe/Rome")))
+    store.add_deliveries([ops])
+    store.record_post(ops, None, reported)
     store.set_channel_pause("telegram", "401 Unauthorized: il token del bot è stato rifiutato")
 
 
