@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test test-fast test-systemd lint clean
+.PHONY: run test test-fast test-systemd lint screenshots clean
 
 $(BIN)/channel-bridge: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test-fast: $(VENV)/.test-deps
 # channel-bridge under a real systemd 252 in a container (root; see tests/systemd/run.sh).
 test-systemd: $(BIN)/channel-bridge
 	PYTHON=$(abspath $(BIN)/python) tests/systemd/run.sh
+
+# The console's screenshots in docs/ (console-*.png), taken in Debian's headless Chromium.
+screenshots: $(VENV)/.test-deps
+	cd tests && ../$(BIN)/python -m console.screens ../docs
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check bridge tests

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -18,7 +18,6 @@ from bridge import __version__
 
 if TYPE_CHECKING:
     from bridge.config import Config, ConfigError, SalvagedConfig
-    from bridge.store import Store
 
 # Each command imports what it needs when it runs: `--version`, `check` and `status` answer
 # without loading the daemon's dependencies (httpx, feedparser, apscheduler, bs4), which
@@ -62,6 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = commands.add_parser("status", help="feeds and channels as the state records them")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    user = commands.add_parser("user", help="the staff console's accounts")
+    user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
+    user_add = user_commands.add_parser("add", help="add an account (the password is asked on the terminal, "
+                                        "else read from standard input)")
+    user_add.add_argument("name")
+    user_add.add_argument("--role", choices=("viewer", "editor"), required=True,
+                          help="viewer: sees every page; editor: also acts")
+    user_passwd = user_commands.add_parser("passwd", help="give an account a new password")
+    user_passwd.add_argument("name")
+    user_remove = user_commands.add_parser("remove", help="remove an account (its sessions end)")
+    user_remove.add_argument("name")
+    user_commands.add_parser("list", help="the accounts and their roles")
 
     history = commands.add_parser("history", help="audit log of what was posted")
     history.add_argument("--since", type=_parse_date, help="only posts on or after this date (YYYY-MM-DD)")
@@ -119,6 +131,8 @@ def _run_command(args: argparse.Namespace) -> int:
             return cmd_status(config, sys.stdout, as_json=args.json)
         if args.command == "history":
             return cmd_history(config, sys.stdout, since=args.since, fmt=args.format)
+        if args.command == "user":
+            return cmd_user(config, args, sys.stdin, sys.stdout)
     except ConfigError as exc:
         _print_config_errors(exc, sys.stderr)
         if args.command != "status":
@@ -290,70 +304,6 @@ def _at(moment: datetime | None, tz: tzinfo) -> str:
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def status_report(config: Config, store: Store) -> dict[str, Any]:
-    """The state directory's condition, per feed and per channel state, as `status --json`
-    prints it. Channels that are not in the config but still have alerts queued or failed
-    come last, with `in_config` false."""
-    channels = {name: channel.type for name, channel in config.channels.items()}
-    return _report(store, config.bridge.state_dir, [feed.id for feed in config.feeds], channels)
-
-
-def _report(store: Store, state_dir: Path, feed_ids: Sequence[str], channel_types: Mapping[str, str | None],
-            ) -> dict[str, Any]:
-    from bridge.store import state_condition
-
-    feeds = []
-    moment = datetime.now(UTC)
-    for feed_id in feed_ids:
-        state = store.feed_state(feed_id)
-        health = state.health(moment)
-        feeds.append({
-            "id": feed_id,
-            "health": health.status,
-            "health_detail": health.detail,
-            "last_poll": _iso(state.last_poll),
-            "last_success": _iso(state.last_success),
-            "consecutive_failures": state.failures,
-            "failing_since": _iso(state.failing_since),
-            "last_error": state.last_error,
-            "retry_at": _iso(state.retry_at),
-            "last_new_item": _iso(state.last_new_item),
-            "seen_keys": store.seen_count(feed_id),
-            "last_held": state.last_held,
-            "first_poll": None if state.first_poll is None else {
-                "at": _iso(state.first_poll), "items": state.first_poll_items, "posted": state.first_poll_posted},
-        })
-    channels = []
-    orphans = sorted({d.channel for d in store.deliveries(state=None)} - set(channel_types))
-    listed = [(name, kind, True) for name, kind in channel_types.items()]
-    for name, kind, in_config in [*listed, *((name, None, False) for name in orphans)]:
-        pending = store.deliveries(name)
-        failed = store.deliveries(name, state="failed")
-        channels.append({
-            "name": name,
-            "type": kind,
-            "in_config": in_config,
-            "queue": len(pending),
-            "retrying": sum(1 for d in pending if d.attempts),
-            "failed": len(failed),
-            "held": sum(1 for d in pending if d.held),
-            "paused": store.channel_pause(name),
-            "last_error": next((d.last_error for d in pending if d.last_error), None),
-            "last_failure": max(failed, key=lambda d: d.created).last_error if failed else None,
-            "last_post": _iso(store.last_post(name)),
-        })
-    condition = state_condition(state_dir).to_dict()
-    try:
-        written: datetime | None = datetime.fromtimestamp((state_dir / "polls.json").stat().st_mtime, UTC)
-    except OSError:
-        written = None
-    return {"state": condition, "polls_written": _iso(written), "feeds": feeds, "channels": channels}
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 def cmd_status(config: Config | SalvagedConfig, out: TextIO, *, as_json: bool) -> int:
     """Print the state of feeds and channels; safe while the daemon runs (reads only).
 
@@ -363,6 +313,8 @@ def cmd_status(config: Config | SalvagedConfig, out: TextIO, *, as_json: bool) -
     import json
 
     from bridge.config import SalvagedConfig
+    from bridge.status import report as state_report
+    from bridge.status import status_report
     from bridge.store import Store
 
     if isinstance(config, SalvagedConfig):
@@ -373,7 +325,7 @@ def cmd_status(config: Config | SalvagedConfig, out: TextIO, *, as_json: bool) -
     try:
         if isinstance(config, SalvagedConfig):
             ids = list(dict.fromkeys([*config.feed_ids, *store.feed_ids()]))
-            report = _report(store, state_dir, ids, config.channels)
+            report = state_report(store, ids, config.channels)
         else:
             report = status_report(config, store)
     finally:
@@ -448,6 +400,53 @@ def _held(text: str | None) -> str:
 
 def _dt(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+def cmd_user(config: Config, args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    """`user add|passwd|remove|list`: the console's accounts in the state directory. Exit 0;
+    1 with one line on stderr when the account cannot be changed."""
+    from bridge.console.accounts import AccountBook, AccountError
+
+    book = AccountBook(config.bridge.state_dir)
+    try:
+        if args.user_command == "list":
+            for account in book.read().values():
+                print(f"{account.name:<24} {account.role:<7} added {_when(account.created, config)}", file=out)
+            return EXIT_OK
+        if args.user_command == "remove":
+            book.remove(args.name)
+            print(f'account "{args.name}" removed; its sessions end at their next page', file=out)
+            return EXIT_OK
+        password = _read_password(stdin, out)
+        if args.user_command == "add":
+            account = book.add(args.name, args.role, password)
+            print(f'account "{account.name}" added ({account.role})', file=out)
+        else:
+            book.set_password(args.name, password)
+            print(f'password of "{args.name}" changed', file=out)
+    except AccountError as exc:
+        _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _read_password(stdin: TextIO, out: TextIO) -> str:
+    """The new password: asked twice on a terminal (not echoed), else the first line of
+    standard input (`printf '%s\n' "$PW" | channel-bridge user add ...`)."""
+    from bridge.console.accounts import AccountError
+
+    if stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise AccountError("the two passwords differ", hint="run the command again")
+        return first
+    line = stdin.readline()
+    if not line:
+        raise AccountError("no password on standard input",
+                           hint="type it on a terminal, or give it as the first line of standard input")
+    return line.rstrip("\r\n")
 
 
 def cmd_history(config: Config, out: TextIO, *, since: datetime | None, fmt: str) -> int:

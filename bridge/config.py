@@ -7,6 +7,7 @@ name the place and the problem, e.g.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -139,6 +140,14 @@ class OpsSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """The staff console (`[console]`): off while `listen` is None."""
+
+    listen: tuple[str, int] | None = None  # (address, port) the daemon serves the console on
+    session_timeout: timedelta = timedelta(hours=8)  # a login lasts this long without use
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     bridge: BridgeSettings
@@ -146,6 +155,7 @@ class Config:
     alerts: AlertSettings
     channels: Mapping[str, ChannelConfig]
     ops: OpsSettings
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
 
     def feed(self, feed_id: str) -> FeedConfig:
         for feed in self.feeds:
@@ -439,11 +449,12 @@ _CHANNEL_KEYS = {
 }
 _FEED_ONLY_KEYS = {"id", "url", "name"}
 _KNOWN: dict[str, set[str]] = {
-    "": {"bridge", "defaults", "feeds", "alerts", "channels", "ops"},
+    "": {"bridge", "defaults", "feeds", "alerts", "channels", "ops", "console"},
     "bridge": {"state_dir", "timezone", "user_agent", "fetch_timeout", "max_feed_bytes"},
     "defaults": _FEED_KEYS,
     "alerts": {"max_length", "quiet_hours", "min_gap", "urgent_keywords"},
     "ops": {"channel", "min_interval"},
+    "console": {"listen", "session_timeout"},
 }
 
 
@@ -493,6 +504,7 @@ def parse_config(
     feeds = _parse_feeds(top.raw("feeds"), default_values, channels, section_errors["feeds"], base_dir)
     alerts = _parse_alerts(_Table(top.raw("alerts") or {}, "alerts", section_errors["alerts"]))
     ops = _parse_ops(_Table(top.raw("ops") or {}, "ops", section_errors["ops"]), channels)
+    console = _parse_console(_Table(top.raw("console") or {}, "console", section_errors["console"]))
     top.finish()
     errors: list[str] = []
     unknown = iter(top_errors)  # one per unknown top-level key, in file order
@@ -502,7 +514,8 @@ def parse_config(
         errors.extend(missing)
     if errors:
         raise ConfigError(errors, path)
-    return Config(path=path, bridge=bridge, feeds=tuple(feeds), alerts=alerts, channels=channels, ops=ops)
+    return Config(path=path, bridge=bridge, feeds=tuple(feeds), alerts=alerts, channels=channels, ops=ops,
+                  console=console)
 
 
 def _parse_bridge(table: _Table, base_dir: Path, env: Mapping[str, str]) -> BridgeSettings:
@@ -722,6 +735,44 @@ def _parse_ops(table: _Table, channels: Mapping[str, ChannelConfig]) -> OpsSetti
         channel=channel,
         min_interval=table.converted("min_interval", parse_duration, timedelta(hours=1)),
     )
+    table.finish()
+    return settings
+
+
+LISTEN_EXAMPLE = "127.0.0.1:8470"
+MIN_SESSION_TIMEOUT = timedelta(minutes=5)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """"HOST:PORT" -> (HOST, PORT), HOST an IP address ("[::1]:8470" for IPv6) or "localhost",
+    PORT 1-65535. Raise ValueError with the expected form otherwise."""
+    expected = (f'"{text}": expected ADDRESS:PORT, the address an IP of this machine (127.0.0.1, [::1], '
+                f'0.0.0.0 for every interface) and the port 1-65535, e.g. "{LISTEN_EXAMPLE}"')
+    host, colon, port_text = text.strip().rpartition(":")
+    if not colon or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(expected)
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if ":" not in host:
+            raise ValueError(expected)
+    elif ":" in host:
+        raise ValueError(expected + " (an IPv6 address goes in brackets)")
+    if host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(expected) from None
+    return host, int(port_text)
+
+
+def _parse_console(table: _Table) -> ConsoleSettings:
+    settings = ConsoleSettings(
+        listen=table.converted("listen", parse_listen, None),
+        session_timeout=table.converted("session_timeout", parse_duration, timedelta(hours=8)),
+    )
+    if settings.session_timeout < MIN_SESSION_TIMEOUT:
+        table.error("session_timeout", f"must be at least {format_duration(MIN_SESSION_TIMEOUT)}, "
+                    f"got {format_duration(settings.session_timeout)}")
     table.finish()
     return settings
 

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -53,6 +53,9 @@ from bridge.outbox import DrainResult, drain, pacing_for
 from bridge.parser_pool import ParserPool
 from bridge.poll import PollResult, poll_feed
 from bridge.store import STATE_PROBLEM, StateError, StateLockLostError, StateWriteError, Store, write_failure
+
+if TYPE_CHECKING:
+    from bridge.console.server import Console
 
 log = structlog.get_logger("bridge.daemon")
 
@@ -138,6 +141,7 @@ class Bridge:
         self._fatal: StateLockLostError | None = None  # why the daemon must stop at once
         self._state_trouble = asyncio.Event()  # set at the first failed write: the flusher retries
         self._health_changed = asyncio.Event()  # set by a poll that changed its feed's health: flush soon
+        self.console: Console | None = None  # the staff console, while it is served
 
     # -- time -------------------------------------------------------------------------------
 
@@ -480,6 +484,7 @@ class Bridge:
         guard = asyncio.ensure_future(self._guard())
         flusher = asyncio.ensure_future(self._flusher())
         clock_watch = asyncio.ensure_future(self._watch_clock())
+        await self._start_console()
         self._refresh_status()
         systemd.notify("READY=1")
         log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
@@ -497,6 +502,23 @@ class Bridge:
             raise self._fatal
         log.info("stopped")
         return 0
+
+    async def _start_console(self) -> None:
+        """Serve the staff console on this loop when `[console] listen` is set. One that cannot
+        listen (the port taken) is an error in the log; polls and deliveries go on without it."""
+        listen = self.config.console.listen
+        if listen is None:
+            return
+        from bridge.console.server import Console  # the web stack is loaded only when it is on
+
+        console = Console(self, monotonic=self.clock.monotonic)
+        try:
+            await console.start(*listen)
+        except OSError as exc:
+            log.error("console cannot listen; the bridge runs without it", address=f"{listen[0]}:{listen[1]}",
+                      error=exc.strerror or str(exc), hint="choose a free port in [console] listen, then restart")
+            return
+        self.console = console
 
     def _warn_orphans(self) -> None:
         """Deliveries queued for a channel the config no longer has wait, shown in `status`; say so."""
@@ -756,6 +778,8 @@ class Bridge:
             return
         if config.bridge.state_dir != self.config.bridge.state_dir:
             log.warning("state_dir changes take effect at restart, not reload")
+        if config.console != self.config.console:
+            log.warning("[console] changes take effect at restart, not reload")
         if _fetch_settings(config) != _fetch_settings(self.config):
             # Polls under way finish with the old fetcher; it is closed once they are done.
             old_fetcher = self.fetcher
@@ -801,6 +825,9 @@ class Bridge:
         # STOP_GRACE to finish; then the state changes asked for are let finish.
         if self._scheduler is not None:
             self._scheduler.pause()
+        if self.console is not None:
+            await self.console.stop()  # open pages get a few seconds; nothing of the state is theirs
+            self.console = None
         for task in [*self._first_polls, *self._polls.values()]:
             task.cancel()
         for event in self._wake.values():

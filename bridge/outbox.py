@@ -275,6 +275,35 @@ async def drain(
     return result
 
 
+# Why the head of a queue waits (see `head_ready`).
+WAIT_NONE = "none"
+WAIT_RETRY = "retry"
+WAIT_QUIET_HOURS = "quiet_hours"
+WAIT_MIN_GAP = "min_gap"
+
+
+def head_ready(head: Delivery, *, moment: datetime, last_post: datetime | None, alerts: AlertSettings,
+               timezone: ZoneInfo, pacing: Pacing | None, ignore_backoff: bool = False) -> tuple[datetime, str]:
+    """When the head of a channel's queue may go, at `moment`, and what holds it until then
+    (the latest of the rules: WAIT_RETRY, WAIT_QUIET_HOURS (`quiet_until`, which `preview`
+    asks too), WAIT_MIN_GAP; WAIT_NONE when it may go now). The daily cap (`max_per_day`) is
+    the drain's, which holds alerts for the digest. Pure: the drain and the console's queue
+    page both ask it."""
+    ready, why = moment, WAIT_NONE
+    if head.next_attempt and not ignore_backoff and head.next_attempt > ready:
+        ready, why = head.next_attempt, WAIT_RETRY
+    quiet = quiet_until(pacing, alerts, timezone, moment, urgent=head.urgent)
+    if quiet is not None and quiet > ready:
+        ready, why = quiet, WAIT_QUIET_HOURS
+    if pacing is not None and not head.urgent:
+        # A last post later than now means the wall clock was stepped back since: it holds
+        # nothing (else it would hold the queue for the whole step). The next post may then
+        # come sooner than min_gap after it; the pacing goes on from that post.
+        if pacing.min_gap and last_post is not None and last_post <= moment and last_post + pacing.min_gap > ready:
+            ready, why = last_post + pacing.min_gap, WAIT_MIN_GAP
+    return ready, why
+
+
 async def _due(
     pending: list[Delivery],
     store: Store,
@@ -295,19 +324,9 @@ async def _due(
     if not pending:
         return [], None
     head = pending[0]
-    ready = moment
-    if head.next_attempt and not ignore_backoff:
-        ready = max(ready, head.next_attempt)
-    quiet = quiet_until(pacing, alerts, timezone, moment, urgent=head.urgent)
-    if quiet is not None:
-        ready = max(ready, quiet)
+    ready, _ = head_ready(head, moment=moment, last_post=store.last_post(channel), alerts=alerts,
+                          timezone=timezone, pacing=pacing, ignore_backoff=ignore_backoff)
     if pacing is not None and not head.urgent:
-        last = store.last_post(channel)
-        # A last post later than now means the wall clock was stepped back since: it holds
-        # nothing (else it would hold the queue for the whole step). The next post may then
-        # come sooner than min_gap after it; the pacing goes on from that post.
-        if pacing.min_gap and last is not None and last <= moment:
-            ready = max(ready, last + pacing.min_gap)
         if pacing.max_per_day is not None and ready <= moment:
             today = day_start(moment, timezone)
             routine = [d for d in pending if not d.urgent]

@@ -80,6 +80,7 @@ from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
+from bridge.config import OPS_FEED
 from bridge.journal import Change, Document, JournaledStorage, UnreadableFile, fsync_dir, write_fully
 
 # The records live in bridge.models; named here too, so that `from bridge.store import Delivery` works.
@@ -100,6 +101,7 @@ OUTBOX_KEYS = {"deliveries": "id", "channels": "channel"}
 # A seen key's time is refreshed at most this often (seconds): a feed answering 200 with nothing
 # new then costs no write. Far shorter than the three days a title fingerprint is matched.
 SEEN_REFRESH = 86400
+OPS_POSTS_KEPT = 200  # ops alerts posted, the latest kept in memory for the console's *Stato*
 
 log = structlog.get_logger("bridge.store")
 
@@ -555,12 +557,15 @@ class Store:
         self._last_post: dict[str, datetime] = {}
         self._posted_ids: set[str] = set()
         self._posted_at: dict[str, list[tuple[datetime, str | None]]] = {}
+        # The latest posts of the bridge's own ops alerts, for *Stato* (a few a day at most).
+        self._ops_posts: deque[Post] = deque(maxlen=OPS_POSTS_KEPT)
         self._paused: dict[str, str] = {}
         # Changes asked for with `acommit`, waiting for their turn, and the task taking them.
         self._turns: deque[tuple[Plan[Any], asyncio.Future[Any]]] = deque()
         self._taking: asyncio.Task[None] | None = None
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._moving: asyncio.Future[None] | None = None  # see `amove_deadlines`
+        self._noted: dict[str, Any] = {}  # what `note_problem` last recorded, as the lock file holds it
 
     # -- opening and closing -------------------------------------------------------------
 
@@ -638,10 +643,26 @@ class Store:
         (see `state_condition`). Best effort: a failure here changes nothing else."""
         if self._lock_fd is None or self._lock_lost is not None:
             return
+        self._noted = {"state_problem": problem, "since": _iso(since), "hint": hint} if problem else {}
         try:
             self._write_lock_record(problem, since, hint)
         except OSError as exc:
             log.debug("could not record the state problem in the lock file", error=str(exc))
+
+    def condition(self) -> StateCondition:
+        """Whether the state directory can be written, as `status` tells it: for the writer
+        (the daemon, and its console) from what it recorded itself, for a reader from the
+        running daemon's lock file (see `state_condition`)."""
+        if self._lock_fd is None:
+            return state_condition(self.state_dir)
+        return state_condition(self.state_dir, recorded=self._noted)
+
+    def polls_written(self) -> datetime | None:
+        """When the feeds' poll states were last written (polls.json's time), None if never."""
+        try:
+            return datetime.fromtimestamp((self.state_dir / "polls.json").stat().st_mtime, UTC)
+        except OSError:
+            return None
 
     def check_lock(self) -> None:
         """Raise `StateLockLostError` when the lock path no longer names the file whose lock
@@ -720,6 +741,8 @@ class Store:
         for post in self._history.read(since):
             self._posted_ids.add(post.delivery_id)
             self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
+            if post.feed_id == OPS_FEED:
+                self._ops_posts.append(post)
 
     def _load_outbox(self) -> int | None:
         """Read the outbox (snapshot and journal) into memory; return its schema version, None
@@ -1310,6 +1333,7 @@ class Store:
             verified=verified,
         ) for delivery in deliveries]
         yield partial(self._history.append, posts)
+        self._ops_posts.extend(post for post in posts if post.feed_id == OPS_FEED)
         for delivery in deliveries:
             self._posted_ids.add(delivery.id)
             self._posted_at.setdefault(delivery.channel, []).append((at, remote_id))
@@ -1416,6 +1440,11 @@ class Store:
 
     # -- history --------------------------------------------------------------------------
 
+    def ops_posts(self, since: datetime) -> list[Post]:
+        """The ops alerts posted at or after `since`, newest first, from memory (the latest
+        OPS_POSTS_KEPT of them)."""
+        return sorted((p for p in self._ops_posts if p.posted_at >= since), key=lambda p: p.posted_at, reverse=True)
+
     def posts(self, since: datetime | None = None) -> Iterator[Post]:
         """Every post recorded, oldest first, optionally only those at or after `since` (then
         only the history's files of `since`'s month and later are read)."""
@@ -1472,7 +1501,7 @@ def _lock_record(state_dir: Path) -> tuple[int | None, Mapping[str, Any]]:
     return pid, record if isinstance(record, Mapping) else {}
 
 
-def state_condition(state_dir: Path) -> StateCondition:
+def state_condition(state_dir: Path, *, recorded: Mapping[str, Any] | None = None) -> StateCondition:
     """Can the state directory be written? What `status` (a separate, read-only process) says.
 
     Three sources, so that it is true even when nothing can be written: what the running
@@ -1480,10 +1509,15 @@ def state_condition(state_dir: Path) -> StateCondition:
     needs no free space; ignored once that daemon is gone), a file system mounted read-only,
     and no space left (both from statvfs, for the service's user). A directory with less
     free space than its largest file (rewritten whole, it needs that much again) gets a
-    warning: the next write of that file can fail.
+    warning: the next write of that file can fail. `recorded`, from the daemon itself, stands
+    for its lock file's record.
     """
-    pid, record = _lock_record(state_dir)
-    problem = record.get("state_problem") if pid is not None and _alive(pid) else None
+    if recorded is None:
+        pid, record = _lock_record(state_dir)
+        problem = record.get("state_problem") if pid is not None and _alive(pid) else None
+    else:
+        record = recorded
+        problem = record.get("state_problem")
     since = None
     if isinstance(problem, str) and problem:
         try:

@@ -1,0 +1,255 @@
+"""The console's web server: aiohttp on the daemon's event loop, its route table, the session
+check in front of every route, and thin handlers over `bridge.console.views`.
+
+Every route is in ROUTES with who may use it: "public" (the login page, assets, /healthz),
+"viewer" (every account) or "editor". The access middleware refuses a request without a live
+session before any handler runs: a page without a session is never rendered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import jinja2
+import structlog
+from aiohttp import web
+
+from bridge.config import Config
+from bridge.console import views
+from bridge.console.accounts import AccountBook, AccountError, verify_password
+from bridge.console.sessions import LoginThrottle, Session, Sessions
+from bridge.store import Store
+
+log = structlog.get_logger("bridge.console")
+
+COOKIE = "cb_session"
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+# What a page may load: only its own stylesheet; images of alerts from https sites (the phone
+# loads them too); no script, no frame. A tag that slipped through escaping would run nothing.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' https:; "
+                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    # Not "no-referrer": with it a browser posts forms with "Origin: null", which the
+    # same-origin check must refuse; "same-origin" still tells other sites nothing.
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+STOP_GRACE = 5.0  # seconds open requests get at the daemon's stop
+# A wrong password costs the same as a right one: an unknown name is checked against this.
+_DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+
+
+class Daemon(Protocol):
+    """What the console reads of the running daemon."""
+
+    @property
+    def config(self) -> Config: ...
+
+    @property
+    def store(self) -> Store: ...
+
+    def now(self) -> datetime: ...
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    name: str
+    access: str  # "public" | "viewer" | "editor"
+
+
+ROUTES = (
+    Route("GET", "/login", "login_form", "public"),
+    Route("POST", "/login", "login", "public"),
+    Route("GET", "/healthz", "healthz", "public"),
+    Route("POST", "/logout", "logout", "viewer"),
+    Route("GET", "/", "stato", "viewer"),
+    Route("GET", "/coda", "coda", "viewer"),
+)
+ROLE_RANK = {"viewer": 1, "editor": 2}
+SESSION = web.RequestKey("session", Session)
+
+
+class Console:
+    """The console of one daemon: accounts, sessions, throttle, templates, and the aiohttp app."""
+
+    def __init__(self, daemon: Daemon, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.daemon = daemon
+        config = daemon.config
+        self.accounts = AccountBook(config.bridge.state_dir)
+        self.sessions = Sessions(config.console.session_timeout.total_seconds(), monotonic)
+        self.throttle = LoginThrottle(monotonic)
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
+            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        self.access = {(route.method, route.path): route.access for route in ROUTES}
+        self.app = web.Application(middlewares=[self._security])
+        for route in ROUTES:
+            self.app.router.add_route(route.method, route.path, getattr(self, f"_{route.name}"), name=route.name)
+        self.app.router.add_static("/static", STATIC, name="static", append_version=False)
+        self._runner: web.AppRunner | None = None
+
+    # -- serving ----------------------------------------------------------------------------
+
+    async def start(self, host: str, port: int) -> None:
+        """Serve on `host`:`port` from the running loop; raise OSError if it cannot listen."""
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False,
+                                     shutdown_timeout=STOP_GRACE)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            self._runner = None
+            raise
+        log.info("console listening", address=f"http://{_netloc(host, self.port or port)}/")
+
+    @property
+    def port(self) -> int | None:
+        """The port listened on (the one the system chose for port 0), None before `start`."""
+        if self._runner is None:
+            return None
+        for address in self._runner.addresses:
+            return int(address[1])
+        return None
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- every request ----------------------------------------------------------------------
+
+    @web.middleware
+    async def _security(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route
+        resource = route.resource
+        path = resource.canonical if resource is not None else ""
+        access = "public" if path == "/static" else self.access.get((route.method, path), "viewer")
+        if request.method not in ("GET", "HEAD") and not _same_origin(request):
+            response: web.StreamResponse = web.Response(status=403, text="richiesta da un altro sito rifiutata")
+        elif access == "public":
+            response = await handler(request)
+        else:
+            session = self.sessions.find(request.cookies.get(COOKIE))
+            if session is not None and not self._still_valid(session):
+                self.sessions.close(session.token)
+                session = None
+            if session is None:
+                response = self._refuse(request)
+            elif ROLE_RANK[session.role] < ROLE_RANK[access]:
+                response = web.Response(status=403, text="questa pagina è riservata agli editor",
+                                        content_type="text/plain")
+            else:
+                request[SESSION] = session
+                response = await handler(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    def _still_valid(self, session: Session) -> bool:
+        """An account removed, or given another role, ends its sessions."""
+        try:
+            account = self.accounts.get(session.name)
+        except AccountError as exc:
+            log.error("console accounts unreadable", error=str(exc), hint=exc.hint)
+            return False
+        return account is not None and account.role == session.role
+
+    @staticmethod
+    def _refuse(request: web.Request) -> web.StreamResponse:
+        if request.method in ("GET", "HEAD"):
+            raise web.HTTPSeeOther("/login")
+        return web.Response(status=401, text="accesso richiesto", content_type="text/plain")
+
+    def _page(self, template: str, request: web.Request, **values: object) -> web.Response:
+        session = request.get(SESSION)
+        body = self.templates.get_template(template).render(user=session.name if session else None, **values)
+        return web.Response(text=body, content_type="text/html", charset="utf-8")
+
+    # -- handlers ---------------------------------------------------------------------------
+
+    async def _login_form(self, request: web.Request) -> web.StreamResponse:
+        return self._page("login.html", request, error=None, name="")
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        name = str(form.get("name", "")).strip()[:64]
+        password = str(form.get("password", ""))[:1024]
+        address = request.remote or "?"
+        wait = self.throttle.retry_after(name, address)
+        if wait is not None:
+            log.warning("console login refused: too many attempts", user=name, address=address)
+            response = self._page("login.html", request, name=name,
+                                  error=f"Troppi tentativi falliti: riprovare tra {int(wait // 60) + 1} minuti.")
+            response.set_status(429)
+            return response
+        try:
+            account = self.accounts.get(name)
+        except AccountError as exc:
+            log.error("console accounts unreadable", error=str(exc), hint=exc.hint)
+            account = None
+        # The hash is checked off the loop (scrypt takes tens of milliseconds and 32 MiB), and
+        # checked for an unknown name too, so that the answer's time says nothing.
+        stored = account.password_hash if account else _DUMMY_HASH
+        good = await asyncio.get_running_loop().run_in_executor(None, verify_password, password, stored)
+        if account is None or not good:
+            self.throttle.failed(name, address)
+            log.warning("console login failed", user=name, address=address)
+            response = self._page("login.html", request, name=name, error="Nome o password non corretti.")
+            response.set_status(401)
+            return response
+        self.throttle.succeeded(name)
+        session = self.sessions.open(account.name, account.role)
+        log.info("console login", user=account.name, role=account.role, address=address)
+        response = web.HTTPSeeOther("/")
+        response.set_cookie(COOKIE, session.token, httponly=True, samesite="Strict", path="/",
+                            secure=request.secure or request.headers.get("X-Forwarded-Proto") == "https")
+        raise response
+
+    async def _logout(self, request: web.Request) -> web.StreamResponse:
+        session = request[SESSION]
+        self.sessions.close(session.token)
+        log.info("console logout", user=session.name, address=request.remote or "?")
+        response = web.HTTPSeeOther("/login")
+        response.del_cookie(COOKIE, path="/")
+        raise response
+
+    async def _healthz(self, request: web.Request) -> web.StreamResponse:
+        # Answered by the event loop itself: if it answers, the loop runs. No data.
+        return web.Response(text="ok\n", content_type="text/plain")
+
+    async def _stato(self, request: web.Request) -> web.StreamResponse:
+        return self._page("stato.html", request, page="stato",
+                          **views.stato(self.daemon.config, self.daemon.store, self.daemon.now()))
+
+    async def _coda(self, request: web.Request) -> web.StreamResponse:
+        return self._page("coda.html", request, page="coda",
+                          **views.coda(self.daemon.config, self.daemon.store, self.daemon.now()))
+
+
+def _same_origin(request: web.Request) -> bool:
+    """A form posted from the console itself: no Origin (an old browser, a script on the
+    machine) or one naming this host. SameSite=Strict already keeps the cookie off other
+    sites' requests; this also keeps them from logging someone in."""
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+def _netloc(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,186 @@
+"""What each console page shows, as plain data for its template. Pure over the config, the
+daemon's in-memory `Store` and a moment; the handlers only render what these return.
+
+*Stato* is `bridge.status.status_report`, the report `channel-bridge status --json` prints,
+told in Italian; *In coda* asks the outbox why each alert waits (`outbox.head_ready`) and the
+channel's renderer what it will send (`preview.render_for`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from markupsafe import Markup
+
+from bridge import render
+from bridge.config import ChannelConfig, Config
+from bridge.console.markup import plain_html, telegram_html, whatsapp_html
+from bridge.outbox import WAIT_MIN_GAP, WAIT_QUIET_HOURS, WAIT_RETRY, head_ready, pacing_for
+from bridge.preview import render_for
+from bridge.status import OPS_DAYS, status_report
+from bridge.store import Delivery, Store
+from bridge.template import channel_template
+
+HEALTH_IT = {
+    "ok": "regolare",
+    "error": "ultimo controllo fallito",
+    "failing": "in errore",
+    "stale": "fermo: niente di nuovo da tempo",
+    "new": "non ancora controllato",
+}
+
+
+OPS_STATE_IT = {"posted": "pubblicato", "pending": "in coda", "failed": "non inviato"}
+
+
+def when(text: str | datetime | None, tz: ZoneInfo) -> str:
+    """A moment for people, in the bridge's time zone: "07/12/2026 10:32"; "—" for none."""
+    if text is None:
+        return "—"
+    moment = datetime.fromisoformat(text) if isinstance(text, str) else text
+    return moment.astimezone(tz).strftime("%d/%m/%Y %H:%M")
+
+
+def stato(config: Config, store: Store, now: datetime) -> dict[str, Any]:
+    """The *Stato* page: the state directory, every channel, every feed and the ops alerts of
+    the last OPS_DAYS days, from `status_report`."""
+    tz = config.bridge.timezone
+    report = status_report(config, store, now=now)
+    names = {feed.id: feed.name for feed in config.feeds}
+    feeds = [{
+        "id": feed["id"],
+        "name": names.get(feed["id"], feed["id"]),
+        "health": feed["health"],
+        "health_it": HEALTH_IT.get(feed["health"], feed["health"]),
+        "problem": feed["health_detail"] or feed["last_error"] or (
+            f"trattenuto: {feed['last_held']}" if feed["last_held"] else ""),
+        "last_poll": when(feed["last_poll"], tz),
+        "last_new_item": when(feed["last_new_item"], tz),
+        "failing_since": when(feed["failing_since"], tz) if feed["failing_since"] else "",
+        "failures": feed["consecutive_failures"],
+    } for feed in report["feeds"]]
+    channels = [{
+        "name": channel["name"],
+        "type": channel["type"] or "—",
+        "queue": channel["queue"],
+        "held": channel["held"],
+        "failed": channel["failed"],
+        "paused": channel["paused"],
+        "what_to_do": ("correggere il canale o il gateway (token, sessione WhatsApp), poi chiedere al CED "
+                       "di ricaricare il servizio: la coda riparte da sola") if channel["paused"] else "",
+        "in_config": channel["in_config"],
+        "problem": channel["last_error"] or (f"ultimo fallito: {channel['last_failure']}"
+                                             if channel["last_failure"] else ""),
+        "last_post": when(channel["last_post"], tz),
+    } for channel in report["channels"]]
+    ops = [{**alert, "at": when(alert["at"], tz), "state_it": OPS_STATE_IT.get(alert["state"], alert["state"])}
+           for alert in report["ops"]]
+    state = report["state"]
+    return {
+        "ops": ops,
+        "ops_days": OPS_DAYS,
+        "state_ok": state["problem"] is None,
+        "state_problem": state["problem"],
+        "state_hint": state["hint"],
+        "state_warning": state["warning"],
+        "feeds": feeds,
+        "channels": channels,
+        "counts": {health: sum(1 for f in feeds if f["health"] == health) for health in HEALTH_IT},
+        "now": when(now, tz),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class PhonePreview:
+    """An alert as the channel will send it: its text as HTML, its length against the limit."""
+
+    platform: str  # "whatsapp" | "telegram" | "mastodon" | "plain"
+    html: Markup
+    length: int
+    limit: int | None
+    image_url: str | None
+
+    @property
+    def too_long(self) -> bool:
+        return self.limit is not None and self.length > self.limit
+
+
+def phone_preview(channel: ChannelConfig, delivery: Delivery) -> PhonePreview:
+    """The phone preview of `delivery` on `channel`: the channel's own text (`render_for`),
+    its markup rendered, its length as the platform counts it against the platform's limit
+    (the caption's when the alert goes as an image's caption)."""
+    alert = delivery.alert
+    text = render.plain(alert, channel_template(channel.template, channel.timezone)) if delivery.plain \
+        else render_for(channel, alert)
+    platform = render.platform_for(channel.type, channel.max_length)
+    template = channel_template(channel.template, channel.timezone)
+    image = alert.image_url if channel.images and alert.image_url and alert.image_url.startswith("https://") \
+        else None
+    limit = platform.caption_limit if image and platform.caption_limit else platform.text_limit
+    shown = {"whatsapp": whatsapp_html, "telegram": telegram_html}.get(platform.name, plain_html)(text)
+    return PhonePreview(platform.name, shown, platform.measure(alert, template),
+                        None if platform.name == "plain" else limit, image)
+
+
+STATE_IT = {"pending": "in attesa", "held": "trattenuto", "failed": "non inviato", "retrying": "in riprova",
+            "paused": "canale in pausa"}
+
+
+def coda(config: Config, store: Store, now: datetime) -> dict[str, Any]:
+    """The *In coda* page: every pending, held and failed alert, per channel in sending order,
+    each with its state, why it waits, when it will go, and its phone preview."""
+    tz = config.bridge.timezone
+    names = {feed.id: feed.name for feed in config.feeds}
+    rows = []
+    for name in [*config.channels, *sorted({d.channel for d in store.deliveries(state=None)} - set(config.channels))]:
+        channel = config.channels.get(name)
+        paused = store.channel_pause(name)
+        pending = store.deliveries(name)
+        for position, delivery in enumerate(pending):
+            state, reason, due = _waiting(delivery, position, channel, store, config, now, paused)
+            rows.append(_row(delivery, channel, state, reason, due, names, tz))
+        for delivery in store.deliveries(name, state="failed"):
+            rows.append(_row(delivery, channel, "failed", delivery.last_error or "non inviato", None, names, tz))
+    return {"rows": rows, "now": when(now, tz), "count": len(rows)}
+
+
+def _waiting(delivery: Delivery, position: int, channel: ChannelConfig | None, store: Store, config: Config,
+             now: datetime, paused: str | None) -> tuple[str, str, datetime | None]:
+    """(state, reason, when it may go) of a pending delivery at `position` in its queue."""
+    if channel is None:
+        return "pending", "il canale non è più nella configurazione: l'avviso aspetta che torni", None
+    if paused is not None:
+        return "paused", f"canale in pausa: {paused}", None
+    if delivery.held:
+        return "held", "limite giornaliero (max_per_day) raggiunto: andrà nel riepilogo di domani", None
+    if position > 0:
+        return "pending", f"in coda dietro {position} avvis{'o' if position == 1 else 'i'}", None
+    ready, why = head_ready(delivery, moment=now, last_post=store.last_post(delivery.channel), alerts=config.alerts,
+                            timezone=config.bridge.timezone, pacing=pacing_for(channel, config.alerts))
+    if why == WAIT_RETRY:
+        return "retrying", f"nuovo tentativo dopo un errore: {delivery.last_error or 'errore temporaneo'}", ready
+    if why == WAIT_QUIET_HOURS:
+        return "held", f"ore di silenzio ({config.alerts.quiet_hours}): parte alla fine", ready
+    if why == WAIT_MIN_GAP:
+        return "held", "distanza minima tra due pubblicazioni (min_gap)", ready
+    return "pending", "parte ora", ready
+
+
+def _row(delivery: Delivery, channel: ChannelConfig | None, state: str, reason: str, due: datetime | None,
+         names: dict[str, str], tz: ZoneInfo) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "channel": delivery.channel,
+        "channel_type": channel.type if channel else "—",
+        "feed": names.get(delivery.feed_id, delivery.feed_id),
+        "title": delivery.alert.title,
+        "state": state,
+        "state_it": STATE_IT[state],
+        "urgent": delivery.urgent,
+        "reason": reason,
+        "due": when(due, tz) if due else "—",
+        "preview": phone_preview(channel, delivery) if channel else None,
+    }

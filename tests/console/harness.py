@@ -1,0 +1,138 @@
+"""The staff console, served for real on loopback by `Console` on its own event loop (in a
+thread), over a real `Store` in a temporary state directory and a config loaded from a real
+file: what the daemon does at start, without its polls."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from bridge.config import Config, load_config
+from bridge.console.accounts import AccountBook
+from bridge.console.server import Console
+from bridge.item import Alert
+from bridge.store import Delivery, Store
+
+PASSWORD = "una password lunga"
+NOW = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)  # a Monday, 11:30 in Rome, outside quiet hours
+
+CONFIG = """\
+[bridge]
+state_dir = "state"
+
+[alerts]
+quiet_hours = "22:00-07:00"
+
+[[feeds]]
+id = "notizie"
+name = "Notizie dal Comune"
+url = "feed.xml"
+channels = ["whatsapp", "telegram"]
+link_domains = ["comune.example.it"]
+
+[channels.whatsapp]
+type = "waha"
+url = "http://127.0.0.1:9"
+session = "default"
+chat_id = "120363000000000000@newsletter"
+api_key = "env:WAHA_API_KEY"
+
+[channels.telegram]
+type = "telegram"
+chat_id = "@comune_example"
+token = "env:TELEGRAM_BOT_TOKEN"
+api_url = "http://127.0.0.1:9"
+
+[console]
+listen = "127.0.0.1:8470"
+"""
+
+
+@dataclass
+class FakeClockDaemon:
+    """What the console reads of the daemon (`bridge.console.server.Daemon`): its config, its
+    open store, its wall time; the time and the monotonic clock are the test's."""
+
+    config: Config
+    store: Store
+    wall: datetime = NOW
+    ticks: list[float] = field(default_factory=lambda: [0.0])
+
+    def now(self) -> datetime:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.ticks[0]
+
+
+def write_config(directory: Path, extra: str = "") -> Config:
+    (directory / "feed.xml").write_text("<rss/>", encoding="utf-8")
+    path = directory / "config.toml"
+    path.write_text(CONFIG + textwrap.dedent(extra), encoding="utf-8")
+    return load_config(path, env={}, resolve_secrets=False)
+
+
+def delivery(ident: str, channel: str, title: str, summary: str = "", *, link: str = "https://www.comune.example.it/n/1",
+             urgent: bool = False, order: float = 1.0, **changes: object) -> Delivery:
+    alert = Alert(feed_id="notizie", feed_name="Notizie dal Comune", title=title, summary=summary, link=link,
+                  published=NOW, urgent=urgent)
+    return Delivery(id=ident, channel=channel, feed_id="notizie", alert=alert, created=NOW, order=order,
+                    urgent=urgent, **changes)  # type: ignore[arg-type]
+
+
+class ServedConsole:
+    """A `Console` listening on 127.0.0.1 (a port the system chose), its loop in a thread."""
+
+    def __init__(self, daemon: FakeClockDaemon) -> None:
+        self.daemon = daemon
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.console = Console(daemon, monotonic=daemon.monotonic)
+        self.call(self.console.start("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.console.port}"
+        self.clients: list[httpx.Client] = []
+
+    def call(self, work: object) -> object:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(timeout=30)  # type: ignore[arg-type]
+
+    def client(self) -> httpx.Client:
+        client = httpx.Client(base_url=self.url, follow_redirects=False, timeout=30)
+        self.clients.append(client)
+        return client
+
+    def login(self, name: str = "m.rossi", password: str = PASSWORD) -> httpx.Client:
+        client = self.client()
+        answer = client.post("/login", data={"name": name, "password": password})
+        assert answer.status_code == 303, answer.text
+        return client
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.call(self.console.stop())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+def served(tmp_path: Path, deliveries: list[Delivery] = (), extra: str = "") -> Iterator[ServedConsole]:  # type: ignore[assignment]
+    config = write_config(tmp_path, extra)
+    store = Store.open(config.bridge.state_dir)
+    if deliveries:
+        store.add_deliveries(list(deliveries))
+    book = AccountBook(config.bridge.state_dir)
+    book.add("m.rossi", "viewer", PASSWORD)
+    served = ServedConsole(FakeClockDaemon(config, store))
+    try:
+        yield served
+    finally:
+        served.close()
+        store.close()

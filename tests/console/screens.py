@@ -1,0 +1,172 @@
+"""Screenshots of each console page (PNG), taken in Debian's headless Chromium from a real
+`Console` over a real `Store` holding a small, made-up but typical day: three feeds (one
+failing), a paused channel, an ops alert, alerts waiting for several reasons. The ones in docs/ are made by
+
+    make screenshots
+
+(`python -m console.screens docs`, with tests/ on the import path); tests/test_console_screens.py
+makes them into a temporary directory, so a page that cannot be shot fails the suite.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import struct
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from playwright.sync_api import Page, Route
+
+from bridge.config import OPS_FEED
+from bridge.ops import ops_alert
+from bridge.store import Delivery
+from console.browser import chromium
+from console.harness import NOW, PASSWORD, ServedConsole, delivery, served
+
+VIEWPORT = {"width": 1280, "height": 800}
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+# Two more feeds beside the harness's "notizie", in the harness's config.
+FEEDS = """
+[[feeds]]
+id = "eventi"
+name = "Eventi e cultura"
+url = "feed.xml"
+link_domains = ["comune.example.it"]
+channels = ["whatsapp"]
+
+[[feeds]]
+id = "albo"
+name = "Albo pretorio"
+url = "feed.xml"
+link_domains = ["comune.example.it"]
+channels = ["telegram"]
+
+[channels.ced]
+type = "console"
+
+[ops]
+channel = "ced"
+"""
+
+
+class ScreenshotError(RuntimeError):
+    """A page could not be shot: it did not load, or it was not the page expected."""
+
+
+def _queue() -> list[Delivery]:
+    return [
+        delivery("q1", "whatsapp", "Lavori in via Roma: strada chiusa dal 9 dicembre",
+                 "Dalle 8 alle 18 la via resta chiusa al traffico; deviazioni per via Garibaldi.", order=1.0,
+                 urgent=True),
+        delivery("q2", "whatsapp", "Mercatino di Natale in piazza dei Signori",
+                 "Sabato e domenica, dalle 10 alle 20.", order=2.0),
+        dataclasses.replace(delivery("q3", "whatsapp", "Concerto di Capodanno al teatro comunale",
+                                     "Ingresso libero fino a esaurimento posti.", order=3.0), held=True),
+        delivery("q4", "telegram", "Avviso di deposito: variante al piano degli interventi",
+                 "Gli atti sono consultabili all'albo pretorio.", order=1.0,
+                 next_attempt=NOW + timedelta(minutes=5), attempts=2, last_error="HTTP 502 Bad Gateway"),
+        delivery("q5", "whatsapp", "Chiusura uffici il 24 dicembre", "Riapertura il 27.", order=4.0,
+                 link="https://www.comune.example.it/n/5"),
+    ]
+
+
+def _stage(site: ServedConsole) -> None:
+    """The day on the store: feed states, a paused channel, a post in the history."""
+    store = site.daemon.store
+    for feed_id, changes in {
+        "notizie": {"last_poll": NOW, "last_success": NOW, "last_new_item": NOW - timedelta(minutes=40)},
+        "eventi": {"last_poll": NOW, "last_success": NOW, "last_new_item": NOW - timedelta(days=2)},
+        "albo": {"last_poll": NOW, "failures": 6, "failing_since": NOW - timedelta(hours=3),
+                 "last_error": "HTTP 503 from albo.comune.example.it"},
+    }.items():
+        store.save_feed(dataclasses.replace(store.feed_state(feed_id), **changes))  # type: ignore[arg-type]
+    posted = delivery("p1", "whatsapp", "Raccolta rifiuti: nuovo calendario", order=0.5)
+    store.add_deliveries([posted])
+    store.record_post(posted, "true_120363000000000000@newsletter_ABC", NOW - timedelta(hours=1))
+    reported = NOW - timedelta(hours=2)
+    ops = Delivery(id="o1", channel="ced", feed_id=OPS_FEED, created=reported, order=1.0, alert=ops_alert(
+        "channel telegram paused", "401 Unauthorized", "check the bot token", reported, ZoneInfo("Europe/Rome")))
+    store.add_deliveries([ops])
+    store.record_post(ops, None, reported)
+    store.set_channel_pause("telegram", "401 Unauthorized: il token del bot è stato rifiutato")
+
+
+def expect_page(page: Page, title: str) -> None:
+    """Raise ScreenshotError unless `page` shows the page whose heading is `title`."""
+    heading = page.locator("h1").first.inner_text()
+    if heading != title:
+        raise ScreenshotError(f"{page.url} shows {heading!r}, not the page {title!r}")
+
+
+# (file name, path, heading): one screenshot each, in this order (the login page first).
+PAGES = (
+    ("console-login.png", "/login", "Accesso alla console"),
+    ("console-stato.png", "/", "Stato"),
+    ("console-coda.png", "/coda", "In coda"),
+)
+
+
+def shoot(directory: Path) -> list[Path]:
+    """Write one full-page PNG of each of PAGES into `directory` (created if missing); return
+    their paths. Raise ScreenshotError when a page is not the one expected, BrowserMissingError
+    without Chromium."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for site in served(Path(scratch), _queue(), extra=FEEDS):
+            _stage(site)
+            with chromium() as browser:
+                page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
+                page.route("**/*", _loopback_only)
+                for name, path, heading in PAGES:
+                    if path != "/login" and page.url.endswith("/login"):
+                        _log_in(page, site)
+                    page.goto(f"{site.url}{path}")
+                    expect_page(page, heading)
+                    target = directory / name
+                    page.screenshot(path=str(target), full_page=True)
+                    png_size(target)
+                    written.append(target)
+    return written
+
+
+def _loopback_only(route: Route) -> None:
+    """Requests to the console go; nothing else leaves the machine (an alert's image would)."""
+    if route.request.url.startswith("http://127.0.0.1:"):
+        route.continue_()
+    else:
+        route.abort()
+
+
+def _log_in(page: Page, site: ServedConsole) -> None:
+    page.fill("input[name=name]", "m.rossi")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url(f"{site.url}/")
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the PNG at `path`; ScreenshotError if it is not a PNG."""
+    head = path.read_bytes()[:24]
+    if len(head) < 24 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        raise ScreenshotError(f"{path} is not a PNG image")
+    width, height = struct.unpack(">II", head[16:24])
+    return width, height
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m console.screens DIRECTORY", file=sys.stderr)
+        return 2
+    for path in shoot(Path(argv[0])):
+        width, height = png_size(path)
+        print(f"{path} ({width}x{height})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

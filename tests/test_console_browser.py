@@ -1,0 +1,184 @@
+"""The console in a real browser (Debian's headless Chromium, through Playwright): an office
+session from login to logout, with what the page shows checked in the browser's DOM and
+computed styles, not in the HTML string: a failing feed on *Stato*, a held alert with its
+reason on *In coda*, a phone preview whose bold title is bold, and hostile feed text shown as
+text with no script run. Without Chromium these tests fail (tests/console/browser.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from console.browser import BROWSER_VARIABLE, BrowserMissingError, chromium, chromium_path
+from console.harness import NOW, PASSWORD, ServedConsole, delivery, served
+from playwright.sync_api import ConsoleMessage, Dialog, Page
+
+# Each one would leave a mark if it ran: a dialog, or window.__pwned set.
+HOSTILE_TITLES = [
+    "<script>window.__pwned = 1; alert('script')</script> Chiusura scuole",
+    '<img src=x onerror="window.__pwned = 2; alert(2)"> Avviso',
+    "Bando \u202egnp.exe\u202c *non grassetto* _</em>_ \u2067isolato",
+    '<a href="javascript:window.__pwned=3">clicca</a> <svg onload="window.__pwned=4">',
+]
+HOSTILE_SUMMARY = "javascript:window.__pwned=5 <iframe src=x></iframe> [link](javascript:alert(5))"
+TELEGRAM_HOSTILE = '<a href="javascript:window.__pwned=6">x</a><b onmouseover="window.__pwned=7">y</b>'
+
+# What the DOM holds that a hostile text could have made: elements that run or load things,
+# event-handler attributes, links whose scheme is not http(s), and the page's own marks.
+DOM_FACTS = """() => ({
+    active: [...document.querySelectorAll('script, iframe, object, embed, svg, frame')].map(e => e.tagName),
+    handlers: [...document.querySelectorAll('*')].flatMap(
+        e => [...e.attributes].filter(a => a.name.startsWith('on')).map(a => e.tagName + ' ' + a.name)),
+    schemes: [...document.querySelectorAll('a[href]')].map(a => a.protocol)
+        .filter(p => p !== 'http:' && p !== 'https:'),
+    images: [...document.querySelectorAll('img')].map(i => i.getAttribute('src')),
+    pwned: window.__pwned === undefined ? null : window.__pwned,
+    cookie: document.cookie,
+})"""
+
+
+class Marks:
+    """What a script leaves in the browser: dialogs it opened, its uncaught errors, what the
+    Content Security Policy refused to run."""
+
+    def __init__(self, page: Page) -> None:
+        self.dialogs: list[str] = []
+        self.errors: list[str] = []
+        page.on("dialog", self._dialog)
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", self._console)
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            self.errors.append(message.text)
+
+
+def queue() -> list[Any]:
+    hostile = [delivery(f"h{n}", "whatsapp", title, HOSTILE_SUMMARY, order=10.0 + n,
+                        link="javascript:window.__pwned=8" if n == 0 else "https://www.comune.example.it/n/1")
+               for n, title in enumerate(HOSTILE_TITLES)]
+    return [
+        delivery("d1", "whatsapp", "Lavori in via Roma", "Chiusa dal 9 dicembre.", order=1.0),
+        delivery("t1", "telegram", "Lavori in via Roma", "Chiusa dal 9 dicembre.", order=1.0),
+        delivery("t2", "telegram", TELEGRAM_HOSTILE, HOSTILE_SUMMARY, order=2.0),
+        *hostile,
+    ]
+
+
+def failing_feed(site: ServedConsole) -> None:
+    store = site.daemon.store
+    store.save_feed(dataclasses.replace(
+        store.feed_state("notizie"), last_poll=NOW, failures=4, failing_since=NOW - timedelta(hours=2),
+        last_error="HTTP 503 from www.comune.example.it"))
+
+
+def log_in(page: Page, site: ServedConsole) -> None:
+    page.goto(f"{site.url}/")
+    assert page.url == f"{site.url}/login"  # no page without a session
+    page.fill("input[name=name]", "m.rossi")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.login button[type=submit]")
+    page.wait_for_url(f"{site.url}/")
+
+
+def test_an_office_session_in_a_real_browser(tmp_path: Path) -> None:
+    for site in served(tmp_path, queue()):
+        site.daemon.wall = NOW.replace(hour=22)  # 23:00 in Rome: quiet hours hold the heads of the queues
+        failing_feed(site)
+        with chromium() as browser:
+            context = browser.new_context()
+            context.set_default_timeout(30_000)
+            page = context.new_page()
+            marks = Marks(page)
+
+            log_in(page, site)
+
+            # Stato: the failing feed, its error and since when, in Rome's time.
+            assert page.locator("h1").inner_text() == "Stato"
+            row = page.locator("#feed tbody tr", has_text="Notizie dal Comune")
+            assert row.get_attribute("class") == "health-failing"
+            cells = row.locator("td").all_inner_texts()
+            assert cells[1] == "in errore"
+            assert cells[4] == "07/12/2026 09:30"
+            assert "HTTP 503 from www.comune.example.it" in cells[5]
+
+            # In coda: the head of the WhatsApp queue held by quiet hours, saying why and until when.
+            page.click("nav a[href='/coda']")
+            page.wait_for_url(f"{site.url}/coda")
+            held = page.locator("#d-d1")
+            assert held.locator("dd.state").inner_text() == "trattenuto"
+            assert held.locator("dd.reason").inner_text() == "ore di silenzio (22:00-07:00): parte alla fine"
+            assert held.locator("dd", has_text="08/12/2026").inner_text() == "08/12/2026 07:00"
+            assert page.locator("#d-h0 dd.reason").inner_text() == "in coda dietro 1 avviso"
+
+            # The phone preview: WhatsApp's *title* is bold, and its asterisks are gone.
+            for ident, platform in (("d1", "whatsapp"), ("t1", "telegram")):
+                bubble = page.locator(f"#d-{ident} .phone-{platform} .bubble .text")
+                title = bubble.locator("strong").first
+                assert title.inner_text() == "Lavori in via Roma"
+                assert int(title.evaluate("e => getComputedStyle(e).fontWeight")) >= 700
+                assert "*" not in bubble.inner_text()
+                normal = bubble.evaluate("e => getComputedStyle(e).fontWeight")
+                assert int(normal) < 600, "only the title is bold"
+
+            # Hostile feed text: shown as the very text the feed sent, nothing made of it.
+            for n, text in enumerate(HOSTILE_TITLES):
+                heading = page.locator(f"#d-h{n} h2")
+                assert heading.evaluate("e => e.textContent") == text
+                assert heading.evaluate("e => e.children.length") == 0
+                # bidi controls are shown but kept inside their element (they cannot flip the page)
+                assert heading.evaluate("e => getComputedStyle(e).unicodeBidi") in ("isolate", "plaintext")
+            assert "<iframe src=x></iframe>" in page.locator("#d-h1 .bubble .text").inner_text()
+            assert page.locator("#d-t2 h2").evaluate("e => e.textContent") == TELEGRAM_HOSTILE
+            for link in page.locator("#d-h0 .bubble a").all():  # the preview may link the alert's https URL
+                assert link.evaluate("a => a.protocol") == "https:"
+            facts = page.evaluate(DOM_FACTS)
+            assert facts["active"] == [] and facts["handlers"] == [] and facts["schemes"] == []
+            assert facts["images"] == []
+            assert facts["pwned"] is None and marks.dialogs == [] and marks.errors == []
+            assert "cb_session" not in facts["cookie"]  # HttpOnly: no script on the page can read it
+
+            # Logout: the page is refused, and so is the old session's cookie, in a fresh browser.
+            [old] = [cookie for cookie in context.cookies() if cookie["name"] == "cb_session"]
+            page.click("form.logout button[type=submit]")
+            page.wait_for_url(f"{site.url}/login")
+            page.goto(f"{site.url}/coda")
+            assert page.url == f"{site.url}/login"
+            assert page.locator("#d-d1").count() == 0
+            replay = browser.new_context()
+            replay.add_cookies([old])
+            again = replay.new_page()
+            again.goto(f"{site.url}/")
+            assert again.url == f"{site.url}/login"
+            assert again.locator("h1").inner_text() == "Accesso alla console"
+
+
+def test_a_wrong_password_is_refused_in_the_browser(tmp_path: Path) -> None:
+    for site in served(tmp_path):
+        with chromium() as browser:
+            page = browser.new_page()
+            page.goto(f"{site.url}/login")
+            page.fill("input[name=name]", "m.rossi")
+            page.fill("input[name=password]", "non è questa")
+            page.click("form.login button[type=submit]")
+            assert page.locator("p.error[role=alert]").inner_text() == "Nome o password non corretti."
+            page.goto(f"{site.url}/")
+            assert page.url == f"{site.url}/login"
+
+
+def test_without_chromium_the_browser_tests_fail_with_the_install_hint(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv(BROWSER_VARIABLE, raising=False)
+    with pytest.raises(BrowserMissingError, match="apt-get install chromium"):
+        chromium_path()
+    monkeypatch.setenv(BROWSER_VARIABLE, str(tmp_path / "chromium"))
+    with pytest.raises(BrowserMissingError, match="is not an executable"):
+        chromium_path()
