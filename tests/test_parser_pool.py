@@ -51,7 +51,7 @@ def test_pathological_feed_is_stopped_and_the_pool_keeps_working() -> None:
             with pytest.raises(ParseError, match=r"took longer than [01] s"):
                 await pool.parse("bad", PATHOLOGICAL, url="https://www.comune.esempio.it/feed")
             beat.cancel()
-            assert ticks >= 5  # the event loop kept running while the parse was stuck
+            assert ticks >= 2  # the event loop kept running while the parse was stuck (a bound, not a rate)
             parsed = await pool.parse("good", FEED, url="https://www.comune.esempio.it/feed")
             assert parsed.items[0].title == "Chiusura di via Roma"
         finally:
