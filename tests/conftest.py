@@ -57,6 +57,7 @@ LAYERS = {
     "test_cli_check": E2E,
     "test_cli_imports": E2E,
     "test_cli_pipes": E2E,
+    "test_cli_queue": E2E,
     "test_cli_status": E2E,
     "test_clock": INTEGRATION,
     "test_clock_faketime": E2E,
