@@ -67,6 +67,7 @@ LAYERS = {
     "test_console_browser": INTEGRATION,
     "test_console_config": UNIT,
     "test_console_daemon": E2E,
+    "test_console_metrics": INTEGRATION,
     "test_console_pages": INTEGRATION,
     "test_console_screens": INTEGRATION,
     "test_crash": E2E,
