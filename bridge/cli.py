@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="feeds and channels as the state records them")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
+    queue = commands.add_parser("queue", help="what waits to be posted and why (the console's In coda page)")
+    queue.add_argument("--channel", help="only this channel")
+    queue.add_argument("--json", action="store_true", help="machine-readable output")
+
     user = commands.add_parser("user", help="the staff console's accounts")
     user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     user_add = user_commands.add_parser("add", help="add an account (the password is asked on the terminal, "
@@ -129,6 +133,8 @@ def _run_command(args: argparse.Namespace) -> int:
             return cmd_forget(config, sys.stdout, args.feed_id)
         if args.command == "status":
             return cmd_status(config, sys.stdout, as_json=args.json)
+        if args.command == "queue":
+            return cmd_queue(config, sys.stdout, channel=args.channel, as_json=args.json)
         if args.command == "history":
             return cmd_history(config, sys.stdout, since=args.since, fmt=args.format)
         if args.command == "user":
@@ -371,6 +377,42 @@ def cmd_status(config: Config | SalvagedConfig, out: TextIO, *, as_json: bool) -
             file=out,
         )
     return code
+
+
+def cmd_queue(config: Config, out: TextIO, *, channel: str | None, as_json: bool,
+              now: datetime | None = None) -> int:
+    """Print every pending, held and failed alert with its state, why it waits and when it may
+    go: the rows of the console's *In coda* page, from the same function (`waits.waiting`).
+    Safe while the daemon runs: it reads the state read-only, as `status` does (a listing
+    changes nothing, so it needs no word with the daemon). Exit 0; 2 for an unknown channel."""
+    import json
+
+    from bridge.store import Store
+    from bridge.waits import UnknownChannelError, waiting
+
+    store = Store.open(config.bridge.state_dir, read_only=True)
+    try:
+        rows = waiting(config, store, now or datetime.now(UTC), channel=channel)
+    except UnknownChannelError as exc:
+        _say_error(f"channel-bridge: {exc}; {exc.hint}", sys.stderr)
+        return EXIT_INVALID
+    finally:
+        store.close()
+    names = {feed.id: feed.name for feed in config.feeds}
+    if as_json:
+        json.dump([row.to_dict(names) for row in rows], out, indent=2, ensure_ascii=False)
+        out.write("\n")
+        return EXIT_OK
+    if not rows:
+        print("nothing waits: every queue is empty", file=out)
+        return EXIT_OK
+    print(f"{'channel':<16} {'state':<9} {'due':<17} {'feed':<14} {'title':<40} reason", file=out)
+    for row in rows:
+        title = row.delivery.alert.title
+        title = title if len(title) <= 40 else title[:39] + "…"
+        print(f"{row.delivery.channel:<16} {row.state:<9} {_when(row.due, config):<17} "
+              f"{row.delivery.feed_id:<14} {title:<40} {row.reason}", file=out)
+    return EXIT_OK
 
 
 def _state_line(state: dict[str, Any], tz: tzinfo) -> str:

@@ -145,6 +145,8 @@ class ConsoleSettings:
 
     listen: tuple[str, int] | None = None  # (address, port) the daemon serves the console on
     session_timeout: timedelta = timedelta(hours=8)  # a login lasts this long without use
+    # The bearer token `/metrics` asks for; without one, only this machine may read it.
+    metrics_token: Secret | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,7 +456,7 @@ _KNOWN: dict[str, set[str]] = {
     "defaults": _FEED_KEYS,
     "alerts": {"max_length", "quiet_hours", "min_gap", "urgent_keywords"},
     "ops": {"channel", "min_interval"},
-    "console": {"listen", "session_timeout"},
+    "console": {"listen", "session_timeout", "metrics_token"},
 }
 
 
@@ -504,7 +506,8 @@ def parse_config(
     feeds = _parse_feeds(top.raw("feeds"), default_values, channels, section_errors["feeds"], base_dir)
     alerts = _parse_alerts(_Table(top.raw("alerts") or {}, "alerts", section_errors["alerts"]))
     ops = _parse_ops(_Table(top.raw("ops") or {}, "ops", section_errors["ops"]), channels)
-    console = _parse_console(_Table(top.raw("console") or {}, "console", section_errors["console"]))
+    console = _parse_console(_Table(top.raw("console") or {}, "console", section_errors["console"]), base_dir, env,
+                             resolve_secrets)
     top.finish()
     errors: list[str] = []
     unknown = iter(top_errors)  # one per unknown top-level key, in file order
@@ -765,10 +768,19 @@ def parse_listen(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _parse_console(table: _Table) -> ConsoleSettings:
+def _parse_console(table: _Table, base_dir: Path, env: Mapping[str, str], resolve_secrets: bool) -> ConsoleSettings:
+    token = None
+    if table.has("metrics_token"):
+        ref = table.string("metrics_token")
+        if isinstance(ref, str):
+            try:
+                token = resolve_secret(ref, env, base_dir, read=resolve_secrets)
+            except ValueError as exc:
+                table.error("metrics_token", str(exc))
     settings = ConsoleSettings(
         listen=table.converted("listen", parse_listen, None),
         session_timeout=table.converted("session_timeout", parse_duration, timedelta(hours=8)),
+        metrics_token=token,
     )
     if settings.session_timeout < MIN_SESSION_TIMEOUT:
         table.error("session_timeout", f"must be at least {format_duration(MIN_SESSION_TIMEOUT)}, "

@@ -287,8 +287,8 @@ def head_ready(head: Delivery, *, moment: datetime, last_post: datetime | None, 
     """When the head of a channel's queue may go, at `moment`, and what holds it until then
     (the latest of the rules: WAIT_RETRY, WAIT_QUIET_HOURS (`quiet_until`, which `preview`
     asks too), WAIT_MIN_GAP; WAIT_NONE when it may go now). The daily cap (`max_per_day`) is
-    the drain's, which holds alerts for the digest. Pure: the drain and the console's queue
-    page both ask it."""
+    the drain's, which holds alerts for the digest. Pure: the drain and `waits.waiting` (the
+    console's *In coda* page, `channel-bridge queue`) both ask it."""
     ready, why = moment, WAIT_NONE
     if head.next_attempt and not ignore_backoff and head.next_attempt > ready:
         ready, why = head.next_attempt, WAIT_RETRY

@@ -2,8 +2,9 @@
 check in front of every route, and thin handlers over `bridge.console.views`.
 
 Every route is in ROUTES with who may use it: "public" (the login page, assets, /healthz),
-"viewer" (every account) or "editor". The access middleware refuses a request without a live
-session before any handler runs: a page without a session is never rendered.
+"viewer" (every account), "editor", or "metrics" (IT's monitoring: its token, or this machine;
+`metrics.metrics_allowed`). The access middleware refuses a request without a live session
+before any handler runs: a page without a session is never rendered.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from urllib.parse import urlsplit
 import jinja2
 import structlog
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from bridge.config import Config
-from bridge.console import views
+from bridge.console import metrics, views
 from bridge.console.accounts import AccountBook, AccountError, verify_password
 from bridge.console.sessions import LoginThrottle, Session, Sessions
 from bridge.store import Store
@@ -69,7 +71,7 @@ class Route:
     method: str
     path: str
     name: str
-    access: str  # "public" | "viewer" | "editor"
+    access: str  # "public" | "viewer" | "editor" | "metrics" (`metrics.metrics_allowed`, no session)
 
 
 ROUTES = (
@@ -79,6 +81,7 @@ ROUTES = (
     Route("POST", "/logout", "logout", "viewer"),
     Route("GET", "/", "stato", "viewer"),
     Route("GET", "/coda", "coda", "viewer"),
+    Route("GET", "/metrics", "metrics", "metrics"),
 )
 ROLE_RANK = {"viewer": 1, "editor": 2}
 SESSION = web.RequestKey("session", Session)
@@ -97,6 +100,7 @@ class Console:
             loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.access = {(route.method, route.path): route.access for route in ROUTES}
+        self.metrics_token = config.console.metrics_token  # [console] changes take effect at restart
         self.app = web.Application(middlewares=[self._security])
         for route in ROUTES:
             self.app.router.add_route(route.method, route.path, getattr(self, f"_{route.name}"), name=route.name)
@@ -145,6 +149,13 @@ class Console:
             response: web.StreamResponse = web.Response(status=403, text="richiesta da un altro sito rifiutata")
         elif access == "public":
             response = await handler(request)
+        elif access == "metrics":
+            if metrics.metrics_allowed(self.metrics_token, request.remote, request.headers):
+                response = await handler(request)
+            else:
+                log.warning("console metrics refused", address=request.remote or "?")
+                response = web.Response(status=403, content_type="text/plain",
+                                        text="metrics: only with the token, or from this machine without a proxy")
         else:
             session = self.sessions.find(request.cookies.get(COOKIE))
             if session is not None and not self._still_valid(session):
@@ -241,6 +252,10 @@ class Console:
     async def _coda(self, request: web.Request) -> web.StreamResponse:
         return self._page("coda.html", request, page="coda",
                           **views.coda(self.daemon.config, self.daemon.store, self.daemon.now()))
+
+    async def _metrics(self, request: web.Request) -> web.StreamResponse:
+        body = metrics.exposition(self.daemon.config, self.daemon.store, self.daemon.now())
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def _same_origin(request: web.Request) -> bool:

@@ -2,8 +2,8 @@
 daemon's in-memory `Store` and a moment; the handlers only render what these return.
 
 *Stato* is `bridge.status.status_report`, the report `channel-bridge status --json` prints,
-told in Italian; *In coda* asks the outbox why each alert waits (`outbox.head_ready`) and the
-channel's renderer what it will send (`preview.render_for`).
+told in Italian; *In coda* is `bridge.waits.waiting`, what `channel-bridge queue` lists, with each alert as the
+channel's renderer will send it (`preview.render_for`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from markupsafe import Markup
 from bridge import render
 from bridge.config import ChannelConfig, Config
 from bridge.console.markup import plain_html, telegram_html, whatsapp_html
-from bridge.outbox import WAIT_MIN_GAP, WAIT_QUIET_HOURS, WAIT_RETRY, head_ready, pacing_for
 from bridge.preview import render_for
 from bridge.status import OPS_DAYS, status_report
 from bridge.store import Delivery, Store
 from bridge.template import channel_template
+from bridge.waits import Waiting, waiting
 
 HEALTH_IT = {
     "ok": "regolare",
@@ -131,56 +131,26 @@ STATE_IT = {"pending": "in attesa", "held": "trattenuto", "failed": "non inviato
 
 def coda(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     """The *In coda* page: every pending, held and failed alert, per channel in sending order,
-    each with its state, why it waits, when it will go, and its phone preview."""
+    each with its state, why it waits, when it will go (`waits.waiting`, which `queue`
+    prints too), and its phone preview."""
     tz = config.bridge.timezone
     names = {feed.id: feed.name for feed in config.feeds}
-    rows = []
-    for name in [*config.channels, *sorted({d.channel for d in store.deliveries(state=None)} - set(config.channels))]:
-        channel = config.channels.get(name)
-        paused = store.channel_pause(name)
-        pending = store.deliveries(name)
-        for position, delivery in enumerate(pending):
-            state, reason, due = _waiting(delivery, position, channel, store, config, now, paused)
-            rows.append(_row(delivery, channel, state, reason, due, names, tz))
-        for delivery in store.deliveries(name, state="failed"):
-            rows.append(_row(delivery, channel, "failed", delivery.last_error or "non inviato", None, names, tz))
+    rows = [_row(entry, names, tz) for entry in waiting(config, store, now)]
     return {"rows": rows, "now": when(now, tz), "count": len(rows)}
 
 
-def _waiting(delivery: Delivery, position: int, channel: ChannelConfig | None, store: Store, config: Config,
-             now: datetime, paused: str | None) -> tuple[str, str, datetime | None]:
-    """(state, reason, when it may go) of a pending delivery at `position` in its queue."""
-    if channel is None:
-        return "pending", "il canale non è più nella configurazione: l'avviso aspetta che torni", None
-    if paused is not None:
-        return "paused", f"canale in pausa: {paused}", None
-    if delivery.held:
-        return "held", "limite giornaliero (max_per_day) raggiunto: andrà nel riepilogo di domani", None
-    if position > 0:
-        return "pending", f"in coda dietro {position} avvis{'o' if position == 1 else 'i'}", None
-    ready, why = head_ready(delivery, moment=now, last_post=store.last_post(delivery.channel), alerts=config.alerts,
-                            timezone=config.bridge.timezone, pacing=pacing_for(channel, config.alerts))
-    if why == WAIT_RETRY:
-        return "retrying", f"nuovo tentativo dopo un errore: {delivery.last_error or 'errore temporaneo'}", ready
-    if why == WAIT_QUIET_HOURS:
-        return "held", f"ore di silenzio ({config.alerts.quiet_hours}): parte alla fine", ready
-    if why == WAIT_MIN_GAP:
-        return "held", "distanza minima tra due pubblicazioni (min_gap)", ready
-    return "pending", "parte ora", ready
-
-
-def _row(delivery: Delivery, channel: ChannelConfig | None, state: str, reason: str, due: datetime | None,
-         names: dict[str, str], tz: ZoneInfo) -> dict[str, Any]:
+def _row(entry: Waiting, names: dict[str, str], tz: ZoneInfo) -> dict[str, Any]:
+    delivery, channel = entry.delivery, entry.channel
     return {
         "id": delivery.id,
         "channel": delivery.channel,
         "channel_type": channel.type if channel else "—",
         "feed": names.get(delivery.feed_id, delivery.feed_id),
         "title": delivery.alert.title,
-        "state": state,
-        "state_it": STATE_IT[state],
+        "state": entry.state,
+        "state_it": STATE_IT[entry.state],
         "urgent": delivery.urgent,
-        "reason": reason,
-        "due": when(due, tz) if due else "—",
+        "reason": entry.reason,
+        "due": when(entry.due, tz) if entry.due else "—",
         "preview": phone_preview(channel, delivery) if channel else None,
     }
