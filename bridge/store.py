@@ -465,6 +465,13 @@ class History:
                 posts.extend(p for p in self._log(month).read() if not known or _post_key(p) not in known)
         return [p for p in posts if since is None or p.posted_at >= since]
 
+    def read_month(self, month: str) -> list[Post]:
+        """The records of one month's file ("YYYY-MM"), in file order; [] for a month without
+        one. Opens nothing else, keeps nothing, changes nothing: safe beside the writer and
+        from another thread (an append under way is a torn last line, skipped silently). The
+        old single file is not read: a writer has split it at open."""
+        return PostLog(self.state_dir / HISTORY_FILE.format(month=month), read_only=True).read()
+
     def split_legacy(self) -> None:
         """Move the records of the old single `history.jsonl` into the monthly files, then
         remove it (see the class). Raise `StateWriteError` when a file cannot be written: the
@@ -1444,6 +1451,15 @@ class Store:
         """The ops alerts posted at or after `since`, newest first, from memory (the latest
         OPS_POSTS_KEPT of them)."""
         return sorted((p for p in self._ops_posts if p.posted_at >= since), key=lambda p: p.posted_at, reverse=True)
+
+    def history_months(self) -> list[str]:
+        """The months ("YYYY-MM", UTC) the history has a file for, oldest first."""
+        return self._history.months()
+
+    def month_posts(self, month: str) -> list[Post]:
+        """The posts recorded in `month` ("YYYY-MM", UTC), oldest first, read from its file
+        alone (`History.read_month`): safe to call from a thread other than the writer's."""
+        return sorted(self._history.read_month(month), key=lambda p: p.posted_at)
 
     def posts(self, since: datetime | None = None) -> Iterator[Post]:
         """Every post recorded, oldest first, optionally only those at or after `since` (then

@@ -16,13 +16,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import jinja2
 import structlog
 from aiohttp import web
 
 from bridge.config import Config
-from bridge.console import views
+from bridge.console import published, views
 from bridge.console.accounts import AccountBook, AccountError, verify_password
 from bridge.console.sessions import LoginThrottle, Session, Sessions
 from bridge.store import Store
@@ -79,6 +80,8 @@ ROUTES = (
     Route("POST", "/logout", "logout", "viewer"),
     Route("GET", "/", "stato", "viewer"),
     Route("GET", "/coda", "coda", "viewer"),
+    Route("GET", "/pubblicati", "pubblicati", "viewer"),
+    Route("GET", "/pubblicati.csv", "pubblicati_csv", "viewer"),
 )
 ROLE_RANK = {"viewer": 1, "editor": 2}
 SESSION = web.RequestKey("session", Session)
@@ -241,6 +244,44 @@ class Console:
     async def _coda(self, request: web.Request) -> web.StreamResponse:
         return self._page("coda.html", request, page="coda",
                           **views.coda(self.daemon.config, self.daemon.store, self.daemon.now()))
+
+    async def _pubblicati(self, request: web.Request) -> web.StreamResponse:
+        # The history is read from its files: off the loop, which goes on polling and posting.
+        values = await asyncio.get_running_loop().run_in_executor(
+            None, views.pubblicati, self.daemon.config, self.daemon.store, dict(request.query))
+        response = self._page("pubblicati.html", request, page="pubblicati", **values)
+        if values["error"]:
+            response.set_status(400)
+        return response
+
+    async def _pubblicati_csv(self, request: web.Request) -> web.StreamResponse:
+        """Every post the page's query finds (all pages), as CSV, written one month at a time."""
+        try:
+            query = published.parse_query(dict(request.query))
+        except published.QueryError as exc:
+            return web.Response(status=400, text=f"{exc}\n", content_type="text/plain")
+        config, store = self.daemon.config, self.daemon.store
+        tz = config.bridge.timezone
+        names = {feed.id: feed.name for feed in config.feeds}
+        loop = asyncio.get_running_loop()
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="pubblicati-{self.daemon.now().astimezone(tz):%Y%m%d}.csv"',
+        })
+        await response.prepare(request)
+        await response.write(published.csv_header().encode())
+        for month in published.months_needed(query, store.history_months(), tz):
+            chunk = await loop.run_in_executor(None, _month_csv, query, store, month, tz, names)
+            if chunk:
+                await response.write(chunk.encode())
+        await response.write_eof()
+        return response
+
+
+def _month_csv(query: published.HistoryQuery, store: Store, month: str, tz: ZoneInfo,
+               names: dict[str, str]) -> str:
+    """The CSV lines of the posts of `month` that `query` asks for, newest first."""
+    return published.csv_rows(published.matching(query, [month], store.month_posts, tz), tz, names)
 
 
 def _same_origin(request: web.Request) -> bool:

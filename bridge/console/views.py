@@ -3,20 +3,24 @@ daemon's in-memory `Store` and a moment; the handlers only render what these ret
 
 *Stato* is `bridge.status.status_report`, the report `channel-bridge status --json` prints,
 told in Italian; *In coda* asks the outbox why each alert waits (`outbox.head_ready`) and the
-channel's renderer what it will send (`preview.render_for`).
+channel's renderer what it will send (`preview.render_for`); *Pubblicati* searches the history
+with `published.search`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
 from bridge import render
 from bridge.config import ChannelConfig, Config
+from bridge.console import published
 from bridge.console.markup import plain_html, telegram_html, whatsapp_html
 from bridge.outbox import WAIT_MIN_GAP, WAIT_QUIET_HOURS, WAIT_RETRY, head_ready, pacing_for
 from bridge.preview import render_for
@@ -183,4 +187,44 @@ def _row(delivery: Delivery, channel: ChannelConfig | None, state: str, reason: 
         "reason": reason,
         "due": when(due, tz) if due else "—",
         "preview": phone_preview(channel, delivery) if channel else None,
+    }
+
+
+def pubblicati(config: Config, store: Store, params: Mapping[str, str]) -> dict[str, Any]:
+    """The *Pubblicati* page: the posts the query of `params` asks for, one page, newest
+    first (`published.search`), with the form's choices and the links to the pages beside.
+    A query that cannot be read gives no posts and its `error`. Reads history files: call it
+    off the event loop."""
+    tz = config.bridge.timezone
+    names = {feed.id: feed.name for feed in config.feeds}
+    form = {key: params.get(key, "").strip() for key in ("q", "feed", "canale", "dal", "al")}
+    choices = {"feeds": sorted(names.items(), key=lambda item: item[1].casefold()),
+               "channels": list(config.channels)}
+    try:
+        query = published.parse_query(params)
+    except published.QueryError as exc:
+        return {"form": form, **choices, "error": str(exc), "rows": [], "page_number": 1, "first_number": 1,
+                "previous_url": None, "next_url": None, "csv_url": None}
+    found = published.search(query, store.history_months(), store.month_posts, tz)
+    rows = [{
+        "posted_at": when(post.posted_at, tz),
+        "channel": post.channel,
+        "feed": names.get(post.feed_id, post.feed_id),
+        "title": post.title,
+        "link": post.link if post.link.startswith(("https://", "http://")) else None,
+        "link_text": post.link,
+        "remote_id": post.remote_id or "—",
+        "verified": published.VERIFIED_IT.get(post.verified, ""),
+    } for post in found.posts]
+    filters = {key: value for key, value in form.items() if value}
+
+    def page_url(page: int) -> str:
+        return "/pubblicati?" + urlencode({**filters, **({"pagina": str(page)} if page > 1 else {})})
+
+    return {
+        "form": form, **choices, "error": None, "rows": rows, "page_number": found.page,
+        "first_number": found.first_number,
+        "previous_url": page_url(found.page - 1) if found.page > 1 else None,
+        "next_url": page_url(found.page + 1) if found.has_next else None,
+        "csv_url": "/pubblicati.csv" + (f"?{urlencode(filters)}" if filters else ""),
     }

@@ -1,0 +1,262 @@
+"""The console's *Pubblicati* page and its CSV export over a real history: search by text,
+feed, channel and days, newest first, in pages; only the months a search needs are read; the
+export has the same filter, and no cell of it becomes a spreadsheet formula; feed text is
+shown as text; neither route answers without a session."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from console.harness import ServedConsole, delivery, served
+
+from bridge.console import published
+from bridge.console.published import HistoryQuery, QueryError, csv_cell, parse_query
+from bridge.models import Post
+from bridge.store import Store
+
+ROME = ZoneInfo("Europe/Rome")
+EXTRA = """
+[[feeds]]
+id = "eventi"
+name = "Eventi in città"
+url = "feed.xml"
+channels = ["whatsapp"]
+link_domains = ["comune.example.it"]
+"""
+
+
+def post(number: int, at: datetime, *, channel: str = "whatsapp", feed: str = "notizie", title: str = "",
+         link: str = "https://www.comune.example.it/n/1") -> Post:
+    return Post(delivery_id=f"d{number}", channel=channel, feed_id=feed, title=title or f"Avviso {number}",
+                link=link, posted_at=at, remote_id=f"true_1203@newsletter_{number}", verified=None)
+
+
+def record(store: Store, posts: list[Post]) -> None:
+    """Record `posts` as the daemon does: a delivery moved from the outbox to the history."""
+    for p in posts:
+        d = dataclasses.replace(delivery(p.delivery_id, p.channel, p.title, link=p.link), feed_id=p.feed_id)
+        store.record_posts([d], p.remote_id, p.posted_at)
+
+
+# -- the search, pure ----------------------------------------------------------------------------
+
+
+def months_of(posts: list[Post]) -> tuple[list[str], dict[str, list[Post]]]:
+    by_month: dict[str, list[Post]] = {}
+    for p in posts:
+        by_month.setdefault(f"{p.posted_at.astimezone(UTC):%Y-%m}", []).append(p)
+    return sorted(by_month), by_month
+
+
+def test_a_search_reads_only_the_months_it_needs_and_stops_at_its_page() -> None:
+    start = datetime(2025, 1, 1, 9, tzinfo=UTC)
+    posts = [post(n, start + timedelta(hours=12 * n)) for n in range(24 * 60)]  # two years, 2 a day
+    months, by_month = months_of(posts)
+    read: list[str] = []
+
+    def read_month(month: str) -> list[Post]:
+        read.append(month)
+        return by_month[month]
+
+    page = published.search(HistoryQuery(), months, read_month, ROME, page_size=50)
+    assert [p.delivery_id for p in page.posts] == [f"d{n}" for n in range(24 * 60 - 1, 24 * 60 - 51, -1)]
+    # December 2026 holds 38 posts: November's file is opened for the rest, and no other.
+    assert page.has_next and read == ["2026-12", "2026-11"]
+    read.clear()
+    days = HistoryQuery(first_day=date(2025, 3, 1), last_day=date(2025, 3, 31))
+    found = list(published.matching(days, months, read_month, ROME))
+    # March in Rome starts on 28 February at 23:00 UTC: February's file is read too.
+    assert read == ["2025-03", "2025-02"]
+    assert all(datetime(2025, 3, 1, tzinfo=ROME) <= p.posted_at < datetime(2025, 4, 1, tzinfo=ROME) for p in found)
+    assert len(found) == 62
+    assert [p.posted_at for p in found] == sorted((p.posted_at for p in found), reverse=True)
+
+
+def test_pages_follow_one_another_without_gap_or_double() -> None:
+    start = datetime(2026, 10, 30, tzinfo=UTC)
+    posts = [post(n, start + timedelta(hours=n)) for n in range(130)]  # across two months
+    months, by_month = months_of(posts)
+    seen: list[str] = []
+    for number in (1, 2, 3):
+        page = published.search(HistoryQuery(page=number), months, by_month.__getitem__, ROME, page_size=50)
+        seen += [p.delivery_id for p in page.posts]
+        assert page.has_next is (number < 3)
+    assert seen == [f"d{n}" for n in range(129, -1, -1)]
+    beyond = published.search(HistoryQuery(page=4), months, by_month.__getitem__, ROME, page_size=50)
+    assert beyond.posts == [] and not beyond.has_next
+
+
+def test_text_feed_and_channel_filter_together() -> None:
+    at = datetime(2026, 11, 5, 8, tzinfo=UTC)
+    posts = [
+        post(1, at, title="Lavori in Via Roma", link="https://www.comune.example.it/lavori"),
+        post(2, at, title="Via Roma: mercato", feed="eventi"),
+        post(3, at, title="Lavori al cimitero", channel="telegram"),
+        post(4, at, title="Chiusura scuole"),
+    ]
+    months, by_month = months_of(posts)
+
+    def ids(**fields: object) -> list[str]:
+        query = HistoryQuery(**fields)  # type: ignore[arg-type]
+        return sorted(p.delivery_id for p in published.matching(query, months, by_month.__getitem__, ROME))
+
+    assert ids(text="via roma") == ["d1", "d2"]  # every word, whatever the case
+    assert ids(text="ROMA lavori") == ["d1"]
+    assert ids(text="/lavori") == ["d1"]  # the link is searched too
+    assert ids(text="newsletter_4") == ["d4"]  # and the remote id
+    assert ids(feed="eventi") == ["d2"]
+    assert ids(channel="telegram") == ["d3"]
+    assert ids(text="lavori", channel="whatsapp") == ["d1"]
+    assert ids(text="niente del genere") == []
+
+
+def test_days_are_the_offices_days_both_included() -> None:
+    posts = [post(1, datetime(2026, 11, 30, 22, 59, tzinfo=UTC)),  # 23:59 on 30 November in Rome
+             post(2, datetime(2026, 11, 30, 23, 0, tzinfo=UTC)),   # 00:00 on 1 December in Rome
+             post(3, datetime(2026, 12, 1, 22, 59, tzinfo=UTC))]
+    months, by_month = months_of(posts)
+    query = HistoryQuery(first_day=date(2026, 12, 1), last_day=date(2026, 12, 1))
+    assert [p.delivery_id for p in published.matching(query, months, by_month.__getitem__, ROME)] == ["d3", "d2"]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"dal": "2026-13-01"}, "data «dal» non valida"),
+    ({"al": "ieri"}, "data «al» non valida"),
+    ({"dal": "2026-12-02", "al": "2026-12-01"}, "viene dopo"),
+    ({"pagina": "0"}, "pagina non valida"),
+    ({"pagina": "-3"}, "pagina non valida"),
+    ({"pagina": "99999"}, "pagina non valida"),
+])
+def test_a_query_that_cannot_be_read_says_which_field(params: dict[str, str], message: str) -> None:
+    with pytest.raises(QueryError, match=message):
+        parse_query(params)
+
+
+def test_a_query_is_read_from_the_form() -> None:
+    assert parse_query({"q": "  lavori ", "feed": "notizie", "canale": "telegram", "dal": "2026-12-01",
+                        "pagina": "3"}) == HistoryQuery("lavori", "notizie", "telegram", date(2026, 12, 1), None, 3)
+    assert parse_query({}) == HistoryQuery()
+
+
+@pytest.mark.parametrize(("cell", "written"), [
+    ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+    ("+39 333", "'+39 333"),
+    ("-1+1", "'-1+1"),
+    ("@SUM(A1)", "'@SUM(A1)"),
+    ("\t=1", "'\t=1"),
+    ("  =1+1", "'  =1+1"),
+    ("Lavori = disagi", "Lavori = disagi"),
+    ("Avviso", "Avviso"),
+    ("", ""),
+])
+def test_no_cell_becomes_a_formula(cell: str, written: str) -> None:
+    assert csv_cell(cell) == written
+
+
+# -- the page and the export, served -------------------------------------------------------------
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[ServedConsole]:
+    yield from served(tmp_path, extra=EXTRA)
+
+
+def test_the_page_lists_posts_newest_first_with_their_remote_id(site: ServedConsole) -> None:
+    at = datetime(2026, 12, 1, 9, 15, tzinfo=UTC)
+    record(site.daemon.store, [post(n, at + timedelta(hours=n)) for n in range(60)])
+    client = site.login()
+    page = client.get("/pubblicati")
+    assert page.status_code == 200 and "<h1>Pubblicati</h1>" in page.text
+    text = page.text
+    assert text.index("Avviso 59") < text.index("Avviso 58") < text.index("Avviso 10")
+    assert "Avviso 9<" not in text  # the 51st newest is on the next page
+    assert "true_1203@newsletter_59" in text
+    assert 'href="/pubblicati?pagina=2"' in text
+    second = client.get("/pubblicati", params={"pagina": "2"}).text
+    assert "Avviso 9<" in second and "Avviso 0<" in second and "Avviso 10<" not in second
+    assert "01/12/2026 10:15" in second  # Avviso 0, in Rome's time
+    assert 'href="/pubblicati"' in second and "pagina=3" not in second
+
+
+def test_the_page_searches_and_keeps_the_filters_in_its_links(site: ServedConsole) -> None:
+    at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    record(site.daemon.store, [post(n, at + timedelta(minutes=n), title=f"Lavori {n}" if n % 2 else f"Mercato {n}")
+                               for n in range(120)])
+    text = site.login().get("/pubblicati", params={"q": "lavori", "canale": "whatsapp"}).text
+    assert "Lavori 119" in text and "Mercato" not in text.split("<tbody>")[1]
+    assert 'href="/pubblicati?q=lavori&amp;canale=whatsapp&amp;pagina=2"' in text
+    assert 'href="/pubblicati.csv?q=lavori&amp;canale=whatsapp"' in text
+    assert 'value="lavori"' in text and '<option value="whatsapp" selected>' in text
+
+
+def test_a_wrong_date_is_said_on_the_page(site: ServedConsole) -> None:
+    page = site.login().get("/pubblicati", params={"dal": "31/12/2026"})
+    assert page.status_code == 400
+    assert "Ricerca non valida: data «dal» non valida: &#39;31/12/2026&#39; (scrivere AAAA-MM-GG)." in page.text
+    answer = site.clients[-1].get("/pubblicati.csv", params={"pagina": "x"})
+    assert answer.status_code == 400 and answer.text.startswith("pagina non valida")
+
+
+HOSTILE = [
+    "<script>alert('x')</script> Chiusura scuole",
+    '<img src=x onerror="alert(1)"> Avviso',
+    "Bando \u202egnp.exe\u202c *non grassetto*",
+]
+
+
+def test_hostile_titles_and_links_are_shown_as_text(site: ServedConsole) -> None:
+    at = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    record(site.daemon.store, [post(n, at + timedelta(minutes=n), title=title) for n, title in enumerate(HOSTILE)]
+           + [post(9, at, title="Link ostile", link="javascript:alert(1)")])
+    text = site.login().get("/pubblicati").text
+    assert "<script>" not in text and "<img src=x" not in text and 'onerror="alert(1)"' not in text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; Chiusura scuole" in text
+    assert 'href="javascript' not in text and "Link ostile" in text
+    assert "\u202egnp.exe\u202c" in text and "<strong>" not in text  # no WhatsApp markup rendered here
+
+
+def test_the_export_has_every_match_of_the_filter_and_no_formula(site: ServedConsole) -> None:
+    at = datetime(2026, 10, 31, 12, tzinfo=UTC)
+    posts = [post(n, at + timedelta(hours=6 * n), title=f"Lavori {n}") for n in range(130)]  # Oct-Dec
+    posts += [post(500, at, title='=HYPERLINK("http://evil.example","clic")'),
+              post(501, at, title='Virgolette "doppie"; e punto e virgola\nsu due righe', feed="eventi"),
+              post(502, at, title="Altro", channel="telegram")]
+    record(site.daemon.store, posts)
+    client = site.login()
+    answer = client.get("/pubblicati.csv", params={"canale": "whatsapp"})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "text/csv; charset=utf-8"
+    assert answer.headers["content-disposition"] == 'attachment; filename="pubblicati-20261207.csv"'
+    assert answer.content.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.reader(io.StringIO(answer.content.decode("utf-8-sig")), delimiter=";"))
+    assert rows[0] == published.CSV_HEADER
+    body = rows[1:]
+    assert len(body) == 132  # all pages, the telegram post left out
+    by_id = {row[7]: row for row in body}
+    assert by_id["d500"][3] == "'=HYPERLINK(\"http://evil.example\",\"clic\")"
+    assert by_id["d501"][3] == 'Virgolette "doppie"; e punto e virgola\nsu due righe'
+    assert by_id["d501"][2] == "Eventi in città"
+    assert by_id["d129"][:6] == ["2026-12-02 19:00", "whatsapp", "Notizie dal Comune", "Lavori 129",
+                                 "https://www.comune.example.it/n/1", "true_1203@newsletter_129"]
+    times = [row[0] for row in body]
+    assert times == sorted(times, reverse=True)
+    only = client.get("/pubblicati.csv", params={"q": "lavori 12", "dal": "2026-12-01"})
+    found = [row[3] for row in csv.reader(io.StringIO(only.content.decode("utf-8-sig")), delimiter=";")][1:]
+    # From 1 December in Rome (n = 122 is posted at 01:00 there, n = 121 the evening before).
+    assert found == [f"Lavori {n}" for n in range(129, 121, -1)]
+
+
+def test_neither_route_answers_without_a_session(site: ServedConsole) -> None:
+    record(site.daemon.store, [post(1, datetime(2026, 12, 1, tzinfo=UTC), title="Segreto d'ufficio")])
+    with site.client() as client:
+        for path in ("/pubblicati", "/pubblicati.csv", "/pubblicati?q=segreto"):
+            answer = client.get(path)
+            assert answer.status_code == 303 and answer.headers["location"] == "/login"
+            assert "Segreto" not in answer.text
