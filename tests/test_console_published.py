@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,7 +19,7 @@ from console.harness import ServedConsole, delivery, served
 from bridge.console import published
 from bridge.console.published import HistoryQuery, QueryError, csv_cell, parse_query
 from bridge.models import Post
-from bridge.store import Store
+from bridge.store import History, Store
 
 ROME = ZoneInfo("Europe/Rome")
 EXTRA = """
@@ -48,82 +48,105 @@ def record(store: Store, posts: list[Post]) -> None:
 # -- the search, pure ----------------------------------------------------------------------------
 
 
-def months_of(posts: list[Post]) -> tuple[list[str], dict[str, list[Post]]]:
-    by_month: dict[str, list[Post]] = {}
-    for p in posts:
-        by_month.setdefault(f"{p.posted_at.astimezone(UTC):%Y-%m}", []).append(p)
-    return sorted(by_month), by_month
+class Months:
+    """A history in real monthly files (written as the daemon writes them), read as the
+    console reads it (`Store.month_posts`), counting the months read."""
+
+    def __init__(self, state_dir: Path, posts: list[Post]) -> None:
+        self.history = History(state_dir, read_only=False)
+        for p in posts:
+            self.history.append([p])
+        self.months = self.history.months()
+        self.read: list[str] = []
+        self.parsed = 0
+
+    def __call__(self, month: str, keep: Callable[[bytes], bool] | None = None) -> list[Post]:
+        self.read.append(month)
+        found = sorted(self.history.read_month(month, keep), key=lambda p: p.posted_at)
+        self.parsed += len(found)
+        return found
+
+    def ids(self, query: HistoryQuery) -> list[str]:
+        return sorted(p.delivery_id for p in published.matching(query, self.months, self, ROME))
 
 
-def test_a_search_reads_only_the_months_it_needs_and_stops_at_its_page() -> None:
+def test_a_search_reads_only_the_months_it_needs_and_stops_at_its_page(tmp_path: Path) -> None:
     start = datetime(2025, 1, 1, 9, tzinfo=UTC)
-    posts = [post(n, start + timedelta(hours=12 * n)) for n in range(24 * 60)]  # two years, 2 a day
-    months, by_month = months_of(posts)
-    read: list[str] = []
-
-    def read_month(month: str) -> list[Post]:
-        read.append(month)
-        return by_month[month]
-
-    page = published.search(HistoryQuery(), months, read_month, ROME, page_size=50)
+    history = Months(tmp_path, [post(n, start + timedelta(hours=12 * n)) for n in range(24 * 60)])  # 2 a day
+    page = published.search(HistoryQuery(), history.months, history, ROME, page_size=50)
     assert [p.delivery_id for p in page.posts] == [f"d{n}" for n in range(24 * 60 - 1, 24 * 60 - 51, -1)]
     # December 2026 holds 38 posts: November's file is opened for the rest, and no other.
-    assert page.has_next and read == ["2026-12", "2026-11"]
-    read.clear()
+    assert page.has_next and history.read == ["2026-12", "2026-11"]
+    history.read.clear()
     days = HistoryQuery(first_day=date(2025, 3, 1), last_day=date(2025, 3, 31))
-    found = list(published.matching(days, months, read_month, ROME))
+    found = list(published.matching(days, history.months, history, ROME))
     # March in Rome starts on 28 February at 23:00 UTC: February's file is read too.
-    assert read == ["2025-03", "2025-02"]
+    assert history.read == ["2025-03", "2025-02"]
     assert all(datetime(2025, 3, 1, tzinfo=ROME) <= p.posted_at < datetime(2025, 4, 1, tzinfo=ROME) for p in found)
     assert len(found) == 62
     assert [p.posted_at for p in found] == sorted((p.posted_at for p in found), reverse=True)
 
 
-def test_pages_follow_one_another_without_gap_or_double() -> None:
+def test_pages_follow_one_another_without_gap_or_double(tmp_path: Path) -> None:
     start = datetime(2026, 10, 30, tzinfo=UTC)
-    posts = [post(n, start + timedelta(hours=n)) for n in range(130)]  # across two months
-    months, by_month = months_of(posts)
+    history = Months(tmp_path, [post(n, start + timedelta(hours=n)) for n in range(130)])  # two months
     seen: list[str] = []
     for number in (1, 2, 3):
-        page = published.search(HistoryQuery(page=number), months, by_month.__getitem__, ROME, page_size=50)
+        page = published.search(HistoryQuery(page=number), history.months, history, ROME, page_size=50)
         seen += [p.delivery_id for p in page.posts]
         assert page.has_next is (number < 3)
     assert seen == [f"d{n}" for n in range(129, -1, -1)]
-    beyond = published.search(HistoryQuery(page=4), months, by_month.__getitem__, ROME, page_size=50)
+    beyond = published.search(HistoryQuery(page=4), history.months, history, ROME, page_size=50)
     assert beyond.posts == [] and not beyond.has_next
 
 
-def test_text_feed_and_channel_filter_together() -> None:
+def test_text_feed_and_channel_filter_together(tmp_path: Path) -> None:
     at = datetime(2026, 11, 5, 8, tzinfo=UTC)
-    posts = [
+    history = Months(tmp_path, [
         post(1, at, title="Lavori in Via Roma", link="https://www.comune.example.it/lavori"),
         post(2, at, title="Via Roma: mercato", feed="eventi"),
         post(3, at, title="Lavori al cimitero", channel="telegram"),
         post(4, at, title="Chiusura scuole"),
-    ]
-    months, by_month = months_of(posts)
-
-    def ids(**fields: object) -> list[str]:
-        query = HistoryQuery(**fields)  # type: ignore[arg-type]
-        return sorted(p.delivery_id for p in published.matching(query, months, by_month.__getitem__, ROME))
-
-    assert ids(text="via roma") == ["d1", "d2"]  # every word, whatever the case
-    assert ids(text="ROMA lavori") == ["d1"]
-    assert ids(text="/lavori") == ["d1"]  # the link is searched too
-    assert ids(text="newsletter_4") == ["d4"]  # and the remote id
-    assert ids(feed="eventi") == ["d2"]
-    assert ids(channel="telegram") == ["d3"]
-    assert ids(text="lavori", channel="whatsapp") == ["d1"]
-    assert ids(text="niente del genere") == []
+    ])
+    assert history.ids(HistoryQuery(text="via roma")) == ["d1", "d2"]  # every word, whatever the case
+    assert history.ids(HistoryQuery(text="ROMA lavori")) == ["d1"]
+    assert history.ids(HistoryQuery(text="/lavori")) == ["d1"]  # the link is searched too
+    assert history.ids(HistoryQuery(text="newsletter_4")) == ["d4"]  # and the remote id
+    assert history.ids(HistoryQuery(feed="eventi")) == ["d2"]
+    assert history.ids(HistoryQuery(channel="telegram")) == ["d3"]
+    assert history.ids(HistoryQuery(text="lavori", channel="whatsapp")) == ["d1"]
+    assert history.ids(HistoryQuery(text="niente del genere")) == []
 
 
-def test_days_are_the_offices_days_both_included() -> None:
-    posts = [post(1, datetime(2026, 11, 30, 22, 59, tzinfo=UTC)),  # 23:59 on 30 November in Rome
-             post(2, datetime(2026, 11, 30, 23, 0, tzinfo=UTC)),   # 00:00 on 1 December in Rome
-             post(3, datetime(2026, 12, 1, 22, 59, tzinfo=UTC))]
-    months, by_month = months_of(posts)
+def test_words_match_whatever_the_case_or_spelling_of_the_file(tmp_path: Path) -> None:
+    at = datetime(2026, 11, 5, 8, tzinfo=UTC)
+    history = Months(tmp_path, [
+        post(1, at, title="CITTÀ pulita"),
+        post(2, at, title="Straße chiusa"),
+        post(3, at, title='Il "Mercato" di Natale'),
+        post(4, at, title="Niente a che vedere"),
+    ])
+    # A record written by another program, its accented letter as a JSON escape.
+    with (tmp_path / "history-2026-11.jsonl").open("a", encoding="utf-8") as file:
+        file.write('{"delivery_id": "d5", "channel": "whatsapp", "feed_id": "notizie", '
+                   '"title": "Lavori in citt\\u00e0", "link": "https://www.comune.example.it/n/5", '
+                   '"posted_at": "2026-11-05T08:00:00+00:00", "remote_id": null}\n')
+    assert history.ids(HistoryQuery(text="città")) == ["d1", "d5"]
+    assert history.ids(HistoryQuery(text="strasse")) == ["d2"]  # "ß" folds to "ss"
+    assert history.ids(HistoryQuery(text='"mercato"')) == ["d3"]
+    history.parsed = 0
+    assert history.ids(HistoryQuery(text="pulita")) == ["d1"]
+    # Only the plain line without the word is left unparsed: "ß", the quotes' and the accent's
+    # escapes make the others worth a full look.
+    assert history.parsed == 4
+
+
+def test_days_are_the_offices_days_both_included(tmp_path: Path) -> None:
+    history = Months(tmp_path, [post(1, datetime(2026, 11, 30, 22, 59, tzinfo=UTC)),  # 23:59, 30/11 in Rome
+                                post(2, datetime(2026, 11, 30, 23, 0, tzinfo=UTC)),   # 00:00, 1/12 in Rome
+                                post(3, datetime(2026, 12, 1, 22, 59, tzinfo=UTC))])
     query = HistoryQuery(first_day=date(2026, 12, 1), last_day=date(2026, 12, 1))
-    assert [p.delivery_id for p in published.matching(query, months, by_month.__getitem__, ROME)] == ["d3", "d2"]
+    assert [p.delivery_id for p in published.matching(query, history.months, history, ROME)] == ["d3", "d2"]
 
 
 @pytest.mark.parametrize(("params", "message"), [

@@ -1,5 +1,6 @@
 """The search of the *Pubblicati* page and its CSV export, over the history. Pure: the history
-is given as its months and a function that reads one month (`Store.month_posts`).
+is given as its months and a function that reads one month (`Store.month_posts`), which may
+leave out the raw lines a quick look (`line_filter`) rules out.
 
 A search reads only the months its dates can touch, newest first, and stops as soon as it
 holds its page (and one post more, to know whether a next page exists): its cost is the months
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -102,12 +104,40 @@ def months_needed(query: HistoryQuery, months: Iterable[str], tz: ZoneInfo) -> l
     return sorted((m for m in months if first <= m <= last), reverse=True)
 
 
-def matching(query: HistoryQuery, months: Iterable[str], read_month: Callable[[str], list[Post]],
-             tz: ZoneInfo) -> Iterator[Post]:
-    """Every post the query asks for, newest first, reading one month at a time, and only
-    as far as the caller goes on."""
+# A JSON escape, or a character beyond ASCII whose casefold holds ASCII letters ("ß" is "ss",
+# the Kelvin sign is "k"): a raw line holding one may match an ASCII word it does not spell.
+_FOLDS_TO_ASCII = "\u00df\u0130\u0149\u017f\u01f0\u1e96\u1e97\u1e98\u1e99\u1e9a\u1e9e\u212a" \
+                  "\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06"
+_UNSURE = re.compile(b"|".join([re.escape(b"\\"), *(re.escape(c.encode()) for c in _FOLDS_TO_ASCII)]))
+
+
+def line_filter(query: HistoryQuery) -> Callable[[bytes], bool] | None:
+    """A quick look at a history file's raw line that is false only when its record cannot
+    match the query's words, so that it need not be parsed: the line lacks one of the
+    words spelled in ASCII (its bytes lowered) and holds no JSON escape and no character that
+    folds to ASCII. None when the query has no such word (every line is parsed)."""
+    words = [word.encode() for word in query.words if word.isascii()]
+    if not words:
+        return None
+
+    def keep(line: bytes) -> bool:
+        if _UNSURE.search(line):
+            return True
+        lowered = line.lower()
+        return all(word in lowered for word in words)
+
+    return keep
+
+
+ReadMonth = Callable[[str, Callable[[bytes], bool] | None], list[Post]]
+
+
+def matching(query: HistoryQuery, months: Iterable[str], read_month: ReadMonth, tz: ZoneInfo) -> Iterator[Post]:
+    """Every post the query asks for, newest first, reading one month at a time (with the
+    query's `line_filter`), and only as far as the caller goes on."""
+    keep = line_filter(query)
     for month in months_needed(query, months, tz):
-        posts = [post for post in read_month(month) if query.matches(post, tz)]
+        posts = [post for post in read_month(month, keep) if query.matches(post, tz)]
         posts.sort(key=lambda p: p.posted_at, reverse=True)
         yield from posts
 
@@ -124,8 +154,8 @@ class HistoryPage:
         return (self.page - 1) * PAGE_SIZE + 1
 
 
-def search(query: HistoryQuery, months: Iterable[str], read_month: Callable[[str], list[Post]],
-           tz: ZoneInfo, page_size: int = PAGE_SIZE) -> HistoryPage:
+def search(query: HistoryQuery, months: Iterable[str], read_month: ReadMonth, tz: ZoneInfo,
+           page_size: int = PAGE_SIZE) -> HistoryPage:
     """The query's page: at most `page_size` posts, newest first, and whether more follow."""
     skip = (query.page - 1) * page_size
     chosen: list[Post] = []
