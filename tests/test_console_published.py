@@ -279,7 +279,63 @@ def test_the_export_has_every_match_of_the_filter_and_no_formula(site: ServedCon
 def test_neither_route_answers_without_a_session(site: ServedConsole) -> None:
     record(site.daemon.store, [post(1, datetime(2026, 12, 1, tzinfo=UTC), title="Segreto d'ufficio")])
     with site.client() as client:
-        for path in ("/pubblicati", "/pubblicati.csv", "/pubblicati?q=segreto"):
+        for path in ("/pubblicati", "/pubblicati.csv", "/pubblicati?q=segreto", "/pubblicati/riepilogo"):
             answer = client.get(path)
             assert answer.status_code == 303 and answer.headers["location"] == "/login"
             assert "Segreto" not in answer.text
+
+
+# -- the monthly summary -------------------------------------------------------------------------
+
+
+def test_a_month_is_summed_per_week_channel_and_feed_in_the_offices_calendar(tmp_path: Path) -> None:
+    history = Months(tmp_path, [
+        post(1, datetime(2026, 11, 30, 23, 30, tzinfo=UTC)),  # 1 December, 00:30 in Rome: in
+        post(2, datetime(2026, 11, 30, 22, 30, tzinfo=UTC)),  # 30 November in Rome: out
+        post(3, datetime(2026, 12, 6, 20, tzinfo=UTC), channel="telegram"),  # Sunday 6: first week
+        post(4, datetime(2026, 12, 7, 9, tzinfo=UTC), feed="eventi"),  # Monday 7: second week
+        post(5, datetime(2026, 12, 31, 22, 59, tzinfo=UTC)),  # 31 December, 23:59 in Rome: last week
+        post(6, datetime(2026, 12, 31, 23, 0, tzinfo=UTC)),  # 1 January in Rome: out
+    ])
+    summary = published.month_summary(2026, 12, history.months, history, ROME)
+    assert summary.name == "dicembre 2026" and summary.total == 4
+    # 1 December 2026 is a Tuesday: the first week is cut to 1-6, the last to 28-31.
+    assert summary.weeks == [(date(2026, 12, 1), date(2026, 12, 6), 2), (date(2026, 12, 7), date(2026, 12, 13), 1),
+                             (date(2026, 12, 14), date(2026, 12, 20), 0), (date(2026, 12, 21), date(2026, 12, 27), 0),
+                             (date(2026, 12, 28), date(2026, 12, 31), 1)]
+    assert summary.by_channel == [("whatsapp", 3), ("telegram", 1)]
+    assert summary.by_feed == [("notizie", 3), ("eventi", 1)]
+    assert history.read == ["2026-12", "2026-11"]  # January's file is not opened
+
+
+def test_the_chart_draws_bars_to_scale_and_escapes_its_labels() -> None:
+    from bridge.console.chart import HEIGHT, MARGIN_BOTTOM, MARGIN_TOP, bar_chart
+
+    svg = str(bar_chart([("1–6", 10), ("<b>7</b>", 5), ("14–20", 0)], title='Per settimana "<x>"'))
+    assert svg.startswith("<svg ") and svg.endswith("</svg>")
+    heights = [float(part.split('"')[0]) for part in svg.split(' height="')[1:]]
+    plot = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    assert heights == [plot, plot / 2, 0.0]
+    assert "<b>" not in svg and "&lt;b&gt;7&lt;/b&gt;" in svg
+    assert "Per settimana &#34;&lt;x&gt;&#34;" in svg
+    assert "style=" not in svg  # the page's CSP allows no inline style
+    empty = str(bar_chart([], title="vuoto"))
+    assert "<rect" not in empty
+
+
+def test_the_summary_page_draws_the_weeks_and_refuses_a_bad_month(site: ServedConsole) -> None:
+    record(site.daemon.store, [post(n, datetime(2026, 12, 1 + n, 9, tzinfo=UTC), feed="eventi" if n == 0 else "notizie")
+                               for n in range(7)])  # 1 to 7 December
+    client = site.login()
+    page = client.get("/pubblicati/riepilogo")  # this month: December 2026
+    assert page.status_code == 200
+    text = page.text
+    assert "<h2>Dicembre 2026: 7 pubblicazioni</h2>" in text
+    assert text.count('<rect class="bar"') == 5
+    assert "<title>1–6: 6</title>" in text and "<title>7–13: 1</title>" in text
+    assert "<td>Notizie dal Comune</td><td>6</td>" in text and "<td>Eventi in città</td><td>1</td>" in text
+    assert 'href="/pubblicati/riepilogo?mese=2026-11"' in text and "mese=2027-01" not in text  # no future
+    november = client.get("/pubblicati/riepilogo", params={"mese": "2026-11"}).text
+    assert "Novembre 2026: 0 pubblicazioni" in november and "mese=2026-12" in november
+    bad = client.get("/pubblicati/riepilogo", params={"mese": "dicembre"})
+    assert bad.status_code == 400 and "mese non valido: &#39;dicembre&#39; (scrivere AAAA-MM)" in bad.text

@@ -203,3 +203,68 @@ def csv_header() -> str:
     out = io.StringIO()
     csv.writer(out, delimiter=";", lineterminator="\r\n").writerow(CSV_HEADER)
     return "\ufeff" + out.getvalue()
+
+
+# -- the monthly summary -----------------------------------------------------------------------
+
+MONTHS_IT = ("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto", "settembre",
+             "ottobre", "novembre", "dicembre")
+
+
+@dataclass(frozen=True, slots=True)
+class MonthSummary:
+    """The posts of one month of the office's calendar: in all, per channel, per feed, and per
+    week (Monday to Sunday, cut at the month's ends: (first day, last day, posts))."""
+
+    year: int
+    month: int
+    total: int
+    by_channel: list[tuple[str, int]]
+    by_feed: list[tuple[str, int]]
+    weeks: list[tuple[date, date, int]]
+
+    @property
+    def name(self) -> str:
+        return f"{MONTHS_IT[self.month - 1]} {self.year}"
+
+
+def parse_month(text: str, today: date) -> tuple[int, int]:
+    """The month of the summary's form ("AAAA-MM"), this month when empty. Raise `QueryError`
+    when it is not a month."""
+    text = text.strip()
+    if not text:
+        return today.year, today.month
+    try:
+        moment = datetime.strptime(text, "%Y-%m")
+    except ValueError:
+        raise QueryError(f"mese non valido: {text[:20]!r} (scrivere AAAA-MM)") from None
+    return moment.year, moment.month
+
+
+def month_summary(year: int, month: int, months: Iterable[str], read_month: ReadMonth,
+                  tz: ZoneInfo) -> MonthSummary:
+    """The summary of `month` of `year` in `tz`, from the history files it can touch."""
+    first = date(year, month, 1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    bounds: list[tuple[date, date]] = []
+    start = first
+    while start <= last:
+        end = min(start + timedelta(days=6 - start.weekday()), last)
+        bounds.append((start, end))
+        start = end + timedelta(days=1)
+    per_week = [0] * len(bounds)
+    channels: dict[str, int] = {}
+    feeds: dict[str, int] = {}
+    total = 0
+    for post in matching(HistoryQuery(first_day=first, last_day=last), months, read_month, tz):
+        day = post.posted_at.astimezone(tz).date()
+        total += 1
+        channels[post.channel] = channels.get(post.channel, 0) + 1
+        feeds[post.feed_id] = feeds.get(post.feed_id, 0) + 1
+        per_week[next(n for n, (_, end) in enumerate(bounds) if day <= end)] += 1
+
+    def ranked(counts: dict[str, int]) -> list[tuple[str, int]]:
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+    return MonthSummary(year, month, total, ranked(channels), ranked(feeds),
+                        [(start, end, posts) for (start, end), posts in zip(bounds, per_week, strict=True)])

@@ -82,6 +82,7 @@ ROUTES = (
     Route("GET", "/coda", "coda", "viewer"),
     Route("GET", "/pubblicati", "pubblicati", "viewer"),
     Route("GET", "/pubblicati.csv", "pubblicati_csv", "viewer"),
+    Route("GET", "/pubblicati/riepilogo", "riepilogo", "viewer"),
 )
 ROLE_RANK = {"viewer": 1, "editor": 2}
 SESSION = web.RequestKey("session", Session)
@@ -250,6 +251,14 @@ class Console:
         values = await asyncio.get_running_loop().run_in_executor(
             None, views.pubblicati, self.daemon.config, self.daemon.store, dict(request.query))
         response = self._page("pubblicati.html", request, page="pubblicati", **values)
+        if values["error"]:
+            response.set_status(400)
+        return response
+
+    async def _riepilogo(self, request: web.Request) -> web.StreamResponse:
+        values = await asyncio.get_running_loop().run_in_executor(
+            None, views.riepilogo, self.daemon.config, self.daemon.store, dict(request.query), self.daemon.now())
+        response = self._page("riepilogo.html", request, page="pubblicati", **values)
         if values["error"]:
             response.set_status(400)
         return response

@@ -20,7 +20,7 @@ from markupsafe import Markup
 
 from bridge import render
 from bridge.config import ChannelConfig, Config
-from bridge.console import published
+from bridge.console import chart, published
 from bridge.console.markup import plain_html, telegram_html, whatsapp_html
 from bridge.outbox import WAIT_MIN_GAP, WAIT_QUIET_HOURS, WAIT_RETRY, head_ready, pacing_for
 from bridge.preview import render_for
@@ -227,4 +227,31 @@ def pubblicati(config: Config, store: Store, params: Mapping[str, str]) -> dict[
         "previous_url": page_url(found.page - 1) if found.page > 1 else None,
         "next_url": page_url(found.page + 1) if found.has_next else None,
         "csv_url": "/pubblicati.csv" + (f"?{urlencode(filters)}" if filters else ""),
+    }
+
+
+def riepilogo(config: Config, store: Store, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    """The monthly summary: the posts of the month of `params` ("mese", this month by default)
+    in all, per channel, per feed, and per week as an SVG bar chart (`chart.bar_chart`), with
+    the links to the months beside. Reads history files: call it off the event loop."""
+    tz = config.bridge.timezone
+    names = {feed.id: feed.name for feed in config.feeds}
+    today = now.astimezone(tz).date()
+    try:
+        year, month = published.parse_month(params.get("mese", ""), today)
+    except published.QueryError as exc:
+        return {"error": str(exc), "summary": None, "chart": None, "feeds": [], "previous_url": None,
+                "next_url": None, "month_value": params.get("mese", "").strip()[:20]}
+    summary = published.month_summary(year, month, store.history_months(), store.month_posts, tz)
+    bars = [(f"{start.day}–{end.day}" if start != end else f"{start.day}", posts)
+            for start, end, posts in summary.weeks]
+    previous = (year - 1, 12) if month == 1 else (year, month - 1)
+    following = (year + 1, 1) if month == 12 else (year, month + 1)
+    return {
+        "error": None, "summary": summary, "month_value": f"{year:04d}-{month:02d}",
+        "chart": chart.bar_chart(bars, title=f"Pubblicazioni per settimana, {summary.name}"),
+        "feeds": [(names.get(feed_id, feed_id), posts) for feed_id, posts in summary.by_feed],
+        "previous_url": f"/pubblicati/riepilogo?mese={previous[0]:04d}-{previous[1]:02d}",
+        "next_url": (f"/pubblicati/riepilogo?mese={following[0]:04d}-{following[1]:02d}"
+                     if following <= (today.year, today.month) else None),
     }

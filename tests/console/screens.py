@@ -116,6 +116,7 @@ PAGES = (
     ("console-stato.png", "/", "Stato"),
     ("console-coda.png", "/coda", "In coda"),
     ("console-pubblicati.png", "/pubblicati", "Pubblicati"),
+    ("console-riepilogo.png", "/pubblicati/riepilogo", "Riepilogo mensile"),
 )
 
 
