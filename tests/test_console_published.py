@@ -94,7 +94,7 @@ def test_pages_follow_one_another_without_gap_or_double(tmp_path: Path) -> None:
     for number in (1, 2, 3):
         page = published.search(HistoryQuery(page=number), history.months, history, ROME, page_size=50)
         seen += [p.delivery_id for p in page.posts]
-        assert page.has_next is (number < 3)
+        assert page.has_next is (number < 3) and page.first_number == 50 * (number - 1) + 1
     assert seen == [f"d{n}" for n in range(129, -1, -1)]
     beyond = published.search(HistoryQuery(page=4), history.months, history, ROME, page_size=50)
     assert beyond.posts == [] and not beyond.has_next

@@ -147,11 +147,12 @@ class HistoryPage:
     posts: list[Post]
     page: int
     has_next: bool
+    size: int = PAGE_SIZE
 
     @property
     def first_number(self) -> int:
         """The position (from 1) of the page's first post among all those found."""
-        return (self.page - 1) * PAGE_SIZE + 1
+        return (self.page - 1) * self.size + 1
 
 
 def search(query: HistoryQuery, months: Iterable[str], read_month: ReadMonth, tz: ZoneInfo,
@@ -163,9 +164,9 @@ def search(query: HistoryQuery, months: Iterable[str], read_month: ReadMonth, tz
         if number < skip:
             continue
         if len(chosen) == page_size:
-            return HistoryPage(chosen, query.page, has_next=True)
+            return HistoryPage(chosen, query.page, has_next=True, size=page_size)
         chosen.append(post)
-    return HistoryPage(chosen, query.page, has_next=False)
+    return HistoryPage(chosen, query.page, has_next=False, size=page_size)
 
 
 # -- CSV ---------------------------------------------------------------------------------------
