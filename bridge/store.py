@@ -280,8 +280,9 @@ class PostLog:
         self._check = check  # raises when this process may no longer write the state
         self._checked_tail = read_only
 
-    def read(self) -> list[Post]:
-        """Every complete record, in file order.
+    def read(self, keep: Callable[[bytes], bool] | None = None) -> list[Post]:
+        """Every complete record, in file order; with `keep`, only those of the lines for
+        which it is true (the others are not parsed: a search's quick look at the raw line).
 
         A record glued onto a torn one (what a short write of an older version left) is
         recovered. A time without a zone is read as UTC. Both, and lines that cannot be read,
@@ -296,7 +297,7 @@ class PostLog:
         unreadable = 0
         lines = raw.split(b"\n")
         for number, line in enumerate(lines, 1):
-            if not line.strip():
+            if not line.strip() or (keep is not None and not keep(line)):
                 continue
             post = _parse_post(line, notes)
             if post is None and (found := line.rfind(b'{"delivery_id"')) > 0:
@@ -464,6 +465,14 @@ class History:
             if month >= first:
                 posts.extend(p for p in self._log(month).read() if not known or _post_key(p) not in known)
         return [p for p in posts if since is None or p.posted_at >= since]
+
+    def read_month(self, month: str, keep: Callable[[bytes], bool] | None = None) -> list[Post]:
+        """The records of one month's file ("YYYY-MM"), in file order, those of the lines
+        `keep` is true of if given (`PostLog.read`); [] for a month without one. Opens nothing
+        else, keeps nothing, changes nothing: safe beside the writer and from another thread
+        (an append under way is a torn last line, skipped silently). The old single file is
+        not read: a writer has split it at open."""
+        return PostLog(self.state_dir / HISTORY_FILE.format(month=month), read_only=True).read(keep)
 
     def split_legacy(self) -> None:
         """Move the records of the old single `history.jsonl` into the monthly files, then
@@ -1444,6 +1453,16 @@ class Store:
         """The ops alerts posted at or after `since`, newest first, from memory (the latest
         OPS_POSTS_KEPT of them)."""
         return sorted((p for p in self._ops_posts if p.posted_at >= since), key=lambda p: p.posted_at, reverse=True)
+
+    def history_months(self) -> list[str]:
+        """The months ("YYYY-MM", UTC) the history has a file for, oldest first."""
+        return self._history.months()
+
+    def month_posts(self, month: str, keep: Callable[[bytes], bool] | None = None) -> list[Post]:
+        """The posts recorded in `month` ("YYYY-MM", UTC), oldest first, read from its file
+        alone (`History.read_month`, `keep` as there): safe to call from a thread other than
+        the writer's."""
+        return sorted(self._history.read_month(month, keep), key=lambda p: p.posted_at)
 
     def posts(self, since: datetime | None = None) -> Iterator[Post]:
         """Every post recorded, oldest first, optionally only those at or after `since` (then

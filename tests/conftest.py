@@ -69,6 +69,7 @@ LAYERS = {
     "test_console_daemon": E2E,
     "test_console_metrics": INTEGRATION,
     "test_console_pages": INTEGRATION,
+    "test_console_published": INTEGRATION,
     "test_console_screens": INTEGRATION,
     "test_crash": E2E,
     "test_dates_shown": UNIT,

@@ -79,6 +79,16 @@ def failing_feed(site: ServedConsole) -> None:
         last_error="HTTP 503 from www.comune.example.it"))
 
 
+def history(site: ServedConsole) -> None:
+    """Four posts in the history: two on WhatsApp, one hostile, one on Telegram."""
+    store = site.daemon.store
+    posted = [delivery("p1", "whatsapp", "Lavori in via Roma"), delivery("p2", "whatsapp", "Mercato in piazza"),
+              delivery("p3", "whatsapp", HOSTILE_TITLES[0]), delivery("p4", "telegram", "Lavori in via Roma")]
+    for n, post in enumerate(posted):
+        store.add_deliveries([post])
+        store.record_post(post, f"true_{n + 1}@newsletter", NOW - timedelta(minutes=n))
+
+
 def log_in(page: Page, site: ServedConsole) -> None:
     page.goto(f"{site.url}/")
     assert page.url == f"{site.url}/login"  # no page without a session
@@ -92,6 +102,7 @@ def test_an_office_session_in_a_real_browser(tmp_path: Path) -> None:
     for site in served(tmp_path, queue()):
         site.daemon.wall = NOW.replace(hour=22)  # 23:00 in Rome: quiet hours hold the heads of the queues
         failing_feed(site)
+        history(site)
         with chromium() as browser:
             context = browser.new_context()
             context.set_default_timeout(30_000)
@@ -144,6 +155,31 @@ def test_an_office_session_in_a_real_browser(tmp_path: Path) -> None:
             assert facts["images"] == []
             assert facts["pwned"] is None and marks.dialogs == [] and marks.errors == []
             assert "cb_session" not in facts["cookie"]  # HttpOnly: no script on the page can read it
+
+            # Pubblicati: a search by words and channel, its rows, and the CSV with the same filter.
+            page.click("nav a[href='/pubblicati']")
+            page.wait_for_url(f"{site.url}/pubblicati")
+            assert page.locator("#pubblicati tbody tr").count() == 4
+            page.fill("input[name=q]", "via roma")
+            page.select_option("select[name=canale]", "whatsapp")
+            page.click("form.search button[type=submit]")
+            page.wait_for_url(f"{site.url}/pubblicati?q=via+roma&feed=&canale=whatsapp&dal=&al=")
+            rows = page.locator("#pubblicati tbody tr")
+            assert rows.count() == 1
+            cells = rows.first.locator("td").all_inner_texts()
+            assert cells[:4] == ["07/12/2026 11:30", "whatsapp", "Notizie dal Comune", "Lavori in via Roma"]
+            assert cells[4] == "true_1@newsletter"
+            assert page.locator("a[download]").get_attribute("href") == "/pubblicati.csv?q=via+roma&canale=whatsapp"
+            hostile = page.locator("#pubblicati td.title")
+            page.fill("input[name=q]", "chiusura scuole")
+            page.select_option("select[name=canale]", "")
+            page.click("form.search button[type=submit]")
+            page.wait_for_url(f"{site.url}/pubblicati?q=chiusura+scuole&feed=&canale=&dal=&al=")
+            assert hostile.count() == 1
+            assert hostile.first.evaluate("e => e.textContent") == HOSTILE_TITLES[0]
+            facts = page.evaluate(DOM_FACTS)
+            assert facts["active"] == [] and facts["handlers"] == [] and facts["schemes"] == []
+            assert facts["pwned"] is None and marks.dialogs == [] and marks.errors == []
 
             # Logout: the page is refused, and so is the old session's cookie, in a fresh browser.
             [old] = [cookie for cookie in context.cookies() if cookie["name"] == "cb_session"]

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import jinja2
 import structlog
@@ -24,7 +25,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bridge.config import Config
-from bridge.console import metrics, views
+from bridge.console import metrics, published, views
 from bridge.console.accounts import AccountBook, AccountError, verify_password
 from bridge.console.sessions import LoginThrottle, Session, Sessions
 from bridge.store import Store
@@ -82,6 +83,9 @@ ROUTES = (
     Route("GET", "/", "stato", "viewer"),
     Route("GET", "/coda", "coda", "viewer"),
     Route("GET", "/metrics", "metrics", "metrics"),
+    Route("GET", "/pubblicati", "pubblicati", "viewer"),
+    Route("GET", "/pubblicati.csv", "pubblicati_csv", "viewer"),
+    Route("GET", "/pubblicati/riepilogo", "riepilogo", "viewer"),
 )
 ROLE_RANK = {"viewer": 1, "editor": 2}
 SESSION = web.RequestKey("session", Session)
@@ -256,6 +260,51 @@ class Console:
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         body = metrics.exposition(self.daemon.config, self.daemon.store, self.daemon.now())
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def _pubblicati(self, request: web.Request) -> web.StreamResponse:
+        # The history is read from its files: off the loop, which goes on polling and posting.
+        values = await asyncio.get_running_loop().run_in_executor(
+            None, views.pubblicati, self.daemon.config, self.daemon.store, dict(request.query))
+        response = self._page("pubblicati.html", request, page="pubblicati", **values)
+        if values["error"]:
+            response.set_status(400)
+        return response
+
+    async def _riepilogo(self, request: web.Request) -> web.StreamResponse:
+        values = await asyncio.get_running_loop().run_in_executor(
+            None, views.riepilogo, self.daemon.config, self.daemon.store, dict(request.query), self.daemon.now())
+        response = self._page("riepilogo.html", request, page="pubblicati", **values)
+        if values["error"]:
+            response.set_status(400)
+        return response
+
+    async def _pubblicati_csv(self, request: web.Request) -> web.StreamResponse:
+        """Every post the page's query finds (all pages), as CSV, written one month at a time."""
+        try:
+            query = published.parse_query(dict(request.query))
+        except published.QueryError as exc:
+            return web.Response(status=400, text=f"{exc}\n", content_type="text/plain")
+        config, store = self.daemon.config, self.daemon.store
+        tz = config.bridge.timezone
+        names = {feed.id: feed.name for feed in config.feeds}
+        loop = asyncio.get_running_loop()
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": f'attachment; filename="pubblicati-{self.daemon.now().astimezone(tz):%Y%m%d}.csv"',
+        })
+        await response.prepare(request)
+        await response.write(published.csv_header().encode())
+        for month in published.months_needed(query, store.history_months(), tz):
+            chunk = await loop.run_in_executor(None, _month_csv, query, store, month, tz, names)
+            if chunk:
+                await response.write(chunk.encode())
+        await response.write_eof()
+        return response
+
+
+def _month_csv(query: published.HistoryQuery, store: Store, month: str, tz: ZoneInfo,
+               names: dict[str, str]) -> str:
+    """The CSV lines of the posts of `month` that `query` asks for, newest first."""
+    return published.csv_rows(published.matching(query, [month], store.month_posts, tz), tz, names)
 
 
 def _same_origin(request: web.Request) -> bool:

@@ -3,20 +3,24 @@ daemon's in-memory `Store` and a moment; the handlers only render what these ret
 
 *Stato* is `bridge.status.status_report`, the report `channel-bridge status --json` prints,
 told in Italian; *In coda* is `bridge.waits.waiting`, what `channel-bridge queue` lists, with each alert as the
-channel's renderer will send it (`preview.render_for`).
+channel's renderer will send it (`preview.render_for`); *Pubblicati* searches the history
+with `published.search`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
 from bridge import render
 from bridge.config import ChannelConfig, Config
+from bridge.console import chart, published
 from bridge.console.markup import plain_html, telegram_html, whatsapp_html
 from bridge.preview import render_for
 from bridge.status import OPS_DAYS, status_report
@@ -153,4 +157,71 @@ def _row(entry: Waiting, names: dict[str, str], tz: ZoneInfo) -> dict[str, Any]:
         "reason": entry.reason,
         "due": when(entry.due, tz) if entry.due else "—",
         "preview": phone_preview(channel, delivery) if channel else None,
+    }
+
+
+def pubblicati(config: Config, store: Store, params: Mapping[str, str]) -> dict[str, Any]:
+    """The *Pubblicati* page: the posts the query of `params` asks for, one page, newest
+    first (`published.search`), with the form's choices and the links to the pages beside.
+    A query that cannot be read gives no posts and its `error`. Reads history files: call it
+    off the event loop."""
+    tz = config.bridge.timezone
+    names = {feed.id: feed.name for feed in config.feeds}
+    form = {key: params.get(key, "").strip() for key in ("q", "feed", "canale", "dal", "al")}
+    choices = {"feeds": sorted(names.items(), key=lambda item: item[1].casefold()),
+               "channels": list(config.channels)}
+    try:
+        query = published.parse_query(params)
+    except published.QueryError as exc:
+        return {"form": form, **choices, "error": str(exc), "rows": [], "page_number": 1, "first_number": 1,
+                "previous_url": None, "next_url": None, "csv_url": None}
+    found = published.search(query, store.history_months(), store.month_posts, tz)
+    rows = [{
+        "posted_at": when(post.posted_at, tz),
+        "channel": post.channel,
+        "feed": names.get(post.feed_id, post.feed_id),
+        "title": post.title,
+        "link": post.link if post.link.startswith(("https://", "http://")) else None,
+        "link_text": post.link,
+        "remote_id": post.remote_id or "—",
+        "verified": published.VERIFIED_IT.get(post.verified, ""),
+    } for post in found.posts]
+    filters = {key: value for key, value in form.items() if value}
+
+    def page_url(page: int) -> str:
+        return "/pubblicati?" + urlencode({**filters, **({"pagina": str(page)} if page > 1 else {})})
+
+    return {
+        "form": form, **choices, "error": None, "rows": rows, "page_number": found.page,
+        "first_number": found.first_number,
+        "previous_url": page_url(found.page - 1) if found.page > 1 else None,
+        "next_url": page_url(found.page + 1) if found.has_next else None,
+        "csv_url": "/pubblicati.csv" + (f"?{urlencode(filters)}" if filters else ""),
+    }
+
+
+def riepilogo(config: Config, store: Store, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+    """The monthly summary: the posts of the month of `params` ("mese", this month by default)
+    in all, per channel, per feed, and per week as an SVG bar chart (`chart.bar_chart`), with
+    the links to the months beside. Reads history files: call it off the event loop."""
+    tz = config.bridge.timezone
+    names = {feed.id: feed.name for feed in config.feeds}
+    today = now.astimezone(tz).date()
+    try:
+        year, month = published.parse_month(params.get("mese", ""), today)
+    except published.QueryError as exc:
+        return {"error": str(exc), "summary": None, "chart": None, "feeds": [], "previous_url": None,
+                "next_url": None, "month_value": params.get("mese", "").strip()[:20]}
+    summary = published.month_summary(year, month, store.history_months(), store.month_posts, tz)
+    bars = [(f"{start.day}–{end.day}" if start != end else f"{start.day}", posts)
+            for start, end, posts in summary.weeks]
+    previous = (year - 1, 12) if month == 1 else (year, month - 1)
+    following = (year + 1, 1) if month == 12 else (year, month + 1)
+    return {
+        "error": None, "summary": summary, "month_value": f"{year:04d}-{month:02d}",
+        "chart": chart.bar_chart(bars, title=f"Pubblicazioni per settimana, {summary.name}"),
+        "feeds": [(names.get(feed_id, feed_id), posts) for feed_id, posts in summary.by_feed],
+        "previous_url": f"/pubblicati/riepilogo?mese={previous[0]:04d}-{previous[1]:02d}",
+        "next_url": (f"/pubblicati/riepilogo?mese={following[0]:04d}-{following[1]:02d}"
+                     if following <= (today.year, today.month) else None),
     }

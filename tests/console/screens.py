@@ -87,6 +87,14 @@ def _stage(site: ServedConsole) -> None:
     posted = delivery("p1", "whatsapp", "Raccolta rifiuti: nuovo calendario", order=0.5)
     store.add_deliveries([posted])
     store.record_post(posted, "true_120363000000000000@newsletter_ABC", NOW - timedelta(hours=1))
+    titles = ["Raccolta rifiuti: nuovo calendario 2027", "Allerta meteo gialla per vento forte",
+              "Iscrizioni al nido comunale aperte fino al 31 gennaio", "Biblioteca: orario di Natale",
+              "Lavori in via Roma: strada chiusa dal 9 dicembre", "Consiglio comunale convocato il 12 dicembre"]
+    for n in range(24):
+        earlier = delivery(f"p{n + 2}", "whatsapp" if n % 3 else "telegram", titles[n % len(titles)], order=0.4)
+        store.add_deliveries([earlier])
+        store.record_post(earlier, f"true_120363000000000000@newsletter_{n + 100:X}",
+                          NOW - timedelta(hours=5 + 7 * n))
     reported = NOW - timedelta(hours=2)
     ops = Delivery(id="o1", channel="ced", feed_id=OPS_FEED, created=reported, order=1.0, alert=ops_alert(
         "channel telegram paused", "401 Unauthorized", "check the bot token", reported, ZoneInfo("Europe/Rome")))
@@ -107,6 +115,8 @@ PAGES = (
     ("console-login.png", "/login", "Accesso alla console"),
     ("console-stato.png", "/", "Stato"),
     ("console-coda.png", "/coda", "In coda"),
+    ("console-pubblicati.png", "/pubblicati", "Pubblicati"),
+    ("console-riepilogo.png", "/pubblicati/riepilogo", "Riepilogo mensile"),
 )
 
 

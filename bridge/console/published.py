@@ -1,0 +1,271 @@
+"""The search of the *Pubblicati* page and its CSV export, over the history. Pure: the history
+is given as its months and a function that reads one month (`Store.month_posts`), which may
+leave out the raw lines a quick look (`line_filter`) rules out.
+
+A search reads only the months its dates can touch, newest first, and stops as soon as it
+holds its page (and one post more, to know whether a next page exists): its cost is the months
+it needs and a bounded page, never the whole history. The export reads the same months, one at
+a time, with the same filter (`HistoryQuery.matches`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from bridge.models import Post
+
+PAGE_SIZE = 50
+MAX_PAGE = 2000  # 100,000 posts: a farther page is asked for with narrower dates
+QUERY_LIMIT = 200  # characters of text searched for
+
+
+class QueryError(ValueError):
+    """A search the page cannot run (a date that is not one, a page out of range): its message
+    is one line in Italian, shown to the person who asked."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    """What the person asked for: words (all of them, in the title, the link or the remote id,
+    whatever the case), a feed id, a channel, the first and last day (in the bridge's time
+    zone, both included), the page (from 1). An empty field does not filter."""
+
+    text: str = ""
+    feed: str = ""
+    channel: str = ""
+    first_day: date | None = None
+    last_day: date | None = None
+    page: int = 1
+
+    @property
+    def words(self) -> list[str]:
+        return self.text.casefold().split()
+
+    def span(self, tz: ZoneInfo) -> tuple[datetime | None, datetime | None]:
+        """[start, end) in UTC of the days asked for; None where the query has no bound."""
+        start = datetime.combine(self.first_day, time(), tz).astimezone(UTC) if self.first_day else None
+        end = (datetime.combine(self.last_day + timedelta(days=1), time(), tz).astimezone(UTC)
+               if self.last_day else None)
+        return start, end
+
+    def matches(self, post: Post, tz: ZoneInfo) -> bool:
+        """Whether `post` is one the query asks for."""
+        start, end = self.span(tz)
+        if (start is not None and post.posted_at < start) or (end is not None and post.posted_at >= end):
+            return False
+        if self.feed and post.feed_id != self.feed:
+            return False
+        if self.channel and post.channel != self.channel:
+            return False
+        words = self.words
+        if words:
+            haystack = f"{post.title}\n{post.link}\n{post.remote_id or ''}".casefold()
+            return all(word in haystack for word in words)
+        return True
+
+
+def parse_query(params: Mapping[str, str]) -> HistoryQuery:
+    """The query of the page's form (`q`, `feed`, `canale`, `dal`, `al`, `pagina`). Raise
+    `QueryError` naming the field when a value cannot be read."""
+    first = _day(params.get("dal", ""), "dal")
+    last = _day(params.get("al", ""), "al")
+    if first and last and first > last:
+        raise QueryError(f"la data «dal» ({first:%d/%m/%Y}) viene dopo la data «al» ({last:%d/%m/%Y})")
+    raw_page = params.get("pagina", "").strip() or "1"
+    if not raw_page.isdigit() or not 1 <= int(raw_page) <= MAX_PAGE:
+        raise QueryError(f"pagina non valida: scrivere un numero da 1 a {MAX_PAGE}")
+    return HistoryQuery(text=params.get("q", "").strip()[:QUERY_LIMIT], feed=params.get("feed", "").strip(),
+                        channel=params.get("canale", "").strip(), first_day=first, last_day=last,
+                        page=int(raw_page))
+
+
+def _day(text: str, name: str) -> date | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"data «{name}» non valida: {text[:40]!r} (scrivere AAAA-MM-GG)") from None
+
+
+def months_needed(query: HistoryQuery, months: Iterable[str], tz: ZoneInfo) -> list[str]:
+    """The months ("YYYY-MM", UTC) of `months` that can hold a post the query asks for,
+    newest first."""
+    start, end = query.span(tz)
+    first = f"{start:%Y-%m}" if start else ""
+    last = f"{end - timedelta(microseconds=1):%Y-%m}" if end else "9999-99"
+    return sorted((m for m in months if first <= m <= last), reverse=True)
+
+
+# A JSON escape, or a character beyond ASCII whose casefold holds ASCII letters ("ß" is "ss",
+# the Kelvin sign is "k"): a raw line holding one may match an ASCII word it does not spell.
+_FOLDS_TO_ASCII = "\u00df\u0130\u0149\u017f\u01f0\u1e96\u1e97\u1e98\u1e99\u1e9a\u1e9e\u212a" \
+                  "\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06"
+_UNSURE = re.compile(b"|".join([re.escape(b"\\"), *(re.escape(c.encode()) for c in _FOLDS_TO_ASCII)]))
+
+
+def line_filter(query: HistoryQuery) -> Callable[[bytes], bool] | None:
+    """A quick look at a history file's raw line that is false only when its record cannot
+    match the query's words, so that it need not be parsed: the line lacks one of the
+    words spelled in ASCII (its bytes lowered) and holds no JSON escape and no character that
+    folds to ASCII. None when the query has no such word (every line is parsed)."""
+    words = [word.encode() for word in query.words if word.isascii()]
+    if not words:
+        return None
+
+    def keep(line: bytes) -> bool:
+        if _UNSURE.search(line):
+            return True
+        lowered = line.lower()
+        return all(word in lowered for word in words)
+
+    return keep
+
+
+ReadMonth = Callable[[str, Callable[[bytes], bool] | None], list[Post]]
+
+
+def matching(query: HistoryQuery, months: Iterable[str], read_month: ReadMonth, tz: ZoneInfo) -> Iterator[Post]:
+    """Every post the query asks for, newest first, reading one month at a time (with the
+    query's `line_filter`), and only as far as the caller goes on."""
+    keep = line_filter(query)
+    for month in months_needed(query, months, tz):
+        posts = [post for post in read_month(month, keep) if query.matches(post, tz)]
+        posts.sort(key=lambda p: p.posted_at, reverse=True)
+        yield from posts
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPage:
+    posts: list[Post]
+    page: int
+    has_next: bool
+    size: int = PAGE_SIZE
+
+    @property
+    def first_number(self) -> int:
+        """The position (from 1) of the page's first post among all those found."""
+        return (self.page - 1) * self.size + 1
+
+
+def search(query: HistoryQuery, months: Iterable[str], read_month: ReadMonth, tz: ZoneInfo,
+           page_size: int = PAGE_SIZE) -> HistoryPage:
+    """The query's page: at most `page_size` posts, newest first, and whether more follow."""
+    skip = (query.page - 1) * page_size
+    chosen: list[Post] = []
+    for number, post in enumerate(matching(query, months, read_month, tz)):
+        if number < skip:
+            continue
+        if len(chosen) == page_size:
+            return HistoryPage(chosen, query.page, has_next=True, size=page_size)
+        chosen.append(post)
+    return HistoryPage(chosen, query.page, has_next=False, size=page_size)
+
+
+# -- CSV ---------------------------------------------------------------------------------------
+
+CSV_HEADER = ["pubblicato", "canale", "feed", "titolo", "link", "id remoto", "verificato", "id consegna"]
+# A cell a spreadsheet would read as a formula (OWASP "CSV injection"): it starts with one of
+# these, perhaps after blanks. It is written with an apostrophe before it, shown as text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+VERIFIED_IT = {True: "sì", False: "non trovato", None: ""}
+
+
+def csv_cell(value: str) -> str:
+    """`value` as a spreadsheet must show it: as text, never as a formula."""
+    if value.startswith(_FORMULA_START) or value.lstrip(" \t\r\n").startswith(_FORMULA_START[:4]):
+        return "'" + value
+    return value
+
+
+def csv_rows(posts: Iterable[Post], tz: ZoneInfo, feed_names: Mapping[str, str]) -> str:
+    """The CSV lines of `posts` (no header): semicolons, as a spreadsheet set to Italian reads
+    them, every cell quoted where needed and kept from becoming a formula."""
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    for post in posts:
+        writer.writerow([csv_cell(cell) for cell in (
+            f"{post.posted_at.astimezone(tz):%Y-%m-%d %H:%M}", post.channel,
+            feed_names.get(post.feed_id, post.feed_id), post.title, post.link, post.remote_id or "",
+            VERIFIED_IT.get(post.verified, ""), post.delivery_id)])
+    return out.getvalue()
+
+
+def csv_header() -> str:
+    """The first line of the export, after the byte-order mark that tells a spreadsheet it is
+    UTF-8."""
+    out = io.StringIO()
+    csv.writer(out, delimiter=";", lineterminator="\r\n").writerow(CSV_HEADER)
+    return "\ufeff" + out.getvalue()
+
+
+# -- the monthly summary -----------------------------------------------------------------------
+
+MONTHS_IT = ("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto", "settembre",
+             "ottobre", "novembre", "dicembre")
+
+
+@dataclass(frozen=True, slots=True)
+class MonthSummary:
+    """The posts of one month of the office's calendar: in all, per channel, per feed, and per
+    week (Monday to Sunday, cut at the month's ends: (first day, last day, posts))."""
+
+    year: int
+    month: int
+    total: int
+    by_channel: list[tuple[str, int]]
+    by_feed: list[tuple[str, int]]
+    weeks: list[tuple[date, date, int]]
+
+    @property
+    def name(self) -> str:
+        return f"{MONTHS_IT[self.month - 1]} {self.year}"
+
+
+def parse_month(text: str, today: date) -> tuple[int, int]:
+    """The month of the summary's form ("AAAA-MM"), this month when empty. Raise `QueryError`
+    when it is not a month."""
+    text = text.strip()
+    if not text:
+        return today.year, today.month
+    try:
+        moment = datetime.strptime(text, "%Y-%m")
+    except ValueError:
+        raise QueryError(f"mese non valido: {text[:20]!r} (scrivere AAAA-MM)") from None
+    return moment.year, moment.month
+
+
+def month_summary(year: int, month: int, months: Iterable[str], read_month: ReadMonth,
+                  tz: ZoneInfo) -> MonthSummary:
+    """The summary of `month` of `year` in `tz`, from the history files it can touch."""
+    first = date(year, month, 1)
+    last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    bounds: list[tuple[date, date]] = []
+    start = first
+    while start <= last:
+        end = min(start + timedelta(days=6 - start.weekday()), last)
+        bounds.append((start, end))
+        start = end + timedelta(days=1)
+    per_week = [0] * len(bounds)
+    channels: dict[str, int] = {}
+    feeds: dict[str, int] = {}
+    total = 0
+    for post in matching(HistoryQuery(first_day=first, last_day=last), months, read_month, tz):
+        day = post.posted_at.astimezone(tz).date()
+        total += 1
+        channels[post.channel] = channels.get(post.channel, 0) + 1
+        feeds[post.feed_id] = feeds.get(post.feed_id, 0) + 1
+        per_week[next(n for n, (_, end) in enumerate(bounds) if day <= end)] += 1
+
+    def ranked(counts: dict[str, int]) -> list[tuple[str, int]]:
+        return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+
+    return MonthSummary(year, month, total, ranked(channels), ranked(feeds),
+                        [(start, end, posts) for (start, end), posts in zip(bounds, per_week, strict=True)])
