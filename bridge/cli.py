@@ -508,9 +508,12 @@ def cmd_history(config: Config, out: TextIO, *, since: datetime | None, fmt: str
         json.dump(posts, out, indent=2, ensure_ascii=False)
         out.write("\n")
     elif fmt == "csv":
+        from bridge.spreadsheet import csv_cell
+
         writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(posts)
+        writer.writerows({key: csv_cell(value) if isinstance(value, str) else value for key, value in post.items()}
+                         for post in posts)
     else:
         print(f"{'posted':<17} {'channel':<12} {'feed':<14} {'remote id':<24} title", file=out)
         for post in posts:

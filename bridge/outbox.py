@@ -147,12 +147,6 @@ def quiet_period(moment: datetime, window: TimeWindow, timezone: ZoneInfo) -> tu
     return None
 
 
-def in_quiet_hours(moment: datetime, alerts: AlertSettings, timezone: ZoneInfo) -> bool:
-    """True when `moment` falls inside the configured quiet hours, in the bridge's time zone."""
-    window = alerts.quiet_hours
-    return window is not None and quiet_period(moment, window, timezone) is not None
-
-
 def quiet_hours_end(moment: datetime, alerts: AlertSettings, timezone: ZoneInfo) -> datetime:
     """When the quiet hours that `moment` falls in end (UTC); `moment` itself outside them."""
     window = alerts.quiet_hours

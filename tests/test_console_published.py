@@ -17,8 +17,9 @@ import pytest
 from console.harness import ServedConsole, delivery, served
 
 from bridge.console import published
-from bridge.console.published import HistoryQuery, QueryError, csv_cell, parse_query
+from bridge.console.published import HistoryQuery, QueryError, parse_query
 from bridge.models import Post
+from bridge.spreadsheet import csv_cell
 from bridge.store import History, Store
 
 ROME = ZoneInfo("Europe/Rome")

@@ -207,3 +207,31 @@ def test_history_appends_to_the_file_of_each_posts_month(tmp_path: Path) -> None
     assert history.months() == sorted({months_ago(1).strftime("%Y-%m"), NOW.strftime("%Y-%m")})
     assert [p.delivery_id for p in History(tmp_path, read_only=True).read(since=NOW)] == ["d2"]
     assert os.listdir(tmp_path) and "history.jsonl" not in os.listdir(tmp_path)
+
+
+def test_the_history_as_csv_turns_no_title_into_a_formula(tmp_path: Path) -> None:
+    """A feed's title is outside text: `history --format csv` writes "=HYPERLINK(…)" as text
+    (an apostrophe before it), as the console's export does (`bridge.spreadsheet`)."""
+    import csv
+    import io
+
+    from bridge.cli import cmd_history
+    from bridge.config import load_config
+    from bridge.models import Post
+
+    state = tmp_path / "state"
+    state.mkdir()
+    post = Post(delivery_id="d1", channel="schermo", feed_id="notizie", title='=HYPERLINK("https://x.example")',
+                link="https://www.comune.esempio.it/n/1", posted_at=datetime(2026, 11, 3, 9, 0, tzinfo=UTC),
+                remote_id="-1", verified=None)
+    (state / "history-2026-11.jsonl").write_text(json.dumps(post.to_dict()) + "\n", encoding="utf-8")
+    config_path = tmp_path / "config.toml"
+    config_path.write_text('[bridge]\nstate_dir = "state"\n\n[[feeds]]\nid = "notizie"\n'
+                           'url = "https://www.comune.esempio.it/feed/"\nchannels = ["schermo"]\n\n'
+                           '[channels.schermo]\ntype = "console"\n', encoding="utf-8")
+    out = io.StringIO()
+    assert cmd_history(load_config(config_path, {}), out, since=None, fmt="csv") == 0
+    [row] = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert row["title"] == "'" + post.title
+    assert row["remote_id"] == "'-1"  # a leading minus too: a spreadsheet would compute it
+    assert row["link"] == post.link

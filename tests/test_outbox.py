@@ -22,7 +22,6 @@ from bridge.outbox import (
     Pacing,
     day_start,
     drain,
-    in_quiet_hours,
     local_moment,
     next_day_start,
     quiet_hours_end,
@@ -304,7 +303,6 @@ QUIET_HOURS = [
 @pytest.mark.parametrize(("window", "moment", "end"), QUIET_HOURS)
 def test_quiet_hours_across_the_changes_of_the_clocks(window: str, moment: datetime, end: datetime | None) -> None:
     alerts = AlertSettings(quiet_hours=parse_time_window(window))
-    assert in_quiet_hours(moment, alerts, ROME) is (end is not None)
     # Compared as instants: aware datetimes of different zones around a change compare unequal.
     assert quiet_hours_end(moment, alerts, ROME).timestamp() == (end or moment).timestamp()
 

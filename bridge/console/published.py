@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bridge.models import Post
+from bridge.spreadsheet import csv_cell
 
 PAGE_SIZE = 50
 MAX_PAGE = 2000  # 100,000 posts: a farther page is asked for with narrower dates
@@ -172,17 +173,7 @@ def search(query: HistoryQuery, months: Iterable[str], read_month: ReadMonth, tz
 # -- CSV ---------------------------------------------------------------------------------------
 
 CSV_HEADER = ["pubblicato", "canale", "feed", "titolo", "link", "id remoto", "verificato", "id consegna"]
-# A cell a spreadsheet would read as a formula (OWASP "CSV injection"): it starts with one of
-# these, perhaps after blanks. It is written with an apostrophe before it, shown as text.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 VERIFIED_IT = {True: "sì", False: "non trovato", None: ""}
-
-
-def csv_cell(value: str) -> str:
-    """`value` as a spreadsheet must show it: as text, never as a formula."""
-    if value.startswith(_FORMULA_START) or value.lstrip(" \t\r\n").startswith(_FORMULA_START[:4]):
-        return "'" + value
-    return value
 
 
 def csv_rows(posts: Iterable[Post], tz: ZoneInfo, feed_names: Mapping[str, str]) -> str:
