@@ -36,6 +36,11 @@ IDLE_TIMEOUT = 60.0  # a worker without work this long exits; the next parse sta
 # to the deadline, and no longer counts against the pool's size (up to `SPARE_FACTOR` times it).
 SLOW_PARSE = 2.0
 SPARE_FACTOR = 3
+# A new worker imports feedparser and BeautifulSoup before it says it is ready: seconds on a
+# loaded machine. That time is the pool's, not the feed's: a parse's deadline starts once its
+# worker is ready, and a worker that is not ready within this bound is a broken installation.
+STARTUP_BOUND = 120.0
+READY = ("ready",)
 
 
 def serve(requests: Connection, replies: Connection) -> None:
@@ -74,6 +79,15 @@ class _Worker:
         self.replies = Connection(os.dup(self.process.stdout.fileno()), writable=False)
         self.process.stdin.close()
         self.process.stdout.close()
+        # Blocking, in the thread that starts the worker: the event loop goes on meanwhile.
+        try:
+            ready = self.replies.poll(STARTUP_BOUND) and self.replies.recv() == READY
+        except (EOFError, OSError):
+            ready = False
+        if not ready:
+            self.kill()
+            raise ParseError(f"the parser process did not start within {STARTUP_BOUND:.0f} s",
+                             hint="run `channel-bridge check`; the installation may be broken")
         self.idle_since = time.monotonic()
         self.busy_since = 0.0
 
@@ -218,6 +232,7 @@ def _worker_main() -> None:
     replies = Connection(os.dup(1), readable=False)
     # Replies own the pipe; anything a library prints goes to stderr, never into the stream.
     os.dup2(2, 1)
+    replies.send(READY)  # bridge.parse and its libraries are imported: parses can be timed
     serve(requests, replies)
 
 

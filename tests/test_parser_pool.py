@@ -60,6 +60,21 @@ def test_pathological_feed_is_stopped_and_the_pool_keeps_working() -> None:
     asyncio.run(go())
 
 
+def test_a_parse_deadline_does_not_count_the_start_of_its_worker() -> None:
+    # Starting a worker (Python, feedparser, BeautifulSoup) takes longer than this deadline;
+    # parsing this small feed takes a small fraction of it.
+    async def go() -> None:
+        pool = ParserPool(deadline=0.3)
+        try:
+            assert pool.running == 0
+            parsed = await pool.parse("f", FEED, url="https://www.comune.esempio.it/feed")
+            assert parsed.items[0].title == "Chiusura di via Roma"
+        finally:
+            await pool.aclose()
+
+    asyncio.run(go())
+
+
 def test_broken_feed_error_crosses_the_process_boundary() -> None:
     async def go() -> None:
         pool = ParserPool()
