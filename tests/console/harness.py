@@ -17,6 +17,7 @@ import httpx
 from bridge.config import Config, load_config
 from bridge.console.accounts import AccountBook
 from bridge.console.server import Console
+from bridge.engagement import Engagement
 from bridge.item import Alert
 from bridge.store import Delivery, Store
 
@@ -64,6 +65,10 @@ class FakeClockDaemon:
     store: Store
     wall: datetime = NOW
     ticks: list[float] = field(default_factory=lambda: [0.0])
+    engagement: Engagement = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engagement = Engagement(self.monotonic)
 
     def now(self) -> datetime:
         return self.wall
