@@ -46,6 +46,7 @@ Fault switches (all thread-safe, settable while the server runs):
   route) answer a 2xx that is not WAHA's, a proxy's login page by default; with `forward` the
   request is handled first, so a send is posted and only its answer is lost (see
   `servers.garbage`).
+- `seed_post(chat_id, text)`: a post already on the channel, as a send would have left it;
 - `set_engagement(message_id, views, reactions)`: the counts the preview shows for a post (by
   its bare id);
 - `fail_previews(n, code, retry_after=None)`: the next n previews answer `code` (500, 429 with
@@ -263,6 +264,11 @@ class FakeWaha(Garbling):
         `message_id` (as `WahaPost.id`)."""
         with self._lock:
             self._engagement[message_id] = (views, dict(reactions or {}))
+
+    def seed_post(self, chat_id: str, text: str, *, session: str | None = None) -> WahaPost:
+        """Put a post on `chat_id` as if a send had made it (visible, a fresh id); return it."""
+        return self._record("text", session or self.session, chat_id, text, self.new_message_id(), None,
+                            {"chatId": chat_id, "text": text})
 
     def fail_previews(self, n: int, code: int, retry_after: float | None = None) -> None:
         """Make the next `n` channel previews answer `code` (with `Retry-After` when given)."""
