@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from clocks import FakeClock
-from console.harness import NOW, ServedConsole, delivery, served
+from console.harness import NOW, ServedConsole, delivery, read_counts, served
 from servers.waha import FakeWaha
 from structlog.testing import capture_logs
 
@@ -252,12 +252,7 @@ def record(site: ServedConsole, posts: list[Post]) -> None:
 
 
 def read_into(site: ServedConsole, fake: FakeWaha) -> None:
-    """One reading of the fake, as the daemon's background task makes it, on the console's loop."""
-    async def once() -> None:
-        async with httpx.AsyncClient() as http:
-            channel = WahaChannel(waha_config(fake), http=http, verify_window=0)
-            assert await site.daemon.engagement.refresh("whatsapp", channel, site.daemon.now())
-    site.call(once())
+    read_counts(site, fake.url, KEY)
 
 
 def test_pubblicati_shows_the_counts_of_waha_posts_and_when_they_were_read(site: ServedConsole,

@@ -265,10 +265,12 @@ class FakeWaha(Garbling):
         with self._lock:
             self._engagement[message_id] = (views, dict(reactions or {}))
 
-    def seed_post(self, chat_id: str, text: str, *, session: str | None = None) -> WahaPost:
-        """Put a post on `chat_id` as if a send had made it (visible, a fresh id); return it."""
-        return self._record("text", session or self.session, chat_id, text, self.new_message_id(), None,
-                            {"chatId": chat_id, "text": text})
+    def seed_post(self, chat_id: str, text: str, *, message_id: str | None = None,
+                  session: str | None = None) -> WahaPost:
+        """Put a post on `chat_id` as if a send had made it (visible, with `message_id` or a
+        fresh id); return it."""
+        return self._record("text", session or self.session, chat_id, text, message_id or self.new_message_id(),
+                            None, {"chatId": chat_id, "text": text})
 
     def fail_previews(self, n: int, code: int, retry_after: float | None = None) -> None:
         """Make the next `n` channel previews answer `code` (with `Retry-After` when given)."""
