@@ -25,7 +25,7 @@ from datetime import datetime
 
 import structlog
 
-from bridge.channels.base import ChannelError
+from bridge.channels.base import ChannelError, TransientError
 from bridge.channels.waha import ENGAGEMENT_READ, PostCounts, WahaChannel, bare_id
 from bridge.clock import Clock
 from bridge.models import Post
@@ -56,7 +56,7 @@ class Engagement:
         self._monotonic = monotonic
         self._every = every
         self._readings: dict[str, Reading] = {}
-        self._tried: dict[str, float] = {}  # channel -> monotonic time of its last attempt
+        self._due: dict[str, float] = {}  # channel -> monotonic time its next reading may be made
         self._failing: set[str] = set()
 
     def reading(self, channel: str) -> Reading | None:
@@ -74,19 +74,23 @@ class Engagement:
     def wait(self, channels: list[str]) -> float:
         """Seconds until the first of `channels` is due for a reading (0: now)."""
         now = self._monotonic()
-        due = [self._tried[name] + self._every - now if name in self._tried else 0.0 for name in channels]
+        due = [self._due.get(name, now) - now for name in channels]
         return max(min(due, default=self._every), 0.0)
 
     async def refresh(self, name: str, channel: WahaChannel, now: datetime) -> bool:
         """Read `channel` once if it is due; return whether a new reading was kept. `now` is the
-        wall time the reading is shown with ("aggiornate alle 14:05")."""
-        tried = self._tried.get(name)
-        if tried is not None and self._monotonic() - tried < self._every:
+        wall time the reading is shown with ("aggiornate alle 14:05"). The next reading is due
+        `every` seconds later, or when WAHA's `Retry-After` says if that is later still."""
+        started = self._monotonic()
+        if started < self._due.get(name, started):
             return False
-        self._tried[name] = self._monotonic()
+        self._due[name] = started + self._every
         try:
             counts = await channel.engagement()
         except ChannelError as exc:
+            wait = exc.retry_after if isinstance(exc, TransientError) else None
+            if wait is not None and wait > self._every:
+                self._due[name] = started + wait
             if name not in self._failing:
                 self._failing.add(name)
                 kept = self._readings.get(name)
@@ -102,7 +106,7 @@ class Engagement:
 
     def keep_only(self, channels: list[str]) -> None:
         """Forget the channels that are no longer WAHA channels of the config (a reload)."""
-        for book in (self._readings, self._tried):
+        for book in (self._readings, self._due):
             for name in [name for name in book if name not in channels]:
                 del book[name]
         self._failing.intersection_update(channels)

@@ -227,6 +227,22 @@ def test_a_failed_reading_keeps_the_last_counts_and_is_logged_once_per_run(fake:
     assert reader.engagement.counts_for(post("whatsapp", seeded.id)) == PostCounts(41, (("👍", 4),))
 
 
+def test_a_gateway_that_asks_for_more_than_an_hour_is_left_alone_that_long(fake: FakeWaha, reader: Reader) -> None:
+    reader.settle(lambda: len(fake.previews) == 1)
+    fake.fail_previews(1, 429, retry_after=3 * REFRESH_EVERY)
+    reader.advance(REFRESH_EVERY)
+    reader.settle(lambda: len(fake.previews) == 2)
+    assert reader.clock.next_deadline() == reader.clock.monotonic() + 3 * REFRESH_EVERY
+    for _ in range(2):
+        reader.advance(REFRESH_EVERY)
+        reader.settle()
+    reader.advance(REFRESH_EVERY - 1)
+    reader.settle()
+    assert len(fake.previews) == 2  # Retry-After: 3 h, not the hourly reading
+    reader.advance(1)
+    reader.settle(lambda: len(fake.previews) == 3)
+
+
 def test_a_refused_key_is_logged_without_the_key(fake: FakeWaha, reader: Reader) -> None:
     reader.settle(lambda: len(fake.previews) == 1)
     fake.api_key = "un-altra-chiave"
