@@ -7,8 +7,8 @@ covers, as its documentation recommends), by bare message id, and the wall time 
 A post of the history is matched by the bare form of its remote id; an older post, no longer
 among those 100, has no count (the page says so). `keep_reading` is the daemon's background
 task: each channel is read at most once every `REFRESH_EVERY` seconds of the monotonic clock
-(an hour), a failed reading included, so a page request never causes one and never waits on
-WAHA.
+(an hour), a failed reading included (later still when WAHA's 429 asks for longer), so a page
+request never causes one and never waits on WAHA.
 
 A reading that fails keeps the previous counts, is logged once per run of failures (and once
 when readings work again), and does nothing else: it neither pauses the channel nor raises an
