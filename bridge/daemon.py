@@ -46,6 +46,7 @@ from bridge.article import ArticleReader
 from bridge.channels import Channel, ChannelError, open_channel
 from bridge.clock import Clock, JumpWatch
 from bridge.config import Config, ConfigError, FeedConfig, load_config
+from bridge.engagement import Engagement, keep_reading
 from bridge.fetch import Fetcher
 from bridge.images import ImageLoader
 from bridge.ops import OpsReporter
@@ -142,6 +143,9 @@ class Bridge:
         self._state_trouble = asyncio.Event()  # set at the first failed write: the flusher retries
         self._health_changed = asyncio.Event()  # set by a poll that changed its feed's health: flush soon
         self.console: Console | None = None  # the staff console, while it is served
+        # Views and reactions of the WAHA posts, for the console: read in the background while
+        # it is served (`bridge.engagement.keep_reading`).
+        self.engagement = Engagement(self.clock.monotonic)
 
     # -- time -------------------------------------------------------------------------------
 
@@ -485,6 +489,8 @@ class Bridge:
         flusher = asyncio.ensure_future(self._flusher())
         clock_watch = asyncio.ensure_future(self._watch_clock())
         await self._start_console()
+        readings = (asyncio.ensure_future(keep_reading(self.engagement, lambda: self.channels, self.now, self.clock))
+                    if self.console is not None else None)
         self._refresh_status()
         systemd.notify("READY=1")
         log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
@@ -497,6 +503,8 @@ class Bridge:
             guard.cancel()
             flusher.cancel()
             clock_watch.cancel()
+            if readings is not None:
+                readings.cancel()
             await self._shutdown()
         if self._fatal is not None:
             raise self._fatal

@@ -76,6 +76,8 @@ LAYERS = {
     "test_disk_full": E2E,
     "test_e2e": E2E,
     "test_e2e_pages": E2E,
+    "test_engagement": INTEGRATION,
+    "test_engagement_daemon": E2E,
     "test_expiry": INTEGRATION,
     "test_facts": UNIT,
     "test_fetch": INTEGRATION,

@@ -21,6 +21,10 @@ chat back within `verify_window` seconds; a post that never shows up is sent onc
 if the second one does not show up either, `send` returns `Posted(verified=False)` for the
 outbox to report. It never loops.
 
+`engagement` reads the views and reactions of the channel's newest posts
+(`GET /api/{session}/channels/{id}/messages/preview`); it posts nothing and its errors are
+classified as a send's, for its caller to report without acting on the channel.
+
 Error messages are one line for a human and never contain the api key: the key travels only
 in the `X-Api-Key` header, and any text the server echoes back is scrubbed of it.
 """
@@ -30,9 +34,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import math
 import time
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeGuard
 from urllib.parse import quote
 
 import httpx
@@ -59,6 +65,9 @@ log = structlog.get_logger("bridge.channels.waha")
 # the newest unless the channel is very busy) and after a crash (more may have followed).
 VERIFY_READBACK = 20
 RECOVER_READBACK = 50
+# How many of the channel's newest posts one reading of views and reactions covers: the count
+# WAHA's documentation recommends for the channel preview, one request per channel.
+ENGAGEMENT_READ = 100
 
 # What an operator can do about each session status WAHA reports instead of WORKING.
 _STATUS_HINTS = {
@@ -69,6 +78,19 @@ _STATUS_HINTS = {
     "STOPPED": "the WAHA session is stopped: start it (POST /api/sessions/{session}/start)",
     "FAILED": "the WAHA session failed: restart it (POST /api/sessions/{session}/restart)",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class PostCounts:
+    """How a post on a WhatsApp Channel was received: its views and its reactions (emoji ->
+    how many), as WAHA's channel preview counts them."""
+
+    views: int
+    reactions: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def reactions_total(self) -> int:
+        return sum(count for _, count in self.reactions)
 
 
 class WahaChannel:
@@ -220,6 +242,33 @@ class WahaChannel:
                 hint=hint.replace("{session}", self._session),
             )
         return status
+
+    async def engagement(self, limit: int = ENGAGEMENT_READ) -> dict[str, PostCounts]:
+        """Return the views and reactions of the channel's newest `limit` posts, by bare
+        message id (the part of WAHA's serialized id after its last `_`, which is the id a send
+        answered with, whatever the engine). Posts nothing, downloads no media.
+
+        Raise `TransientError` (`GatewayAnswerError` for a 2xx that is not a list of channel
+        messages), `ChannelDownError` or `MessageRejected` as `send` does; the caller only
+        reports them: a reading that failed says nothing about whether the channel can post.
+        """
+        path = (f"/api/{quote(self._session, safe='')}/channels/{quote(self._chat_id, safe='@')}"
+                "/messages/preview")
+        doing = "reading views and reactions"
+        response = await self._endpoint.call("GET", path, doing, params={"downloadMedia": "false", "limit": limit})
+        if not response.is_success:
+            raise self._error_for(response, doing)
+        body = json_or_none(response)
+        if not isinstance(body, list):
+            raise unexpected_answer(self._endpoint, response, path, "a list of WAHA channel messages")
+        counts: dict[str, PostCounts] = {}
+        for entry in body:
+            read = _post_counts(entry)
+            if read is not None:
+                counts[read[0]] = read[1]
+        if body and not counts:
+            raise unexpected_answer(self._endpoint, response, path, "a list of WAHA channel messages")
+        return counts
 
     async def aclose(self) -> None:
         """Do nothing: the http client and the image loader are shared and closed by their owner."""
@@ -408,8 +457,30 @@ def _message_id(response: httpx.Response) -> str | None:
     return None
 
 
-def _bare_id(ident: str) -> str:
-    """The message id proper: WAHA serializes ids as `{true|false}_{chatId}_{id}`."""
+def _post_counts(entry: Any) -> tuple[str, PostCounts] | None:
+    """(bare id, counts) of one ChannelMessage `{"reactions", "viewCount", "message": {"id"}}`,
+    None when it is not one (a count that is not a number >= 0, no id)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("message"), dict):
+        return None
+    ident = entry["message"].get("id")
+    views = entry.get("viewCount")
+    reactions = entry.get("reactions", {})
+    if not isinstance(ident, str) or not ident or not _count(views) or not isinstance(reactions, dict):
+        return None
+    kept = tuple(sorted(((str(emoji), int(n)) for emoji, n in reactions.items() if _count(n) and n),
+                        key=lambda item: (-item[1], item[0])))
+    return bare_id(ident), PostCounts(int(views), kept)
+
+
+def _count(value: object) -> TypeGuard[int | float]:
+    """A count as JSON gives it: a number (not a boolean), whole, not negative."""
+    return (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            and value >= 0 and value == int(value))
+
+
+def bare_id(ident: str) -> str:
+    """The message id proper: WAHA serializes ids as `{true|false}_{chatId}_{id}`; a bare id
+    is its own bare id."""
     return ident.rsplit("_", 1)[-1]
 
 
@@ -422,7 +493,7 @@ def _find(
 ) -> tuple[bool, str | None]:
     """Look for our post among `messages`: an own message whose id is one of `ids`, else one
     whose body hashes like one of `texts`. Return (found, its id when it has one)."""
-    wanted_ids = {_bare_id(ident) for ident in ids if ident}
+    wanted_ids = {bare_id(ident) for ident in ids if ident}
     wanted_hashes = {_text_hash(text) for text in texts}
     by_text: tuple[bool, str | None] = (False, None)
     for message in messages:
@@ -432,7 +503,7 @@ def _find(
         if isinstance(raw, dict):  # some engines nest it like their send answer
             raw = raw.get("_serialized") or raw.get("id")
         ident = raw if isinstance(raw, str) and raw else None
-        if ident is not None and _bare_id(ident) in wanted_ids:
+        if ident is not None and bare_id(ident) in wanted_ids:
             return True, ident
         body = message.get("body")
         if not by_text[0] and isinstance(body, str) and _text_hash(body) in wanted_hashes:

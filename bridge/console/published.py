@@ -14,12 +14,20 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from bridge.channels.waha import PostCounts
 from bridge.models import Post
 from bridge.spreadsheet import csv_cell
+
+# The views and reactions of a post when known (`bridge.engagement.Engagement.counts_for`).
+CountsOf = Callable[[Post], PostCounts | None]
+
+
+def _no_counts(post: Post) -> PostCounts | None:
+    return None
 
 PAGE_SIZE = 50
 MAX_PAGE = 2000  # 100,000 posts: a farther page is asked for with narrower dates
@@ -172,20 +180,28 @@ def search(query: HistoryQuery, months: Iterable[str], read_month: ReadMonth, tz
 
 # -- CSV ---------------------------------------------------------------------------------------
 
-CSV_HEADER = ["pubblicato", "canale", "feed", "titolo", "link", "id remoto", "verificato", "id consegna"]
+# Views and reactions come last, so that the columns an office may already read keep their places.
+CSV_HEADER = ["pubblicato", "canale", "feed", "titolo", "link", "id remoto", "verificato", "id consegna",
+              "visualizzazioni", "reazioni"]
 VERIFIED_IT = {True: "sì", False: "non trovato", None: ""}
 
 
-def csv_rows(posts: Iterable[Post], tz: ZoneInfo, feed_names: Mapping[str, str]) -> str:
+def csv_rows(posts: Iterable[Post], tz: ZoneInfo, feed_names: Mapping[str, str],
+             counts_of: CountsOf = _no_counts) -> str:
     """The CSV lines of `posts` (no header): semicolons, as a spreadsheet set to Italian reads
-    them, every cell quoted where needed and kept from becoming a formula."""
+    them, every cell quoted where needed and kept from becoming a formula. Views and reactions
+    (their total) are empty where `counts_of` knows none: a post on another platform, or one
+    the last reading did not cover; never 0 for "not known"."""
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
     for post in posts:
+        counts = counts_of(post)
         writer.writerow([csv_cell(cell) for cell in (
             f"{post.posted_at.astimezone(tz):%Y-%m-%d %H:%M}", post.channel,
             feed_names.get(post.feed_id, post.feed_id), post.title, post.link, post.remote_id or "",
-            VERIFIED_IT.get(post.verified, ""), post.delivery_id)])
+            VERIFIED_IT.get(post.verified, ""), post.delivery_id,
+            str(counts.views) if counts is not None else "",
+            str(counts.reactions_total) if counts is not None else "")])
     return out.getvalue()
 
 
@@ -206,7 +222,9 @@ MONTHS_IT = ("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "lugl
 @dataclass(frozen=True, slots=True)
 class MonthSummary:
     """The posts of one month of the office's calendar: in all, per channel, per feed, and per
-    week (Monday to Sunday, cut at the month's ends: (first day, last day, posts))."""
+    week (Monday to Sunday, cut at the month's ends: (first day, last day, posts)); with the
+    views of the posts of each week whose views are known (`week_views`, in the order of
+    `weeks`) and how many posts those are (`with_views`)."""
 
     year: int
     month: int
@@ -214,6 +232,8 @@ class MonthSummary:
     by_channel: list[tuple[str, int]]
     by_feed: list[tuple[str, int]]
     weeks: list[tuple[date, date, int]]
+    week_views: list[int] = field(default_factory=list)
+    with_views: int = 0
 
     @property
     def name(self) -> str:
@@ -234,8 +254,9 @@ def parse_month(text: str, today: date) -> tuple[int, int]:
 
 
 def month_summary(year: int, month: int, months: Iterable[str], read_month: ReadMonth,
-                  tz: ZoneInfo) -> MonthSummary:
-    """The summary of `month` of `year` in `tz`, from the history files it can touch."""
+                  tz: ZoneInfo, counts_of: CountsOf = _no_counts) -> MonthSummary:
+    """The summary of `month` of `year` in `tz`, from the history files it can touch, with the
+    views `counts_of` knows."""
     first = date(year, month, 1)
     last = (first + timedelta(days=32)).replace(day=1) - timedelta(days=1)
     bounds: list[tuple[date, date]] = []
@@ -245,6 +266,8 @@ def month_summary(year: int, month: int, months: Iterable[str], read_month: Read
         bounds.append((start, end))
         start = end + timedelta(days=1)
     per_week = [0] * len(bounds)
+    views_per_week = [0] * len(bounds)
+    with_views = 0
     channels: dict[str, int] = {}
     feeds: dict[str, int] = {}
     total = 0
@@ -253,10 +276,16 @@ def month_summary(year: int, month: int, months: Iterable[str], read_month: Read
         total += 1
         channels[post.channel] = channels.get(post.channel, 0) + 1
         feeds[post.feed_id] = feeds.get(post.feed_id, 0) + 1
-        per_week[next(n for n, (_, end) in enumerate(bounds) if day <= end)] += 1
+        week = next(n for n, (_, end) in enumerate(bounds) if day <= end)
+        per_week[week] += 1
+        counts = counts_of(post)
+        if counts is not None:
+            views_per_week[week] += counts.views
+            with_views += 1
 
     def ranked(counts: dict[str, int]) -> list[tuple[str, int]]:
         return sorted(counts.items(), key=lambda item: (-item[1], item[0]))
 
     return MonthSummary(year, month, total, ranked(channels), ranked(feeds),
-                        [(start, end, posts) for (start, end), posts in zip(bounds, per_week, strict=True)])
+                        [(start, end, posts) for (start, end), posts in zip(bounds, per_week, strict=True)],
+                        views_per_week, with_views)

@@ -28,6 +28,7 @@ from bridge.config import Config
 from bridge.console import metrics, published, views
 from bridge.console.accounts import AccountBook, AccountError, verify_password
 from bridge.console.sessions import LoginThrottle, Session, Sessions
+from bridge.engagement import Engagement
 from bridge.store import Store
 
 log = structlog.get_logger("bridge.console")
@@ -62,6 +63,9 @@ class Daemon(Protocol):
     def store(self) -> Store: ...
 
     def now(self) -> datetime: ...
+
+    @property
+    def engagement(self) -> Engagement: ...
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -263,7 +267,8 @@ class Console:
     async def _pubblicati(self, request: web.Request) -> web.StreamResponse:
         # The history is read from its files: off the loop, which goes on polling and posting.
         values = await asyncio.get_running_loop().run_in_executor(
-            None, views.pubblicati, self.daemon.config, self.daemon.store, dict(request.query))
+            None, views.pubblicati, self.daemon.config, self.daemon.store, dict(request.query),
+            self.daemon.engagement, self.daemon.now())
         response = self._page("pubblicati.html", request, page="pubblicati", **values)
         if values["error"]:
             response.set_status(400)
@@ -271,7 +276,8 @@ class Console:
 
     async def _riepilogo(self, request: web.Request) -> web.StreamResponse:
         values = await asyncio.get_running_loop().run_in_executor(
-            None, views.riepilogo, self.daemon.config, self.daemon.store, dict(request.query), self.daemon.now())
+            None, views.riepilogo, self.daemon.config, self.daemon.store, dict(request.query), self.daemon.now(),
+            self.daemon.engagement)
         response = self._page("riepilogo.html", request, page="pubblicati", **values)
         if values["error"]:
             response.set_status(400)
@@ -294,7 +300,8 @@ class Console:
         await response.prepare(request)
         await response.write(published.csv_header().encode())
         for month in published.months_needed(query, store.history_months(), tz):
-            chunk = await loop.run_in_executor(None, _month_csv, query, store, month, tz, names)
+            chunk = await loop.run_in_executor(None, _month_csv, query, store, month, tz, names,
+                                               self.daemon.engagement)
             if chunk:
                 await response.write(chunk.encode())
         await response.write_eof()
@@ -302,9 +309,11 @@ class Console:
 
 
 def _month_csv(query: published.HistoryQuery, store: Store, month: str, tz: ZoneInfo,
-               names: dict[str, str]) -> str:
-    """The CSV lines of the posts of `month` that `query` asks for, newest first."""
-    return published.csv_rows(published.matching(query, [month], store.month_posts, tz), tz, names)
+               names: dict[str, str], engagement: Engagement) -> str:
+    """The CSV lines of the posts of `month` that `query` asks for, newest first, with the
+    views and reactions `engagement` knows."""
+    return published.csv_rows(published.matching(query, [month], store.month_posts, tz), tz, names,
+                              engagement.counts_for)
 
 
 def _same_origin(request: web.Request) -> bool:

@@ -22,6 +22,8 @@ from bridge import render
 from bridge.config import ChannelConfig, Config
 from bridge.console import chart, published
 from bridge.console.markup import plain_html, telegram_html, whatsapp_html
+from bridge.engagement import ENGAGEMENT_READ, Engagement
+from bridge.models import Post
 from bridge.preview import render_for
 from bridge.status import OPS_DAYS, status_report
 from bridge.store import Delivery, Store
@@ -160,16 +162,60 @@ def _row(entry: Waiting, names: dict[str, str], tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def pubblicati(config: Config, store: Store, params: Mapping[str, str]) -> dict[str, Any]:
+def read_at(moment: datetime, now: datetime, tz: ZoneInfo) -> str:
+    """When counts were read, for people: "14:05" today, "14:05 del 06/12/2026" before."""
+    local, today = moment.astimezone(tz), now.astimezone(tz).date()
+    return f"{local:%H:%M}" if local.date() == today else f"{local:%H:%M} del {local:%d/%m/%Y}"
+
+
+def waha_channels(config: Config) -> list[str]:
+    """The channels whose posts have views and reactions: those through WAHA."""
+    return [name for name, channel in config.channels.items() if channel.type == "waha"]
+
+
+def readings(config: Config, engagement: Engagement, now: datetime) -> list[dict[str, str | None]]:
+    """For each WAHA channel, when its views and reactions were last read (None: not yet)."""
+    tz = config.bridge.timezone
+    found = []
+    for name in waha_channels(config):
+        reading = engagement.reading(name)
+        found.append({"channel": name, "read_at": read_at(reading.read_at, now, tz) if reading else None})
+    return found
+
+
+def counts_cells(post: Post, waha: list[str], engagement: Engagement) -> dict[str, Any]:
+    """A post's views and reactions as the page shows them: numbers when the last reading of
+    its channel covered it; "—" for a WAHA post it did not; nothing at all for a post on
+    another platform, which has no such counts (not 0)."""
+    if post.channel not in waha:
+        return {"views": "", "reactions": "", "reactions_title": ""}
+    counts = engagement.counts_for(post)
+    if counts is None:
+        return {"views": "—", "reactions": "—", "reactions_title": ""}
+    detail = " ".join(f"{emoji} {count}" for emoji, count in counts.reactions)
+    return {"views": italian_number(counts.views), "reactions": italian_number(counts.reactions_total),
+            "reactions_title": detail}
+
+
+def italian_number(value: int) -> str:
+    """A whole number as Italian writes it: 12.345."""
+    return f"{value:,}".replace(",", ".")
+
+
+def pubblicati(config: Config, store: Store, params: Mapping[str, str], engagement: Engagement,
+               now: datetime) -> dict[str, Any]:
     """The *Pubblicati* page: the posts the query of `params` asks for, one page, newest
-    first (`published.search`), with the form's choices and the links to the pages beside.
-    A query that cannot be read gives no posts and its `error`. Reads history files: call it
-    off the event loop."""
+    first (`published.search`), with the form's choices and the links to the pages beside,
+    and for WAHA posts their views and reactions from `engagement` (`counts_cells`) with when
+    each channel's were read. A query that cannot be read gives no posts and its `error`.
+    Reads history files: call it off the event loop."""
     tz = config.bridge.timezone
     names = {feed.id: feed.name for feed in config.feeds}
     form = {key: params.get(key, "").strip() for key in ("q", "feed", "canale", "dal", "al")}
+    waha = waha_channels(config)
     choices = {"feeds": sorted(names.items(), key=lambda item: item[1].casefold()),
-               "channels": list(config.channels)}
+               "channels": list(config.channels), "readings": readings(config, engagement, now),
+               "engagement_read": ENGAGEMENT_READ, "with_counts": bool(waha)}
     try:
         query = published.parse_query(params)
     except published.QueryError as exc:
@@ -185,6 +231,7 @@ def pubblicati(config: Config, store: Store, params: Mapping[str, str]) -> dict[
         "link_text": post.link,
         "remote_id": post.remote_id or "—",
         "verified": published.VERIFIED_IT.get(post.verified, ""),
+        **counts_cells(post, waha, engagement),
     } for post in found.posts]
     filters = {key: value for key, value in form.items() if value}
 
@@ -200,26 +247,37 @@ def pubblicati(config: Config, store: Store, params: Mapping[str, str]) -> dict[
     }
 
 
-def riepilogo(config: Config, store: Store, params: Mapping[str, str], now: datetime) -> dict[str, Any]:
+def riepilogo(config: Config, store: Store, params: Mapping[str, str], now: datetime,
+              engagement: Engagement) -> dict[str, Any]:
     """The monthly summary: the posts of the month of `params` ("mese", this month by default)
-    in all, per channel, per feed, and per week as an SVG bar chart (`chart.bar_chart`), with
-    the links to the months beside. Reads history files: call it off the event loop."""
+    in all, per channel, per feed, and per week as an SVG bar chart (`chart.bar_chart`), beside
+    it the views per week of the WAHA posts whose views are known (when the config has a WAHA
+    channel), with the links to the months beside. Reads history files: call it off the event
+    loop."""
     tz = config.bridge.timezone
     names = {feed.id: feed.name for feed in config.feeds}
     today = now.astimezone(tz).date()
     try:
         year, month = published.parse_month(params.get("mese", ""), today)
     except published.QueryError as exc:
-        return {"error": str(exc), "summary": None, "chart": None, "feeds": [], "previous_url": None,
-                "next_url": None, "month_value": params.get("mese", "").strip()[:20]}
-    summary = published.month_summary(year, month, store.history_months(), store.month_posts, tz)
+        return {"error": str(exc), "summary": None, "chart": None, "views_chart": None, "readings": [],
+                "feeds": [], "previous_url": None, "next_url": None,
+                "month_value": params.get("mese", "").strip()[:20]}
+    summary = published.month_summary(year, month, store.history_months(), store.month_posts, tz,
+                                      engagement.counts_for)
     bars = [(f"{start.day}–{end.day}" if start != end else f"{start.day}", posts)
             for start, end, posts in summary.weeks]
     previous = (year - 1, 12) if month == 1 else (year, month - 1)
     following = (year + 1, 1) if month == 12 else (year, month + 1)
     return {
         "error": None, "summary": summary, "month_value": f"{year:04d}-{month:02d}",
-        "chart": chart.bar_chart(bars, title=f"Pubblicazioni per settimana, {summary.name}"),
+        "chart": chart.bar_chart(bars, title=f"Pubblicazioni per settimana, {summary.name}", ident="posts"),
+        "views_chart": chart.bar_chart(
+            [(label, views) for (label, _), views in zip(bars, summary.week_views, strict=True)],
+            title=f"Visualizzazioni per settimana, {summary.name}", ident="views", colour=chart.VIEWS_COLOUR,
+        ) if waha_channels(config) else None,
+        "readings": readings(config, engagement, now),
+        "engagement_read": ENGAGEMENT_READ,
         "feeds": [(names.get(feed_id, feed_id), posts) for feed_id, posts in summary.by_feed],
         "previous_url": f"/pubblicati/riepilogo?mese={previous[0]:04d}-{previous[1]:02d}",
         "next_url": (f"/pubblicati/riepilogo?mese={following[0]:04d}-{following[1]:02d}"

@@ -5,6 +5,7 @@ file: what the daemon does at start, without its polls."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -14,9 +15,11 @@ from pathlib import Path
 
 import httpx
 
-from bridge.config import Config, load_config
+from bridge.channels.waha import WahaChannel
+from bridge.config import Config, Secret, load_config
 from bridge.console.accounts import AccountBook
 from bridge.console.server import Console
+from bridge.engagement import Engagement
 from bridge.item import Alert
 from bridge.store import Delivery, Store
 
@@ -64,6 +67,10 @@ class FakeClockDaemon:
     store: Store
     wall: datetime = NOW
     ticks: list[float] = field(default_factory=lambda: [0.0])
+    engagement: Engagement = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.engagement = Engagement(self.monotonic)
 
     def now(self) -> datetime:
         return self.wall
@@ -121,6 +128,21 @@ class ServedConsole:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()
+
+
+def read_counts(site: ServedConsole, waha_url: str, api_key: str | None = None) -> None:
+    """One reading of views and reactions of the "whatsapp" channel, pointed at the WAHA at
+    `waha_url`, as the daemon's background task makes it, on the console's own loop."""
+    config = dataclasses.replace(site.daemon.config.channels["whatsapp"], url=waha_url,
+                                 api_key=Secret("env:WAHA_API_KEY", api_key) if api_key else None)
+
+    async def once() -> None:
+        async with httpx.AsyncClient() as http:
+            channel = WahaChannel(config, http=http, verify_window=0)
+            if not await site.daemon.engagement.refresh("whatsapp", channel, site.daemon.now()):
+                raise AssertionError("views and reactions could not be read")
+
+    site.call(once())
 
 
 def served(tmp_path: Path, deliveries: list[Delivery] = (), extra: str = "") -> Iterator[ServedConsole]:  # type: ignore[assignment]

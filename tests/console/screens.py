@@ -19,12 +19,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, Route
+from servers.waha import FakeWaha
 
 from bridge.config import OPS_FEED
 from bridge.ops import ops_alert
 from bridge.store import Delivery
 from console.browser import chromium
-from console.harness import NOW, PASSWORD, ServedConsole, delivery, served
+from console.harness import NOW, PASSWORD, ServedConsole, delivery, read_counts, served
 
 VIEWPORT = {"width": 1280, "height": 800}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -57,6 +58,9 @@ class ScreenshotError(RuntimeError):
     """A page could not be shot: it did not load, or it was not the page expected."""
 
 
+CHANNEL_ID = "120363000000000000@newsletter"
+
+
 def _queue() -> list[Delivery]:
     return [
         delivery("q1", "whatsapp", "Lavori in via Roma: strada chiusa dal 9 dicembre",
@@ -74,8 +78,9 @@ def _queue() -> list[Delivery]:
     ]
 
 
-def _stage(site: ServedConsole) -> None:
-    """The day on the store: feed states, a paused channel, a post in the history."""
+def _stage(site: ServedConsole, waha: FakeWaha) -> None:
+    """The day on the store: feed states, a paused channel, posts in the history, and the
+    views and reactions of the WhatsApp ones, read from `waha`."""
     store = site.daemon.store
     for feed_id, changes in {
         "notizie": {"last_poll": NOW, "last_success": NOW, "last_new_item": NOW - timedelta(minutes=40)},
@@ -87,6 +92,8 @@ def _stage(site: ServedConsole) -> None:
     posted = delivery("p1", "whatsapp", "Raccolta rifiuti: nuovo calendario", order=0.5)
     store.add_deliveries([posted])
     store.record_post(posted, "true_120363000000000000@newsletter_ABC", NOW - timedelta(hours=1))
+    waha.seed_post(CHANNEL_ID, posted.alert.title, message_id="ABC")
+    waha.set_engagement("ABC", 312, {"👍": 14, "❤️": 3})
     titles = ["Raccolta rifiuti: nuovo calendario 2027", "Allerta meteo gialla per vento forte",
               "Iscrizioni al nido comunale aperte fino al 31 gennaio", "Biblioteca: orario di Natale",
               "Lavori in via Roma: strada chiusa dal 9 dicembre", "Consiglio comunale convocato il 12 dicembre"]
@@ -95,12 +102,16 @@ def _stage(site: ServedConsole) -> None:
         store.add_deliveries([earlier])
         store.record_post(earlier, f"true_120363000000000000@newsletter_{n + 100:X}",
                           NOW - timedelta(hours=5 + 7 * n))
+        if earlier.channel == "whatsapp" and n < 18:  # the older ones: beyond the channel's newest read
+            waha.seed_post(CHANNEL_ID, earlier.alert.title, message_id=f"{n + 100:X}")
+            waha.set_engagement(f"{n + 100:X}", 1400 - 61 * n, {"👍": 20 - n, "🙏": n % 4})
     reported = NOW - timedelta(hours=2)
     ops = Delivery(id="o1", channel="ced", feed_id=OPS_FEED, created=reported, order=1.0, alert=ops_alert(
         "channel telegram paused", "401 Unauthorized", "check the bot token", reported, ZoneInfo("Europe/Rome")))
     store.add_deliveries([ops])
     store.record_post(ops, None, reported)
     store.set_channel_pause("telegram", "401 Unauthorized: il token del bot è stato rifiutato")
+    read_counts(site, waha.url)
 
 
 def expect_page(page: Page, title: str) -> None:
@@ -128,7 +139,8 @@ def shoot(directory: Path) -> list[Path]:
     written = []
     with tempfile.TemporaryDirectory() as scratch:
         for site in served(Path(scratch), _queue(), extra=FEEDS):
-            _stage(site)
+            with FakeWaha() as waha:
+                _stage(site, waha)
             with chromium() as browser:
                 page = browser.new_page(viewport=VIEWPORT)  # type: ignore[arg-type]
                 page.route("**/*", _loopback_only)

@@ -17,6 +17,11 @@ Routes:
   the serialized form `true_{chatId}_{id}`, like WAHA's; the bare id is the part after the
   last `_`.
 - `GET /api/sessions/{session}` -> `{"name","status",...}`.
+- `GET /api/{session}/channels/{id}/messages/preview?downloadMedia=false&limit=N` (both query
+  parameters required, as WAHA's OpenAPI has them; else 400) -> the newest N visible posts of
+  that channel, newest first, as ChannelMessage objects `{"reactions": {emoji: n},
+  "viewCount": n, "message": WAMessage}`; the message id is `false_{chatId}_{id}`, as WAHA
+  shows a channel's posts to a reader. The counts are 0 and `{}` until `set_engagement`.
 
 Behaviour: `X-Api-Key` must equal `api_key` when one is set (else 401
 `{"message":"Unauthorized","statusCode":401}`); an unknown session answers 404; a send with
@@ -41,6 +46,13 @@ Fault switches (all thread-safe, settable while the server runs):
   route) answer a 2xx that is not WAHA's, a proxy's login page by default; with `forward` the
   request is handled first, so a send is posted and only its answer is lost (see
   `servers.garbage`).
+- `seed_post(chat_id, text)`: a post already on the channel, as a send would have left it;
+- `set_engagement(message_id, views, reactions)`: the counts the preview shows for a post (by
+  its bare id);
+- `fail_previews(n, code, retry_after=None)`: the next n previews answer `code` (500, 429 with
+  `Retry-After`...); `garble_previews(n, body, content_type)`: the next n answer 200 with
+  `body` (a proxy's login page by default); `preview_delay`: seconds a preview waits before
+  answering (a client's timeout); a wrong `X-Api-Key` answers 401 as everywhere.
 """
 
 from __future__ import annotations
@@ -59,7 +71,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
 
-from servers.garbage import Garbage, GarbageSwitch, Garbling
+from servers.garbage import LOGIN_PAGE, Garbage, GarbageSwitch, Garbling
 
 Engine = Literal["NOWEB", "WEBJS", "plain"]
 
@@ -122,6 +134,10 @@ class FakeWaha(Garbling):
         self._drops = 0
         self._read_failures: deque[int] = deque()
         self.pregenerated_ids = True
+        self._engagement: dict[str, tuple[int, dict[str, int]]] = {}
+        self._preview_failures: deque[tuple[int, float | None]] = deque()
+        self._preview_garbage: deque[tuple[bytes, str]] = deque()
+        self.preview_delay = 0.0
         self._garbage = GarbageSwitch()
         self._posts: list[WahaPost] = []
         self._requests: list[WahaRequest] = []
@@ -243,6 +259,35 @@ class FakeWaha(Garbling):
         with self._lock:
             self._read_failures.extend([code] * n)
 
+    def set_engagement(self, message_id: str, views: int, reactions: dict[str, int] | None = None) -> None:
+        """Make the preview show `views` and `reactions` for the post whose bare id is
+        `message_id` (as `WahaPost.id`)."""
+        with self._lock:
+            self._engagement[message_id] = (views, dict(reactions or {}))
+
+    def seed_post(self, chat_id: str, text: str, *, message_id: str | None = None,
+                  session: str | None = None) -> WahaPost:
+        """Put a post on `chat_id` as if a send had made it (visible, with `message_id` or a
+        fresh id); return it."""
+        return self._record("text", session or self.session, chat_id, text, message_id or self.new_message_id(),
+                            None, {"chatId": chat_id, "text": text})
+
+    def fail_previews(self, n: int, code: int, retry_after: float | None = None) -> None:
+        """Make the next `n` channel previews answer `code` (with `Retry-After` when given)."""
+        with self._lock:
+            self._preview_failures.extend([(code, retry_after)] * n)
+
+    def garble_previews(self, n: int, body: bytes = LOGIN_PAGE,
+                        content_type: str = "text/html; charset=utf-8") -> None:
+        """Make the next `n` channel previews answer 200 with `body`, which is not WAHA's."""
+        with self._lock:
+            self._preview_garbage.extend([(body, content_type)] * n)
+
+    @property
+    def previews(self) -> list[WahaRequest]:
+        """The channel preview requests received, in arrival order."""
+        return [r for r in self.requests if r.method == "GET" and "/messages/preview" in r.path]
+
     # -- what happened -------------------------------------------------------------------
 
     @property
@@ -277,6 +322,19 @@ class FakeWaha(Garbling):
     def _take_read_failure(self) -> int | None:
         with self._lock:
             return self._read_failures.popleft() if self._read_failures else None
+
+    def _take_preview_failure(self) -> tuple[int, float | None] | None:
+        with self._lock:
+            return self._preview_failures.popleft() if self._preview_failures else None
+
+    def _take_preview_garbage(self) -> tuple[bytes, str] | None:
+        with self._lock:
+            return self._preview_garbage.popleft() if self._preview_garbage else None
+
+    def _counts(self, message_id: str) -> tuple[int, dict[str, int]]:
+        with self._lock:
+            views, reactions = self._engagement.get(message_id, (0, {}))
+            return views, dict(reactions)
 
     def _take_failure(self) -> tuple[int, float | None] | None:
         with self._lock:
@@ -359,6 +417,13 @@ class _Handler(BaseHTTPRequestHandler):
                 body, body_ok = raw.decode("utf-8", "replace"), False
         is_send = method == "POST" and "/api/send" in self.path
         garbage: Garbage | None = fake._garbage.take(send=is_send)
+        if method == "GET" and "/messages/preview" in self.path:
+            if garbage is None:
+                preview_garbage = fake._take_preview_garbage()
+                if preview_garbage is not None:
+                    garbage = Garbage(200, *preview_garbage)
+            if fake.preview_delay > 0:
+                fake._closing.wait(fake.preview_delay)
         if garbage is None or garbage.forward:
             code, payload, headers = self._route(fake, method, body, body_ok)
         if garbage is not None:
@@ -402,6 +467,11 @@ class _Handler(BaseHTTPRequestHandler):
             if rest[0] != fake.session:
                 return _unknown_session(rest[0])
             return 200, {"id": fake.new_message_id()}, {}
+        if method == "GET" and len(rest) == 5 and rest[1] == "channels" and rest[3:] == ["messages", "preview"]:
+            failure = fake._take_preview_failure()
+            if failure is not None:
+                return _failure(fake, *failure)
+            return self._preview(fake, rest[0], rest[2], query)
         if method == "GET" and len(rest) == 4 and rest[1] == "chats" and rest[3] == "messages":
             read_failure = fake._take_read_failure()
             if read_failure is not None:
@@ -461,6 +531,31 @@ class _Handler(BaseHTTPRequestHandler):
         if order != "asc":
             posts.reverse()  # newest first; ties keep arrival order reversed
         return 200, [_wa_message(post) for post in posts[offset:offset + limit]], {}
+
+
+    def _preview(self, fake: FakeWaha, session: str, channel_id: str,
+                 query: dict[str, list[str]]) -> Reply:
+        missing = [name for name in ("downloadMedia", "limit") if name not in query]
+        if missing:
+            return 400, {"statusCode": 400, "message": [f"{name} should not be empty" for name in missing],
+                         "error": "Bad Request"}, {}
+        try:
+            limit = int(float(query["limit"][0]))
+        except ValueError:
+            return _error(400, "limit must be a number")
+        if session != fake.session:
+            return _unknown_session(session)
+        if fake.status != "WORKING":
+            return _not_working(fake.status)
+        posts = [p for p in fake.visible_posts if p.session == session and p.chat_id == channel_id]
+        posts.reverse()
+        answer = []
+        for post in posts[:limit]:
+            views, reactions = fake._counts(post.id)
+            message = _wa_message(post)
+            message.update(id=f"false_{post.chat_id}_{post.id}", fromMe=False, **{"from": post.chat_id})
+            answer.append({"reactions": reactions, "viewCount": views, "message": message})
+        return 200, answer, {}
 
 
 def _validate(kind: Literal["text", "image"], body: dict[str, Any]) -> list[str]:
