@@ -491,6 +491,8 @@ class Bridge:
         await self._start_console()
         readings = (asyncio.ensure_future(keep_reading(self.engagement, lambda: self.channels, self.now, self.clock))
                     if self.console is not None else None)
+        if readings is not None:
+            readings.add_done_callback(_said_if_it_failed)
         self._refresh_status()
         systemd.notify("READY=1")
         log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
@@ -913,3 +915,11 @@ def open_bridge(config_path: Path) -> tuple[Config, Store]:
     config = load_config(config_path)
     store = Store.open(config.bridge.state_dir)
     return config, store
+
+
+def _said_if_it_failed(task: asyncio.Task[None]) -> None:
+    """A background reading that ended by a bug says so once in the log, instead of stopping
+    unseen: the console then shows counts that no longer change, and IT sees why."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("views and reactions are no longer read (a bug: please report it)",
+                  error=f"{type(exc).__name__}: {exc}", exc_info=exc)

@@ -334,3 +334,29 @@ def test_the_summary_draws_views_per_week_beside_posts_per_week(site: ServedCons
     assert "dei post su WhatsApp di cui sono note (3 del mese)" in views
     assert text.count('id="views-title"') == 1 and text.count('id="posts-title"') == 1
     assert "whatsapp: visualizzazioni aggiornate alle 11:30" in text
+
+
+def test_a_reading_that_ends_by_a_bug_says_so_in_the_log() -> None:
+    from bridge.daemon import _said_if_it_failed
+
+    async def broken() -> None:
+        raise KeyError("viewCount")
+
+    async def go() -> list[dict[str, object]]:
+        with capture_logs() as logs:
+            task = asyncio.ensure_future(broken())
+            task.add_done_callback(_said_if_it_failed)
+            with pytest.raises(KeyError):
+                await task
+            await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+            cancelled = asyncio.ensure_future(asyncio.sleep(10))
+            cancelled.add_done_callback(_said_if_it_failed)
+            cancelled.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+            await asyncio.sleep(0)
+        return logs
+
+    logs = asyncio.run(go())
+    errors = [entry for entry in logs if entry["log_level"] == "error"]
+    assert len(errors) == 1 and "KeyError" in str(errors[0]["error"])
