@@ -56,6 +56,7 @@ from bridge.store import STATE_PROBLEM, StateError, StateLockLostError, StateWri
 
 if TYPE_CHECKING:
     from bridge.console.server import Console
+    from bridge.control.server import ControlServer
 
 log = structlog.get_logger("bridge.daemon")
 
@@ -142,6 +143,7 @@ class Bridge:
         self._state_trouble = asyncio.Event()  # set at the first failed write: the flusher retries
         self._health_changed = asyncio.Event()  # set by a poll that changed its feed's health: flush soon
         self.console: Console | None = None  # the staff console, while it is served
+        self.control: ControlServer | None = None  # the control socket, while it is served
 
     # -- time -------------------------------------------------------------------------------
 
@@ -485,6 +487,7 @@ class Bridge:
         flusher = asyncio.ensure_future(self._flusher())
         clock_watch = asyncio.ensure_future(self._watch_clock())
         await self._start_console()
+        await self._start_control()
         self._refresh_status()
         systemd.notify("READY=1")
         log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
@@ -519,6 +522,20 @@ class Bridge:
                       error=exc.strerror or str(exc), hint="choose a free port in [console] listen, then restart")
             return
         self.console = console
+
+    async def _start_control(self) -> None:
+        """Serve the control socket (`bridge.control`) on this loop. One that cannot be served
+        is an error in the log; polls and deliveries go on, and commands read the state."""
+        from bridge.control.server import ControlServer, ControlSocketError
+
+        control = ControlServer(self, self.config.bridge.socket_path)
+        try:
+            await control.start()
+        except ControlSocketError as exc:
+            log.error("control socket not served; commands cannot reach the daemon", error=str(exc),
+                      hint=exc.hint)
+            return
+        self.control = control
 
     def _warn_orphans(self) -> None:
         """Deliveries queued for a channel the config no longer has wait, shown in `status`; say so."""
@@ -780,6 +797,8 @@ class Bridge:
             log.warning("state_dir changes take effect at restart, not reload")
         if config.console != self.config.console:
             log.warning("[console] changes take effect at restart, not reload")
+        if config.bridge.socket_path != self.config.bridge.socket_path:
+            log.warning("control_socket changes take effect at restart, not reload")
         if _fetch_settings(config) != _fetch_settings(self.config):
             # Polls under way finish with the old fetcher; it is closed once they are done.
             old_fetcher = self.fetcher
@@ -825,6 +844,9 @@ class Bridge:
         # STOP_GRACE to finish; then the state changes asked for are let finish.
         if self._scheduler is not None:
             self._scheduler.pause()
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
         if self.console is not None:
             await self.console.stop()  # open pages get a few seconds; nothing of the state is theirs
             self.console = None
