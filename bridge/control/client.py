@@ -80,7 +80,10 @@ def ask(path: Path, command: str, args: dict[str, Any] | None = None, *, timeout
                                        hint="set [bridge] control_socket to a shorter path") from None
             raise ControlError(f"cannot reach the daemon on {path}: {exc.strerror or exc}") from None
         try:
-            connection.sendall(encode_request(command, args))
+            try:
+                connection.sendall(encode_request(command, args))
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # refused before the request was read (a caller it does not serve): its reply says why
             line = _read_line(connection)
         except TimeoutError:
             raise ControlTimeout(f"the daemon did not answer within {timeout:g} s",
@@ -90,6 +93,9 @@ def ask(path: Path, command: str, args: dict[str, Any] | None = None, *, timeout
                                hint="see journalctl -u channel-bridge") from None
     finally:
         connection.close()
+    if not line:
+        raise ControlError(f"the daemon closed the control connection on {path} without an answer",
+                           hint="see journalctl -u channel-bridge")
     try:
         return decode_reply(line)
     except ReplyError as exc:
