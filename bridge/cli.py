@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="viewer: sees every page; editor: also acts")
     user_passwd = user_commands.add_parser("passwd", help="give an account a new password")
     user_passwd.add_argument("name")
-    user_remove = user_commands.add_parser("remove", help="remove an account (its sessions end)")
+    user_remove = user_commands.add_parser("remove", help="remove an account (its sessions end at once)")
     user_remove.add_argument("name")
     user_commands.add_parser("list", help="the accounts and their roles")
 
@@ -383,35 +383,53 @@ def cmd_queue(config: Config, out: TextIO, *, channel: str | None, as_json: bool
               now: datetime | None = None) -> int:
     """Print every pending, held and failed alert with its state, why it waits and when it may
     go: the rows of the console's *In coda* page, from the same function (`waits.waiting`).
-    Safe while the daemon runs: it reads the state read-only, as `status` does (a listing
-    changes nothing, so it needs no word with the daemon). Exit 0; 2 for an unknown channel."""
+    Asked of the running daemon over its control socket (what it holds in memory); when no
+    daemon runs, read from the state read-only, as `status` does. The table says which; the
+    JSON is the same list either way. Exit 0; 2 for an unknown channel; 1 when the daemon
+    runs but cannot be asked (permission denied, timeout, another protocol version)."""
     import json
 
-    from bridge.store import Store
+    from bridge.control.client import ControlError, ControlRefused, DaemonNotRunning, ask
+    from bridge.control.protocol import UNKNOWN_CHANNEL
+    from bridge.store import Store, lock_holder
     from bridge.waits import UnknownChannelError, waiting
 
-    store = Store.open(config.bridge.state_dir, read_only=True)
     try:
-        rows = waiting(config, store, now or datetime.now(UTC), channel=channel)
-    except UnknownChannelError as exc:
-        _say_error(f"channel-bridge: {exc}; {exc.hint}", sys.stderr)
-        return EXIT_INVALID
-    finally:
-        store.close()
-    names = {feed.id: feed.name for feed in config.feeds}
+        answer = ask(config.bridge.socket_path, "queue", {"channel": channel} if channel else {})
+        rows, source = answer["rows"], f"from the running daemon (pid {answer['pid']})"
+    except DaemonNotRunning:
+        holder = lock_holder(config.bridge.state_dir)
+        source = ("from the state on disk: the daemon is not running" if holder is None else
+                  f"from the state on disk: the daemon (pid {holder}) does not answer on its control socket "
+                  f"{config.bridge.socket_path} (see its log)")
+        store = Store.open(config.bridge.state_dir, read_only=True)
+        try:
+            names = {feed.id: feed.name for feed in config.feeds}
+            rows = [row.to_dict(names) for row in waiting(config, store, now or datetime.now(UTC), channel=channel)]
+        except UnknownChannelError as exc:
+            _say_error(f"channel-bridge: {exc}; {exc.hint}", sys.stderr)
+            return EXIT_INVALID
+        finally:
+            store.close()
+    except ControlRefused as exc:
+        _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)
+        return EXIT_INVALID if exc.code == UNKNOWN_CHANNEL else EXIT_FAILED
+    except ControlError as exc:
+        _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)
+        return EXIT_FAILED
     if as_json:
-        json.dump([row.to_dict(names) for row in rows], out, indent=2, ensure_ascii=False)
+        json.dump(rows, out, indent=2, ensure_ascii=False)
         out.write("\n")
         return EXIT_OK
+    print(source, file=out)
     if not rows:
         print("nothing waits: every queue is empty", file=out)
         return EXIT_OK
     print(f"{'channel':<16} {'state':<9} {'due':<17} {'feed':<14} {'title':<40} reason", file=out)
     for row in rows:
-        title = row.delivery.alert.title
-        title = title if len(title) <= 40 else title[:39] + "…"
-        print(f"{row.delivery.channel:<16} {row.state:<9} {_when(row.due, config):<17} "
-              f"{row.delivery.feed_id:<14} {title:<40} {row.reason}", file=out)
+        title = row["title"] if len(row["title"]) <= 40 else row["title"][:39] + "…"
+        print(f"{row['channel']:<16} {row['state']:<9} {_when(_dt(row['due']), config):<17} "
+              f"{row['feed']:<14} {title:<40} {row['reason']}", file=out)
     return EXIT_OK
 
 
@@ -457,18 +475,42 @@ def cmd_user(config: Config, args: argparse.Namespace, stdin: TextIO, out: TextI
             return EXIT_OK
         if args.user_command == "remove":
             book.remove(args.name)
-            print(f'account "{args.name}" removed; its sessions end at their next page', file=out)
-            return EXIT_OK
+            print(f'account "{args.name}" removed', file=out)
+            return _end_sessions(config, args.name, out)
         password = _read_password(stdin, out)
         if args.user_command == "add":
             account = book.add(args.name, args.role, password)
             print(f'account "{account.name}" added ({account.role})', file=out)
-        else:
-            book.set_password(args.name, password)
-            print(f'password of "{args.name}" changed', file=out)
+            return EXIT_OK
+        book.set_password(args.name, password)
+        print(f'password of "{args.name}" changed', file=out)
+        return _end_sessions(config, args.name, out)
     except AccountError as exc:
         _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)
         return EXIT_FAILED
+
+
+def _end_sessions(config: Config, name: str, out: TextIO) -> int:
+    """Tell the running daemon to end the console sessions of `name` at once (its password
+    changed, or it was removed). Exit 0 when they ended or no daemon runs (sessions live in
+    its memory only); 1 with one line when the daemon runs but cannot be told."""
+    from bridge.control.client import ControlError, DaemonNotRunning, ask
+
+    try:
+        answer = ask(config.bridge.socket_path, "end_sessions", {"account": name})
+    except DaemonNotRunning:
+        print("the daemon is not running: no console session is open", file=out)
+        return EXIT_OK
+    except ControlError as exc:
+        _say_error(f"channel-bridge: the running daemon could not be told to end the console sessions of "
+                   f'"{name}": {exc}' + (f"; {exc.hint}" if exc.hint else "")
+                   + "; they end when it restarts (systemctl restart channel-bridge)", sys.stderr)
+        return EXIT_FAILED
+    ended = answer["ended"]
+    if not answer["console"]:
+        print("the console is off: no session is open", file=out)
+    else:
+        print(f"its console sessions ended at once ({ended} open)", file=out)
     return EXIT_OK
 
 

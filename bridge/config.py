@@ -77,6 +77,13 @@ class BridgeSettings:
     user_agent: str = DEFAULT_USER_AGENT
     fetch_timeout: timedelta = timedelta(seconds=30)
     max_feed_bytes: int = DEFAULT_MAX_FEED_BYTES
+    # Where the daemon serves its control socket (`bridge.control`); see `_control_socket`.
+    control_socket: Path | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        """The control socket's path: `control_socket`, else `control.sock` in the state directory."""
+        return self.control_socket or self.state_dir / CONTROL_SOCKET_NAME
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,7 +459,7 @@ _CHANNEL_KEYS = {
 _FEED_ONLY_KEYS = {"id", "url", "name"}
 _KNOWN: dict[str, set[str]] = {
     "": {"bridge", "defaults", "feeds", "alerts", "channels", "ops", "console"},
-    "bridge": {"state_dir", "timezone", "user_agent", "fetch_timeout", "max_feed_bytes"},
+    "bridge": {"state_dir", "timezone", "user_agent", "fetch_timeout", "max_feed_bytes", "control_socket"},
     "defaults": _FEED_KEYS,
     "alerts": {"max_length", "quiet_hours", "min_gap", "urgent_keywords"},
     "ops": {"channel", "min_interval"},
@@ -537,6 +544,7 @@ def _parse_bridge(table: _Table, base_dir: Path, env: Mapping[str, str]) -> Brid
         user_agent=table.string("user_agent", DEFAULT_USER_AGENT) or DEFAULT_USER_AGENT,
         fetch_timeout=table.converted("fetch_timeout", parse_duration, timedelta(seconds=30)),
         max_feed_bytes=table.integer("max_feed_bytes", DEFAULT_MAX_FEED_BYTES, minimum=1024),
+        control_socket=_control_socket(_text_or_none(table.string("control_socket", None)), base_dir, env),
     )
     if settings.fetch_timeout <= timedelta(0):
         table.error("fetch_timeout", "must be longer than 0s")
@@ -552,6 +560,28 @@ def _state_dir(text: str | None, base_dir: Path, env: Mapping[str, str]) -> Path
         return Path(systemd_state)
     state_dir = Path(text or "state")
     return state_dir if state_dir.is_absolute() else base_dir / state_dir
+
+
+CONTROL_SOCKET_NAME = "control.sock"
+
+
+def _text_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _control_socket(text: str | None, base_dir: Path, env: Mapping[str, str]) -> Path | None:
+    """Where the daemon serves its control socket, and where every command looks for it (one
+    answer for both, as for the state directory): in $RUNTIME_DIRECTORY (systemd's
+    RuntimeDirectory=, which the root wrapper systemd/channel-bridge names too) when set, else
+    `control_socket` (relative to the config file's directory), else None: `control.sock` in
+    the state directory (`BridgeSettings.socket_path`)."""
+    runtime = env.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if runtime:
+        return Path(runtime) / CONTROL_SOCKET_NAME
+    if not text:
+        return None
+    path = Path(text)
+    return path if path.is_absolute() else base_dir / path
 
 
 @dataclass(frozen=True, slots=True)

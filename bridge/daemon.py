@@ -57,6 +57,7 @@ from bridge.store import STATE_PROBLEM, StateError, StateLockLostError, StateWri
 
 if TYPE_CHECKING:
     from bridge.console.server import Console
+    from bridge.control.server import ControlServer
 
 log = structlog.get_logger("bridge.daemon")
 
@@ -146,6 +147,7 @@ class Bridge:
         # Views and reactions of the WAHA posts, for the console: read in the background while
         # it is served (`bridge.engagement.keep_reading`).
         self.engagement = Engagement(self.clock.monotonic)
+        self.control: ControlServer | None = None  # the control socket, while it is served
 
     # -- time -------------------------------------------------------------------------------
 
@@ -493,6 +495,7 @@ class Bridge:
                     if self.console is not None else None)
         if readings is not None:
             readings.add_done_callback(_said_if_it_failed)
+        await self._start_control()
         self._refresh_status()
         systemd.notify("READY=1")
         log.info("channel-bridge started", feeds=len(self.config.feeds), channels=list(self.channels))
@@ -529,6 +532,20 @@ class Bridge:
                       error=exc.strerror or str(exc), hint="choose a free port in [console] listen, then restart")
             return
         self.console = console
+
+    async def _start_control(self) -> None:
+        """Serve the control socket (`bridge.control`) on this loop. One that cannot be served
+        is an error in the log; polls and deliveries go on, and commands read the state."""
+        from bridge.control.server import ControlServer, ControlSocketError
+
+        control = ControlServer(self, self.config.bridge.socket_path)
+        try:
+            await control.start()
+        except ControlSocketError as exc:
+            log.error("control socket not served; commands cannot reach the daemon", error=str(exc),
+                      hint=exc.hint)
+            return
+        self.control = control
 
     def _warn_orphans(self) -> None:
         """Deliveries queued for a channel the config no longer has wait, shown in `status`; say so."""
@@ -790,6 +807,8 @@ class Bridge:
             log.warning("state_dir changes take effect at restart, not reload")
         if config.console != self.config.console:
             log.warning("[console] changes take effect at restart, not reload")
+        if config.bridge.socket_path != self.config.bridge.socket_path:
+            log.warning("control_socket changes take effect at restart, not reload")
         if _fetch_settings(config) != _fetch_settings(self.config):
             # Polls under way finish with the old fetcher; it is closed once they are done.
             old_fetcher = self.fetcher
@@ -835,6 +854,9 @@ class Bridge:
         # STOP_GRACE to finish; then the state changes asked for are let finish.
         if self._scheduler is not None:
             self._scheduler.pause()
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
         if self.console is not None:
             await self.console.stop()  # open pages get a few seconds; nothing of the state is theirs
             self.console = None

@@ -1505,6 +1505,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def lock_holder(state_dir: Path) -> int | None:
+    """The pid of the process holding the lock of `state_dir` (the daemon), None when none
+    does: the pid the lock file names, if that process lives and the lock is held (a closed
+    store leaves its pid in the file). Looks only, never takes the lock: a daemon starting
+    meanwhile must not find it taken."""
+    pid, _ = _lock_record(state_dir)
+    if pid is None or not _alive(pid):
+        return None
+    return None if _flock_held(state_dir / "lock") is False else pid
+
+
+def _flock_held(path: Path) -> bool | None:
+    """Whether someone holds a flock() on the file at `path`, from /proc/locks (None when
+    that cannot be told)."""
+    try:
+        inode = os.stat(path).st_ino
+        table = Path("/proc/locks").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    for line in table.splitlines():
+        words = line.split()
+        if "FLOCK" in words and any(word.count(":") == 2 and word.rsplit(":", 1)[1] == str(inode)
+                                    for word in words):
+            return True
+    return False
+
+
 def _lock_record(state_dir: Path) -> tuple[int | None, Mapping[str, Any]]:
     """The pid and the recorded problem in the lock file (see `Store._write_lock_record`)."""
     try:

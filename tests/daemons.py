@@ -20,7 +20,7 @@ from waiting import wait_for
 
 # What systemd gives a service and a test run under systemd may have inherited: the daemon
 # would talk to the test runner's own manager.
-SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")
+SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUNTIME_DIRECTORY")
 
 STARTED = "channel-bridge started"
 

@@ -98,17 +98,19 @@ def test_queue_table_for_people(tmp_path: Path) -> None:
     result = channel_bridge(queued(tmp_path), "queue")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["channel", "state", "due", "feed", "title", "reason"]
-    assert len(lines) == 7
-    assert "2099-01-01 10:00" in lines[1] and "nuovo tentativo dopo un errore: HTTP 502" in lines[1]
-    assert "in coda dietro 1 avviso" in lines[2]
+    assert lines[0] == "from the state on disk: the daemon is not running"
+    assert lines[1].split() == ["channel", "state", "due", "feed", "title", "reason"]
+    assert len(lines) == 8
+    assert "2099-01-01 10:00" in lines[2] and "nuovo tentativo dopo un errore: HTTP 502" in lines[2]
+    assert "in coda dietro 1 avviso" in lines[3]
 
 
 def test_queue_of_an_empty_state(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     assert config.path is not None
     result = channel_bridge(config.path, "queue")
-    assert (result.returncode, result.stdout) == (0, "nothing waits: every queue is empty\n"), result.stderr
+    assert (result.returncode, result.stdout) == (
+        0, "from the state on disk: the daemon is not running\nnothing waits: every queue is empty\n"), result.stderr
     assert listing(channel_bridge(config.path, "queue", "--json")) == []
 
 

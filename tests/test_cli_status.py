@@ -38,7 +38,7 @@ type = "console"
 
 
 def channel_bridge(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    unset = ("STATE_DIRECTORY", "CHANNEL_BRIDGE_CONFIG", "NOTIFY_SOCKET")
+    unset = ("STATE_DIRECTORY", "CHANNEL_BRIDGE_CONFIG", "NOTIFY_SOCKET", "RUNTIME_DIRECTORY")
     env = {k: v for k, v in os.environ.items() if k not in unset}
     env["PYTHONPATH"] = str(REPO_ROOT.resolve())
     return subprocess.run([sys.executable, "-m", "bridge", "--config", str(config), *args],

@@ -58,9 +58,13 @@ class Sessions:
         if token:
             self._open.pop(token, None)
 
-    def close_account(self, name: str) -> None:
-        for token in [t for t, s in self._open.items() if s.name == name]:
+    def close_account(self, name: str) -> int:
+        """End every session of the account `name` (its password changed, it was removed);
+        return how many there were."""
+        tokens = [t for t, s in self._open.items() if s.name == name]
+        for token in tokens:
             del self._open[token]
+        return len(tokens)
 
     def _expire(self) -> None:
         now = self._now()

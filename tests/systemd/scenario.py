@@ -19,10 +19,12 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
 import types
+import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +50,8 @@ DROP_INS = Path(f"/etc/systemd/system/{UNIT}.service.d")
 API_KEY = "waha-key-for-the-systemd-test"
 CHAT = "120363000000000042@newsletter"
 WATCHDOG = 4  # seconds, the test drop-in's WatchdogSec=
+CONSOLE_PORT = 8470  # the console's default listen port, on loopback
+RUNTIME = Path("/run/channel-bridge")  # the unit's RuntimeDirectory=
 SECURITY_LIMIT = 1.5
 # The issue's example is "12 feeds, 0 failing, queue 0, last post 10:32"; before any post there is no time.
 STATUS = re.compile(r"\d+ feeds?, \d+ failing, queue \d+, (last post (\d{4}-\d\d-\d\d )?\d\d:\d\d|no post yet)")
@@ -221,12 +225,16 @@ def feed_url(world: World, feed: str) -> str:
 
 
 def config_text(world: World, feeds: list[str], *, broken: bool = False) -> str:
-    text = """# Written by the systemd test, as an operator would.
+    text = f"""# Written by the systemd test, as an operator would.
 [bridge]
 # The path systemd's StateDirectory= gives; written here too so that channel-bridge run by
 # root (status, history) finds the same state.
 state_dir = "/var/lib/channel-bridge"
 timezone = "Europe/Rome"
+
+[console]
+# The staff console, on loopback (the default address): the unit needs no IPAddressAllow= for it.
+listen = "127.0.0.1:{CONSOLE_PORT}"
 
 [defaults]
 interval = "2s"
@@ -369,6 +377,36 @@ def first_poll_then_new_item(world: World) -> None:
           show("StatusText"))
 
 
+def console_and_control(world: World) -> None:
+    """With the console on (loopback): /healthz answers from inside the container; the control
+    socket is in the runtime directory, mode 0700, the socket 0600; `channel-bridge queue`, run
+    by root from a login shell, asks the running daemon over it."""
+
+    def healthy() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{CONSOLE_PORT}/healthz", timeout=5) as answer:
+                return bool(answer.status == 200 and answer.read() == b"ok\n")
+        except OSError:
+            return False
+
+    check("the console answers /healthz on 127.0.0.1", wait_until(healthy, 20, interval=0.5), journal("-n", "30"))
+    mode = stat.S_IMODE(RUNTIME.stat().st_mode) if RUNTIME.is_dir() else None
+    check("the runtime directory /run/channel-bridge is mode 0700", mode == 0o700, oct(mode) if mode else "missing")
+    control = RUNTIME / "control.sock"
+    info = control.stat() if control.exists() else None
+    check("the control socket is there, mode 0600",
+          info is not None and stat.S_ISSOCK(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o600,
+          oct(info.st_mode) if info else sorted(RUNTIME.iterdir()) if RUNTIME.is_dir() else "no directory")
+    queue = operator("queue")
+    say("channel-bridge queue:\n" + queue.stdout + queue.stderr)
+    check("channel-bridge queue asks the running daemon over its socket, as root",
+          queue.returncode == 0 and queue.stdout.splitlines()[:1] == [f"from the running daemon (pid {main_pid()})"],
+          queue.stdout + queue.stderr)
+    listed = operator("queue", "--json")
+    rows = json.loads(listed.stdout) if listed.returncode == 0 else None
+    check("channel-bridge queue --json is a list", isinstance(rows, list), listed.stdout + listed.stderr)
+
+
 def reload_adds_feed(world: World) -> None:
     world.publish("eventi", news(11, hours_ago=12), news(12, hours_ago=6))
     pid = main_pid()
@@ -503,6 +541,12 @@ def stop(world: World) -> None:
     check("journal says stopped", '"stopped"' in log, log)
     tasks = show("TasksCurrent")
     check("no process left in the unit's cgroup", show("MainPID") == "0" and tasks in ("", "0", "[not set]"), tasks)
+    check("systemd removed the runtime directory and its socket", not RUNTIME.exists(),
+          sorted(RUNTIME.iterdir()) if RUNTIME.is_dir() else "")
+    stopped = operator("queue")
+    check("channel-bridge queue reads the state when the daemon is stopped",
+          stopped.returncode == 0 and stopped.stdout.splitlines()[:1] == [
+              "from the state on disk: the daemon is not running"], stopped.stdout + stopped.stderr)
     status = operator("status")
     check("channel-bridge status works for root (the command on its PATH)", status.returncode == 0, status.stderr)
     say("channel-bridge status:\n" + status.stdout)
@@ -587,6 +631,7 @@ def main() -> int:
         install()
         configure(world)
         start(world)
+        console_and_control(world)
         first_poll_then_new_item(world)
         reload_adds_feed(world)
         reload_broken(world)
