@@ -408,10 +408,13 @@ def cmd_queue(config: Config, out: TextIO, *, channel: str | None, as_json: bool
         return EXIT_OK
     print(f"{'channel':<16} {'state':<9} {'due':<17} {'feed':<14} {'title':<40} reason", file=out)
     for row in rows:
-        title = row.delivery.alert.title
+        title = row.title
         title = title if len(title) <= 40 else title[:39] + "…"
-        print(f"{row.delivery.channel:<16} {row.state:<9} {_when(row.due, config):<17} "
-              f"{row.delivery.feed_id:<14} {title:<40} {row.reason}", file=out)
+        # A held item in the guard's own words and what to do, as the log says them; the
+        # outbox's reasons as the page says them.
+        reason = f"held by the link guard: {row.reason_en}; {row.remedy_en}" if row.reason_en else row.reason
+        print(f"{row.channel_name:<16} {row.state:<9} {_when(row.due, config):<17} "
+              f"{row.feed_id:<14} {title:<40} {reason}", file=out)
     return EXIT_OK
 
 
