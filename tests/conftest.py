@@ -82,6 +82,7 @@ LAYERS = {
     "test_fetch": INTEGRATION,
     "test_hand_edited_state": E2E,
     "test_health": UNIT,
+    "test_holds": UNIT,
     "test_history_log": INTEGRATION,
     "test_history_months": INTEGRATION,
     "test_hostile": E2E,

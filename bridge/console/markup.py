@@ -1,6 +1,6 @@
 """A channel's text -> the HTML of its phone preview. Pure.
 
-The input is the exact text a channel sends (from `bridge.preview.render_for`), and it holds
+The input is the exact text a channel sends (`bridge.channels.outgoing_for`), and it holds
 feed text, which is hostile: everything is escaped first, and only the platform's own markup
 becomes tags: WhatsApp's `*bold*`, `_italic_`, `~strike~`, ```` ```mono``` ```` and its
 automatic links (http and https only); Telegram's HTML subset (`<b>`, `<i>`, `<a href>`, ...).
