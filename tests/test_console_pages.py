@@ -142,6 +142,8 @@ def test_a_whatsapp_alert_shows_its_telegram_rendering_beside_it(tmp_path: Path)
         delivery("t1", "telegram", "Lavori <urgenti> & via Roma", "Chiusa dal 9 dicembre.", order=1.0,
                  link="https://www.comune.example.it/n/1?utm_source=telegram"),
         delivery("w2", "whatsapp", "Mercato di Natale", order=2.0),  # posted on Telegram already
+        # Another item at the same place in the Telegram queue, queued by the same poll: not w2's.
+        delivery("t9", "telegram", "Avviso di deposito", order=2.0, link="https://www.comune.example.it/n/9"),
     ]
     for site in served(tmp_path, queued):
         text = site.login().get("/coda").text
@@ -153,7 +155,7 @@ def test_a_whatsapp_alert_shows_its_telegram_rendering_beside_it(tmp_path: Path)
         assert "<strong>Lavori &lt;urgenti&gt; &amp; via Roma</strong>" in whatsapp_row.split("<figure")[1]
         second = text.split('id="d-w2"')[1].split("</li>")[0]
         [other] = telegram_previews(second)
-        assert "<strong>Mercato di Natale</strong>" in other
+        assert "<strong>Mercato di Natale</strong>" in other and "Avviso di deposito" not in other
         telegram_row = text.split('id="d-t1"')[1].split("</li>")[0]
         assert telegram_previews(telegram_row) and "phone-whatsapp" not in telegram_row
 
@@ -199,3 +201,11 @@ def test_items_held_by_the_link_guard_are_listed_with_the_reason_and_what_to_do(
         assert "bando?&lt;script&gt;" in row and "<a " not in row  # the held link is shown, never a link
         assert 'id="d-h2"' in text and 'id="d-h0"' not in text  # older than HELD_DAYS: gone
         assert text.index('id="d-w1"') < text.index('id="d-h1"')  # after the channel's queue
+
+
+def test_telegram_links_a_bare_address_as_telegram_does() -> None:
+    shown = str(telegram_html("<b>T &amp; U</b>\n\nhttps://www.comune.example.it/n/1?a=1&amp;b=2 <a href=\"https://x.it/\">"
+                              "https://y.it/</a> javascript:alert(1)"))
+    assert shown.startswith("<strong>T &amp; U</strong>\n\n<a href=\"https://www.comune.example.it/n/1?a=1&amp;b=2\"")
+    assert shown.count("<a ") == 2 and "https://y.it/</a>" in shown  # no link inside a link
+    assert "javascript:alert(1)" in shown and 'href="javascript' not in shown

@@ -24,6 +24,7 @@ from bridge.channels import outgoing_for
 from bridge.config import ChannelConfig, Config
 from bridge.console import chart, published
 from bridge.console.markup import plain_html, telegram_html, whatsapp_html
+from bridge.identity import canonical_link
 from bridge.item import Alert
 from bridge.status import OPS_DAYS, status_report
 from bridge.store import Delivery, Store
@@ -136,11 +137,21 @@ def phone_preview(channel: ChannelConfig, alert: Alert, *, plain: bool = False) 
 BESIDE_TYPES = ("telegram", "mastodon")
 
 
-def beside(config: Config, entry: Waiting, siblings: Mapping[tuple[str, str, float], Delivery]) -> list[PhonePreview]:
+SiblingKey = tuple[str, str, float, datetime, str | None]
+
+
+def _item_of(channel: str, delivery: Delivery) -> SiblingKey:
+    """What the deliveries of one item to several channels share, with `channel`: the feed, the
+    place in the queues and the poll that queued them, the link without the channel's UTM
+    parameters (`identity.canonical_link`)."""
+    return channel, delivery.feed_id, delivery.order, delivery.created, canonical_link(delivery.alert.link)
+
+
+def beside(config: Config, entry: Waiting, siblings: Mapping[SiblingKey, Delivery]) -> list[PhonePreview]:
     """The previews of `entry`'s alert on the other Telegram and Mastodon channels its feed
     posts to (all those configured when the feed is no longer in the config), in config
     order: each channel's own delivery of the same item when it waits too (`siblings`, by
-    (channel, feed id, order)), else `entry`'s alert as that channel would send it."""
+    `_item_of`), else `entry`'s alert as that channel would send it."""
     delivery = entry.delivery
     if delivery is None:
         return []
@@ -151,7 +162,7 @@ def beside(config: Config, entry: Waiting, siblings: Mapping[tuple[str, str, flo
         channel = config.channels.get(name)
         if channel is None or name == delivery.channel or channel.type not in BESIDE_TYPES:
             continue
-        own = siblings.get((name, delivery.feed_id, delivery.order))
+        own = siblings.get(_item_of(name, delivery))
         alert = own.alert if own is not None else delivery.alert
         previews.append(phone_preview(channel, alert, plain=own.plain if own is not None else False))
     return previews
@@ -170,14 +181,13 @@ def coda(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     tz = config.bridge.timezone
     names = {feed.id: feed.name for feed in config.feeds}
     entries = waiting(config, store, now)
-    siblings = {(e.delivery.channel, e.delivery.feed_id, e.delivery.order): e.delivery
-                for e in entries if e.delivery is not None}
+    siblings = {_item_of(e.delivery.channel, e.delivery): e.delivery for e in entries if e.delivery is not None}
     rows = [_row(config, entry, names, tz, siblings) for entry in entries]
     return {"rows": rows, "now": when(now, tz), "count": len(rows), "platform_it": PLATFORM_IT}
 
 
 def _row(config: Config, entry: Waiting, names: dict[str, str], tz: ZoneInfo,
-         siblings: Mapping[tuple[str, str, float], Delivery]) -> dict[str, Any]:
+         siblings: Mapping[SiblingKey, Delivery]) -> dict[str, Any]:
     channel, delivery = entry.channel, entry.delivery
     own = phone_preview(channel, delivery.alert, plain=delivery.plain) if channel and delivery else None
     return {

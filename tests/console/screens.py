@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from playwright.sync_api import Page, Route
 
 from bridge.config import OPS_FEED
+from bridge.models import HeldItem
 from bridge.ops import ops_alert
 from bridge.store import Delivery
 from console.browser import chromium
@@ -68,7 +69,8 @@ def _queue() -> list[Delivery]:
                                      "Ingresso libero fino a esaurimento posti.", order=3.0), held=True),
         delivery("q4", "telegram", "Avviso di deposito: variante al piano degli interventi",
                  "Gli atti sono consultabili all'albo pretorio.", order=1.0,
-                 next_attempt=NOW + timedelta(minutes=5), attempts=2, last_error="HTTP 502 Bad Gateway"),
+                 link="https://www.comune.example.it/n/4", next_attempt=NOW + timedelta(minutes=5), attempts=2,
+                 last_error="HTTP 502 Bad Gateway"),
         delivery("q5", "whatsapp", "Chiusura uffici il 24 dicembre", "Riapertura il 27.", order=4.0,
                  link="https://www.comune.example.it/n/5"),
     ]
@@ -101,6 +103,11 @@ def _stage(site: ServedConsole) -> None:
     store.add_deliveries([ops])
     store.record_post(ops, None, reported)
     store.set_channel_pause("telegram", "401 Unauthorized: il token del bot è stato rifiutato")
+    # An item the link guard held: its link leaves the comune's site.
+    held = HeldItem("g1", "whatsapp", "Bando per contributi alle famiglie", "https://www.bandi-esempio.example/famiglie",
+                    "the link points to www.bandi-esempio.example, outside the feed's domains (comune.example.it)",
+                    NOW - timedelta(minutes=25))
+    store.save_feed(dataclasses.replace(store.feed_state("eventi"), held=(held,)))
 
 
 def expect_page(page: Page, title: str) -> None:
@@ -120,6 +127,11 @@ PAGES = (
 )
 
 
+# What a page's screenshot must show beyond its heading (a CSS selector): In coda, a WhatsApp
+# alert with its Telegram rendering beside it.
+MUST_SHOW = {"/coda": "li.alert:has(.phone-whatsapp) .phone-telegram"}
+
+
 def shoot(directory: Path) -> list[Path]:
     """Write one full-page PNG of each of PAGES into `directory` (created if missing); return
     their paths. Raise ScreenshotError when a page is not the one expected, BrowserMissingError
@@ -137,6 +149,8 @@ def shoot(directory: Path) -> list[Path]:
                         _log_in(page, site)
                     page.goto(f"{site.url}{path}")
                     expect_page(page, heading)
+                    if path in MUST_SHOW and page.locator(MUST_SHOW[path]).count() == 0:
+                        raise ScreenshotError(f"{page.url} does not show {MUST_SHOW[path]}")
                     target = directory / name
                     page.screenshot(path=str(target), full_page=True)
                     png_size(target)
