@@ -428,8 +428,12 @@ def cmd_queue(config: Config, out: TextIO, *, channel: str | None, as_json: bool
     print(f"{'channel':<16} {'state':<9} {'due':<17} {'feed':<14} {'title':<40} reason", file=out)
     for row in rows:
         title = row["title"] if len(row["title"]) <= 40 else row["title"][:39] + "…"
+        # A held item in the guard's own words and what to do, as the log says them; the
+        # outbox's reasons as the page says them.
+        reason = (f"held by the link guard: {row['reason_en']}; {row['remedy_en']}" if row.get("reason_en")
+                  else row["reason"])
         print(f"{row['channel']:<16} {row['state']:<9} {_when(_dt(row['due']), config):<17} "
-              f"{row['feed']:<14} {title:<40} {row['reason']}", file=out)
+              f"{row['feed']:<14} {title:<40} {reason}", file=out)
     return EXIT_OK
 
 

@@ -48,6 +48,47 @@ def read_time(text: Any, name: str, notes: list[str] | None = None) -> datetime:
 DELIVERY_STATES = ("pending", "failed")
 
 
+HELD_KEPT = 20  # the held items a feed's state remembers, newest first
+
+
+@dataclass(frozen=True, slots=True)
+class HeldItem:
+    """An item the link guard (or the lack of anything to say) held back on one channel: it
+    never entered the outbox, and its keys are recorded as seen, so it is held once. `id` is
+    the delivery id it would have had (`bridge.identity.delivery_id`), `reason` the guard's own
+    words (English, as the log says them), `at` the poll that held it."""
+
+    id: str
+    channel: str
+    title: str
+    link: str | None
+    reason: str
+    at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "channel": self.channel, "title": self.title, "link": self.link,
+                "reason": self.reason, "at": iso(self.at)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HeldItem:
+        return cls(id=str(data["id"]), channel=str(data["channel"]), title=str(data.get("title", "")),
+                   link=data.get("link"), reason=str(data.get("reason", "")), at=read_time(data["at"], "at"))
+
+
+def _held_items(data: Any) -> tuple[HeldItem, ...]:
+    """The held items of a stored feed state; an entry that cannot be read is left out (it
+    only informs: nothing is lost with it)."""
+    if not isinstance(data, list):
+        return ()
+    items = []
+    for entry in data[:HELD_KEPT]:
+        try:
+            items.append(HeldItem.from_dict(entry))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return tuple(items)
+
+
 @dataclass(frozen=True, slots=True)
 class FeedState:
     """What the bridge remembers of one feed between polls."""
@@ -67,6 +108,7 @@ class FeedState:
     usual_gap: float | None = None  # seconds between its items, usually (see bridge.health)
     rebuilt: bool = False  # its state was lost (unreadable file): next poll records, posts nothing
     last_held: str | None = None  # the last item held back (link off the feed's domains), and why
+    held: tuple[HeldItem, ...] = ()  # the items held back lately, newest first (at most HELD_KEPT)
     # The feed's last first poll (see `bridge.poll`): when, the items it recorded, those it posted.
     first_poll: datetime | None = None
     first_poll_items: int = 0
@@ -89,6 +131,7 @@ class FeedState:
             "usual_gap": self.usual_gap,
             "rebuilt": self.rebuilt,
             "last_held": self.last_held,
+            "held": [item.to_dict() for item in self.held],
             "first_poll": iso(self.first_poll),
             "first_poll_items": self.first_poll_items,
             "first_poll_posted": self.first_poll_posted,
@@ -123,6 +166,7 @@ class FeedState:
             usual_gap=data.get("usual_gap"),
             rebuilt=bool(data.get("rebuilt", False)),
             last_held=data.get("last_held"),
+            held=_held_items(data.get("held")),
             first_poll=from_iso(data.get("first_poll")),
             first_poll_items=int(data.get("first_poll_items", 0)),
             first_poll_posted=int(data.get("first_poll_posted", 0)),

@@ -28,7 +28,7 @@ from bridge.fetch import Fetcher, FetchError, Validators
 from bridge.health import rhythm
 from bridge.identity import delivery_id, recorded_keys
 from bridge.item import Item
-from bridge.models import Delivery, FeedState
+from bridge.models import HELD_KEPT, Delivery, FeedState, HeldItem
 from bridge.parse import ParseError, parse_feed
 from bridge.parser_pool import ParserPool
 from bridge.store import Plan, Store
@@ -168,9 +168,13 @@ def _record(feed: FeedConfig, config: Config, store: Store, state: FeedState, it
     memory = memory_of(state, store)
     verdicts = decide(feed, items, config=config, memory=memory, now=started, articles=articles)
     held = state.last_held
+    held_now = []
     for verdict in verdicts:
         if verdict.outcome == HELD:
             held = f"{verdict.item.title or verdict.item.link}: {verdict.reason}"
+            held_now.append(HeldItem(id=delivery_id(verdict.channel, verdict.item), channel=verdict.channel,
+                                     title=verdict.item.title, link=verdict.item.link, reason=verdict.reason,
+                                     at=started))
             _log_held(flog, verdict)
     posts = sorted((v for v in verdicts if v.posts), key=lambda v: v.order)
     queued = yield from store.plan_add_deliveries([_delivery(feed, verdict, started) for verdict in posts])
@@ -179,7 +183,7 @@ def _record(feed: FeedConfig, config: Config, store: Store, state: FeedState, it
     recorded = {key for item in items for key in recorded_keys(item)}
     yield from store.plan_save_feed(
         polled_state(state, feed, items, validators, started, queued=bool(queued), held=held,
-                     first=(len(items), posted_first) if first else None),
+                     first=(len(items), posted_first) if first else None, held_items=held_now),
         {channel: recorded for channel in feed.channels},
         now=started, forget_before=started - max(SEEN_RETENTION, feed.max_age * 2),
     )
@@ -203,10 +207,11 @@ def _log_held(flog: structlog.typing.FilteringBoundLogger, verdict: Verdict) -> 
 
 def polled_state(state: FeedState, feed: FeedConfig, items: Sequence[Item], validators: Validators,
                  started: datetime, *, queued: bool, held: str | None,
-                 first: tuple[int, int] | None) -> FeedState:
+                 first: tuple[int, int] | None, held_items: Sequence[HeldItem] = ()) -> FeedState:
     """The feed's state after a poll at `started` that read `items`: healthy, primed on
     every channel of `feed`, its rhythm and validators kept; `first` (items recorded, posted)
-    when it was the feed's first poll on some channel. Pure."""
+    when it was the feed's first poll on some channel; `held_items`, those the poll held,
+    before the ones held earlier (HELD_KEPT in all). Pure."""
     dates = [min(item.published, started) for item in items if item.published is not None]
     gap = rhythm(dates)
     return replace(
@@ -225,6 +230,7 @@ def polled_state(state: FeedState, feed: FeedConfig, items: Sequence[Item], vali
         retry_at=None,
         rebuilt=False,
         last_held=held,
+        held=(*held_items, *state.held)[:HELD_KEPT] if held_items else state.held,
         first_poll=started if first is not None else state.first_poll,
         first_poll_items=first[0] if first is not None else state.first_poll_items,
         first_poll_posted=first[1] if first is not None else state.first_poll_posted,

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TextIO
 
-from bridge import render
 from bridge.article import ArticleReader
+from bridge.channels import outgoing_for
 from bridge.config import ChannelConfig, Config, FeedConfig
 from bridge.daemon import make_fetcher, utcnow
 from bridge.fetch import Fetcher, FetchError
@@ -24,7 +24,6 @@ from bridge.outbox import pacing_for, quiet_until
 from bridge.parse import ParseError, parse_feed
 from bridge.poll import article_leads, memory_of
 from bridge.store import StateError, Store
-from bridge.template import channel_template
 from bridge.verdict import FILTERED, HELD, POST, RECORD, SAME_NEWS, SEEN, TOO_OLD, FeedMemory, Verdict, decide
 
 EXIT_OK = 0
@@ -32,17 +31,8 @@ EXIT_INVALID = 2
 
 
 def render_for(channel: ChannelConfig, alert: Alert) -> str:
-    """The exact text `channel` sends for `alert`."""
-    template = channel_template(channel.template, channel.timezone)
-    if channel.type == "console":
-        return render.console(alert, template)
-    if channel.type == "telegram":
-        return render.telegram(alert, template)
-    if channel.type == "mastodon":
-        return render.mastodon(alert, channel.max_length, template)
-    if channel.type == "webhook":
-        return render.plain(alert, template)
-    return render.whatsapp(alert, template)
+    """The exact text `channel` sends for `alert`: the channel's own (`outgoing_for`)."""
+    return outgoing_for(channel, alert).text
 
 
 def verdict_line(verdict: Verdict, config: Config, moment: datetime) -> str:

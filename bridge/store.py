@@ -1450,9 +1450,24 @@ class Store:
     # -- history --------------------------------------------------------------------------
 
     def ops_posts(self, since: datetime) -> list[Post]:
-        """The ops alerts posted at or after `since`, newest first, from memory (the latest
-        OPS_POSTS_KEPT of them)."""
-        return sorted((p for p in self._ops_posts if p.posted_at >= since), key=lambda p: p.posted_at, reverse=True)
+        """The ops alerts posted at or after `since`, newest first (the latest OPS_POSTS_KEPT
+        of them): from memory for the writer; a reader, which loads no history, reads them from
+        the history files of `since`'s month and later, so that `status` lists what the
+        console's *Stato* lists."""
+        if self.read_only and not self._history_loaded:
+            posts: Iterable[Post] = self._read_ops_posts(since)
+        else:
+            posts = self._ops_posts
+        chosen = sorted((p for p in posts if p.posted_at >= since), key=lambda p: p.posted_at, reverse=True)
+        return chosen[:OPS_POSTS_KEPT]
+
+    def _read_ops_posts(self, since: datetime) -> list[Post]:
+        if (self.state_dir / LEGACY_HISTORY).exists():
+            return [p for p in self._history.read(since) if p.feed_id == OPS_FEED]
+        marker = f'"{OPS_FEED}"'.encode()  # a cheap test of the line before it is decoded
+        first = _month(since)
+        return [p for month in self._history.months() if month >= first
+                for p in self._history.read_month(month, lambda line: marker in line) if p.feed_id == OPS_FEED]
 
     def history_months(self) -> list[str]:
         """The months ("YYYY-MM", UTC) the history has a file for, oldest first."""

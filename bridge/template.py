@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from bridge.item import Alert
@@ -159,6 +160,7 @@ class _Field:
     name: str
 
 
+@lru_cache(maxsize=256)  # a Template is frozen: each channel's is parsed once, not at every send
 def parse_template(source: str) -> Template:
     """Parse `source` into a Template.
 

@@ -1,29 +1,35 @@
 """What waits to be posted and why: every pending, held and failed alert, per channel in
-sending order, with its state, the reason it waits and when it may go. One answer for the
-console's *In coda* page and `channel-bridge queue`.
+sending order, with its state, the reason it waits and when it may go, then the items the link
+guard held back. One answer for the console's *In coda* page and `channel-bridge queue`.
 
 Pure over the config, an open `Store` (the daemon's own for the console, read-only for the
 command) and a moment: it reads the store's memory, never the state files. Why the head of a
-queue waits is the drain's own rule (`outbox.head_ready`), asked, not re-made.
+queue waits is the drain's own rule (`outbox.head_ready`), asked, not re-made. Items held by the
+link guard never enter the outbox: the poll records them in their feed's state
+(`FeedState.held`), and they are listed from there for HELD_DAYS (`bridge.holds` explains each).
 
-The reason is given twice: `why`, a code for machines (WHY_*), and `reason`, the sentence the
-office reads on the page (in Italian, as the console is).
+The reason is given as `why`, a code for machines (WHY_*), and `reason`, the sentence the
+office reads on the page (in Italian, as the console is); a held item also has `reason_en`, the
+guard's own words, which `queue` prints, and `remedy`, what the office can do about it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bridge.holds import explain
 from bridge.outbox import WAIT_MIN_GAP, WAIT_QUIET_HOURS, WAIT_RETRY, head_ready, pacing_for
 
 if TYPE_CHECKING:
     from bridge.config import ChannelConfig, Config
-    from bridge.models import Delivery
+    from bridge.models import Delivery, HeldItem
     from bridge.store import Store
 
 STATES = ("pending", "held", "retrying", "paused", "failed")
+
+HELD_DAYS = 7  # how long an item held by the link guard stays listed
 
 WHY_READY = "ready"  # at the head, nothing holds it: it goes at the next drain
 WHY_BEHIND = "behind"  # behind other alerts of its channel
@@ -34,36 +40,71 @@ WHY_MAX_PER_DAY = "max_per_day"  # held for the next day's digest
 WHY_PAUSED = "paused"  # the channel is down (bad token, session)
 WHY_NOT_IN_CONFIG = "not_in_config"  # its channel was removed from the config
 WHY_FAILED = "failed"  # given up: rejected twice, or expired
+WHY_LINK_GUARD = "link_guard"  # held before the outbox: no link, a link off the site, nothing to say
 
 
 @dataclass(frozen=True, slots=True)
 class Waiting:
-    """One alert not (yet) posted: its delivery, its channel's config (None when the channel
+    """One alert not (yet) posted: its delivery (None for an item the link guard held, which
+    never became one: `held` is its record then), its channel's config (None when the channel
     is no longer configured), its state (one of STATES), why, and when it may go (None when
-    that is not known: behind others, paused, held, failed)."""
+    that is not known: behind others, paused, held, failed). `reason_en` and `remedy` are
+    said for a held item only."""
 
-    delivery: Delivery
+    delivery: Delivery | None
     channel: ChannelConfig | None
     state: str
     why: str
     reason: str
     due: datetime | None
+    held: HeldItem | None = None
+    feed: str = ""  # the feed's id, for a held item
+    reason_en: str | None = None
+    remedy: str | None = None
+    remedy_en: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.delivery.id if self.delivery is not None else self.held.id if self.held is not None else ""
+
+    @property
+    def channel_name(self) -> str:
+        return self.delivery.channel if self.delivery is not None else self.held.channel if self.held else ""
+
+    @property
+    def feed_id(self) -> str:
+        return self.delivery.feed_id if self.delivery is not None else self.feed
+
+    @property
+    def title(self) -> str:
+        return self.delivery.alert.title if self.delivery is not None else self.held.title if self.held else ""
+
+    @property
+    def urgent(self) -> bool:
+        return self.delivery.urgent if self.delivery is not None else False
+
+    @property
+    def link(self) -> str | None:
+        return self.delivery.alert.link if self.delivery is not None else self.held.link if self.held else None
 
     def to_dict(self, feed_names: dict[str, str]) -> dict[str, Any]:
         """The row of `queue --json`; `feed` is the feed's id, `feed_name` its name."""
-        delivery = self.delivery
         return {
-            "id": delivery.id,
-            "channel": delivery.channel,
-            "feed": delivery.feed_id,
-            "feed_name": feed_names.get(delivery.feed_id, delivery.feed_id),
-            "title": delivery.alert.title,
+            "id": self.id,
+            "channel": self.channel_name,
+            "feed": self.feed_id,
+            "feed_name": feed_names.get(self.feed_id, self.feed_id),
+            "title": self.title,
             "state": self.state,
             "why": self.why,
             "reason": self.reason,
+            "reason_en": self.reason_en,
+            "remedy": self.remedy,
+            "remedy_en": self.remedy_en,
             "due": self.due.isoformat() if self.due else None,
-            "urgent": delivery.urgent,
-            "attempts": delivery.attempts,
+            "urgent": self.urgent,
+            "attempts": self.delivery.attempts if self.delivery is not None else 0,
+            "link": self.link,
         }
 
 
@@ -83,9 +124,12 @@ def channel_names(config: Config, store: Store) -> list[str]:
 
 def waiting(config: Config, store: Store, now: datetime, *, channel: str | None = None) -> list[Waiting]:
     """Every pending, held and failed alert at `now` (of `channel` only, if given), per channel
-    in sending order, the failed ones after each channel's queue. Raise UnknownChannelError for
-    a `channel` that is neither configured nor in the state."""
+    in sending order, the failed ones after each channel's queue, then the items the link guard
+    held on it in the last HELD_DAYS, newest first. Raise UnknownChannelError for a `channel`
+    that is neither configured nor in the state."""
+    held = held_items(config, store, now)
     names = channel_names(config, store)
+    names += sorted({item.channel for _, item in held} - set(names))
     if channel is not None:
         if channel not in names:
             raise UnknownChannelError(channel, names)
@@ -99,7 +143,25 @@ def waiting(config: Config, store: Store, now: datetime, *, channel: str | None 
             rows.append(Waiting(delivery, settings, state, why, reason, due))
         for delivery in store.deliveries(name, state="failed"):
             rows.append(Waiting(delivery, settings, "failed", WHY_FAILED, delivery.last_error or "non inviato", None))
+        rows.extend(_held_row(config, feed_id, item, settings) for feed_id, item in held if item.channel == name)
     return rows
+
+
+def held_items(config: Config, store: Store, now: datetime) -> list[tuple[str, HeldItem]]:
+    """(feed id, held item) of every feed, configured or only in the state, held since
+    HELD_DAYS before `now`, newest first."""
+    since = now - timedelta(days=HELD_DAYS)
+    feed_ids = list(dict.fromkeys([*(feed.id for feed in config.feeds), *store.feed_ids()]))
+    found = [(feed_id, item) for feed_id in feed_ids for item in store.feed_state(feed_id).held if item.at >= since]
+    return sorted(found, key=lambda pair: pair[1].at, reverse=True)
+
+
+def _held_row(config: Config, feed_id: str, item: HeldItem, channel: ChannelConfig | None) -> Waiting:
+    feed = next((f for f in config.feeds if f.id == feed_id), None)
+    hold = explain(item.reason, link=item.link, feed_id=feed_id, feed_url=feed.url if feed else None,
+                   link_domains=feed.link_domains if feed else ())
+    return Waiting(None, channel, "held", WHY_LINK_GUARD, hold.reason, None, held=item, feed=feed_id,
+                   reason_en=item.reason, remedy=hold.remedy, remedy_en=hold.remedy_en)
 
 
 def _pending(delivery: Delivery, position: int, channel: ChannelConfig | None, store: Store, config: Config,

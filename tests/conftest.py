@@ -50,6 +50,7 @@ LAYERS = {
     "test_channels": INTEGRATION,
     "test_channels_garbage": INTEGRATION,  # the daemon test in it is e2e
     "test_channels_mastodon": INTEGRATION,
+    "test_channels_outgoing": INTEGRATION,
     "test_channels_render": UNIT,
     "test_channels_telegram": INTEGRATION,
     "test_channels_webhook": INTEGRATION,
@@ -86,6 +87,7 @@ LAYERS = {
     "test_fetch": INTEGRATION,
     "test_hand_edited_state": E2E,
     "test_health": UNIT,
+    "test_holds": UNIT,
     "test_history_log": INTEGRATION,
     "test_history_months": INTEGRATION,
     "test_hostile": E2E,

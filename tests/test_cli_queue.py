@@ -14,7 +14,15 @@ from test_cli_status import channel_bridge
 
 from bridge.console import views
 from bridge.store import Store
-from bridge.waits import WHY_BEHIND, WHY_FAILED, WHY_MAX_PER_DAY, WHY_NOT_IN_CONFIG, WHY_PAUSED, WHY_RETRY
+from bridge.waits import (
+    WHY_BEHIND,
+    WHY_FAILED,
+    WHY_LINK_GUARD,
+    WHY_MAX_PER_DAY,
+    WHY_NOT_IN_CONFIG,
+    WHY_PAUSED,
+    WHY_RETRY,
+)
 
 LATER = datetime(2099, 1, 1, 9, 0, tzinfo=NOW.tzinfo)  # a retry no run of this test reaches
 
@@ -123,3 +131,51 @@ def test_queue_reads_while_the_daemon_holds_the_state(tmp_path: Path) -> None:
     finally:
         writer.close()
     assert len(rows) == 6
+
+
+def with_held(tmp_path: Path) -> Path:
+    """`queued`, and an item the link guard held an hour ago (real time: `queue` asks the
+    clock) on WhatsApp and Telegram."""
+    import dataclasses
+    from datetime import UTC, timedelta
+
+    from bridge.models import FeedState, HeldItem
+
+    path = queued(tmp_path)
+    at = datetime.now(UTC) - timedelta(hours=1)
+    reason = "the link points to www.altro.example, outside the feed's domains (example.it)"
+    held = tuple(HeldItem(f"h-{channel}", channel, "Bando per le famiglie", "https://www.altro.example/bando",
+                          reason, at) for channel in ("whatsapp", "telegram"))
+    store = Store.open(tmp_path / "state")
+    try:
+        store.save_feed(dataclasses.replace(FeedState("notizie"), held=held))
+    finally:
+        store.close()
+    return path
+
+
+def test_queue_lists_the_items_the_link_guard_held(tmp_path: Path) -> None:
+    path = with_held(tmp_path)
+    rows = listing(channel_bridge(path, "queue", "--json"))
+    held = [r for r in rows if r["why"] == WHY_LINK_GUARD]
+    assert [(r["id"], r["channel"], r["state"]) for r in held] == [("h-whatsapp", "whatsapp", "held"),
+                                                                   ("h-telegram", "telegram", "held")]
+    first = held[0]
+    assert {"id", "channel", "feed", "title", "state", "reason", "due"} <= set(first)
+    assert first["feed"] == "notizie" and first["title"] == "Bando per le famiglie" and first["due"] is None
+    assert first["reason"].startswith("il link porta a www.altro.example")  # the page's sentence
+    assert first["reason_en"].startswith("the link points to www.altro.example")  # the guard's own
+    assert "link_domains" in str(first["remedy"]) and first["link"] == "https://www.altro.example/bando"
+    # Each channel's held items after its queue and its failed alerts.
+    assert [r["id"] for r in rows] == ["w1", "w2", "w3", "w4", "h-whatsapp", "t1", "h-telegram", "o1"]
+    telegram = listing(channel_bridge(path, "queue", "--channel", "telegram", "--json"))
+    assert [r["id"] for r in telegram] == ["t1", "h-telegram"]
+
+
+def test_queue_table_says_a_held_item_in_english_with_what_to_do(tmp_path: Path) -> None:
+    result = channel_bridge(with_held(tmp_path), "queue")
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stdout.splitlines() if line.startswith("whatsapp") and " held " in line
+              and "Bando per le famiglie" in line]
+    assert "held by the link guard: the link points to www.altro.example" in line
+    assert 'add it to link_domains of feed "notizie"' in line

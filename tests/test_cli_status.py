@@ -112,3 +112,59 @@ def test_the_status_line_dates_a_last_post_that_is_not_today() -> None:
     assert moment_text(now - timedelta(hours=11), now, rome) == "2026-11-29 23:00"
     # Midnight in Rome, not in UTC: 23:30 UTC of the 29th is already the 30th there.
     assert moment_text(datetime(2026, 11, 29, 23, 30, tzinfo=UTC), now, rome) == "00:30"
+
+
+OPS_CONFIG = CONFIG + """
+[channels.ced]
+type = "console"
+
+[ops]
+channel = "ced"
+"""
+
+
+def test_status_lists_the_ops_alerts_stato_lists_posted_ones_too(tmp_path: Path) -> None:
+    """`status` reads the state without the daemon's lock and loads no history; the ops
+    alerts posted in the last days are in the history only, and it lists them all the same,
+    as the console's *Stato* does from the daemon's own store (`status_report` for both)."""
+    from bridge.config import OPS_FEED, load_config
+    from bridge.models import Delivery
+    from bridge.ops import ops_alert
+    from bridge.status import OPS_DAYS, status_report
+    from bridge.store import Store
+
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(OPS_CONFIG, encoding="utf-8")
+    config = load_config(config_path, env={}, resolve_secrets=False)
+    now = datetime.now(UTC)
+
+    def ops(ident: str, subject: str, created: datetime, **changes: object) -> Delivery:
+        alert = ops_alert(subject, "message", "hint", created, ZoneInfo("Europe/Rome"))
+        return Delivery(id=ident, channel="ced", feed_id=OPS_FEED, alert=alert, created=created, order=1.0,
+                        **changes)  # type: ignore[arg-type]
+
+    posted = ops("o1", "channel telegram paused", now - timedelta(days=2))
+    old = ops("o2", "feed altro failing", now - timedelta(days=OPS_DAYS + 2))
+    queued = ops("o3", "whatsapp session logged out", now - timedelta(hours=1))
+    failed = ops("o4", "reload rejected", now - timedelta(hours=3), state="failed", last_error="expired")
+    store = Store.open(config.bridge.state_dir)
+    try:
+        store.add_deliveries([posted, old, queued, failed])
+        store.record_post(posted, None, posted.created)
+        store.record_post(old, None, old.created)
+    finally:
+        store.close()
+
+    result = channel_bridge(config_path, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    listed = json.loads(result.stdout)["ops"]
+    assert [(alert["state"], alert["title"]) for alert in listed] == [
+        ("pending", "channel-bridge: whatsapp session logged out"),
+        ("failed", "channel-bridge: reload rejected"),
+        ("posted", "channel-bridge: channel telegram paused"),
+    ]
+    daemon_store = Store.open(config.bridge.state_dir)  # the daemon's: a writer, its history loaded
+    try:
+        assert listed == status_report(config, daemon_store)["ops"]
+    finally:
+        daemon_store.close()

@@ -16,6 +16,8 @@ from console.browser import BROWSER_VARIABLE, BrowserMissingError, chromium, chr
 from console.harness import NOW, PASSWORD, ServedConsole, delivery, served
 from playwright.sync_api import ConsoleMessage, Dialog, Page
 
+from bridge.models import HeldItem
+
 # Each one would leave a mark if it ran: a dialog, or window.__pwned set.
 HOSTILE_TITLES = [
     "<script>window.__pwned = 1; alert('script')</script> Chiusura scuole",
@@ -89,6 +91,18 @@ def history(site: ServedConsole) -> None:
         store.record_post(post, f"true_{n + 1}@newsletter", NOW - timedelta(minutes=n))
 
 
+GUARDED_LINK = 'https://www.altro.example/bando"><img src=x onerror="window.__pwned=9">'
+
+
+def guarded_item(site: ServedConsole) -> None:
+    """An item the link guard held, with a hostile title and link."""
+    store = site.daemon.store
+    held = HeldItem("g1", "whatsapp", HOSTILE_TITLES[1], GUARDED_LINK,
+                    "the link points to www.altro.example, outside the feed's domains (comune.example.it)",
+                    NOW - timedelta(minutes=10))
+    store.save_feed(dataclasses.replace(store.feed_state("notizie"), held=(held,)))
+
+
 def log_in(page: Page, site: ServedConsole) -> None:
     page.goto(f"{site.url}/")
     assert page.url == f"{site.url}/login"  # no page without a session
@@ -102,6 +116,7 @@ def test_an_office_session_in_a_real_browser(tmp_path: Path) -> None:
     for site in served(tmp_path, queue()):
         site.daemon.wall = NOW.replace(hour=22)  # 23:00 in Rome: quiet hours hold the heads of the queues
         failing_feed(site)
+        guarded_item(site)
         history(site)
         with chromium() as browser:
             context = browser.new_context()
@@ -129,8 +144,12 @@ def test_an_office_session_in_a_real_browser(tmp_path: Path) -> None:
             assert held.locator("dd", has_text="08/12/2026").inner_text() == "08/12/2026 07:00"
             assert page.locator("#d-h0 dd.reason").inner_text() == "in coda dietro 1 avviso"
 
-            # The phone preview: WhatsApp's *title* is bold, and its asterisks are gone.
-            for ident, platform in (("d1", "whatsapp"), ("t1", "telegram")):
+            # The phone preview: WhatsApp's *title* is bold, and its asterisks are gone; beside
+            # it the Telegram channel's own text, its <b> rendered bold, against Telegram's limit.
+            beside = page.locator("#d-d1 .phone-telegram")
+            assert beside.locator(".where").inner_text() == "telegram · Telegram"
+            assert beside.locator("figcaption").inner_text().endswith("/ 4096 caratteri")
+            for ident, platform in (("d1", "whatsapp"), ("d1", "telegram"), ("t1", "telegram")):
                 bubble = page.locator(f"#d-{ident} .phone-{platform} .bubble .text")
                 title = bubble.locator("strong").first
                 assert title.inner_text() == "Lavori in via Roma"
@@ -139,6 +158,15 @@ def test_an_office_session_in_a_real_browser(tmp_path: Path) -> None:
                 normal = bubble.evaluate("e => getComputedStyle(e).fontWeight")
                 assert int(normal) < 600, "only the title is bold"
 
+            # An item the link guard held: its reason and what to do, its hostile title and link as text.
+            guarded = page.locator("#d-g1")
+            assert guarded.locator("dd.state").inner_text() == "trattenuto"
+            assert guarded.locator("dd.reason").inner_text().startswith("il link porta a www.altro.example")
+            assert "link_domains" in guarded.locator("dd.remedy").inner_text()
+            assert guarded.locator("h2").evaluate("e => e.textContent") == HOSTILE_TITLES[1]
+            assert guarded.locator("dd.link").evaluate("e => e.textContent") == GUARDED_LINK
+            assert guarded.locator("a, img").count() == 0
+
             # Hostile feed text: shown as the very text the feed sent, nothing made of it.
             for n, text in enumerate(HOSTILE_TITLES):
                 heading = page.locator(f"#d-h{n} h2")
@@ -146,7 +174,8 @@ def test_an_office_session_in_a_real_browser(tmp_path: Path) -> None:
                 assert heading.evaluate("e => e.children.length") == 0
                 # bidi controls are shown but kept inside their element (they cannot flip the page)
                 assert heading.evaluate("e => getComputedStyle(e).unicodeBidi") in ("isolate", "plaintext")
-            assert "<iframe src=x></iframe>" in page.locator("#d-h1 .bubble .text").inner_text()
+            for platform in ("whatsapp", "telegram"):  # the Telegram rendering beside it too
+                assert "<iframe src=x></iframe>" in page.locator(f"#d-h1 .phone-{platform} .bubble .text").inner_text()
             assert page.locator("#d-t2 h2").evaluate("e => e.textContent") == TELEGRAM_HOSTILE
             for link in page.locator("#d-h0 .bubble a").all():  # the preview may link the alert's https URL
                 assert link.evaluate("a => a.protocol") == "https:"

@@ -126,3 +126,86 @@ def test_status_page_lists_the_ops_alerts_of_the_last_days(tmp_path: Path) -> No
         finally:
             site.daemon.store.close()
             site.daemon.store = store
+
+
+def telegram_previews(html: str) -> list[str]:
+    """The Telegram phone previews of a page, each its figure's HTML."""
+    return [part.split("</figure>")[0] for part in html.split('<figure class="phone phone-telegram"')[1:]]
+
+
+def test_a_whatsapp_alert_shows_its_telegram_rendering_beside_it(tmp_path: Path) -> None:
+    """The feed posts to WhatsApp and Telegram: each WhatsApp alert also shows, beside it, the
+    text the Telegram channel sends (its own queued delivery of the item when there is one),
+    in Telegram's HTML rendered, counted against Telegram's limit."""
+    queued = [
+        delivery("w1", "whatsapp", "Lavori <urgenti> & via Roma", "Chiusa dal 9 dicembre.", order=1.0),
+        delivery("t1", "telegram", "Lavori <urgenti> & via Roma", "Chiusa dal 9 dicembre.", order=1.0,
+                 link="https://www.comune.example.it/n/1?utm_source=telegram"),
+        delivery("w2", "whatsapp", "Mercato di Natale", order=2.0),  # posted on Telegram already
+        # Another item at the same place in the Telegram queue, queued by the same poll: not w2's.
+        delivery("t9", "telegram", "Avviso di deposito", order=2.0, link="https://www.comune.example.it/n/9"),
+    ]
+    for site in served(tmp_path, queued):
+        text = site.login().get("/coda").text
+        whatsapp_row = text.split('id="d-w1"')[1].split("</li>")[0]
+        [beside] = telegram_previews(whatsapp_row)
+        assert "<strong>Lavori &lt;urgenti&gt; &amp; via Roma</strong>" in beside  # Telegram's <b>, rendered
+        assert "utm_source=telegram" in beside  # the Telegram delivery's own text, not WhatsApp's
+        assert "/ 4096 caratteri" in beside and "telegram · Telegram" in beside
+        assert "<strong>Lavori &lt;urgenti&gt; &amp; via Roma</strong>" in whatsapp_row.split("<figure")[1]
+        second = text.split('id="d-w2"')[1].split("</li>")[0]
+        [other] = telegram_previews(second)
+        assert "<strong>Mercato di Natale</strong>" in other and "Avviso di deposito" not in other
+        telegram_row = text.split('id="d-t1"')[1].split("</li>")[0]
+        assert telegram_previews(telegram_row) and "phone-whatsapp" not in telegram_row
+
+
+def test_a_mastodon_rendering_is_plain_text_against_its_limit(tmp_path: Path) -> None:
+    extra = """
+    [channels.mastodon]
+    type = "mastodon"
+    url = "http://127.0.0.1:9"
+    token = "env:MASTODON_TOKEN"
+    """
+    long_summary = "Una frase lunga sulla chiusura di via Roma per lavori alla rete idrica. " * 12
+    queued = [delivery("w1", "whatsapp", "Lavori *in* via <Roma>", long_summary, order=1.0)]
+    for site in served(tmp_path, queued, extra=extra):
+        feed = site.daemon.config.feeds[0]
+        site.daemon.config = dataclasses.replace(site.daemon.config, feeds=(
+            dataclasses.replace(feed, channels=(*feed.channels, "mastodon")),))
+        row = site.login().get("/coda").text.split('id="d-w1"')[1].split("</li>")[0]
+        mastodon = row.split('<figure class="phone phone-mastodon"')[1].split("</figure>")[0]
+        assert "Lavori ∗in∗ via" not in mastodon and "Lavori *in* via &lt;Roma&gt;" in mastodon  # plain, escaped
+        assert "<strong>" not in mastodon
+        assert "/ 500 caratteri" in mastodon and "…" in mastodon  # fitted to Mastodon's 500, as it will post
+
+
+def test_items_held_by_the_link_guard_are_listed_with_the_reason_and_what_to_do(tmp_path: Path) -> None:
+    from bridge.models import FeedState, HeldItem
+    from bridge.waits import HELD_DAYS
+
+    link = "https://www.comune.example.it.evil.example/bando?<script>"
+    reason = ("the link points to www.comune.example.it.evil.example, outside the feed's domains "
+              "(comune.example.it)")
+    held = [HeldItem("h1", "whatsapp", "<script>alert(1)</script> Bando", link, reason, NOW - timedelta(hours=1)),
+            HeldItem("h2", "telegram", "<script>alert(1)</script> Bando", link, reason, NOW - timedelta(hours=1)),
+            HeldItem("h0", "whatsapp", "Vecchio", link, reason, NOW - timedelta(days=HELD_DAYS + 1))]
+    for site in served(tmp_path, [delivery("w1", "whatsapp", "Mercato", order=1.0)]):
+        site.daemon.store.save_feed(dataclasses.replace(FeedState("notizie"), held=tuple(held)))
+        text = site.login().get("/coda").text
+        row = text.split('id="d-h1"')[1].split("</li>")[0]
+        assert "trattenuto" in row
+        assert "il link porta a www.comune.example.it.evil.example, fuori dai domini del feed" in row
+        assert "Che cosa fare" in row and "link_domains" in row and "«evil.example»" in row
+        assert "&lt;script&gt;alert(1)&lt;/script&gt; Bando" in row and "<script>" not in text
+        assert "bando?&lt;script&gt;" in row and "<a " not in row  # the held link is shown, never a link
+        assert 'id="d-h2"' in text and 'id="d-h0"' not in text  # older than HELD_DAYS: gone
+        assert text.index('id="d-w1"') < text.index('id="d-h1"')  # after the channel's queue
+
+
+def test_telegram_links_a_bare_address_as_telegram_does() -> None:
+    shown = str(telegram_html("<b>T &amp; U</b>\n\nhttps://www.comune.example.it/n/1?a=1&amp;b=2 <a href=\"https://x.it/\">"
+                              "https://y.it/</a> javascript:alert(1)"))
+    assert shown.startswith("<strong>T &amp; U</strong>\n\n<a href=\"https://www.comune.example.it/n/1?a=1&amp;b=2\"")
+    assert shown.count("<a ") == 2 and "https://y.it/</a>" in shown  # no link inside a link
+    assert "javascript:alert(1)" in shown and 'href="javascript' not in shown

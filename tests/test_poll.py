@@ -10,7 +10,7 @@ import pytest
 from servers.feeds import FeedServer, rss
 
 from bridge.config import AlertSettings, Config, parse_config
-from bridge.fetch import Fetcher
+from bridge.fetch import Fetcher, Validators
 from bridge.identity import assign_keys
 from bridge.item import Item
 from bridge.poll import feed_backoff, poll_feed
@@ -302,7 +302,38 @@ def test_an_item_linking_off_the_feeds_domains_is_held_and_reported(tmp_path: Pa
     assert asyncio.run(poll()) == ["https://www.comune.esempio.it/via-roma"]
     held = store.feed_state("notizie").last_held
     assert held is not None and "comune.esempio.it.evil.example" in held
+    # Every held item is kept, per channel, with the guard's reason, for In coda and `queue`:
+    # it never enters the outbox, and the next poll sees it as seen (held once).
+    kept = store.feed_state("notizie").held
+    assert [(h.channel, h.title, h.link, h.at) for h in kept] == [
+        (channel, "Bando per contributi alle famiglie", "https://www.comune.esempio.it.evil.example/bando", NOW)
+        for channel in ("wa", "tg")]
+    assert all(h.reason.startswith("the link points to www.comune.esempio.it.evil.example") for h in kept)
+    assert len({h.id for h in kept}) == 2 and not any(d.id in {h.id for h in kept} for d in store.deliveries(None))
+    assert asyncio.run(poll()) == []
+    assert store.feed_state("notizie").held == kept
     store.close()
+    reopened = Store.open(config.bridge.state_dir, read_only=True)
+    try:
+        assert reopened.feed_state("notizie").held == kept
+    finally:
+        reopened.close()
+
+
+def test_a_feed_state_keeps_its_latest_held_items_only() -> None:
+    from bridge.models import HELD_KEPT, HeldItem
+    from bridge.poll import polled_state
+
+    state = FeedState("notizie")
+    feed = _config(Path("/nonexistent"), "https://www.comune.esempio.it/feed").feeds[0]
+    for poll_number in range(HELD_KEPT + 5):
+        held = [HeldItem(f"{poll_number}-{n}", "wa", f"Titolo {poll_number}", None, "the item has no link", NOW)
+                for n in range(2)]
+        state = polled_state(state, feed, [], Validators(None, None), NOW, queued=False, held=None, first=None,
+                             held_items=held)
+    assert len(state.held) == HELD_KEPT
+    assert state.held[0].id == f"{HELD_KEPT + 4}-0"  # newest first
+    assert FeedState.from_dict(state.to_dict()) == state
 
 
 def test_items_without_a_usable_link_are_held_with_their_reason(tmp_path: Path, feed_server: FeedServer) -> None:

@@ -1,18 +1,24 @@
 """Destinations for alerts: one module per channel type behind the `Channel` protocol.
 
-`open_channel` builds the channel a `[channels.NAME]` table describes.
+`open_channel` builds the channel a `[channels.NAME]` table describes; `outgoing_for` says,
+without any I/O, exactly what it sends for an alert (each module's own `outgoing`, which its
+`send` calls too): `preview` and the console show that, never a text of their own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 
+from bridge.channels import console, mastodon, telegram, waha, webhook, whapi
 from bridge.channels.base import (
     Channel,
     ChannelDownError,
     ChannelError,
     GatewayAnswerError,
     MessageRejected,
+    Outgoing,
     Posted,
     TransientError,
 )
@@ -24,6 +30,7 @@ from bridge.channels.webhook import WebhookChannel
 from bridge.channels.whapi import WhapiChannel
 from bridge.config import ChannelConfig
 from bridge.images import ImageLoader
+from bridge.item import Alert
 
 __all__ = [
     "CHANNEL_TYPES",
@@ -34,6 +41,7 @@ __all__ = [
     "GatewayAnswerError",
     "MastodonChannel",
     "MessageRejected",
+    "Outgoing",
     "Posted",
     "TelegramChannel",
     "TransientError",
@@ -41,10 +49,31 @@ __all__ = [
     "WebhookChannel",
     "WhapiChannel",
     "open_channel",
+    "outgoing_for",
 ]
 
 #: Every type `open_channel` builds.
 CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console")
+
+_OUTGOING: dict[str, Callable[..., Outgoing]] = {
+    "waha": waha.outgoing,
+    "whapi": whapi.outgoing,
+    "telegram": telegram.outgoing,
+    "mastodon": mastodon.outgoing,
+    "webhook": webhook.outgoing,
+    "console": console.outgoing,
+}
+
+
+def outgoing_for(config: ChannelConfig, alert: Alert, *, plain: bool = False) -> Outgoing:
+    """Exactly what the channel `config` describes sends for `alert` (`plain`: its plainest
+    form, as after a refusal): its channel module's own `outgoing`, the function its `send`
+    calls. Pure. Raise `ValueError` for an unknown channel type."""
+    try:
+        make = _OUTGOING[config.type]
+    except KeyError:
+        raise ValueError(f"channel {config.name!r}: unknown channel type {config.type!r}") from None
+    return make(config, alert, plain=plain)
 
 
 def open_channel(

@@ -56,6 +56,31 @@ class MessageRejected(ChannelError):
 
 
 @dataclass(frozen=True, slots=True)
+class Outgoing:
+    """What a channel sends for one alert, decided before any I/O: `text` exactly as it goes
+    out (markup included: `markup` says which, "whatsapp", "telegram-html" or "plain"), and
+    `image_url`, the image it posts with `text` as the caption when the channel is set to
+    (`images = true`) and the text fits the platform's caption limit, else None: text only;
+    `length` and `limit` say how the platform counts it and against what.
+
+    Each channel module has one pure function that makes it (`outgoing(config, alert, plain=)`),
+    called by its `send` and by everything that shows what will be sent (`preview`, the
+    console's phone preview, through `bridge.channels.outgoing_for`). An image that cannot be
+    downloaded at send time, or that the platform refuses, falls back to `text` alone.
+    """
+
+    text: str
+    markup: str
+    #: The length the platform checks, counted its way (Telegram: the visible text; Mastodon:
+    #: every URL as 23), against `limit`, the platform's (`bridge.render.platform_for`, with the
+    #: channel's `max_length`): the caption's when the text goes as a caption, None when the
+    #: destination has no limit of its own (webhook, console).
+    length: int
+    limit: int | None
+    image_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Posted:
     """Proof of a post: the id the platform gave it, when it gave one.
 

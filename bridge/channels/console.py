@@ -6,10 +6,17 @@ import sys
 from typing import TextIO
 
 from bridge import render
-from bridge.channels.base import ChannelDownError, Posted
+from bridge.channels.base import ChannelDownError, Outgoing, Posted
 from bridge.config import ChannelConfig
 from bridge.item import Alert
 from bridge.template import channel_template
+
+
+def outgoing(config: ChannelConfig, alert: Alert, *, plain: bool = False) -> Outgoing:
+    """The block a console channel prints for `alert`; pure: `render.console` (a header line,
+    then the plain text laid out by the channel's template). `plain` changes nothing."""
+    text = render.console(alert, channel_template(config.template, config.timezone)).rstrip("\n")
+    return Outgoing(text, "plain", len(text), None)
 
 
 class ConsoleChannel:
@@ -25,7 +32,7 @@ class ConsoleChannel:
     def __init__(self, config: ChannelConfig, *, out: TextIO | None = None) -> None:
         self.name = config.name
         self._out = out
-        self._template = channel_template(config.template, config.timezone)
+        self._config = config
 
     async def prepare(self, delivery_id: str) -> str | None:
         """Return None: a console needs no token."""
@@ -41,7 +48,7 @@ class ConsoleChannel:
         every later alert would fail the same way.
         """
         out = self._out if self._out is not None else sys.stdout
-        text = render.console(alert, self._template).rstrip("\n")
+        text = outgoing(self._config, alert).text
         try:
             out.write(text + "\n\n")
             out.flush()

@@ -41,6 +41,7 @@ from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
     MessageRejected,
+    Outgoing,
     Posted,
     TransientError,
 )
@@ -54,6 +55,20 @@ log = structlog.get_logger("bridge.channels.mastodon")
 
 # Mastodon's own limit on an image description (alt text).
 DESCRIPTION_LIMIT = 1500
+
+
+def outgoing(config: ChannelConfig, alert: Alert, *, plain: bool = False) -> Outgoing:
+    """What a Mastodon channel posts for `alert`; pure. The status is `render.mastodon`: plain
+    text laid out by the channel's template, within Mastodon's 500 characters or the
+    instance's (`max_length`) as Mastodon counts them, the link kept whole; when `plain`,
+    fitted with the strict count (`render.mastodon_length(strict=True)`), so a status refused
+    as too long is not sent again unchanged. With `images = true`, not `plain`, the alert's
+    image is attached (a status has no separate caption limit)."""
+    limit = render.platform_for(config.type, config.max_length).text_limit
+    template = channel_template(config.template, config.timezone)
+    text = render.mastodon(alert, limit, template, strict=plain)
+    image = alert.image_url if config.images and not plain and alert.image_url else None
+    return Outgoing(text, "plain", render.mastodon_length(text, strict=plain), limit, image)
 
 
 class MastodonChannel:
@@ -83,9 +98,6 @@ class MastodonChannel:
         self.name = config.name
         self._config = config
         self._images = images if config.images else None
-        # Mastodon's default status length, or the instance's (`max_length`): render's platform.
-        self._limit = render.platform_for(config.type, config.max_length).text_limit
-        self._template = channel_template(config.template, config.timezone)
         self._media_wait = media_wait
         token = config.token.value
         self._endpoint = Endpoint(
@@ -116,14 +128,15 @@ class MastodonChannel:
         A resend within the hour with the same `delivery_id` returns the status already
         posted instead of a new one. Raise the errors the module docstring lists.
         """
+        message = outgoing(self._config, alert, plain=plain)
         payload: dict[str, Any] = {
-            "status": render.mastodon(alert, self._limit, self._template, strict=plain),
+            "status": message.text,
             "visibility": self._config.visibility,
             "language": self._config.language,
         }
         media_id = None
-        if not plain and self._images is not None and alert.image_url:
-            image = await self._images.load(alert.image_url)
+        if message.image_url and self._images is not None:
+            image = await self._images.load(message.image_url)
             if image is not None:
                 media_id = await self._upload(image, alert.title)
         if media_id is not None:

@@ -33,6 +33,7 @@ from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
     MessageRejected,
+    Outgoing,
     Posted,
     TransientError,
 )
@@ -58,6 +59,25 @@ _NO_RIGHTS = (
 )
 
 
+def outgoing(config: ChannelConfig, alert: Alert, *, plain: bool = False) -> Outgoing:
+    """What a Telegram channel sends for `alert`; pure. The text is `render.telegram` for the
+    HTML parse mode (`render.plain`, sent without parse mode, when `plain`), laid out by the
+    channel's template, its visible text fitted to 4096 characters or the channel's
+    `max_length` (`render.platform_for`; `render.fit` never touches the link); with
+    `images = true`, not `plain`, an alert with an image whose visible text fits a
+    1024-character caption goes as the photo's caption."""
+    platform = render.platform_for(config.type, config.max_length)
+    template = channel_template(config.template, config.timezone)
+    fitted = render.fit(alert, platform.text_limit, lambda a: len(render.plain(a, template)))
+    text = render.plain(fitted, template) if plain else render.telegram(fitted, template)
+    caption_limit = platform.caption_limit or platform.text_limit
+    visible = len(render.plain(fitted, template))
+    image = alert.image_url if config.images and not plain and alert.image_url and visible <= caption_limit \
+        else None
+    return Outgoing(text, "plain" if plain else "telegram-html", visible,
+                    caption_limit if image else platform.text_limit, image)
+
+
 class TelegramChannel:
     """Posts alerts to one Telegram chat (`@channelname` or a numeric id) with a bot.
 
@@ -80,12 +100,6 @@ class TelegramChannel:
         self._config = config
         self._chat_id = config.chat_id
         self._images = images if config.images else None
-        # The platform's limits and the channel's max_length: render's, shared with the alert
-        # text's own fitting (`bridge.summary`), so that nothing is cut twice.
-        self._platform = render.platform_for(config.type, config.max_length)
-        self._text_limit = self._platform.text_limit
-        self._caption_limit = self._platform.caption_limit or self._text_limit
-        self._template = channel_template(config.template, config.timezone)
         api_url = (config.api_url or DEFAULT_API_URL).rstrip("/")
         token = config.token.value
         self._endpoint = Endpoint(
@@ -115,14 +129,13 @@ class TelegramChannel:
         refused, Telegram rejecting the photo) falls back to the text message. Raise the
         errors the module docstring lists.
         """
-        template = self._template
-        fitted = render.fit(alert, self._text_limit, lambda a: len(render.plain(a, template)))
-        text = render.plain(fitted, template) if plain else render.telegram(fitted, template)
+        message = outgoing(self._config, alert, plain=plain)
+        text = message.text
         if not plain and self._images is not None and alert.image_url:
-            if len(render.plain(fitted, template)) > self._caption_limit:
+            if message.image_url is None:
                 log.info("alert too long for a caption; posting text only", channel=self.name)
             else:
-                image = await self._images.load(alert.image_url)
+                image = await self._images.load(message.image_url)
                 if image is not None:
                     try:
                         result = await self._call(
@@ -140,7 +153,7 @@ class TelegramChannel:
         if not plain:
             payload["parse_mode"] = "HTML"
         payload["link_preview_options"] = (
-            {"url": fitted.link, "prefer_large_media": True} if fitted.link else {"is_disabled": True}
+            {"url": alert.link, "prefer_large_media": True} if alert.link else {"is_disabled": True}
         )
         result = await self._call("sendMessage", "sending", json_body=payload, message=True)
         return Posted(str(result["message_id"]))

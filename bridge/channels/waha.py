@@ -49,6 +49,7 @@ from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
     MessageRejected,
+    Outgoing,
     Posted,
     TransientError,
 )
@@ -93,6 +94,24 @@ class PostCounts:
         return sum(count for _, count in self.reactions)
 
 
+def outgoing(config: ChannelConfig, alert: Alert, *, plain: bool = False) -> Outgoing:
+    """What a WhatsApp channel (WAHA, and Whapi, which posts the same text) sends for `alert`;
+    pure. The text is `render.whatsapp` (`render.plain` when `plain`) laid out by the channel's
+    template and fitted to WhatsApp's 4096 characters or the channel's `max_length`
+    (`render.platform_for`, shared with the summary's own fitting, so nothing is cut twice);
+    with `images = true`, not `plain`, an alert with an image whose text fits a 1024-character
+    caption goes as that image's caption."""
+    platform = render.platform_for(config.type, config.max_length)
+    template = channel_template(config.template, config.timezone)
+    form = render.plain if plain else render.whatsapp
+    text = form(render.fit(alert, platform.text_limit, lambda a: len(form(a, template))), template)
+    caption_limit = platform.caption_limit or platform.text_limit
+    image = alert.image_url if config.images and not plain and alert.image_url and len(text) <= caption_limit \
+        else None
+    return Outgoing(text, "plain" if plain else "whatsapp", len(text),
+                    caption_limit if image else platform.text_limit, image)
+
+
 class WahaChannel:
     """Posts alerts to one WhatsApp chat (a Channel `...@newsletter`) via WAHA.
 
@@ -124,12 +143,6 @@ class WahaChannel:
         self._session = config.session
         self._images = images if config.images else None
         self._verify_window = verify_window
-        # The platform's limits and the channel's max_length: render's, shared with the alert
-        # text's own fitting (`bridge.summary`), so that nothing is cut twice.
-        self._platform = render.platform_for(config.type, config.max_length)
-        self._text_limit = self._platform.text_limit
-        self._caption_limit = self._platform.caption_limit or self._text_limit
-        self._template = channel_template(config.template, config.timezone)
         api_key = config.api_key.value if config.api_key else ""
         self._endpoint = Endpoint(
             channel=config.name,
@@ -185,8 +198,11 @@ class WahaChannel:
         or `MessageRejected` as the module docstring lists; a timeout or a wrong answer may
         hide a post that went, so the outbox must `recover` before resending.
         """
-        text = self._text(alert, plain)
-        remote_id, sent_id = await self._post(alert, text, token, plain)
+        message = outgoing(self._config, alert, plain=plain)
+        text = message.text
+        if message.image_url is None and not plain and self._images is not None and alert.image_url:
+            log.info("alert too long for a caption; posting text only", channel=self.name, length=len(text))
+        remote_id, sent_id = await self._post(message, token)
         if self._verify_window <= 0:
             return Posted(remote_id)
         seen = await self._verify(text, {remote_id, sent_id})
@@ -196,7 +212,7 @@ class WahaChannel:
                     channel=self.name, delivery=delivery_id, remote_id=remote_id)
         try:
             second_token = await self.prepare(delivery_id)
-            second_id, second_sent = await self._post(alert, text, second_token, plain)
+            second_id, second_sent = await self._post(message, second_token)
         except ChannelError as exc:
             # The first post was accepted: report it unverified rather than send a third.
             log.warning("resend of an invisible post failed", channel=self.name,
@@ -213,7 +229,8 @@ class WahaChannel:
         Raise `TransientError` when WAHA cannot be reached, `ChannelDownError` when it refuses.
         """
         messages = await self._readback(RECOVER_READBACK, "reading the chat back")
-        found, ident = _find(messages, {token}, {self._text(alert, False), self._text(alert, True)})
+        texts = {outgoing(self._config, alert, plain=plain).text for plain in (False, True)}
+        found, ident = _find(messages, {token}, texts)
         return Posted(ident, verified=True) if found else None
 
     async def probe(self) -> str:
@@ -275,41 +292,32 @@ class WahaChannel:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def _text(self, alert: Alert, plain: bool) -> str:
-        """The exact text `send` posts for `alert` (also what `recover` looks for)."""
-        form = render.plain if plain else render.whatsapp
-        return form(render.fit(alert, self._text_limit, lambda a: len(form(a, self._template))), self._template)
-
-    async def _post(
-        self, alert: Alert, text: str, token: str | None, plain: bool
-    ) -> tuple[str, str | None]:
-        """Send once, as an image when possible; return (WAHA's id, the id we asked for)."""
-        if not plain and self._images is not None and alert.image_url:
-            if len(text) > self._caption_limit:
-                log.info("alert too long for a caption; posting text only", channel=self.name,
-                         length=len(text))
-            else:
-                image = await self._images.load(alert.image_url)
-                if image is not None:
-                    # WAHA's MessageImageRequest has no `id` field (only sendText takes a
-                    # pre-generated id): an image post is recovered by its caption.
-                    payload: dict[str, Any] = {
-                        "session": self._session,
-                        "chatId": self._chat_id,
-                        "file": {
-                            "mimetype": image.mimetype,
-                            "filename": image.filename,
-                            "data": base64.b64encode(image.data).decode("ascii"),
-                        },
-                        "caption": text,
-                    }
-                    try:
-                        response = await self._request("POST", "/api/sendImage", "sending an image",
-                                                       payload)
-                        return self._message_id(response, "/api/sendImage"), None
-                    except MessageRejected as exc:
-                        log.warning("WAHA refused the image; posting text only", channel=self.name,
-                                    error=str(exc))
+    async def _post(self, message: Outgoing, token: str | None) -> tuple[str, str | None]:
+        """Send `message` once, as an image when it has one and it downloads; return (WAHA's
+        id, the id we asked for)."""
+        text = message.text
+        if message.image_url and self._images is not None:
+            image = await self._images.load(message.image_url)
+            if image is not None:
+                # WAHA's MessageImageRequest has no `id` field (only sendText takes a
+                # pre-generated id): an image post is recovered by its caption.
+                payload: dict[str, Any] = {
+                    "session": self._session,
+                    "chatId": self._chat_id,
+                    "file": {
+                        "mimetype": image.mimetype,
+                        "filename": image.filename,
+                        "data": base64.b64encode(image.data).decode("ascii"),
+                    },
+                    "caption": text,
+                }
+                try:
+                    response = await self._request("POST", "/api/sendImage", "sending an image",
+                                                   payload)
+                    return self._message_id(response, "/api/sendImage"), None
+                except MessageRejected as exc:
+                    log.warning("WAHA refused the image; posting text only", channel=self.name,
+                                error=str(exc))
         payload = {"session": self._session, "chatId": self._chat_id, "text": text, "linkPreview": True}
         if token:
             payload["id"] = token

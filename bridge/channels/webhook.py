@@ -33,6 +33,7 @@ from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
     MessageRejected,
+    Outgoing,
     Posted,
     TransientError,
 )
@@ -57,8 +58,21 @@ def alert_payload(alert: Alert, delivery_id: str, template: Template = DEFAULT_T
         "urgent": alert.urgent,
         "categories": list(alert.categories),
         "image_url": alert.image_url,
-        "text": render.plain(alert, template),
+        "text": _text(alert, template),
     }
+
+
+def _text(alert: Alert, template: Template) -> str:
+    """The `text` of a webhook's JSON: the plain form, no markup."""
+    return render.plain(alert, template)
+
+
+def outgoing(config: ChannelConfig, alert: Alert, *, plain: bool = False) -> Outgoing:
+    """The `text` a webhook's JSON carries for `alert`; pure: `render.plain` laid out by the
+    channel's template, never an image of its own (the payload names `image_url` for the
+    receiver to use). `plain` changes nothing: there is no markup."""
+    text = _text(alert, channel_template(config.template, config.timezone))
+    return Outgoing(text, "plain", len(text), None)
 
 
 def signature(secret: str, body: bytes) -> str:

@@ -25,19 +25,19 @@ from typing import Any
 import httpx
 import structlog
 
-from bridge import render
 from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
     MessageRejected,
+    Outgoing,
     Posted,
     TransientError,
 )
 from bridge.channels.endpoint import Endpoint, json_or_none, retry_after, short_text, unexpected_answer
+from bridge.channels.waha import outgoing as whatsapp_outgoing
 from bridge.config import ChannelConfig
 from bridge.images import ImageLoader
 from bridge.item import Alert
-from bridge.template import channel_template
 
 log = structlog.get_logger("bridge.channels.whapi")
 
@@ -51,6 +51,12 @@ _STATUS_HINTS = {
     "STOP": "the Whapi channel is stopped (trial or subscription ended?): check it in the Whapi dashboard",
     "ERROR": "the Whapi channel failed: restart it from the Whapi dashboard",
 }
+
+
+def outgoing(config: ChannelConfig, alert: Alert, *, plain: bool = False) -> Outgoing:
+    """What a Whapi channel sends for `alert`; pure: WhatsApp's own text and image choice,
+    as WAHA sends it (`bridge.channels.waha.outgoing`)."""
+    return whatsapp_outgoing(config, alert, plain=plain)
 
 
 class WhapiChannel:
@@ -75,12 +81,6 @@ class WhapiChannel:
         self._config = config
         self._chat_id = config.chat_id
         self._images = images if config.images else None
-        # The platform's limits and the channel's max_length: render's, shared with the alert
-        # text's own fitting (`bridge.summary`), so that nothing is cut twice.
-        self._platform = render.platform_for(config.type, config.max_length)
-        self._text_limit = self._platform.text_limit
-        self._caption_limit = self._platform.caption_limit or self._text_limit
-        self._template = channel_template(config.template, config.timezone)
         token = config.token.value
         self._endpoint = Endpoint(
             channel=config.name,
@@ -107,13 +107,13 @@ class WhapiChannel:
         (download refused, Whapi rejecting it) falls back to the text post. Raise the errors
         the module docstring lists.
         """
-        form = render.plain if plain else render.whatsapp
-        text = form(render.fit(alert, self._text_limit, lambda a: len(form(a, self._template))), self._template)
+        message = outgoing(self._config, alert, plain=plain)
+        text = message.text
         if not plain and self._images is not None and alert.image_url:
-            if len(text) > self._caption_limit:
+            if message.image_url is None:
                 log.info("alert too long for a caption; posting text only", channel=self.name)
             else:
-                image = await self._images.load(alert.image_url)
+                image = await self._images.load(message.image_url)
                 if image is not None:
                     encoded = base64.b64encode(image.data).decode("ascii")
                     media = f"data:{image.mimetype};name={image.filename};base64,{encoded}"

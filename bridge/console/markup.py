@@ -1,9 +1,10 @@
 """A channel's text -> the HTML of its phone preview. Pure.
 
-The input is the exact text a channel sends (from `bridge.preview.render_for`), and it holds
+The input is the exact text a channel sends (`bridge.channels.outgoing_for`), and it holds
 feed text, which is hostile: everything is escaped first, and only the platform's own markup
 becomes tags: WhatsApp's `*bold*`, `_italic_`, `~strike~`, ```` ```mono``` ```` and its
-automatic links (http and https only); Telegram's HTML subset (`<b>`, `<i>`, `<a href>`, ...).
+automatic links (http and https only); Telegram's HTML subset (`<b>`, `<i>`, `<a href>`, ...)
+and its automatic links.
 """
 
 from __future__ import annotations
@@ -63,12 +64,14 @@ class _TelegramHTML(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
+        self.in_link = 0
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         kind = _TELEGRAM_TAGS.get(tag)
         if kind is None:
             self.out.append(html.escape(self.get_starttag_text() or ""))
         elif kind == "a":
+            self.in_link += 1
             href = dict(attrs).get("href") or ""
             if _URL.fullmatch(href):
                 self.out.append(f'<a href="{html.escape(href, quote=True)}" rel="noopener noreferrer nofollow" '
@@ -80,10 +83,13 @@ class _TelegramHTML(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         kind = _TELEGRAM_TAGS.get(tag)
+        if kind == "a":
+            self.in_link = max(0, self.in_link - 1)
         self.out.append(f"</{kind}>" if kind else html.escape(f"</{tag}>"))
 
     def handle_data(self, data: str) -> None:
-        self.out.append(html.escape(data))
+        # Telegram links a bare http(s) address by itself, as it shows it to readers.
+        self.out.append(html.escape(data) if self.in_link else str(plain_html(data)))
 
 
 def telegram_html(text: str) -> Markup:

@@ -3,7 +3,8 @@ daemon's in-memory `Store` and a moment; the handlers only render what these ret
 
 *Stato* is `bridge.status.status_report`, the report `channel-bridge status --json` prints,
 told in Italian; *In coda* is `bridge.waits.waiting`, what `channel-bridge queue` lists, with each alert as the
-channel's renderer will send it (`preview.render_for`); *Pubblicati* searches the history
+channel will send it (`bridge.channels.outgoing_for`, the function its `send` calls),
+beside it the same alert on the feed's Telegram and Mastodon channels; *Pubblicati* searches the history
 with `published.search`.
 """
 
@@ -19,15 +20,16 @@ from zoneinfo import ZoneInfo
 from markupsafe import Markup
 
 from bridge import render
+from bridge.channels import outgoing_for
 from bridge.config import ChannelConfig, Config
 from bridge.console import chart, published
 from bridge.console.markup import plain_html, telegram_html, whatsapp_html
 from bridge.engagement import ENGAGEMENT_READ, Engagement
+from bridge.identity import canonical_link
+from bridge.item import Alert
 from bridge.models import Post
-from bridge.preview import render_for
 from bridge.status import OPS_DAYS, status_report
 from bridge.store import Delivery, Store
-from bridge.template import channel_template
 from bridge.waits import Waiting, waiting
 
 HEALTH_IT = {
@@ -101,8 +103,11 @@ def stato(config: Config, store: Store, now: datetime) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class PhonePreview:
-    """An alert as the channel will send it: its text as HTML, its length against the limit."""
+    """An alert as one channel will send it: the channel, its platform, its exact text
+    (`bridge.channels.outgoing_for`) as HTML with the platform's markup rendered, its length
+    as the platform counts it against the platform's limit, the image it goes with."""
 
+    channel: str
     platform: str  # "whatsapp" | "telegram" | "mastodon" | "plain"
     html: Markup
     length: int
@@ -114,51 +119,93 @@ class PhonePreview:
         return self.limit is not None and self.length > self.limit
 
 
-def phone_preview(channel: ChannelConfig, delivery: Delivery) -> PhonePreview:
-    """The phone preview of `delivery` on `channel`: the channel's own text (`render_for`),
-    its markup rendered, its length as the platform counts it against the platform's limit
-    (the caption's when the alert goes as an image's caption)."""
-    alert = delivery.alert
-    text = render.plain(alert, channel_template(channel.template, channel.timezone)) if delivery.plain \
-        else render_for(channel, alert)
-    platform = render.platform_for(channel.type, channel.max_length)
-    template = channel_template(channel.template, channel.timezone)
-    image = alert.image_url if channel.images and alert.image_url and alert.image_url.startswith("https://") \
-        else None
-    limit = platform.caption_limit if image and platform.caption_limit else platform.text_limit
-    shown = {"whatsapp": whatsapp_html, "telegram": telegram_html}.get(platform.name, plain_html)(text)
-    return PhonePreview(platform.name, shown, platform.measure(alert, template),
-                        None if platform.name == "plain" else limit, image)
+_MARKUP_HTML = {"whatsapp": whatsapp_html, "telegram-html": telegram_html, "plain": plain_html}
 
 
+def phone_preview(channel: ChannelConfig, alert: Alert, *, plain: bool = False) -> PhonePreview:
+    """The phone preview of `alert` on `channel` (`plain`: in its plainest form, as a channel
+    that refused it once sends it): the channel's own message (`outgoing_for`), its markup
+    rendered safely (`bridge.console.markup`), its length and limit as the channel counts
+    them (the caption's when it goes as an image's caption). An image is shown only from an
+    https address (the page loads it)."""
+    message = outgoing_for(channel, alert, plain=plain)
+    image = message.image_url if message.image_url and message.image_url.startswith("https://") else None
+    shown = _MARKUP_HTML[message.markup](message.text)
+    return PhonePreview(channel.name, render.platform_for(channel.type).name, shown, message.length, message.limit,
+                        image)
+
+
+# The renderings shown beside an alert's own, when the alert's feed also posts there.
+BESIDE_TYPES = ("telegram", "mastodon")
+
+
+SiblingKey = tuple[str, str, float, datetime, str | None]
+
+
+def _item_of(channel: str, delivery: Delivery) -> SiblingKey:
+    """What the deliveries of one item to several channels share, with `channel`: the feed, the
+    place in the queues and the poll that queued them, the link without the channel's UTM
+    parameters (`identity.canonical_link`)."""
+    return channel, delivery.feed_id, delivery.order, delivery.created, canonical_link(delivery.alert.link)
+
+
+def beside(config: Config, entry: Waiting, siblings: Mapping[SiblingKey, Delivery]) -> list[PhonePreview]:
+    """The previews of `entry`'s alert on the other Telegram and Mastodon channels its feed
+    posts to (all those configured when the feed is no longer in the config), in config
+    order: each channel's own delivery of the same item when it waits too (`siblings`, by
+    `_item_of`), else `entry`'s alert as that channel would send it."""
+    delivery = entry.delivery
+    if delivery is None:
+        return []
+    feed = next((f for f in config.feeds if f.id == delivery.feed_id), None)
+    names = feed.channels if feed is not None else tuple(config.channels)
+    previews = []
+    for name in names:
+        channel = config.channels.get(name)
+        if channel is None or name == delivery.channel or channel.type not in BESIDE_TYPES:
+            continue
+        own = siblings.get(_item_of(name, delivery))
+        alert = own.alert if own is not None else delivery.alert
+        previews.append(phone_preview(channel, alert, plain=own.plain if own is not None else False))
+    return previews
+
+
+PLATFORM_IT = {"whatsapp": "WhatsApp", "telegram": "Telegram", "mastodon": "Mastodon", "plain": "testo semplice"}
 STATE_IT = {"pending": "in attesa", "held": "trattenuto", "failed": "non inviato", "retrying": "in riprova",
             "paused": "canale in pausa"}
 
 
 def coda(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     """The *In coda* page: every pending, held and failed alert, per channel in sending order,
-    each with its state, why it waits, when it will go (`waits.waiting`, which `queue`
-    prints too), and its phone preview."""
+    and the items the link guard held, each with its state, why it waits (and, for a held
+    item, what to do), when it will go (`waits.waiting`, which `queue` prints too), its phone
+    preview and, beside it, its renderings on the feed's Telegram and Mastodon channels."""
     tz = config.bridge.timezone
     names = {feed.id: feed.name for feed in config.feeds}
-    rows = [_row(entry, names, tz) for entry in waiting(config, store, now)]
-    return {"rows": rows, "now": when(now, tz), "count": len(rows)}
+    entries = waiting(config, store, now)
+    siblings = {_item_of(e.delivery.channel, e.delivery): e.delivery for e in entries if e.delivery is not None}
+    rows = [_row(config, entry, names, tz, siblings) for entry in entries]
+    return {"rows": rows, "now": when(now, tz), "count": len(rows), "platform_it": PLATFORM_IT}
 
 
-def _row(entry: Waiting, names: dict[str, str], tz: ZoneInfo) -> dict[str, Any]:
-    delivery, channel = entry.delivery, entry.channel
+def _row(config: Config, entry: Waiting, names: dict[str, str], tz: ZoneInfo,
+         siblings: Mapping[SiblingKey, Delivery]) -> dict[str, Any]:
+    channel, delivery = entry.channel, entry.delivery
+    own = phone_preview(channel, delivery.alert, plain=delivery.plain) if channel and delivery else None
     return {
-        "id": delivery.id,
-        "channel": delivery.channel,
+        "id": entry.id,
+        "channel": entry.channel_name,
         "channel_type": channel.type if channel else "—",
-        "feed": names.get(delivery.feed_id, delivery.feed_id),
-        "title": delivery.alert.title,
+        "feed": names.get(entry.feed_id, entry.feed_id),
+        "title": entry.title,
         "state": entry.state,
         "state_it": STATE_IT[entry.state],
-        "urgent": delivery.urgent,
+        "urgent": entry.urgent,
         "reason": entry.reason,
+        "remedy": entry.remedy,
+        "link": entry.link if entry.held is not None else None,
         "due": when(entry.due, tz) if entry.due else "—",
-        "preview": phone_preview(channel, delivery) if channel else None,
+        "previews": [own, *beside(config, entry, siblings)] if own else [],
     }
 
 

@@ -22,6 +22,7 @@ from playwright.sync_api import Page, Route
 from servers.waha import FakeWaha
 
 from bridge.config import OPS_FEED
+from bridge.models import HeldItem
 from bridge.ops import ops_alert
 from bridge.store import Delivery
 from console.browser import chromium
@@ -72,7 +73,8 @@ def _queue() -> list[Delivery]:
                                      "Ingresso libero fino a esaurimento posti.", order=3.0), held=True),
         delivery("q4", "telegram", "Avviso di deposito: variante al piano degli interventi",
                  "Gli atti sono consultabili all'albo pretorio.", order=1.0,
-                 next_attempt=NOW + timedelta(minutes=5), attempts=2, last_error="HTTP 502 Bad Gateway"),
+                 link="https://www.comune.example.it/n/4", next_attempt=NOW + timedelta(minutes=5), attempts=2,
+                 last_error="HTTP 502 Bad Gateway"),
         delivery("q5", "whatsapp", "Chiusura uffici il 24 dicembre", "Riapertura il 27.", order=4.0,
                  link="https://www.comune.example.it/n/5"),
     ]
@@ -112,6 +114,11 @@ def _stage(site: ServedConsole, waha: FakeWaha) -> None:
     store.record_post(ops, None, reported)
     store.set_channel_pause("telegram", "401 Unauthorized: il token del bot è stato rifiutato")
     read_counts(site, waha.url)
+    # An item the link guard held: its link leaves the comune's site.
+    held = HeldItem("g1", "whatsapp", "Bando per contributi alle famiglie", "https://www.bandi-esempio.example/famiglie",
+                    "the link points to www.bandi-esempio.example, outside the feed's domains (comune.example.it)",
+                    NOW - timedelta(minutes=25))
+    store.save_feed(dataclasses.replace(store.feed_state("eventi"), held=(held,)))
 
 
 def expect_page(page: Page, title: str) -> None:
@@ -129,6 +136,11 @@ PAGES = (
     ("console-pubblicati.png", "/pubblicati", "Pubblicati"),
     ("console-riepilogo.png", "/pubblicati/riepilogo", "Riepilogo mensile"),
 )
+
+
+# What a page's screenshot must show beyond its heading (a CSS selector): In coda, a WhatsApp
+# alert with its Telegram rendering beside it.
+MUST_SHOW = {"/coda": "li.alert:has(.phone-whatsapp) .phone-telegram"}
 
 
 def shoot(directory: Path) -> list[Path]:
@@ -149,6 +161,8 @@ def shoot(directory: Path) -> list[Path]:
                         _log_in(page, site)
                     page.goto(f"{site.url}{path}")
                     expect_page(page, heading)
+                    if path in MUST_SHOW and page.locator(MUST_SHOW[path]).count() == 0:
+                        raise ScreenshotError(f"{page.url} does not show {MUST_SHOW[path]}")
                     target = directory / name
                     page.screenshot(path=str(target), full_page=True)
                     png_size(target)
