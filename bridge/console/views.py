@@ -22,6 +22,7 @@ from bridge import render
 from bridge.config import ChannelConfig, Config
 from bridge.console import chart, published
 from bridge.console.markup import plain_html, telegram_html, whatsapp_html
+from bridge.item import Alert
 from bridge.preview import render_for
 from bridge.status import OPS_DAYS, status_report
 from bridge.store import Delivery, Store
@@ -113,14 +114,18 @@ class PhonePreview:
 
 
 def phone_preview(channel: ChannelConfig, delivery: Delivery) -> PhonePreview:
-    """The phone preview of `delivery` on `channel`: the channel's own text (`render_for`),
-    its markup rendered, its length as the platform counts it against the platform's limit
-    (the caption's when the alert goes as an image's caption)."""
-    alert = delivery.alert
-    text = render.plain(alert, channel_template(channel.template, channel.timezone)) if delivery.plain \
-        else render_for(channel, alert)
-    platform = render.platform_for(channel.type, channel.max_length)
+    """The phone preview of `delivery` on `channel` (`alert_preview`; in its plainest form
+    when the delivery is to be retried so)."""
+    return alert_preview(channel, delivery.alert, plain=delivery.plain)
+
+
+def alert_preview(channel: ChannelConfig, alert: Alert, *, plain: bool = False) -> PhonePreview:
+    """The phone preview of `alert` on `channel`: the channel's own text (`render_for`, or
+    `render.plain` when `plain`), its markup rendered, its length as the platform counts it
+    against the platform's limit (the caption's when the alert goes as an image's caption)."""
     template = channel_template(channel.template, channel.timezone)
+    text = render.plain(alert, template) if plain else render_for(channel, alert)
+    platform = render.platform_for(channel.type, channel.max_length)
     image = alert.image_url if channel.images and alert.image_url and alert.image_url.startswith("https://") \
         else None
     limit = platform.caption_limit if image and platform.caption_limit else platform.text_limit
