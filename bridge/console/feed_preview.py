@@ -238,7 +238,7 @@ def result_page(config: Config, feed: FeedConfig, previews: Sequence[ItemPreview
         "pasted": pasted,
         "total": total,
         "now": when(now, tz),
-        "items": [{
+        "entries": [{
             "title": preview.item.title or "(senza titolo)",
             "link": preview.item.link if (preview.item.link or "").startswith(("https://", "http://")) else None,
             "link_text": preview.item.link or "",
