@@ -45,7 +45,19 @@ from bridge.parser_pool import ParserPool
 from bridge.poll import memory_of
 from bridge.preview import ItemPreview, newest_previews, quiet_hours_end
 from bridge.store import Store
-from bridge.verdict import FILTERED, HELD, NOTHING_TO_SAY, POST, RECORD, SAME_NEWS, SEEN, TOO_OLD, FeedMemory, Verdict
+from bridge.verdict import (
+    FILTERED,
+    HELD,
+    NOTHING_TO_SAY,
+    POST,
+    RECORD,
+    SAME_NEWS,
+    SEEN,
+    STATE_LOST,
+    TOO_OLD,
+    FeedMemory,
+    Verdict,
+)
 
 DEFAULT_COUNT = 5
 MAX_COUNT = 20
@@ -275,7 +287,7 @@ def verdict_words(verdict: Verdict, config: Config, feed: FeedConfig, now: datet
         urgent = verdict.alert is not None and verdict.alert.urgent
         return "sarebbe pubblicato", "notizia nuova per questo canale" + (" (urgente)" if urgent else ""), ""
     if outcome == RECORD:
-        if verdict.reason.startswith("first poll after a lost state"):
+        if verdict.reason == STATE_LOST:
             return ("registrato, non pubblicato",
                     "primo controllo dopo la perdita dello stato: si registra tutto e non si pubblica nulla", "")
         return ("registrato, non pubblicato",
