@@ -292,3 +292,11 @@ def test_a_pasted_address_from_another_site_is_refused(site: ServedConsole, feed
     answer = client.post("/anteprima/indirizzo", data={"url": "http://www.comune.example.it/feed.xml"},
                          headers={"Origin": "https://evil.example"})
     assert answer.status_code == 403 and feed_server.requests() == []
+
+
+def test_after_a_lost_state_a_feed_posts_nothing_and_the_page_says_why(site: ServedConsole) -> None:
+    store = site.daemon.store
+    store.save_feed(dataclasses.replace(store.feed_state("avvisi"), primed=("telegram", "whatsapp"), rebuilt=True))
+    block = item_block(site.login().get("/anteprima/feed", params={"feed": "avvisi"}).text, "Lavori in via Roma")
+    assert verdicts(block) == ["record", "record"]
+    assert "primo controllo dopo la perdita dello stato: si registra tutto e non si pubblica nulla" in block
