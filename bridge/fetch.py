@@ -87,6 +87,18 @@ class FetchError(Exception):
         self.retry_after = retry_after
 
 
+class FetchTimeoutError(FetchError):
+    """A fetch that ran out of time: the total deadline, or a read or connect that stalled."""
+
+
+class FetchTooLargeError(FetchError):
+    """A body over the size cap (declared, decoded, or a local file's)."""
+
+
+class FetchRefusedError(FetchError):
+    """A connection refused before it was made: not a public address (`bridge.addresses`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Validators:
     """What to send next time for a conditional GET (`If-None-Match`, `If-Modified-Since`)."""
@@ -208,39 +220,41 @@ class Fetcher:
                 raise
             raise self._timed_out() from exc
 
-    async def fetch_page(self, url: str, *, guard: HopGuard) -> FetchResult:
+    async def fetch_page(self, url: str, *, guard: HopGuard, accept: str = PAGE_ACCEPT) -> FetchResult:
         """Given the URL of a page a feed points to, return its body; raise `FetchError` if not.
 
         Only http(s). `guard` is asked about `url` and about every redirect target before its
         request leaves; a reason from it stops the fetch. The connection goes only to a
         public address (`bridge.addresses`), checked on the address connected to, never
-        through a proxy. Same limits and errors as `fetch`, no conditional request.
+        through a proxy. Same limits and errors as `fetch`, no conditional request. `accept`
+        is the Accept header (`ACCEPT` for a feed whose address a person gave).
         """
         if urlsplit(url.strip()).scheme.lower() not in ("http", "https"):
             raise FetchError(f"not an http(s) address: {url[:100]}", hint="only http(s) pages are fetched")
         deadline = asyncio.timeout(self._timeout)
         try:
             async with deadline:
-                return await self._fetch_http(self._page_client, url, Validators(), guard)
+                return await self._fetch_http(self._page_client, url, Validators(), guard, accept=accept)
         except TimeoutError as exc:
             if not deadline.expired():
                 raise
             raise self._timed_out() from exc
 
     def _timed_out(self) -> FetchError:
-        return FetchError(
+        return FetchTimeoutError(
             f"timed out after {self._timeout:g} s (total time limit for one fetch)",
             hint="the site is slow or unreachable; the feed will be retried with backoff",
         )
 
     async def _fetch_http(
-        self, client: httpx.AsyncClient, url: str, validators: Validators, guard: HopGuard | None = None
+        self, client: httpx.AsyncClient, url: str, validators: Validators, guard: HopGuard | None = None,
+        *, accept: str | None = None,
     ) -> FetchResult:
-        conditional: dict[str, str] = {}
+        headers: dict[str, str] = {"Accept": accept} if accept is not None else {}
         if validators.etag:
-            conditional["If-None-Match"] = validators.etag
+            headers["If-None-Match"] = validators.etag
         if validators.last_modified:
-            conditional["If-Modified-Since"] = validators.last_modified
+            headers["If-Modified-Since"] = validators.last_modified
         cookies = httpx.Cookies()
         permanent_redirect: str | None = None
         still_permanent = True  # every hop so far was permanent: the feed itself has moved
@@ -250,7 +264,7 @@ class Fetcher:
             if problem is not None:
                 where = f"redirect to {current}" if hop else current
                 raise FetchError(f"{where} refused: {problem}", hint="only pages the feed may link to are fetched")
-            request = self._build_request(client, current, conditional)
+            request = self._build_request(client, current, headers)
             # The jar's work (about 0.1 ms a request) only when there is a cookie to give or take:
             # nearly every feed sets none.
             if cookies:
@@ -277,9 +291,9 @@ class Fetcher:
         )
 
     @staticmethod
-    def _build_request(client: httpx.AsyncClient, url: str, conditional: Mapping[str, str]) -> httpx.Request:
+    def _build_request(client: httpx.AsyncClient, url: str, headers: Mapping[str, str]) -> httpx.Request:
         try:
-            return client.build_request("GET", url, headers=conditional)
+            return client.build_request("GET", url, headers=headers)
         except httpx.InvalidURL as exc:
             raise FetchError(
                 f"invalid feed URL {url!r}: {exc}", hint="check the feed URL in config.toml"
@@ -291,9 +305,9 @@ class Fetcher:
         try:
             return await client.send(request, stream=True)
         except AddressRefused as exc:
-            raise FetchError(str(exc), hint=AddressRefused.hint) from exc
+            raise FetchRefusedError(str(exc), hint=AddressRefused.hint) from exc
         except httpx.TimeoutException as exc:
-            raise FetchError(
+            raise FetchTimeoutError(
                 f"timed out talking to {host} ({type(exc).__name__})",
                 hint="the site is slow or unreachable; the feed will be retried with backoff",
             ) from exc
@@ -366,7 +380,7 @@ class Fetcher:
             async for chunk in response.aiter_raw(_READ_CHUNK):
                 body.feed(chunk)
         except httpx.TimeoutException as exc:
-            raise FetchError(
+            raise FetchTimeoutError(
                 f"timed out reading the feed from {response.url.host}",
                 hint="the site is slow or unreachable; the feed will be retried with backoff",
             ) from exc
@@ -457,7 +471,7 @@ def _no_cookies() -> http.cookiejar.CookieJar:
 
 
 def _too_large(limit: int, detail: str) -> FetchError:
-    return FetchError(
+    return FetchTooLargeError(
         f"feed larger than the limit of {_size_text(limit)}{detail}",
         hint="check that the URL points to a feed; if it really is that large, "
         "raise bridge.max_feed_bytes in config.toml",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TextIO
 
@@ -19,7 +20,7 @@ from bridge.channels import outgoing_for
 from bridge.config import ChannelConfig, Config, FeedConfig
 from bridge.daemon import make_fetcher, utcnow
 from bridge.fetch import Fetcher, FetchError
-from bridge.item import Alert
+from bridge.item import Alert, Item
 from bridge.outbox import pacing_for, quiet_until
 from bridge.parse import ParseError, parse_feed
 from bridge.poll import article_leads, memory_of
@@ -35,13 +36,22 @@ def render_for(channel: ChannelConfig, alert: Alert) -> str:
     return outgoing_for(channel, alert).text
 
 
+def quiet_hours_end(verdict: Verdict, config: Config, moment: datetime) -> datetime | None:
+    """For a post, when the quiet hours would hold it until, asked at `moment` of the
+    delivery worker's own rule (`bridge.outbox.quiet_until`); None when it would go at once,
+    or when the verdict is not a post."""
+    if verdict.outcome != POST:
+        return None
+    pacing = pacing_for(config.channels[verdict.channel], config.alerts)
+    urgent = verdict.alert.urgent if verdict.alert is not None else False
+    return quiet_until(pacing, config.alerts, config.bridge.timezone, moment, urgent=urgent)
+
+
 def verdict_line(verdict: Verdict, config: Config, moment: datetime) -> str:
     """What `run` would do with the item at `moment`, as `preview` says it: for a post, also
-    when the quiet hours would hold it (`bridge.outbox.quiet_until`, as the delivery worker)."""
+    when the quiet hours would hold it (`quiet_hours_end`)."""
     if verdict.outcome == POST:
-        pacing = pacing_for(config.channels[verdict.channel], config.alerts)
-        urgent = verdict.alert.urgent if verdict.alert is not None else False
-        until = quiet_until(pacing, config.alerts, config.bridge.timezone, moment, urgent=urgent)
+        until = quiet_hours_end(verdict, config, moment)
         if until is not None:
             local = until.astimezone(config.bridge.timezone)
             return f"would be posted when the quiet hours end ({local:%Y-%m-%d %H:%M %Z})"
@@ -55,6 +65,35 @@ def verdict_line(verdict: Verdict, config: Config, moment: datetime) -> str:
     if verdict.outcome in (FILTERED, TOO_OLD, SAME_NEWS):
         return f"not posted: {verdict.reason}"
     return verdict.reason
+
+
+@dataclass(frozen=True, slots=True)
+class ItemPreview:
+    """One of the newest items of a feed and its verdict on each channel, in the feed's order
+    of channels; a verdict's `alert` is what the channel would be given (None: held)."""
+
+    item: Item
+    verdicts: tuple[Verdict, ...]
+
+
+async def newest_previews(config: Config, feed: FeedConfig, items: Sequence[Item], *, memory: FeedMemory,
+                          now: datetime, reader: ArticleReader | None, limit: int,
+                          channels: Sequence[str] | None = None) -> list[ItemPreview]:
+    """What the newest `limit` of `items` (the parsed feed, in its order) would become on
+    each of `channels` (default: the feed's), newest first, and what `run` would do with
+    each at `now`: `bridge.verdict.decide` over every item, as a poll decides (the backfill
+    counts across the feed), with the article pages of the shown items read through
+    `reader` as a poll reads them (None reads none). Changes nothing: nothing is recorded
+    or queued."""
+    wanted = list(feed.channels if channels is None else channels)
+    looking = decide(feed, items, config=config, memory=memory, now=now, alerts="none", channels=wanted)
+    newest = sorted({id(v.item): v for v in looking}.values(), key=lambda v: v.order, reverse=True)[:max(limit, 0)]
+    shown = {id(v.item) for v in newest}
+    articles = await article_leads(feed, (v for v in looking if id(v.item) in shown), reader) \
+        if reader is not None else {}
+    verdicts = decide(feed, items, config=config, memory=memory, now=now, articles=articles, alerts="all",
+                      channels=wanted)
+    return [ItemPreview(first.item, tuple(v for v in verdicts if v.item is first.item)) for first in newest]
 
 
 async def cmd_preview(config: Config, out: TextIO, feed_id: str | None, limit: int, channel: str | None) -> int:
@@ -96,16 +135,11 @@ async def _preview_feed(out: TextIO, config: Config, feed: FeedConfig, channels:
         return
     items = parsed.items
     now = utcnow()
-    # Decided on every item, as `run` does (the backfill counts across the feed), shown for the newest.
-    looking = decide(feed, items, config=config, memory=memory, now=now, alerts="none", channels=channels)
-    newest = sorted({id(v.item): v for v in looking}.values(), key=lambda v: v.order, reverse=True)[:limit]
-    shown = {id(v.item) for v in newest}
-    articles = await article_leads(feed, (v for v in looking if id(v.item) in shown), reader)
-    verdicts = decide(feed, items, config=config, memory=memory, now=now, articles=articles, alerts="all",
-                      channels=channels)
-    print(f"══ {feed.id} · {feed.name} · {len(items)} items, newest {len(newest)} shown", file=out)
-    for first in newest:
-        for verdict in (v for v in verdicts if v.item is first.item):
+    previews = await newest_previews(config, feed, items, memory=memory, now=now, reader=reader, limit=limit,
+                                     channels=channels)
+    print(f"══ {feed.id} · {feed.name} · {len(items)} items, newest {len(previews)} shown", file=out)
+    for preview in previews:
+        for verdict in preview.verdicts:
             channel_config = config.channels[verdict.channel]
             print(f"── {verdict.channel} ({channel_config.type}) · {verdict_line(verdict, config, now)}", file=out)
             if verdict.alert is None:

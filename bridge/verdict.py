@@ -43,6 +43,7 @@ HELD = "held"  # it must not be posted as it is: no link, a link off the site, n
 
 NO_LINK = "it has no http(s) link to the comune's site"
 NOTHING_TO_SAY = "it has no title and no text: the alert would be only its link"
+STATE_LOST = "first poll after a lost state (posts nothing)"
 # Seconds between two items of one date, in feed order: far below the feeds' one-second
 # resolution, far above a float's at today's epoch (2.4e-7 s).
 _TIE_STEP = 1e-5
@@ -231,7 +232,7 @@ def decide(
             elif key is not None and (twin := told.get(key)) is not None:
                 outcomes[index] = (SAME_NEWS, f'the same news as "{twin.title}" ({twin.link or "no link"})')
             elif room == 0:
-                outcomes[index] = (RECORD, "first poll after a lost state (posts nothing)" if memory.rebuilt
+                outcomes[index] = (RECORD, STATE_LOST if memory.rebuilt
                                    else f"first poll (backfill {feed.backfill})")
             elif (problem := hold_reason(item, feed)) is not None:
                 outcomes[index] = (HELD, problem)

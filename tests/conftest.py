@@ -65,6 +65,7 @@ LAYERS = {
     "test_config": UNIT,
     "test_console_access": INTEGRATION,
     "test_console_accounts": E2E,
+    "test_console_anteprima": INTEGRATION,
     "test_console_browser": INTEGRATION,
     "test_console_config": UNIT,
     "test_console_daemon": E2E,

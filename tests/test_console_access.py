@@ -132,3 +132,19 @@ def test_an_account_removed_ends_its_sessions(site: ServedConsole) -> None:
     assert client.get("/coda").status_code == 200
     AccountBook(site.daemon.config.bridge.state_dir).remove("m.rossi")
     assert client.get("/coda").status_code == 303
+
+
+def test_every_editor_route_refuses_a_viewer(site: ServedConsole) -> None:
+    editor_routes = {(method, route.path) for route in ROUTES if route.access == "editor"
+                     for method in ((route.method, "HEAD") if route.method == "GET" else (route.method,))}
+    assert editor_routes  # pasting a feed address, at least
+    served_routes = set(every_route(site))
+    viewer = site.login()
+    for method, path in sorted(editor_routes & served_routes):
+        answer = viewer.request(method, path)
+        assert answer.status_code == 403, (method, path, answer.status_code)
+        assert "riservata agli editor" in answer.text or method == "HEAD"
+    AccountBook(site.daemon.config.bridge.state_dir).add("e.bianchi", "editor", PASSWORD)
+    editor = site.login("e.bianchi")
+    for method, path in sorted(editor_routes & served_routes):
+        assert editor.request(method, path).status_code != 403, (method, path)

@@ -15,6 +15,7 @@ import pytest
 from console.browser import BROWSER_VARIABLE, BrowserMissingError, chromium, chromium_path
 from console.harness import NOW, PASSWORD, ServedConsole, delivery, served
 from playwright.sync_api import ConsoleMessage, Dialog, Page
+from servers.feeds import FeedServer, rss
 
 from bridge.models import HeldItem
 
@@ -236,6 +237,56 @@ def test_a_wrong_password_is_refused_in_the_browser(tmp_path: Path) -> None:
             assert page.locator("p.error[role=alert]").inner_text() == "Nome o password non corretti."
             page.goto(f"{site.url}/")
             assert page.url == f"{site.url}/login"
+
+
+def test_anteprima_of_a_configured_feed_in_the_browser(tmp_path: Path, feed_server: FeedServer) -> None:
+    feed_server.set_feed("/feed.xml", rss([
+        {"title": "Lavori in via Roma", "guid": "a1", "link": "https://www.comune.example.it/n/1",
+         "description": "La strada resta chiusa al traffico dal 9 dicembre per lavori.",
+         "pubDate": NOW - timedelta(hours=1)},
+        {"title": "Premio per te", "guid": "a2", "link": "https://truffa.example.org/",
+         "description": "Clicca qui per avere il premio che ti spetta.", "pubDate": NOW - timedelta(hours=2)},
+    ]))
+    extra = f"""
+[[feeds]]
+id = "avvisi"
+name = "Avvisi del Comune"
+url = "{feed_server.url("/feed.xml")}"
+channels = ["whatsapp"]
+link_domains = ["comune.example.it"]
+fetch_article = "never"
+"""
+    for site in served(tmp_path, extra=extra):
+        store = site.daemon.store
+        store.save_feed(dataclasses.replace(store.feed_state("avvisi"), primed=("whatsapp",)))
+        with chromium() as browser:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            marks = Marks(page)
+            log_in(page, site)
+            page.click("nav a[href='/anteprima']")
+            page.wait_for_url(f"{site.url}/anteprima")
+            assert page.locator("#incolla-indirizzo").count() == 0  # a viewer cannot paste an address
+            page.select_option("#scegli-feed select[name=feed]", "avvisi")
+            page.click("#scegli-feed button[type=submit]")
+            page.wait_for_url(f"{site.url}/anteprima/feed?feed=avvisi&quanti=5")
+            items = page.locator("li.preview-item")
+            assert items.count() == 2
+            posted = items.nth(0)
+            assert posted.locator("h3").inner_text() == "Lavori in via Roma"
+            assert posted.locator(".verdict-post dd.verdict").inner_text() == "sarebbe pubblicato"
+            title = posted.locator(".phone-whatsapp .bubble .text strong").first
+            assert title.inner_text() == "Lavori in via Roma"
+            assert int(title.evaluate("e => getComputedStyle(e).fontWeight")) >= 700
+            assert "*" not in posted.locator(".phone-whatsapp .bubble .text").inner_text()
+            held = items.nth(1)
+            assert held.locator(".verdict-held dd.verdict").inner_text() == "trattenuto"
+            assert "fuori dai domini del feed" in held.locator("dd.reason").inner_text()
+            assert held.locator(".phone").count() == 0  # a held item has no alert to show
+            facts = page.evaluate(DOM_FACTS)
+            assert facts["active"] == [] and facts["handlers"] == [] and facts["schemes"] == []
+            assert marks.dialogs == [] and marks.errors == []
+        assert store.deliveries(state=None) == []  # a preview queues nothing
 
 
 def test_without_chromium_the_browser_tests_fail_with_the_install_hint(tmp_path: Path,

@@ -13,7 +13,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -24,8 +23,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from bridge.config import Config
-from bridge.console import metrics, published, views
+from bridge.console import feed_preview, metrics, published, views
 from bridge.console.accounts import AccountBook, AccountError, verify_password
 from bridge.console.sessions import LoginThrottle, Session, Sessions
 from bridge.engagement import Engagement
@@ -53,16 +51,9 @@ STOP_GRACE = 5.0  # seconds open requests get at the daemon's stop
 _DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 
-class Daemon(Protocol):
-    """What the console reads of the running daemon."""
-
-    @property
-    def config(self) -> Config: ...
-
-    @property
-    def store(self) -> Store: ...
-
-    def now(self) -> datetime: ...
+class Daemon(feed_preview.Previewer, Protocol):
+    """What the console reads of the running daemon: its config, state and clock, and for
+    *Anteprima* the fetcher, parser processes and article reader of its polls."""
 
     @property
     def engagement(self) -> Engagement: ...
@@ -90,6 +81,10 @@ ROUTES = (
     Route("GET", "/pubblicati", "pubblicati", "viewer"),
     Route("GET", "/pubblicati.csv", "pubblicati_csv", "viewer"),
     Route("GET", "/pubblicati/riepilogo", "riepilogo", "viewer"),
+    Route("GET", "/anteprima", "anteprima", "viewer"),
+    Route("GET", "/anteprima/feed", "anteprima_feed", "viewer"),
+    # The daemon would connect where the user says: editors only (and public addresses only).
+    Route("POST", "/anteprima/indirizzo", "anteprima_indirizzo", "editor"),
 )
 ROLE_RANK = {"viewer": 1, "editor": 2}
 SESSION = web.RequestKey("session", Session)
@@ -282,6 +277,55 @@ class Console:
         if values["error"]:
             response.set_status(400)
         return response
+
+    async def _anteprima(self, request: web.Request) -> web.StreamResponse:
+        return self._anteprima_page(request)
+
+    async def _anteprima_feed(self, request: web.Request) -> web.StreamResponse:
+        feed_id = request.query.get("feed", "")
+        try:
+            count = feed_preview.parse_count(request.query.get("quanti"))
+            result = await feed_preview.preview_configured(self.daemon, feed_id, count)
+        except feed_preview.PreviewError as exc:
+            self._preview_failed(request, exc, feed=feed_id[:80])
+            return self._anteprima_page(request, error=exc, feed=feed_id, count=request.query.get("quanti", ""))
+        return self._anteprima_page(request, result=result, feed=feed_id, count=str(count))
+
+    async def _anteprima_indirizzo(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        url = str(form.get("url", ""))[:feed_preview.MAX_URL_LENGTH + 1]
+        count_text = str(form.get("quanti", ""))[:20]
+        session = request[SESSION]
+        checked = ""
+        try:
+            count = feed_preview.parse_count(count_text)
+            checked = feed_preview.checked_url(url)
+            # Who made the daemon fetch what: said before the fetch, so a hung one is in the log too.
+            log.info("console preview of a pasted address", user=session.name, url=checked[:200])
+            result = await feed_preview.preview_pasted(self.daemon, checked, count)
+        except feed_preview.PreviewError as exc:
+            # An address that did not pass the check may hold a password: it is not logged.
+            self._preview_failed(request, exc, url=checked[:200] or "(not valid)")
+            return self._anteprima_page(request, error=exc, url=url.strip(), count=count_text)
+        return self._anteprima_page(request, result=result, url=checked, count=str(count))
+
+    def _anteprima_page(self, request: web.Request, *, result: dict[str, object] | None = None,
+                        error: feed_preview.PreviewError | None = None, feed: str = "", url: str = "",
+                        count: str = "") -> web.Response:
+        session = request[SESSION]
+        response = self._page("anteprima.html", request, page="anteprima", result=result,
+                              error=str(error) if error else None,
+                              feeds=feed_preview.choices(self.daemon.config), chosen_feed=feed, url=url,
+                              count=count or str(feed_preview.DEFAULT_COUNT), max_count=feed_preview.MAX_COUNT,
+                              can_paste=ROLE_RANK[session.role] >= ROLE_RANK["editor"])
+        if error is not None:
+            response.set_status(error.status)
+        return response
+
+    @staticmethod
+    def _preview_failed(request: web.Request, exc: feed_preview.PreviewError, **where: str) -> None:
+        log.warning("console preview failed", user=request[SESSION].name, error=exc.detail or str(exc),
+                    hint=exc.hint, **where)
 
     async def _pubblicati_csv(self, request: web.Request) -> web.StreamResponse:
         """Every post the page's query finds (all pages), as CSV, written one month at a time."""

@@ -118,6 +118,11 @@ class PhonePreview:
     def too_long(self) -> bool:
         return self.limit is not None and self.length > self.limit
 
+    @property
+    def platform_it(self) -> str:
+        """The platform's name as the page says it."""
+        return PLATFORM_IT[self.platform]
+
 
 _MARKUP_HTML = {"whatsapp": whatsapp_html, "telegram-html": telegram_html, "plain": plain_html}
 
@@ -185,7 +190,7 @@ def coda(config: Config, store: Store, now: datetime) -> dict[str, Any]:
     entries = waiting(config, store, now)
     siblings = {_item_of(e.delivery.channel, e.delivery): e.delivery for e in entries if e.delivery is not None}
     rows = [_row(config, entry, names, tz, siblings) for entry in entries]
-    return {"rows": rows, "now": when(now, tz), "count": len(rows), "platform_it": PLATFORM_IT}
+    return {"rows": rows, "now": when(now, tz), "count": len(rows)}
 
 
 def _row(config: Config, entry: Waiting, names: dict[str, str], tz: ZoneInfo,

@@ -15,12 +15,15 @@ from pathlib import Path
 
 import httpx
 
+from bridge.article import ArticleReader
 from bridge.channels.waha import WahaChannel
 from bridge.config import Config, Secret, load_config
 from bridge.console.accounts import AccountBook
 from bridge.console.server import Console
 from bridge.engagement import Engagement
+from bridge.fetch import Fetcher
 from bridge.item import Alert
+from bridge.parser_pool import ParserPool
 from bridge.store import Delivery, Store
 
 PASSWORD = "una password lunga"
@@ -61,16 +64,28 @@ listen = "127.0.0.1:8470"
 @dataclass
 class FakeClockDaemon:
     """What the console reads of the daemon (`bridge.console.server.Daemon`): its config, its
-    open store, its wall time; the time and the monotonic clock are the test's."""
+    open store, its wall time; the time and the monotonic clock are the test's. Its fetcher,
+    parser processes and article reader are real, as the daemon's (pages from public addresses
+    only, unless a test gives another fetcher)."""
 
     config: Config
     store: Store
     wall: datetime = NOW
     ticks: list[float] = field(default_factory=lambda: [0.0])
+    fetcher: Fetcher = field(default_factory=lambda: Fetcher(user_agent="channel-bridge tests", timeout=10))
+    parser: ParserPool = field(default_factory=ParserPool)
+    articles: ArticleReader = field(init=False)
     engagement: Engagement = field(init=False)
 
     def __post_init__(self) -> None:
+        self.articles = ArticleReader(self.fetcher)
         self.engagement = Engagement(self.monotonic)
+
+    def use_fetcher(self, fetcher: Fetcher) -> Fetcher:
+        """Read feeds and pages through `fetcher` from now on; return the one it replaces."""
+        previous, self.fetcher = self.fetcher, fetcher
+        self.articles = ArticleReader(fetcher)
+        return previous
 
     def now(self) -> datetime:
         return self.wall
@@ -125,6 +140,8 @@ class ServedConsole:
         for client in self.clients:
             client.close()
         self.call(self.console.stop())
+        self.call(self.daemon.fetcher.aclose())
+        self.call(self.daemon.parser.aclose())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from playwright.sync_api import Page, Route
+from servers.feeds import rss
 from servers.waha import FakeWaha
 
 from bridge.config import OPS_FEED
@@ -80,12 +81,30 @@ def _queue() -> list[Delivery]:
     ]
 
 
+# The newest items of "notizie": one to post, one pointing off the comune's site, one too old.
+# Whole sentences, so that no article page is fetched.
+_NEWS = [
+    {"title": "Allerta meteo gialla per vento forte", "guid": "v1", "link": "https://www.comune.example.it/n/10",
+     "description": "Domani dalle 8 alle 20 sono previste raffiche di vento forte su tutto il territorio comunale. "
+                    "Si raccomanda di fissare vasi e oggetti sui balconi.", "pubDate": NOW - timedelta(minutes=20)},
+    {"title": "Hai vinto un buono spesa", "guid": "v2", "link": "https://buoni-spesa.example.org/comune",
+     "description": "Compila il modulo per ricevere il buono spesa del Comune entro oggi.",
+     "pubDate": NOW - timedelta(hours=2)},
+    {"title": "Festa di fine estate", "guid": "v3", "link": "https://www.comune.example.it/n/3",
+     "description": "La festa di fine estate si tiene in piazza dei Signori con musica dal vivo.",
+     "pubDate": NOW - timedelta(days=90)},
+]
+
+
 def _stage(site: ServedConsole, waha: FakeWaha) -> None:
     """The day on the store: feed states, a paused channel, posts in the history, and the
-    views and reactions of the WhatsApp ones, read from `waha`."""
+    views and reactions of the WhatsApp ones, read from `waha`; and what the "notizie" feed
+    lists now, for *Anteprima* (the file its config names)."""
     store = site.daemon.store
+    (site.daemon.config.path.parent / "feed.xml").write_text(rss(_NEWS), encoding="utf-8")
     for feed_id, changes in {
-        "notizie": {"last_poll": NOW, "last_success": NOW, "last_new_item": NOW - timedelta(minutes=40)},
+        "notizie": {"last_poll": NOW, "last_success": NOW, "last_new_item": NOW - timedelta(minutes=40),
+                    "primed": ("telegram", "whatsapp")},
         "eventi": {"last_poll": NOW, "last_success": NOW, "last_new_item": NOW - timedelta(days=2)},
         "albo": {"last_poll": NOW, "failures": 6, "failing_since": NOW - timedelta(hours=3),
                  "last_error": "HTTP 503 from albo.comune.example.it"},
@@ -135,6 +154,7 @@ PAGES = (
     ("console-coda.png", "/coda", "In coda"),
     ("console-pubblicati.png", "/pubblicati", "Pubblicati"),
     ("console-riepilogo.png", "/pubblicati/riepilogo", "Riepilogo mensile"),
+    ("console-anteprima.png", "/anteprima/feed?feed=notizie&quanti=3", "Anteprima"),
 )
 
 
