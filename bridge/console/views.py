@@ -160,9 +160,11 @@ def _row(entry: Waiting, names: dict[str, str], tz: ZoneInfo) -> dict[str, Any]:
     }
 
 
-def pubblicati(config: Config, store: Store, params: Mapping[str, str]) -> dict[str, Any]:
+def pubblicati(config: Config, store: Store, params: Mapping[str, str],
+               digests: published.MonthDigests | None = None) -> dict[str, Any]:
     """The *Pubblicati* page: the posts the query of `params` asks for, one page, newest
-    first (`published.search`), with the form's choices and the links to the pages beside.
+    first (`published.search`, which skips the months `digests` rule out), with the form's
+    choices and the links to the pages beside.
     A query that cannot be read gives no posts and its `error`. Reads history files: call it
     off the event loop."""
     tz = config.bridge.timezone
@@ -175,7 +177,7 @@ def pubblicati(config: Config, store: Store, params: Mapping[str, str]) -> dict[
     except published.QueryError as exc:
         return {"form": form, **choices, "error": str(exc), "rows": [], "page_number": 1, "first_number": 1,
                 "previous_url": None, "next_url": None, "csv_url": None}
-    found = published.search(query, store.history_months(), store.month_posts, tz)
+    found = published.search(query, store.history_months(), store.month_posts, tz, digests=digests)
     rows = [{
         "posted_at": when(post.posted_at, tz),
         "channel": post.channel,
