@@ -50,7 +50,6 @@ import tracemalloc
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode
 
 BENCH = Path(__file__).resolve().parent
@@ -60,9 +59,10 @@ sys.path[:0] = [str(ROOT / "tests"), str(BENCH)]
 
 import httpx  # noqa: E402
 from aiohttp import web  # noqa: E402
-from console.browser import chromium  # noqa: E402
+from console.browser import BrowserMissingError, chromium  # noqa: E402
 from console.harness import FakeClockDaemon, delivery  # noqa: E402
 from console_history import fill  # noqa: E402
+from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from scale import API_KEY, Daemon, match_posts, percentile, wait_all_polled, wait_cycle, write_config  # noqa: E402
 from scale_feeds import FarmSpec, FeedFarm  # noqa: E402
 from servers.waha import FakeWaha  # noqa: E402
@@ -286,7 +286,7 @@ class BrowserLoad:
         self.stopping = threading.Event()
         self.ready = threading.Event()
         self.loads: list[tuple[str, float, int]] = []  # path, seconds, status
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
         self.version = "?"
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -312,7 +312,7 @@ class BrowserLoad:
                     self.loads.append((path, time.monotonic() - began, answer.status if answer else 0))
                     tick += 1.0
                     self.stopping.wait(max(0.0, tick - time.monotonic()))
-        except BaseException as exc:  # noqa: BLE001 - reported by the bench, which goes on
+        except (PlaywrightError, BrowserMissingError) as exc:  # printed by the bench, which goes on
             self.error = exc
             self.ready.set()
 
