@@ -101,6 +101,19 @@ def examples(last_month: str) -> dict[str, list[tuple[str, dict[str, str]]]]:
     }
 
 
+def page_urls(now: datetime) -> list[str]:
+    """Every viewer GET route with each of its examples (bare without one), as paths with their
+    query strings: what the browser of part 2 goes through, in turn."""
+    last = (now.replace(day=1) - timedelta(days=1))
+    table = examples(f"{last:%Y-%m}")
+    urls = []
+    for route in ROUTES:
+        if route.method == "GET" and route.access == "viewer":
+            for _, params in table.get(route.path, [("bare", {})]):
+                urls.append(route.path + (f"?{urlencode(params)}" if params else ""))
+    return urls
+
+
 def machine_facts() -> list[str]:
     model = "?"
     try:
@@ -219,6 +232,7 @@ def bench_pages(args: argparse.Namespace, work: Path, now: datetime) -> list[str
              f"server-side ms over {args.rounds} requests each; goal p95 < 200 ms",
              f"{'':<65} {'month digests on':^22}  {'off':^15}",
              f"{'example':<30} {'request':<34} {'first':>6} {'median':>7} {'p95':>6}   {'median':>7} {'p95':>6}"]
+    print("\n".join(lines), flush=True)
     served = TimedConsole(config_path, now)
     try:
         current = f"{now:%Y-%m}"
@@ -237,28 +251,29 @@ def bench_pages(args: argparse.Namespace, work: Path, now: datetime) -> list[str
             flag = "" if chosen else "  (no example: bare)"
             for label, params in chosen or [("bare", {})]:
                 name = f"{route.path}{'?' + urlencode(params) if params else ''}"
-                figures: dict[str, list[float]] = {}
-                first: float | None = None
+                # Off: no digest at all, every month read from its file (as before the digests);
+                # on: the digests as a start leaves them (none), the first request apart. The two
+                # alternate request by request, so that a busy machine weighs on both alike.
                 statuses: set[int] = set()
-                for digests in ("off", "on"):
-                    # Off: no digest at all, every month read from its file (as before the digests).
-                    served.console.past_months = fresh() if digests == "on" else (lambda month: None)
-                    if digests == "on":
-                        status, first = served.get(route.path, params)
-                        statuses.add(status)
-                    else:
-                        statuses.add(served.get(route.path, params)[0])  # warm the page cache and the templates
-                    times = []
-                    for _ in range(args.rounds):
+                served.console.past_months = lambda month: None
+                statuses.add(served.get(route.path, params)[0])  # the templates loaded, the files cached
+                digests = fresh()
+                served.console.past_months = digests
+                status, first = served.get(route.path, params)
+                statuses.add(status)
+                figures: dict[str, list[float]] = {"on": [], "off": []}
+                for _ in range(args.rounds):
+                    for mode in ("off", "on"):
+                        served.console.past_months = digests if mode == "on" else (lambda month: None)
                         status, ms = served.get(route.path, params)
                         statuses.add(status)
-                        times.append(ms)
-                    figures[digests] = times
+                        figures[mode].append(ms)
                 on, off = figures["on"], figures["off"]
                 bad = "" if statuses == {200} else f"  status {sorted(statuses)}"
-                lines.append(f"{label:<30} {name[:34]:<34} {first or 0:6.1f} {statistics.median(on):7.1f} "
+                lines.append(f"{label:<30} {name[:34]:<34} {first:6.1f} {statistics.median(on):7.1f} "
                              f"{percentile(on, 0.95):6.1f}   {statistics.median(off):7.1f} "
                              f"{percentile(off, 0.95):6.1f}{bad}{flag}")
+                print(lines[-1], flush=True)
         # The digests' memory at this history: every past month made and kept.
         without = fresh()
         tracemalloc.start()
@@ -308,8 +323,12 @@ class BrowserLoad:
                         break
                     path = self.paths[n % len(self.paths)]
                     began = time.monotonic()
-                    answer = page.goto(f"{self.base}{path}")
-                    self.loads.append((path, time.monotonic() - began, answer.status if answer else 0))
+                    if path.split("?")[0].endswith(".csv"):  # a download, not a page: fetched with the session
+                        status = page.context.request.get(f"{self.base}{path}").status
+                    else:
+                        answer = page.goto(f"{self.base}{path}")
+                        status = answer.status if answer else 0
+                    self.loads.append((path.split("?")[0], time.monotonic() - began, status))
                     tick += 1.0
                     self.stopping.wait(max(0.0, tick - time.monotonic()))
         except (PlaywrightError, BrowserMissingError) as exc:  # printed by the bench, which goes on
@@ -382,7 +401,7 @@ def bench_latency(args: argparse.Namespace, work: Path) -> list[str]:
                 print("  window without a browser ...", flush=True)
                 quiet = window(farm, waha, n, args.changes, interval, chance)
                 base = f"http://127.0.0.1:{port}"
-                paths = [route.path for route in ROUTES if route.method == "GET" and route.access == "viewer"]
+                paths = page_urls(datetime.now(UTC))
                 browser = BrowserLoad(base, paths)
                 browser.ready.wait(120)
                 if browser.error is not None:
@@ -404,13 +423,16 @@ def bench_latency(args: argparse.Namespace, work: Path) -> list[str]:
         else:
             lines.append(f"  {name:<20} nothing posted ({expected} expected)")
     statuses = sorted({status for _, _, status in browser.loads})
-    per_path = {path: [s for p, s, _ in browser.loads if p == path] for path in paths}
+    per_path: dict[str, list[float]] = {}
+    for path, seconds, _ in browser.loads:
+        per_path.setdefault(path, []).append(seconds)
     lines.append(f"  the browser (Chromium {browser.version}) loaded {len(browser.loads)} pages, statuses {statuses}; "
                  "load seconds, median per page: "
                  + ", ".join(f"{path} {statistics.median(s):.2f}" for path, s in per_path.items() if s))
     if browser.error is not None:
         lines.append(f"  the browser stopped early: {browser.error}")
     lines.append(f"  daemon alive through both windows: {alive}")
+    print("\n".join(lines), flush=True)
     return lines
 
 
@@ -435,14 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="console-bench-") as scratch:
         if not args.no_pages:
             (Path(scratch) / "pages").mkdir()
-            lines = bench_pages(args, Path(scratch) / "pages", now)
-            print("\n".join(lines), flush=True)
-            output += lines
+            output += bench_pages(args, Path(scratch) / "pages", now)
         if not args.no_latency:
             (Path(scratch) / "live").mkdir()
-            lines = bench_latency(args, Path(scratch) / "live")
-            print("\n".join(lines), flush=True)
-            output += lines
+            output += bench_latency(args, Path(scratch) / "live")
     print("\n" + "=" * 40 + "\n" + "\n".join(output))
     return 0
 
