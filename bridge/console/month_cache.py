@@ -27,7 +27,7 @@ from pathlib import Path
 from bridge.console.published import MonthDigest, digest
 from bridge.models import Post
 
-# 100,000 posts over 24 months take about 12 MB of digests (bench/console.py prints it).
+# 100,000 posts over 24 months take about 10 MB of digests (bench/console.py prints it).
 DEFAULT_BUDGET = 32 * 1024 * 1024
 
 FileIdentity = tuple[int, int, int, int]
