@@ -7,7 +7,8 @@ written by `History.append`, as the daemon writes them), opened read-only as `St
 each 20 times, server side, what a request of the page or the export costs: the first page
 (no filter), the first page of a search for words that match a post in a hundred (the search
 reads month after month until its page is full), the first page of a search for words found
-nowhere without dates (the worst case: every month is read), the same restricted to one month
+nowhere without dates (the worst case: every month is read), the same with the digests of the
+past months made (`bridge.console.month_cache`: only the current month is read), the same restricted to one month
 by its days, and the whole CSV export of one month. Printed: median and p95 in milliseconds,
 and the months read per request.
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from bridge.console import published
+from bridge.console.month_cache import PastMonths
 from bridge.console.published import HistoryQuery
 from bridge.models import Post
 from bridge.store import History, Store
@@ -87,6 +89,15 @@ def main() -> None:
                 lambda: published.search(HistoryQuery(text="via roma"), months, read_month, ROME), reads)
         measure("page 1, words found nowhere, no dates",
                 lambda: published.search(HistoryQuery(text="niente"), months, read_month, ROME), reads, rounds=5)
+        digests = PastMonths(store.month_file, lambda month: store.month_posts(month), lambda: end)
+        began = time.perf_counter()
+        for month in months:
+            digests(month)
+        print(f"month digests made in {(time.perf_counter() - began) * 1000:.0f} ms: "
+              f"{len(digests.kept())} past months, {digests.nbytes / 1024 / 1024:.1f} MB")
+        measure("page 1, words found nowhere, no dates, digests",
+                lambda: published.search(HistoryQuery(text="niente"), months, read_month, ROME, digests=digests),
+                reads)
         measure("page 1, words found nowhere, one month",
                 lambda: published.search(one_month, months, read_month, ROME), reads)
         month = HistoryQuery(first_day=last.replace(day=1), last_day=last)

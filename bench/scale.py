@@ -422,7 +422,35 @@ def measure_daemon(n: int, farm: FeedFarm, waha: FakeWaha, work: Path, args: arg
 
     # Latency: every change matched with its post.
     change_times = {(feed, number): at for feed, number, at in farm.changes() if feed in set(changed)}
-    posts = waha.posts[posts_before:]
+    matched = match_posts(change_times, waha.posts[posts_before:], stats.ok_answers)
+    latencies, fetch_to_post = matched.latencies, matched.fetch_to_post
+    cyc.posted, cyc.expected = matched.posted, len(change_times)
+    cyc.extra["duplicates"] = matched.duplicates
+    cyc.extra["unexpected"] = matched.unexpected
+    if latencies:
+        cyc.latency = (statistics.median(latencies), percentile(latencies, 0.99))
+        cyc.extra["latency_max"] = max(latencies)
+    if fetch_to_post:
+        cyc.fetch_to_post = (statistics.median(fetch_to_post), percentile(fetch_to_post, 0.99))
+    cycles.append(cyc)
+    return cycles
+
+
+@dataclass(slots=True)
+class Matched:
+    """The farm's new items matched with the posts the fake WAHA received."""
+
+    latencies: list[float]  # item appearing in its feed -> its first post, seconds
+    fetch_to_post: list[float]  # the feed's last 200 answer -> the post
+    posted: int  # new items posted at least once
+    duplicates: int  # posts beyond the first of one item
+    unexpected: int  # items posted that were not among the changes
+
+
+def match_posts(change_times: dict[tuple[int, int], float], posts: list[Any],
+                ok_answers: dict[int, float]) -> Matched:
+    """Match each post (its text holds the item's link, `parse_item_link`) with the change
+    (feed, item number) -> moment it came from."""
     by_item: collections.Counter[tuple[int, int]] = collections.Counter()
     latencies: list[float] = []
     fetch_to_post: list[float] = []
@@ -437,19 +465,11 @@ def measure_daemon(n: int, farm: FeedFarm, waha: FakeWaha, work: Path, args: arg
         by_item[key] += 1
         if key in change_times and by_item[key] == 1:
             latencies.append(post.time - change_times[key])
-            if key[0] in stats.ok_answers:
-                fetch_to_post.append(post.time - stats.ok_answers[key[0]])
-    cyc.posted = sum(1 for key in change_times if by_item[key] >= 1)
-    cyc.expected = len(change_times)
-    cyc.extra["duplicates"] = sum(count - 1 for count in by_item.values() if count > 1)
-    cyc.extra["unexpected"] = sum(1 for key in by_item if key not in change_times)
-    if latencies:
-        cyc.latency = (statistics.median(latencies), percentile(latencies, 0.99))
-        cyc.extra["latency_max"] = max(latencies)
-    if fetch_to_post:
-        cyc.fetch_to_post = (statistics.median(fetch_to_post), percentile(fetch_to_post, 0.99))
-    cycles.append(cyc)
-    return cycles
+            if key[0] in ok_answers:
+                fetch_to_post.append(post.time - ok_answers[key[0]])
+    return Matched(latencies, fetch_to_post, posted=sum(1 for key in change_times if by_item[key] >= 1),
+                   duplicates=sum(count - 1 for count in by_item.values() if count > 1),
+                   unexpected=sum(1 for key in by_item if key not in change_times))
 
 
 # -- run --once ---------------------------------------------------------------------------------

@@ -466,13 +466,17 @@ class History:
                 posts.extend(p for p in self._log(month).read() if not known or _post_key(p) not in known)
         return [p for p in posts if since is None or p.posted_at >= since]
 
+    def month_path(self, month: str) -> Path:
+        """The file of one month's records ("YYYY-MM"), whether or not it exists."""
+        return self.state_dir / HISTORY_FILE.format(month=month)
+
     def read_month(self, month: str, keep: Callable[[bytes], bool] | None = None) -> list[Post]:
         """The records of one month's file ("YYYY-MM"), in file order, those of the lines
         `keep` is true of if given (`PostLog.read`); [] for a month without one. Opens nothing
         else, keeps nothing, changes nothing: safe beside the writer and from another thread
         (an append under way is a torn last line, skipped silently). The old single file is
         not read: a writer has split it at open."""
-        return PostLog(self.state_dir / HISTORY_FILE.format(month=month), read_only=True).read(keep)
+        return PostLog(self.month_path(month), read_only=True).read(keep)
 
     def split_legacy(self) -> None:
         """Move the records of the old single `history.jsonl` into the monthly files, then
@@ -1478,6 +1482,10 @@ class Store:
         alone (`History.read_month`, `keep` as there): safe to call from a thread other than
         the writer's."""
         return sorted(self._history.read_month(month, keep), key=lambda p: p.posted_at)
+
+    def month_file(self, month: str) -> Path:
+        """The history file of `month` ("YYYY-MM", UTC), whether or not it exists."""
+        return self._history.month_path(month)
 
     def posts(self, since: datetime | None = None) -> Iterator[Post]:
         """Every post recorded, oldest first, optionally only those at or after `since` (then

@@ -70,6 +70,7 @@ LAYERS = {
     "test_console_config": UNIT,
     "test_console_daemon": E2E,
     "test_console_metrics": INTEGRATION,
+    "test_console_month_cache": INTEGRATION,
     "test_console_pages": INTEGRATION,
     "test_console_published": INTEGRATION,
     "test_console_screens": INTEGRATION,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -141,11 +142,68 @@ def line_filter(query: HistoryQuery) -> Callable[[bytes], bool] | None:
 ReadMonth = Callable[[str, Callable[[bytes], bool] | None], list[Post]]
 
 
-def matching(query: HistoryQuery, months: Iterable[str], read_month: ReadMonth, tz: ZoneInfo) -> Iterator[Post]:
+@dataclass(frozen=True, slots=True)
+class MonthDigest:
+    """What a search needs to know of a month's posts to tell that none of them can match,
+    without reading its file: the feeds and channels it holds, its first and last post, and
+    the words' haystacks of its posts (`HistoryQuery.matches`'s, casefolded), joined by line
+    breaks. A word never holds a line break (words are split at white space), so it is in
+    `text` exactly when it is in one post's haystack."""
+
+    posts: int
+    feeds: frozenset[str]
+    channels: frozenset[str]
+    first: datetime | None
+    last: datetime | None
+    text: str
+
+    @property
+    def nbytes(self) -> int:
+        """About how much memory the digest holds (its text and its names)."""
+        return (sys.getsizeof(self.text) + sum(sys.getsizeof(name) for name in self.feeds | self.channels)
+                + sys.getsizeof(self.feeds) + sys.getsizeof(self.channels) + 200)
+
+
+def digest(posts: Iterable[Post]) -> MonthDigest:
+    """The digest of one month's posts (all of them, as its file is read)."""
+    chosen = list(posts)
+    moments = [post.posted_at for post in chosen]
+    return MonthDigest(
+        posts=len(chosen), feeds=frozenset(post.feed_id for post in chosen),
+        channels=frozenset(post.channel for post in chosen),
+        first=min(moments) if moments else None, last=max(moments) if moments else None,
+        text="\n".join(f"{post.title}\n{post.link}\n{post.remote_id or ''}".casefold() for post in chosen))
+
+
+def may_match(query: HistoryQuery, month: MonthDigest, tz: ZoneInfo) -> bool:
+    """False only when no post of the month of `month` can be one the query asks for: each
+    test is one `HistoryQuery.matches` makes of every post, so a month it rules out is one
+    whose reading would have found nothing."""
+    if month.posts == 0 or month.first is None or month.last is None:
+        return False
+    start, end = query.span(tz)
+    if (start is not None and month.last < start) or (end is not None and month.first >= end):
+        return False
+    if (query.feed and query.feed not in month.feeds) or (query.channel and query.channel not in month.channels):
+        return False
+    return all(word in month.text for word in query.words)
+
+
+# The digest of a month, None when there is none to trust (the current month, a file that
+# changed while it was read): the month is then read.
+MonthDigests = Callable[[str], MonthDigest | None]
+
+
+def matching(query: HistoryQuery, months: Iterable[str], read_month: ReadMonth, tz: ZoneInfo,
+             digests: MonthDigests | None = None) -> Iterator[Post]:
     """Every post the query asks for, newest first, reading one month at a time (with the
-    query's `line_filter`), and only as far as the caller goes on."""
+    query's `line_filter`), and only as far as the caller goes on. With `digests`, a month
+    whose digest rules it out (`may_match`) is not read."""
     keep = line_filter(query)
     for month in months_needed(query, months, tz):
+        known = digests(month) if digests is not None else None
+        if known is not None and not may_match(query, known, tz):
+            continue
         posts = [post for post in read_month(month, keep) if query.matches(post, tz)]
         posts.sort(key=lambda p: p.posted_at, reverse=True)
         yield from posts
@@ -165,11 +223,12 @@ class HistoryPage:
 
 
 def search(query: HistoryQuery, months: Iterable[str], read_month: ReadMonth, tz: ZoneInfo,
-           page_size: int = PAGE_SIZE) -> HistoryPage:
-    """The query's page: at most `page_size` posts, newest first, and whether more follow."""
+           page_size: int = PAGE_SIZE, digests: MonthDigests | None = None) -> HistoryPage:
+    """The query's page: at most `page_size` posts, newest first, and whether more follow
+    (`digests` as for `matching`)."""
     skip = (query.page - 1) * page_size
     chosen: list[Post] = []
-    for number, post in enumerate(matching(query, months, read_month, tz)):
+    for number, post in enumerate(matching(query, months, read_month, tz, digests)):
         if number < skip:
             continue
         if len(chosen) == page_size:

@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from bridge.console import feed_preview, metrics, published, views
 from bridge.console.accounts import AccountBook, AccountError, verify_password
+from bridge.console.month_cache import PastMonths
 from bridge.console.sessions import LoginThrottle, Session, Sessions
 from bridge.engagement import Engagement
 from bridge.store import Store
@@ -104,6 +105,10 @@ class Console:
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self.access = {(route.method, route.path): route.access for route in ROUTES}
         self.metrics_token = config.console.metrics_token  # [console] changes take effect at restart
+        # What the search knows of past months' history files, so that it skips those that
+        # cannot hold what it looks for (bridge.console.month_cache).
+        self.past_months = PastMonths(lambda month: self.daemon.store.month_file(month),
+                                      lambda month: self.daemon.store.month_posts(month), daemon.now)
         self.app = web.Application(middlewares=[self._security])
         for route in ROUTES:
             self.app.router.add_route(route.method, route.path, getattr(self, f"_{route.name}"), name=route.name)
@@ -263,7 +268,7 @@ class Console:
         # The history is read from its files: off the loop, which goes on polling and posting.
         values = await asyncio.get_running_loop().run_in_executor(
             None, views.pubblicati, self.daemon.config, self.daemon.store, dict(request.query),
-            self.daemon.engagement, self.daemon.now())
+            self.daemon.engagement, self.daemon.now(), self.past_months)
         response = self._page("pubblicati.html", request, page="pubblicati", **values)
         if values["error"]:
             response.set_status(400)
@@ -345,7 +350,7 @@ class Console:
         await response.write(published.csv_header().encode())
         for month in published.months_needed(query, store.history_months(), tz):
             chunk = await loop.run_in_executor(None, _month_csv, query, store, month, tz, names,
-                                               self.daemon.engagement)
+                                               self.daemon.engagement, self.past_months)
             if chunk:
                 await response.write(chunk.encode())
         await response.write_eof()
@@ -353,10 +358,10 @@ class Console:
 
 
 def _month_csv(query: published.HistoryQuery, store: Store, month: str, tz: ZoneInfo,
-               names: dict[str, str], engagement: Engagement) -> str:
+               names: dict[str, str], engagement: Engagement, digests: published.MonthDigests) -> str:
     """The CSV lines of the posts of `month` that `query` asks for, newest first, with the
     views and reactions `engagement` knows."""
-    return published.csv_rows(published.matching(query, [month], store.month_posts, tz), tz, names,
+    return published.csv_rows(published.matching(query, [month], store.month_posts, tz, digests), tz, names,
                               engagement.counts_for)
 
 

@@ -255,9 +255,10 @@ def italian_number(value: int) -> str:
 
 
 def pubblicati(config: Config, store: Store, params: Mapping[str, str], engagement: Engagement,
-               now: datetime) -> dict[str, Any]:
+               now: datetime, digests: published.MonthDigests | None = None) -> dict[str, Any]:
     """The *Pubblicati* page: the posts the query of `params` asks for, one page, newest
-    first (`published.search`), with the form's choices and the links to the pages beside,
+    first (`published.search`, which skips the months `digests` rule out), with the form's
+    choices and the links to the pages beside,
     and for WAHA posts their views and reactions from `engagement` (`counts_cells`) with when
     each channel's were read. A query that cannot be read gives no posts and its `error`.
     Reads history files: call it off the event loop."""
@@ -273,7 +274,7 @@ def pubblicati(config: Config, store: Store, params: Mapping[str, str], engageme
     except published.QueryError as exc:
         return {"form": form, **choices, "error": str(exc), "rows": [], "page_number": 1, "first_number": 1,
                 "previous_url": None, "next_url": None, "csv_url": None}
-    found = published.search(query, store.history_months(), store.month_posts, tz)
+    found = published.search(query, store.history_months(), store.month_posts, tz, digests=digests)
     rows = [{
         "posted_at": when(post.posted_at, tz),
         "channel": post.channel,
