@@ -18,12 +18,24 @@ if TYPE_CHECKING:
 OPS_DAYS = 7  # how far back the report lists the bridge's own ops alerts
 
 
-def status_report(config: Config, store: Store, *, now: datetime | None = None) -> dict[str, Any]:
+def status_report(config: Config, store: Store, *, now: datetime | None = None,
+                  feed_ids: Sequence[str] | None = None) -> dict[str, Any]:
     """The state directory's condition, per feed and per channel state, as `status --json`
-    prints it. Channels that are not in the config but still have alerts queued or failed
-    come last, with `in_config` false."""
+    prints it: every feed of the config, or only `feed_ids` (a page of the console's list).
+    Channels that are not in the config but still have alerts queued or failed come last,
+    with `in_config` false."""
     channels = {name: channel.type for name, channel in config.channels.items()}
-    return report(store, [feed.id for feed in config.feeds], channels, now=now)
+    return report(store, [feed.id for feed in config.feeds] if feed_ids is None else feed_ids, channels, now=now)
+
+
+# Most in need of a person first: how the console orders its list of feeds.
+HEALTH_ORDER = ("failing", "error", "stale", "new", "ok")
+
+
+def feed_healths(config: Config, store: Store, now: datetime) -> dict[str, str]:
+    """Each configured feed's health (`FeedState.health`, as `status_report` says it), by id:
+    what the console counts and sorts its list by before it asks the report for one page."""
+    return {feed.id: store.feed_state(feed.id).health(now).status for feed in config.feeds}
 
 
 def report(store: Store, feed_ids: Sequence[str], channel_types: Mapping[str, str | None], *,

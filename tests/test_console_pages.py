@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 from console.harness import NOW, delivery, served
 
 from bridge.config import OPS_FEED
+from bridge.console import views
 from bridge.console.markup import telegram_html, whatsapp_html
 from bridge.ops import ops_alert
 from bridge.status import OPS_DAYS
@@ -90,6 +91,46 @@ def test_status_page_has_the_facts_of_status(tmp_path: Path) -> None:
         assert "07/12/2026 09:30" in text  # failing since, in Rome's time
         assert "IN PAUSA:</strong> 401 Unauthorized: the bot token was refused" in text
         assert "Che fare:" in text
+
+
+def test_status_page_lists_the_feeds_needing_a_person_first_a_page_at_a_time(tmp_path: Path) -> None:
+    # 250 feeds: three failing, one stale; the rest polled and fine. The failing ones come
+    # first on page 1 whatever their names; the list is paged; a health link lists only those.
+    extra = "".join(f'''
+[[feeds]]
+id = "f{n:03d}"
+name = "Feed {n:03d}"
+url = "feed.xml"
+channels = ["whatsapp"]
+link_domains = ["comune.example.it"]
+''' for n in range(249))
+    for site in served(tmp_path, extra=extra):
+        store = site.daemon.store
+        for feed in site.daemon.config.feeds:
+            store.save_feed(dataclasses.replace(store.feed_state(feed.id), last_poll=NOW, last_success=NOW))
+        for fid in ("f200", "f100", "f248"):
+            store.save_feed(dataclasses.replace(
+                store.feed_state(fid), failures=9, failing_since=NOW - timedelta(hours=3),
+                last_error=f"HTTP 503 for {fid}"))
+        client = site.login()
+
+        def names(text: str) -> list[str]:
+            table = text.split('<table id="feed">', 1)[1].split("</table>", 1)[0]
+            return [cell.split("</span>")[0] for cell in table.split('<span class="name">')[1:]]
+
+        first = client.get("/").text
+        shown = names(first)
+        assert len(shown) == views.FEEDS_PER_PAGE
+        assert shown[:3] == ["Feed 100", "Feed 200", "Feed 248"]  # failing first, then by name
+        assert "Feed 1–100 di 250" in first and "pagina 1 di 3" in first
+        assert "250: 247 regolari, 3 in errore" in first
+        last = client.get("/?pagina=3").text
+        assert len(names(last)) == 50 and "pagina 3 di 3" in last and 'rel="next"' not in last
+        assert names(client.get("/?pagina=99").text) == names(last)  # past the end: the last page
+        failing = client.get("/?salute=failing").text
+        assert names(failing) == ["Feed 100", "Feed 200", "Feed 248"]
+        assert "HTTP 503 for f248" in failing and "pagina" not in failing.split('<table id="feed">')[1]
+        assert names(client.get("/?salute=nessuna&pagina=x").text) == shown  # a bad filter: every feed
 
 
 def test_status_page_lists_the_ops_alerts_of_the_last_days(tmp_path: Path) -> None:

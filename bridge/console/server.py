@@ -255,7 +255,7 @@ class Console:
 
     async def _stato(self, request: web.Request) -> web.StreamResponse:
         return self._page("stato.html", request, page="stato",
-                          **views.stato(self.daemon.config, self.daemon.store, self.daemon.now()))
+                          **views.stato(self.daemon.config, self.daemon.store, self.daemon.now(), dict(request.query)))
 
     async def _coda(self, request: web.Request) -> web.StreamResponse:
         return self._page("coda.html", request, page="coda",

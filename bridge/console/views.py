@@ -28,7 +28,7 @@ from bridge.engagement import ENGAGEMENT_READ, Engagement
 from bridge.identity import canonical_link
 from bridge.item import Alert
 from bridge.models import Post
-from bridge.status import OPS_DAYS, status_report
+from bridge.status import HEALTH_ORDER, OPS_DAYS, feed_healths, status_report
 from bridge.store import Delivery, Store
 from bridge.waits import Waiting, waiting
 
@@ -52,12 +52,39 @@ def when(text: str | datetime | None, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).strftime("%d/%m/%Y %H:%M")
 
 
-def stato(config: Config, store: Store, now: datetime) -> dict[str, Any]:
-    """The *Stato* page: the state directory, every channel, every feed and the ops alerts of
-    the last OPS_DAYS days, from `status_report`."""
+FEEDS_PER_PAGE = 100
+
+
+def stato(config: Config, store: Store, now: datetime, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The *Stato* page: the state directory, every channel, the ops alerts of the last
+    OPS_DAYS days, and the feeds, those most in need of a person first (`HEALTH_ORDER`, then
+    by name), FEEDS_PER_PAGE a page, all of them or those of one health (`salute`), from
+    `status_report`. A comune with thousands of feeds gets a page a person can read, and the
+    daemon's loop renders a page, not the list."""
+    params = params or {}
     tz = config.bridge.timezone
-    report = status_report(config, store, now=now)
     names = {feed.id: feed.name for feed in config.feeds}
+    healths = feed_healths(config, store, now)
+    counts = {health: 0 for health in HEALTH_IT}
+    for health in healths.values():
+        counts[health] = counts.get(health, 0) + 1
+    wanted = params.get("salute", "")
+    if wanted not in HEALTH_IT:
+        wanted = ""
+    rank = {health: place for place, health in enumerate(HEALTH_ORDER)}
+    listed = sorted((fid for fid, health in healths.items() if not wanted or health == wanted),
+                    key=lambda fid: (rank.get(healths[fid], len(rank)), names[fid].casefold(), fid))
+    pages = max(1, -(-len(listed) // FEEDS_PER_PAGE))
+    try:
+        page = min(max(1, int(params.get("pagina", "1"))), pages)
+    except ValueError:
+        page = 1
+    shown = listed[(page - 1) * FEEDS_PER_PAGE:page * FEEDS_PER_PAGE]
+    report = status_report(config, store, now=now, feed_ids=shown)
+
+    def page_url(number: int) -> str:
+        return "/?" + urlencode({**({"salute": wanted} if wanted else {}), "pagina": number})
+
     feeds = [{
         "id": feed["id"],
         "name": names.get(feed["id"], feed["id"]),
@@ -96,7 +123,17 @@ def stato(config: Config, store: Store, now: datetime) -> dict[str, Any]:
         "state_warning": state["warning"],
         "feeds": feeds,
         "channels": channels,
-        "counts": {health: sum(1 for f in feeds if f["health"] == health) for health in HEALTH_IT},
+        "counts": counts,
+        "feeds_total": len(healths),
+        "listed": len(listed),
+        "health_filter": wanted,
+        "health_filter_it": HEALTH_IT.get(wanted, ""),
+        "first_number": (page - 1) * FEEDS_PER_PAGE + 1,
+        "page_number": page,
+        "pages": pages,
+        "previous_url": page_url(page - 1) if page > 1 else None,
+        "next_url": page_url(page + 1) if page < pages else None,
+        "health_it": HEALTH_IT,
         "now": when(now, tz),
     }
 
