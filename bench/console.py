@@ -65,6 +65,7 @@ from console_history import fill  # noqa: E402
 from playwright.sync_api import Error as PlaywrightError  # noqa: E402
 from scale import API_KEY, Daemon, match_posts, percentile, wait_all_polled, wait_cycle, write_config  # noqa: E402
 from scale_feeds import FarmSpec, FeedFarm  # noqa: E402
+from servers.feeds import rss  # noqa: E402
 from servers.waha import FakeWaha  # noqa: E402
 
 from bridge.config import load_config  # noqa: E402
@@ -98,6 +99,9 @@ def examples(last_month: str) -> dict[str, list[tuple[str, dict[str, str]]]]:
         ],
         "/pubblicati.csv": [("CSV of one month", days)],
         "/pubblicati/riepilogo": [("this month", {}), ("a past month", {"mese": last_month})],
+        "/anteprima": [("the form", {})],
+        "/anteprima/feed": [("a configured feed, 5 newest", {"feed": "c00000"}),
+                            ("a configured feed, 20 newest", {"feed": "c00000", "quanti": "20"})],
     }
 
 
@@ -145,11 +149,23 @@ def console_section(port: int) -> str:
 # -- part 1: the pages, server side ---------------------------------------------------------------
 
 
+ANTEPRIMA_FEED = "anteprima.xml"
+
+
 def build_state(work: Path, feeds: int, posts: int, queued: int, now: datetime) -> Path:
     """A config of `feeds` feeds and its state: poll states, `queued` alerts waiting, `posts`
     posts of history. Return the config's path."""
     config_path = work / "config.toml"
     urls = [f"http://{FarmSpec(feeds).host(n)}:8080/feed/{n}.xml" for n in range(feeds)]
+    # The first feed is a file beside the config, so that *Anteprima* of a configured feed reads
+    # and parses a real feed of 20 items in part 1 (no farm runs then).
+    urls[0] = ANTEPRIMA_FEED
+    (work / ANTEPRIMA_FEED).write_text(rss([{
+        "title": f"Avviso {n}: chiusura della strada provinciale {n}", "guid": f"a{n}",
+        "link": f"https://www.comune.example.it/notizie/anteprima-{n}",
+        "description": "Dalle 8 alle 18 il tratto resta chiuso al traffico per lavori di asfaltatura. "
+                       "Il percorso alternativo passa per via Roma.",
+        "pubDate": now - timedelta(hours=n)} for n in range(20)]), encoding="utf-8")
     write_config(config_path, urls, 300, "http://127.0.0.1:9")
     with config_path.open("a") as out:
         out.write(console_section(8470))
