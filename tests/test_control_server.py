@@ -102,9 +102,12 @@ def exchange(path: Path, data: bytes, *, end: bool = True) -> list[dict[str, Any
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
         connection.settimeout(30)
         connection.connect(os.fsdecode(path))
-        connection.sendall(data)
-        if end:
-            connection.shutdown(socket.SHUT_WR)
+        try:
+            connection.sendall(data)
+            if end:
+                connection.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # refused at once (busy, another user) and closed: its reply is still there to read
         received = b""
         while chunk := connection.recv(65536):
             received += chunk
