@@ -48,6 +48,7 @@ LAYERS = {
     "test_alert_golden": UNIT,
     "test_article": INTEGRATION,
     "test_channels": INTEGRATION,
+    "test_channels_edit": INTEGRATION,
     "test_channels_garbage": INTEGRATION,  # the daemon test in it is e2e
     "test_channels_mastodon": INTEGRATION,
     "test_channels_outgoing": INTEGRATION,
