@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["fact_tokens", "has_date", "is_verbatim", "unsupported_facts"]
+__all__ = ["date_mentions", "fact_tokens", "has_date", "is_verbatim", "unsupported_facts"]
 
 # A number with its inner separators: "1.500", "2.000,50", "10:30", "15/08/2026", "2024-25".
 _NUMBER_RE = re.compile(r"\d+(?:[.,:/'’-]\d+)*")
@@ -48,6 +48,12 @@ def has_date(text: str) -> bool:
     """True when `text` names a calendar day: a numeric date ("05/08/2026", "15/08"), a day
     and a month ("27 settembre", "1° agosto") or a weekday and a day ("domenica 27")."""
     return _DATE_RE.search(text) is not None
+
+
+def date_mentions(text: str) -> list[tuple[int, int]]:
+    """The spans (start, end) of the calendar dates of `text` that `has_date` recognises, in
+    order: what a comparison of two versions of one text reads as "a date"."""
+    return [match.span() for match in _DATE_RE.finditer(text)]
 
 
 def unsupported_facts(text: str, source: str) -> list[str]:

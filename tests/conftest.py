@@ -48,6 +48,7 @@ LAYERS = {
     "test_alert_golden": UNIT,
     "test_article": INTEGRATION,
     "test_channels": INTEGRATION,
+    "test_channels_edit": INTEGRATION,
     "test_channels_garbage": INTEGRATION,  # the daemon test in it is e2e
     "test_channels_mastodon": INTEGRATION,
     "test_channels_outgoing": INTEGRATION,
@@ -55,6 +56,7 @@ LAYERS = {
     "test_channels_telegram": INTEGRATION,
     "test_channels_webhook": INTEGRATION,
     "test_channels_whapi": INTEGRATION,
+    "test_corrections": UNIT,
     "test_cli_check": E2E,
     "test_cli_imports": E2E,
     "test_cli_pipes": E2E,

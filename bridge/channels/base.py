@@ -10,6 +10,11 @@ The outbox decides what to do from the error's class alone:
   chat); retrying each queued alert would burn through the queue, so the channel waits.
 - `MessageRejected`: this one message was refused (too long, bad markup, bad media); the
   others can still go.
+
+An edit (`Channel.edit`) raises the same errors, and one of its own: `EditUnsupported`, when
+this post cannot be edited here (the platform has no edit, the post is an image whose
+caption the gateway cannot change, it is too old or no longer there), for the caller to send
+a "Rettifica" follow-up instead.
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ class ChannelDownError(ChannelError):
 
 class MessageRejected(ChannelError):
     """The gateway refused this particular message."""
+
+
+class EditUnsupported(ChannelError):
+    """This post cannot be edited on this channel: send a "Rettifica" follow-up instead.
+    The message says why (no edit on this platform, an image caption, too old, gone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +136,17 @@ class Channel(Protocol):
         """For a delivery that was in flight when the process died: return `Posted` if it is
         on the channel, None if it is not or if a resend is harmless (the platform
         deduplicates it). Raise `TransientError` when it cannot tell now."""
+        ...
+
+    async def edit(self, alert: Alert, *, remote_id: str, plain: bool = False) -> Posted:
+        """Replace the text of the post `remote_id` (the id a `send` returned) with what this
+        channel sends for `alert` (its `outgoing`, `plain` as for `send`), in place, with no
+        new post. Repeating an edit is harmless: the post ends with the same text.
+
+        Return `Posted(remote_id, verified)` (verified: the channel read the new text back;
+        None when it cannot read posts). Raise `EditUnsupported` when this post cannot be
+        edited here, else the errors a send raises, classified the same way.
+        """
         ...
 
     async def probe(self) -> str:

@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from bridge import render
-from bridge.channels.base import ChannelDownError, Outgoing, Posted
+from bridge.channels.base import ChannelDownError, EditUnsupported, Outgoing, Posted
 from bridge.config import ChannelConfig
 from bridge.item import Alert
 from bridge.template import channel_template
@@ -62,6 +62,11 @@ class ConsoleChannel:
     async def recover(self, alert: Alert, *, delivery_id: str, token: str | None) -> Posted | None:
         """Return None: a terminal cannot be read back; printing again is harmless."""
         return None
+
+    async def edit(self, alert: Alert, *, remote_id: str, plain: bool = False) -> Posted:
+        """Raise `EditUnsupported`: what was printed stays printed."""
+        raise EditUnsupported(f"{self.name}: the console cannot edit what it printed",
+                              hint='a correction goes out as a "Rettifica" follow-up')
 
     async def probe(self) -> str:
         """Return "console": standard output needs no check."""

@@ -18,6 +18,12 @@ The text is fitted to the limit as Mastodon counts it (`render.mastodon_length`:
 23 characters whatever its length, "@user@domain" counts as "@user"); the plainest form, sent
 after a refusal, is fitted with the strict bound, which no way of counting exceeds.
 
+`edit` changes a status in place (`PUT /api/v1/statuses/:id` `{"status", "language",
+"media_ids"}`; Mastodon keeps the earlier version in the status's public edit history). An
+edit replaces the attachments with the `media_ids` it carries, so the status is read first
+(`GET /api/v1/statuses/:id`) and its media kept. A status the instance no longer has (404
+`{"error": "Record not found"}`) -> `EditUnsupported`; the rest is classified as a send.
+
 Exactly once, by the platform: Mastodon remembers an `Idempotency-Key` for one hour and
 answers a resend carrying it with the status it already created, so `recover` returns None
 and the outbox simply resends; the same holds after a wrong answer that may hide a post a
@@ -40,6 +46,7 @@ from bridge import render
 from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
+    EditUnsupported,
     MessageRejected,
     Outgoing,
     Posted,
@@ -153,6 +160,42 @@ class MastodonChannel:
         """Return None: a resend carries the same `Idempotency-Key`, which Mastodon
         deduplicates for an hour."""
         return None
+
+    async def edit(self, alert: Alert, *, remote_id: str, plain: bool = False) -> Posted:
+        """Replace the text of status `remote_id` with `outgoing(alert)`'s, keeping its
+        attachments; see the module docstring. Return `Posted(remote_id, verified)`, verified
+        True when the instance answered with an edited status (it has `edited_at`), else None
+        (an edit that changed nothing leaves none). Raise
+        `EditUnsupported` for a status the instance no longer has, else the errors of `send`."""
+        path = f"/api/v1/statuses/{quote(remote_id, safe='')}"
+        current = await self._status(await self._endpoint.call("GET", path, "reading the status to edit"),
+                                     path, remote_id, "reading the status to edit")
+        attachments = current.get("media_attachments")
+        media_ids = [str(media["id"]) for media in attachments if isinstance(media, dict) and "id" in media] \
+            if isinstance(attachments, list) else []
+        payload: dict[str, Any] = {"status": outgoing(self._config, alert, plain=plain).text,
+                                   "language": self._config.language}
+        if media_ids:
+            payload["media_ids"] = media_ids
+        doing = "editing a status"
+        edited = await self._status(await self._endpoint.call("PUT", path, doing, json_body=payload),
+                                    path, remote_id, doing)
+        return Posted(str(edited["id"]), verified=True if edited.get("edited_at") else None)
+
+    async def _status(self, response: httpx.Response, path: str, remote_id: str, doing: str) -> dict[str, Any]:
+        """The Status a 2xx `response` holds; raise `EditUnsupported` for Mastodon's own 404
+        (the status is gone), `GatewayAnswerError` for a 2xx that is not a Status, else as a send."""
+        body = json_or_none(response)
+        if response.status_code == 404 and isinstance(body, dict) and body.get("error"):
+            raise EditUnsupported(
+                f"{self.name}: status {remote_id} is no longer on the instance ({body['error']})",
+                hint='a correction goes out as a "Rettifica" follow-up',
+            )
+        if not response.is_success:
+            raise self._error_for(response, doing)
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"]:
+            raise unexpected_answer(self._endpoint, response, path, "a Mastodon status")
+        return body
 
     async def probe(self) -> str:
         """Return "@account on host" when the token works. Posts nothing.

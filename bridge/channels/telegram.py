@@ -15,6 +15,12 @@ outbox can act on the error's class alone:
   login page, `{"status": "ok"}`, an empty body -> `GatewayAnswerError`, a `TransientError`:
   never taken as a post.
 
+`edit` changes a post in place: `editMessageText` for a text post, `editMessageCaption` for
+a photo's caption (tried when Telegram says the message has no text). "message is not
+modified" means the post already says it (an edit repeated): success. "message can't be
+edited" (too old, or not the bot's) and "message to edit not found" -> `EditUnsupported`, as
+is a caption that would exceed 1024 characters; everything else is classified as a send.
+
 At least once: the Bot API has no idempotency key and a bot cannot read a channel's history,
 so a send in flight during a crash cannot be checked; `recover` returns None and the outbox
 resends. The token is part of every URL: it is scrubbed from every message, and httpx's own
@@ -32,6 +38,7 @@ from bridge import render
 from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
+    EditUnsupported,
     MessageRejected,
     Outgoing,
     Posted,
@@ -163,6 +170,50 @@ class TelegramChannel:
         once)."""
         return None
 
+    async def edit(self, alert: Alert, *, remote_id: str, plain: bool = False) -> Posted:
+        """Replace the text (or the photo's caption) of message `remote_id` with
+        `outgoing(alert)`'s; see the module docstring. Return `Posted(remote_id)`: the Bot
+        API answers with the edited message, and a bot cannot read a channel back (verified
+        None). Raise `EditUnsupported`, or the errors of `send`."""
+        try:
+            message_id = int(remote_id)
+        except ValueError:
+            raise EditUnsupported(f"{self.name}: {remote_id!r} is not a Telegram message id") from None
+        message = outgoing(self._config, alert, plain=plain)
+        params: dict[str, Any] = {"chat_id": self._chat_id, "message_id": message_id}
+        if not plain:
+            params["parse_mode"] = "HTML"
+        try:
+            text_params = {**params, "text": message.text, "link_preview_options": (
+                {"url": alert.link, "prefer_large_media": True} if alert.link else {"is_disabled": True})}
+            await self._edit_call("editMessageText", "editing a post", text_params)
+        except MessageRejected as exc:
+            if "no text in the message" not in str(exc).lower():
+                raise
+            caption_limit = render.platform_for(self._config.type, None).caption_limit or 1024
+            if message.length > caption_limit:
+                raise EditUnsupported(
+                    f"{self.name}: post {remote_id} is a photo and the corrected text is over its "
+                    f"{caption_limit}-character caption limit",
+                    hint='a correction goes out as a "Rettifica" follow-up',
+                ) from None
+            await self._edit_call("editMessageCaption", "editing a photo's caption",
+                                  {**params, "caption": message.text})
+        return Posted(remote_id)
+
+    async def _edit_call(self, method: str, doing: str, params: dict[str, Any]) -> None:
+        """Call an edit method; an unchanged message is success, one that cannot be edited is
+        `EditUnsupported`."""
+        try:
+            await self._call(method, doing, json_body=params, edited=True)
+        except MessageRejected as exc:
+            lowered = str(exc).lower()
+            if "message is not modified" in lowered:
+                return
+            if "message can't be edited" in lowered or "message to edit not found" in lowered:
+                raise EditUnsupported(str(exc), hint='a correction goes out as a "Rettifica" follow-up') from None
+            raise
+
     async def probe(self) -> str:
         """Check, without posting, that the bot can post to the chat; describe it.
 
@@ -217,10 +268,12 @@ class TelegramChannel:
         data: dict[str, str] | None = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
         message: bool = False,
+        edited: bool = False,
     ) -> Any:
         """Call a Bot API method; return its `result`, or raise the `ChannelError` its answer
         means: `GatewayAnswerError` for a 2xx that is not `{"ok": true, "result": ...}`, or
-        whose `result` is not a sent `Message` (with an integer `message_id`) when `message`."""
+        whose `result` is not a sent `Message` (with an integer `message_id`) when `message`,
+        nor that or `true` when `edited` (an edit's answer)."""
         response = await self._endpoint.call(
             "POST", f"/{method}", doing, json_body=json_body, data=data, files=files
         )
@@ -228,10 +281,11 @@ class TelegramChannel:
         if not response.is_success:
             raise self._error_for(response, body, doing)
         result = body.get("result") if isinstance(body, dict) and body.get("ok") is True else None
-        if result is None or (message and not _is_message(result)):
+        if result is None or (message and not _is_message(result)) or (
+                edited and result is not True and not _is_message(result)):
             # The token is part of the URL: the message shows it masked.
             path = f"/bot{SCRUBBED}/{method}"
-            expected = "a Bot API message" if message else "a Bot API result"
+            expected = "a Bot API message" if message or edited else "a Bot API result"
             raise unexpected_answer(self._endpoint, response, path, expected)
         return result
 

@@ -21,6 +21,13 @@ chat back within `verify_window` seconds; a post that never shows up is sent onc
 if the second one does not show up either, `send` returns `Posted(verified=False)` for the
 outbox to report. It never loops.
 
+`edit` changes a text post in place: it reads the message first
+(`GET /api/{session}/chats/{chatId}/messages/{messageId}`): an image post is refused with
+`EditUnsupported` (WAHA edits a message's text, not an image's caption), as is a message the
+chat no longer has; then `PUT` the same path with `{"text", "linkPreview"}` and reads it back
+to tell whether the new text shows (`Posted.verified`). The answer to the PUT is classified as
+a send's (an HTML page instead of WAHA's answer: `GatewayAnswerError`).
+
 `engagement` reads the views and reactions of the channel's newest posts
 (`GET /api/{session}/channels/{id}/messages/preview`); it posts nothing and its errors are
 classified as a send's, for its caller to report without acting on the channel.
@@ -48,6 +55,7 @@ from bridge import render
 from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
+    EditUnsupported,
     MessageRejected,
     Outgoing,
     Posted,
@@ -287,6 +295,33 @@ class WahaChannel:
             raise unexpected_answer(self._endpoint, response, path, "a list of WAHA channel messages")
         return counts
 
+    async def edit(self, alert: Alert, *, remote_id: str, plain: bool = False) -> Posted:
+        """Replace the text of the channel post `remote_id` (as `send` returned it: bare or
+        serialized) with `outgoing(alert)`'s text; see the module docstring.
+
+        Return `Posted(remote_id, verified)`: verified True when reading the message back
+        shows the new text, False when it still shows another. Raise `EditUnsupported` for an
+        image post or a message the chat does not have, else the errors of `send`.
+        """
+        path = f"{self._messages_path}/{quote(self._serialized(remote_id), safe='@')}"
+        current = await self._message(path, remote_id, "reading the post to edit")
+        if current.get("hasMedia") is True:
+            raise EditUnsupported(
+                f"{self.name}: post {remote_id} is an image; WAHA edits the text of text posts only",
+                hint='a correction of an image post goes out as a "Rettifica" follow-up',
+            )
+        text = outgoing(self._config, alert, plain=plain).text
+        doing = "editing a post"
+        response = await self._endpoint.call("PUT", path, doing, json_body={"text": text, "linkPreview": True})
+        if response.status_code == 404 and not _unknown_session_answer(json_or_none(response)):
+            raise self._gone(remote_id)
+        if not response.is_success:
+            raise self._error_for(response, doing)
+        if response.content.strip() and json_or_none(response) is None:
+            raise unexpected_answer(self._endpoint, response, path, "WAHA's answer to an edit")
+        edited = await self._message(path, remote_id, "checking the edit")
+        return Posted(remote_id, verified=edited.get("body") == text)
+
     async def aclose(self) -> None:
         """Do nothing: the http client and the image loader are shared and closed by their owner."""
 
@@ -374,6 +409,34 @@ class WahaChannel:
             raise unexpected_answer(self._endpoint, response, self._messages_path, "a list of WAHA messages")
         return [message for message in body if isinstance(message, dict)]
 
+    # -- editing -----------------------------------------------------------------------------
+
+    def _serialized(self, remote_id: str) -> str:
+        """The id WAHA's message routes take, `true_{chatId}_{id}`, from a bare or a
+        serialized one."""
+        return remote_id if "_" in remote_id else f"true_{self._chat_id}_{remote_id}"
+
+    async def _message(self, path: str, remote_id: str, doing: str) -> dict[str, Any]:
+        """The WAMessage at `path`; raise `EditUnsupported` when the chat does not have it,
+        `GatewayAnswerError` for a 2xx that is not a message, else as `send`."""
+        response = await self._endpoint.call("GET", path, doing, params={"downloadMedia": "false"})
+        body = json_or_none(response)
+        if response.status_code == 404 and not _unknown_session_answer(body):
+            raise self._gone(remote_id)
+        if not response.is_success:
+            raise self._error_for(response, doing)
+        if body is None and not response.content.strip():
+            raise self._gone(remote_id)  # WAHA answers an unknown message with an empty 200
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str | dict):
+            raise unexpected_answer(self._endpoint, response, path, "a WAHA message")
+        return body
+
+    def _gone(self, remote_id: str) -> EditUnsupported:
+        return EditUnsupported(
+            f"{self.name}: post {remote_id} is not in the chat (deleted, or never shown)",
+            hint='a correction goes out as a "Rettifica" follow-up',
+        )
+
     # -- errors ------------------------------------------------------------------------------
 
     def _error_for(self, response: httpx.Response, doing: str) -> ChannelError:
@@ -427,6 +490,12 @@ class WahaChannel:
         return ChannelDownError(
             message, hint=f"check url of [channels.{self.name}]: it must be WAHA's base address"
         )
+
+
+def _unknown_session_answer(body: Any) -> bool:
+    """True for WAHA's 404 about the session itself ("We didn't find a session..."), which
+    concerns the whole channel, not one message."""
+    return isinstance(body, dict) and "session" in str(body.get("message", "")).lower()
 
 
 def _route_missing(body: Any) -> bool:

@@ -32,6 +32,7 @@ from bridge import render
 from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
+    EditUnsupported,
     MessageRejected,
     Outgoing,
     Posted,
@@ -133,6 +134,12 @@ class WebhookChannel:
         """Return None: a resend carries the same `Idempotency-Key` for the receiver to
         deduplicate."""
         return None
+
+    async def edit(self, alert: Alert, *, remote_id: str, plain: bool = False) -> Posted:
+        """Raise `EditUnsupported`: a webhook receives alerts, it has no way to be told that one
+        changed other than a new alert (the "Rettifica" follow-up)."""
+        raise EditUnsupported(f"{self.name}: a webhook cannot edit what it received",
+                              hint='a correction goes out as a "Rettifica" follow-up')
 
     async def probe(self) -> str:
         """Return `PROBE_RESULT` without any request: a webhook receiver has no standard

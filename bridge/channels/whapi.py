@@ -28,6 +28,7 @@ import structlog
 from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
+    EditUnsupported,
     MessageRejected,
     Outgoing,
     Posted,
@@ -130,6 +131,12 @@ class WhapiChannel:
     async def recover(self, alert: Alert, *, delivery_id: str, token: str | None) -> Posted | None:
         """Return None: without an idempotency key the outbox resends (at least once)."""
         return None
+
+    async def edit(self, alert: Alert, *, remote_id: str, plain: bool = False) -> Posted:
+        """Raise `EditUnsupported`: this channel does not edit posts through Whapi; a
+        correction goes out as a "Rettifica" follow-up."""
+        raise EditUnsupported(f"{self.name}: posts are not edited through Whapi",
+                              hint='a correction goes out as a "Rettifica" follow-up')
 
     async def probe(self) -> str:
         """Return the Whapi channel state ("AUTH") when it can post. Posts nothing.

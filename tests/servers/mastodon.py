@@ -14,13 +14,18 @@ Routes (`Authorization: Bearer <token>` on all; anything else answers 401
   while `processing_polls` > 0; then `GET /api/v1/media/{id}` answers 206 that many times,
   then 200.
 - `GET /api/v1/accounts/verify_credentials` -> the account.
+- `GET /api/v1/statuses/{id}` -> the Status; `PUT /api/v1/statuses/{id}` `{status, language?,
+  media_ids?, spoiler_text?, sensitive?}` (JSON or form) -> the edited Status with
+  `edited_at`; like Mastodon, the attachments become exactly the `media_ids` sent (none when
+  left out), and a text over the limit or blank answers 422. An unknown id answers 404
+  `{"error": "Record not found"}`. Edits are in `edits`; `statuses` shows the current text.
 
-Switches: `token`, `max_characters`, `url_length` (None: URLs count in full, as servers that
-count every character do), `processing_polls`, `reject_media`,
+Switches: `token`, `max_characters`, `fail_edits(code, n=1, retry_after=None)`, `url_length`
+(None: URLs count in full, as servers that count every character do), `processing_polls`, `reject_media`,
 `fail_next(code, n=1, retry_after=None, reset_in=None)` (429 with `Retry-After` and/or
 `X-RateLimit-Reset`, wall-clock time), `garble_next(n=1, body=, content_type=, status=200,
 forward=False, every_request=False)` and `clear_garbage()` (a 2xx that is not a Status, see
-`servers.garbage`; status posts only unless `every_request`), `clock` (a callable returning
+`servers.garbage`; status posts and edits only unless `every_request`), `clock` (a callable returning
 unix time; `advance(seconds)` moves the default one), `delay`. What exists is in `statuses`
 and `media`.
 """
@@ -34,7 +39,7 @@ import time
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -106,6 +111,14 @@ def graphemes(text: str) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class MastodonEdit:
+    status_id: str
+    text: str
+    media_ids: tuple[str, ...]
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class MastodonStatus:
     id: str
     text: str
@@ -114,6 +127,7 @@ class MastodonStatus:
     media_ids: tuple[str, ...]
     idempotency_key: str | None
     created: float
+    edited: float | None = None
 
 
 @dataclass(slots=True)
@@ -142,6 +156,8 @@ class FakeMastodon(GarblingServer, LoopbackServer):
         self._state = threading.Lock()
         self._failures: deque[tuple[int, float | None, float | None]] = deque()
         self._statuses: list[MastodonStatus] = []
+        self._edits: list[MastodonEdit] = []
+        self._edit_failures: deque[tuple[int, float | None, float | None]] = deque()
         self._media: dict[str, MastodonMedia] = {}
         self._keys: dict[str, tuple[float, MastodonStatus]] = {}
         self._ids = itertools.count(110_000_000_000_000_001)
@@ -158,6 +174,16 @@ class FakeMastodon(GarblingServer, LoopbackServer):
         with self._state:
             self._failures.extend([(code, retry_after, reset_in)] * n)
 
+    def fail_edits(self, code: int, n: int = 1, retry_after: float | None = None) -> None:
+        """Make the next `n` status edits (PUT) fail with `code` (429: `Retry-After`)."""
+        with self._state:
+            self._edit_failures.extend([(code, retry_after, None)] * n)
+
+    @property
+    def edits(self) -> list[MastodonEdit]:
+        with self._state:
+            return list(self._edits)
+
     @property
     def statuses(self) -> list[MastodonStatus]:
         with self._state:
@@ -171,7 +197,9 @@ class FakeMastodon(GarblingServer, LoopbackServer):
     # -- handling ----------------------------------------------------------------------------
 
     def _is_send(self, request: Request) -> bool:
-        return request.method == "POST" and request.path.rstrip("/") == "/api/v1/statuses"
+        path = request.path.rstrip("/")
+        return (request.method == "POST" and path == "/api/v1/statuses") or (
+            request.method == "PUT" and path.startswith("/api/v1/statuses/"))
 
     def _handle(self, request: Request) -> Reply:
         if request.header("Authorization") != f"Bearer {self.token}":
@@ -183,6 +211,8 @@ class FakeMastodon(GarblingServer, LoopbackServer):
             return self._upload(request)
         if request.method == "GET" and path.startswith("/api/v1/media/"):
             return self._media_status(path.rsplit("/", 1)[-1])
+        if request.method in ("GET", "PUT") and path.startswith("/api/v1/statuses/") and path.count("/") == 4:
+            return self._one_status(request, path.rsplit("/", 1)[-1])
         if request.method == "GET" and path == "/api/v1/accounts/verify_credentials":
             return Reply(200, {**ACCOUNT, "url": "https://social.example/@comune"})
         return Reply(404, {"error": "Record not found"})
@@ -228,6 +258,36 @@ class FakeMastodon(GarblingServer, LoopbackServer):
             if key is not None:
                 self._keys[key] = (now, status)
             return Reply(200, _status_json(status))
+
+    def _one_status(self, request: Request, status_id: str) -> Reply:
+        with self._state:
+            if request.method == "PUT":
+                failure = self._edit_failures.popleft() if self._edit_failures else None
+                if failure is not None:
+                    return self._failure(failure)
+            found = [s for s in self._statuses if s.id == status_id]
+            if not found:
+                return Reply(404, {"error": "Record not found"})
+            status = found[0]
+            if request.method == "GET":
+                return Reply(200, _status_json(status))
+            params = request.params()
+            text = str(params.get("status", ""))
+            media_ids = params.get("media_ids") or params.get("media_ids[]") or []
+            if isinstance(media_ids, str):
+                media_ids = [media_ids]
+            if not text.strip() and not media_ids:
+                return Reply(422, {"error": "Validation failed: Text can't be blank"})
+            if status_length(text, self.url_length) > self.max_characters:
+                limit = self.max_characters
+                return Reply(422, {"error": f"Validation failed: Text character limit of {limit} exceeded"})
+            if any(str(m) not in self._media for m in media_ids):
+                return Reply(422, {"error": "Validation failed: Media attachments are invalid"})
+            edited = replace(status, text=text, media_ids=tuple(str(m) for m in media_ids),
+                             language=params.get("language", status.language), edited=self.clock())
+            self._statuses[self._statuses.index(status)] = edited
+            self._edits.append(MastodonEdit(status_id, text, edited.media_ids, dict(params)))
+            return Reply(200, _status_json(edited))
 
     def _failure(self, failure: tuple[int, float | None, float | None]) -> Reply:
         code, retry_after, reset_in = failure
@@ -285,6 +345,7 @@ def _status_json(status: MastodonStatus) -> dict[str, Any]:
         "url": f"https://social.example/@comune/{status.id}",
         "account": ACCOUNT,
         "media_attachments": [{"id": m, "type": "image"} for m in status.media_ids],
+        "edited_at": datetime.fromtimestamp(status.edited, UTC).isoformat() if status.edited else None,
     }
 
 

@@ -5,6 +5,13 @@ Routes, all under `/bot{token}/`, parameters as JSON, urlencoded form or multipa
 - `sendMessage` `{chat_id, text, parse_mode?, link_preview_options?}` -> `{"ok": true, "result": Message}`
 - `sendPhoto` `{chat_id, photo (an uploaded file or a string), caption?, parse_mode?}`
 - `getMe` -> the bot (`User`); `getChat` -> the chat; `getChatMember` -> the bot's membership.
+- `editMessageText` `{chat_id, message_id, text, parse_mode?, link_preview_options?}` and
+  `editMessageCaption` `{chat_id, message_id, caption, parse_mode?}` -> the edited Message
+  (with `edit_date`); the message's text becomes the new one and the edit is in `edits`.
+  Like the real API: 400 "message to edit not found" for an unknown id, "there is no text in
+  the message to edit" (editMessageText on a photo), "there is no caption in the message to
+  edit" (editMessageCaption on a text), "message is not modified" when nothing changes,
+  "message can't be edited" for a message in `uneditable` (too old, in the real API).
 
 Errors in the Bot API's shape `{"ok": false, "error_code", "description", "parameters"?}`: a
 token other than `token` answers 401 "Unauthorized"; a `chat_id` other than the chat's id or
@@ -14,14 +21,17 @@ token other than `token` answers 401 "Unauthorized"; a `chat_id` other than the 
 characters and a caption over 1024 give 400 like the real API.
 
 Switches: `token`, `member_status`, `can_post`, `chat_id`, `chat_type`, `reject_photos`,
+`uneditable` (message ids), `seed_message(text, photo=False)`,
+`fail_edits(code, description=None, retry_after=None, n=1)`,
 `fail_next(code, description=None, retry_after=None, n=1)`, `garble_next(n=1, body=,
 content_type=, status=200, forward=False, every_request=False)` and `clear_garbage()` (a 2xx
 that is not the Bot API's answer, see `servers.garbage`; sendMessage and sendPhoto only unless
-`every_request`), `delay`. Sent messages are in `messages`.
+`every_request`; edits count as sends), `delay`. Sent messages are in `messages` (as edited).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html.parser
 import itertools
 import threading
@@ -38,6 +48,7 @@ from servers.loopback import LoopbackServer, Reply, Request
 BOT_ID = 7000001
 BOT_USERNAME = "comune_esempio_bot"
 CHAT_NUMERIC_ID = -1001234567890
+PHOTO_BYTES = b"\x89PNG seeded"
 _ALLOWED_TAGS = {"b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
                  "span", "tg-spoiler", "blockquote", "tg-emoji"}
 _DEFAULT_DESCRIPTIONS = {
@@ -49,6 +60,17 @@ _DEFAULT_DESCRIPTIONS = {
     500: "Internal Server Error",
     502: "Bad Gateway",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramEdit:
+    """One edit the fake accepted."""
+
+    method: str  # "editMessageText" or "editMessageCaption"
+    message_id: int
+    text: str  # the new text or caption, as sent
+    parse_mode: str | None
+    params: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +103,9 @@ class FakeTelegram(GarblingServer, LoopbackServer):
         self._garbage = GarbageSwitch()
         self._failures: deque[tuple[int, str | None, int | None]] = deque()
         self._messages: list[TelegramMessage] = []
+        self._edits: list[TelegramEdit] = []
+        self._edit_failures: deque[tuple[int, str | None, int | None]] = deque()
+        self.uneditable: set[int] = set()
         self._ids = itertools.count(101)
         self._state = threading.Lock()
 
@@ -90,6 +115,27 @@ class FakeTelegram(GarblingServer, LoopbackServer):
         with self._state:
             self._failures.extend([(code, description, retry_after)] * n)
 
+    def fail_edits(self, code: int, description: str | None = None, retry_after: int | None = None,
+                   n: int = 1) -> None:
+        """Make the next `n` edit calls fail with `code` (429: with `parameters.retry_after`)."""
+        with self._state:
+            self._edit_failures.extend([(code, description, retry_after)] * n)
+
+    def seed_message(self, text: str, *, photo: bool = False, parse_mode: str | None = "HTML") -> int:
+        """Put a message in the chat as if the bot had sent it (`photo`: a photo with `text` as
+        its caption); return its id."""
+        with self._state:
+            message = TelegramMessage(next(self._ids), "sendPhoto" if photo else "sendMessage", self.chat_id,
+                                      text, parse_mode, None, PHOTO_BYTES if photo else None,
+                                      "foto.png" if photo else None, "image/png" if photo else None)
+            self._messages.append(message)
+            return message.message_id
+
+    @property
+    def edits(self) -> list[TelegramEdit]:
+        with self._state:
+            return list(self._edits)
+
     @property
     def messages(self) -> list[TelegramMessage]:
         with self._state:
@@ -98,7 +144,8 @@ class FakeTelegram(GarblingServer, LoopbackServer):
     # -- handling ----------------------------------------------------------------------------
 
     def _is_send(self, request: Request) -> bool:
-        return request.path.rstrip("/").endswith(("/sendMessage", "/sendPhoto"))
+        return request.path.rstrip("/").endswith(("/sendMessage", "/sendPhoto", "/editMessageText",
+                                                   "/editMessageCaption"))
 
     def _handle(self, request: Request) -> Reply:
         parts = request.path.strip("/").split("/")
@@ -120,7 +167,58 @@ class FakeTelegram(GarblingServer, LoopbackServer):
             return _ok(self._member(params.get("user_id")))
         if method in ("sendMessage", "sendPhoto"):
             return self._send(method, request, params)
+        if method in ("editMessageText", "editMessageCaption"):
+            return self._edit(method, params)
         return _error(404, "Not Found")
+
+    def _edit(self, method: str, params: dict[str, Any]) -> Reply:
+        with self._state:
+            failure = self._edit_failures.popleft() if self._edit_failures else None
+        if failure is not None:
+            code, description, retry_after = failure
+            text = description or _DEFAULT_DESCRIPTIONS.get(code, "Error").format(retry_after=retry_after)
+            return _error(code, text, {"retry_after": retry_after} if retry_after is not None else None)
+        if not self._is_chat(params.get("chat_id")):
+            return _error(400, "Bad Request: chat not found")
+        if self.member_status in ("kicked", "left"):
+            return _error(403, f"Forbidden: bot is not a member of the {self.chat_type} chat")
+        try:
+            message_id = int(params.get("message_id", ""))
+        except (TypeError, ValueError):
+            return _error(400, "Bad Request: message identifier is not specified")
+        caption = method == "editMessageCaption"
+        text = str(params.get("caption" if caption else "text", ""))
+        parse_mode = params.get("parse_mode") or None
+        with self._state:
+            found = [m for m in self._messages if m.message_id == message_id]
+            if not found:
+                return _error(400, "Bad Request: message to edit not found")
+            message = found[0]
+            if message_id in self.uneditable:
+                return _error(400, "Bad Request: message can't be edited")
+            if not caption and message.method == "sendPhoto":
+                return _error(400, "Bad Request: there is no text in the message to edit")
+            if caption and message.method != "sendPhoto":
+                return _error(400, "Bad Request: there is no caption in the message to edit")
+            if not caption and not text:
+                return _error(400, "Bad Request: message text is empty")
+            visible, problem = _visible_text(text, parse_mode)
+            if problem:
+                return _error(400, f"Bad Request: can't parse entities: {problem}")
+            if len(visible) > (1024 if caption else 4096):
+                return _error(400, "Bad Request: message caption is too long" if caption
+                              else "Bad Request: message is too long")
+            if text == message.text and parse_mode == message.parse_mode:
+                return _error(400, "Bad Request: message is not modified: specified new message content "
+                                   "and reply markup are exactly the same as a current content and reply "
+                                   "markup of the message")
+            edited = dataclasses.replace(message, text=text, parse_mode=parse_mode)
+            self._messages[self._messages.index(message)] = edited
+            self._edits.append(TelegramEdit(method, message_id, text, parse_mode, dict(params)))
+        result: dict[str, Any] = {"message_id": message_id, "date": 1772355600, "edit_date": 1772359200,
+                                  "chat": self._chat(), "sender_chat": self._chat()}
+        result["caption" if caption else "text"] = visible
+        return _ok(result)
 
     def _is_chat(self, chat_id: Any) -> bool:
         return str(chat_id) in (self.chat_id, str(CHAT_NUMERIC_ID))

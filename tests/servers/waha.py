@@ -17,6 +17,12 @@ Routes:
   the serialized form `true_{chatId}_{id}`, like WAHA's; the bare id is the part after the
   last `_`.
 - `GET /api/sessions/{session}` -> `{"name","status",...}`.
+- `GET /api/{session}/chats/{chatId}/messages/{messageId}` (serialized or bare id) -> that
+  visible post as a WAMessage, or 404 "Message not found";
+- `PUT /api/{session}/chats/{chatId}/messages/{messageId}` `{"text","linkPreview"?,
+  "linkPreviewHighQuality"?}` (EditMessageRequest) -> 200 with the edited message in the
+  engine's shape; the post's text becomes `text` and the edit is in `edits`. An image post
+  answers 400 (the fake, like WAHA's edit, changes text messages only).
 - `GET /api/{session}/channels/{id}/messages/preview?downloadMedia=false&limit=N` (both query
   parameters required, as WAHA's OpenAPI has them; else 400) -> the newest N visible posts of
   that channel, newest first, as ChannelMessage objects `{"reactions": {emoji: n},
@@ -38,6 +44,9 @@ Fault switches (all thread-safe, settable while the server runs):
   `visible=False`;
 - `delay`: seconds to wait before answering any request. A send is recorded *before* the
   wait, so a client that times out leaves a post behind, as a slow real gateway would;
+- `fail_edits(n, code, retry_after=None)`: the next n edits (PUT) answer `code`; `ignore_edits(n)`:
+  the next n answer 200 but leave the text as it was (an edit WhatsApp did not apply);
+  `garble_next` applies to edits as to sends;
 - `fail_reads(n, code)`: the next n read-backs (chat messages) answer `code`;
 - `pregenerated_ids`: False makes `new-message-id` answer NestJS's "Cannot GET" 404, like a
   WAHA version without the route;
@@ -46,7 +55,8 @@ Fault switches (all thread-safe, settable while the server runs):
   route) answer a 2xx that is not WAHA's, a proxy's login page by default; with `forward` the
   request is handled first, so a send is posted and only its answer is lost (see
   `servers.garbage`).
-- `seed_post(chat_id, text)`: a post already on the channel, as a send would have left it;
+- `seed_post(chat_id, text, kind="text")`: a post already on the channel, as a send would have
+  left it (`kind="image"`: an image with that caption);
 - `set_engagement(message_id, views, reactions)`: the counts the preview shows for a post (by
   its bare id);
 - `fail_previews(n, code, retry_after=None)`: the next n previews answer `code` (500, 429 with
@@ -57,6 +67,7 @@ Fault switches (all thread-safe, settable while the server runs):
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import threading
@@ -100,6 +111,18 @@ class WahaPost:
 
 
 @dataclass(frozen=True, slots=True)
+class WahaEdit:
+    """One edit WAHA accepted (answered 200)."""
+
+    session: str
+    chat_id: str
+    message_id: str  # bare id of the edited post
+    text: str
+    applied: bool  # False when `ignore_edits` kept the old text
+    body: dict[str, Any]  # the JSON body exactly as received
+
+
+@dataclass(frozen=True, slots=True)
 class WahaRequest:
     """Any request the fake received, answered or not."""
 
@@ -140,6 +163,9 @@ class FakeWaha(Garbling):
         self.preview_delay = 0.0
         self._garbage = GarbageSwitch()
         self._posts: list[WahaPost] = []
+        self._edits: list[WahaEdit] = []
+        self._edit_failures: deque[tuple[int, float | None]] = deque()
+        self._ignored_edits = 0
         self._requests: list[WahaRequest] = []
         self._ids = itertools.count(1)
         self._closing = threading.Event()
@@ -254,6 +280,22 @@ class FakeWaha(Garbling):
         with self._lock:
             self._drops += n
 
+    def fail_edits(self, n: int, code: int, retry_after: float | None = None) -> None:
+        """Make the next `n` edits answer `code` (with `Retry-After` when given)."""
+        with self._lock:
+            self._edit_failures.extend([(code, retry_after)] * n)
+
+    def ignore_edits(self, n: int) -> None:
+        """Make the next `n` edits answer 200 and leave the post's text unchanged."""
+        with self._lock:
+            self._ignored_edits += n
+
+    @property
+    def edits(self) -> list[WahaEdit]:
+        """Every accepted edit, oldest first (a copy)."""
+        with self._lock:
+            return list(self._edits)
+
     def fail_reads(self, n: int, code: int) -> None:
         """Make the next `n` read-backs of a chat's messages answer `code`."""
         with self._lock:
@@ -266,10 +308,10 @@ class FakeWaha(Garbling):
             self._engagement[message_id] = (views, dict(reactions or {}))
 
     def seed_post(self, chat_id: str, text: str, *, message_id: str | None = None,
-                  session: str | None = None) -> WahaPost:
+                  session: str | None = None, kind: Literal["text", "image"] = "text") -> WahaPost:
         """Put a post on `chat_id` as if a send had made it (visible, with `message_id` or a
-        fresh id); return it."""
-        return self._record("text", session or self.session, chat_id, text, message_id or self.new_message_id(),
+        fresh id; `kind` "image": an image with `text` as its caption); return it."""
+        return self._record(kind, session or self.session, chat_id, text, message_id or self.new_message_id(),
                             None, {"chatId": chat_id, "text": text})
 
     def fail_previews(self, n: int, code: int, retry_after: float | None = None) -> None:
@@ -361,6 +403,31 @@ class FakeWaha(Garbling):
             self._posts.append(post)
             return post
 
+    def _find_post(self, session: str, chat_id: str, message_id: str) -> WahaPost | None:
+        bare = message_id.rsplit("_", 1)[-1]
+        with self._lock:
+            for post in self._posts:
+                if post.visible and post.session == session and post.chat_id == chat_id and post.id == bare:
+                    return post
+        return None
+
+    def _edit(self, post: WahaPost, text: str, body: dict[str, Any]) -> WahaPost:
+        """Record an edit of `post` and return the post as it now is."""
+        with self._lock:
+            applied = self._ignored_edits == 0
+            if not applied:
+                self._ignored_edits -= 1
+            self._edits.append(WahaEdit(post.session, post.chat_id, post.id, text, applied, body))
+            if not applied:
+                return post
+            index = self._posts.index(post)
+            self._posts[index] = edited = dataclasses.replace(post, text=text)
+            return edited
+
+    def _take_edit_failure(self) -> tuple[int, float | None] | None:
+        with self._lock:
+            return self._edit_failures.popleft() if self._edit_failures else None
+
     def _wait_send_delay(self) -> None:
         delay = self.send_delay
         if delay > 0:
@@ -415,7 +482,7 @@ class _Handler(BaseHTTPRequestHandler):
                 body = json.loads(raw)
             except (ValueError, UnicodeDecodeError):
                 body, body_ok = raw.decode("utf-8", "replace"), False
-        is_send = method == "POST" and "/api/send" in self.path
+        is_send = (method == "POST" and "/api/send" in self.path) or method == "PUT"
         garbage: Garbage | None = fake._garbage.take(send=is_send)
         if method == "GET" and "/messages/preview" in self.path:
             if garbage is None:
@@ -472,6 +539,8 @@ class _Handler(BaseHTTPRequestHandler):
             if failure is not None:
                 return _failure(fake, *failure)
             return self._preview(fake, rest[0], rest[2], query)
+        if method in ("GET", "PUT") and len(rest) == 5 and rest[1] == "chats" and rest[3] == "messages":
+            return self._one_message(fake, method, rest[0], rest[2], rest[4], body, body_ok)
         if method == "GET" and len(rest) == 4 and rest[1] == "chats" and rest[3] == "messages":
             read_failure = fake._take_read_failure()
             if read_failure is not None:
@@ -501,6 +570,36 @@ class _Handler(BaseHTTPRequestHandler):
         post = fake._record(kind, session, body["chatId"], text, message_id,
                             self.headers.get("X-Api-Key"), body)
         return 201, _success_body(fake.engine, post), {}
+
+    def _one_message(self, fake: FakeWaha, method: str, session: str, chat_id: str, message_id: str,
+                     body: Any, body_ok: bool) -> Reply:
+        if method == "PUT":
+            failure = fake._take_edit_failure()
+            if failure is not None:
+                return _failure(fake, *failure)
+        if session != fake.session:
+            return _unknown_session(session)
+        if method == "PUT":
+            if not body_ok or not isinstance(body, dict):
+                return _error(400, "Body must be a JSON object")
+            problems = []
+            if not isinstance(body.get("text"), str) or not body["text"]:
+                problems.append("text must be a non-empty string")
+            for flag in ("linkPreview", "linkPreviewHighQuality"):
+                if flag in body and not isinstance(body[flag], bool):
+                    problems.append(f"{flag} must be a boolean value")
+            if problems:
+                return 400, {"statusCode": 400, "message": problems, "error": "Bad Request"}, {}
+            if fake.status != "WORKING":
+                return _not_working(fake.status)
+        post = fake._find_post(session, chat_id, message_id)
+        if post is None:
+            return _error(404, "Message not found")
+        if method == "GET":
+            return 200, _wa_message(post), {}
+        if post.kind != "text":
+            return _error(400, "Only text messages can be edited")
+        return 200, _success_body(fake.engine, fake._edit(post, body["text"], body)), {}
 
     def _session_info(self, fake: FakeWaha, session: str) -> Reply:
         if session != fake.session:
