@@ -65,6 +65,19 @@ def build_parser() -> argparse.ArgumentParser:
     queue = commands.add_parser("queue", help="what waits to be posted and why (the console's In coda page)")
     queue.add_argument("--channel", help="only this channel")
     queue.add_argument("--json", action="store_true", help="machine-readable output")
+    acts = queue.add_subparsers(dest="queue_action", metavar="ACTION")
+    approve = acts.add_parser("approve", help="approve an alert waiting for approval (da approvare)")
+    approve.add_argument("id", help="the alert's id, as queue shows it")
+    approve.add_argument("--text", help="post it with this text instead (checked like the feed's alerts)")
+    approve.add_argument("--confirm", action="store_true",
+                         help="the text's numbers and dates are right although the source does not have them")
+    for name, what in (("hold", "stop an alert: it is not sent until approved"),
+                       ("send-now", "send an alert now, first in its queue, past quiet hours and pacing"),
+                       ("retry", "try a failed alert again")):
+        acts.add_parser(name, help=what).add_argument("id", help="the alert's id, as queue shows it")
+    drop = acts.add_parser("drop", help="drop an alert: it is never sent")
+    drop.add_argument("id", help="the alert's id, as queue shows it")
+    drop.add_argument("--reason", required=True, help="why (kept in the audit trail)")
 
     user = commands.add_parser("user", help="the staff console's accounts")
     user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -78,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     user_remove = user_commands.add_parser("remove", help="remove an account (its sessions end at once)")
     user_remove.add_argument("name")
     user_commands.add_parser("list", help="the accounts and their roles")
+
+    audit = commands.add_parser("audit", help="the editors' actions: who did what to which alert, when")
+    audit.add_argument("--since", type=_parse_date, help="only actions on or after this date (YYYY-MM-DD)")
+    audit.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
     history = commands.add_parser("history", help="audit log of what was posted")
     history.add_argument("--since", type=_parse_date, help="only posts on or after this date (YYYY-MM-DD)")
@@ -133,8 +150,13 @@ def _run_command(args: argparse.Namespace) -> int:
             return cmd_forget(config, sys.stdout, args.feed_id)
         if args.command == "status":
             return cmd_status(config, sys.stdout, as_json=args.json)
+        if args.command == "queue" and args.queue_action is not None:
+            return cmd_act(config, sys.stdout, args.queue_action, args.id, text=getattr(args, "text", None),
+                           confirm=getattr(args, "confirm", False), reason=getattr(args, "reason", None) or "")
         if args.command == "queue":
             return cmd_queue(config, sys.stdout, channel=args.channel, as_json=args.json)
+        if args.command == "audit":
+            return cmd_audit(config, sys.stdout, since=args.since, fmt=args.format)
         if args.command == "history":
             return cmd_history(config, sys.stdout, since=args.since, fmt=args.format)
         if args.command == "user":
@@ -434,6 +456,68 @@ def cmd_queue(config: Config, out: TextIO, *, channel: str | None, as_json: bool
                   else row["reason"])
         print(f"{row['channel']:<16} {row['state']:<9} {_when(_dt(row['due']), config):<17} "
               f"{row['feed']:<14} {title:<40} {reason}", file=out)
+    return EXIT_OK
+
+
+def cmd_act(config: Config, out: TextIO, action: str, alert_id: str, *, text: str | None = None,
+            confirm: bool = False, reason: str = "") -> int:
+    """Ask the running daemon to make an editor's action (`bridge.approval`) on `alert_id`, as
+    the Unix user running this command; print what it did. Exit 0 once the action is durable;
+    1 when it is refused (one line saying why: already done by someone else, not applicable,
+    a text that cannot be posted or needs --confirm) or the daemon cannot be asked. With no
+    daemon running nothing is done: the actions are the daemon's, which also sends and
+    announces what they release."""
+    from bridge.control.client import ControlError, DaemonNotRunning, ask
+
+    args: dict[str, Any] = {"action": action, "id": alert_id, "confirm": confirm, "reason": reason}
+    if text is not None:
+        args["text"] = text
+    try:
+        answer = ask(config.bridge.socket_path, "act", args)
+    except DaemonNotRunning:
+        _say_error(f"channel-bridge: the daemon is not running, so nothing was done ({action} {alert_id}); "
+                   "actions are made by the running daemon: start it (systemctl start channel-bridge) and try again",
+                   sys.stderr)
+        return EXIT_FAILED
+    except ControlError as exc:
+        _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)
+        return EXIT_FAILED
+    print(answer["message"], file=out)
+    return EXIT_OK
+
+
+def cmd_audit(config: Config, out: TextIO, *, since: datetime | None, fmt: str) -> int:
+    """Print the audit trail of the editors' actions (`bridge.audit`), oldest first: read from
+    the state, whether the daemon runs or not (the log is append-only, each entry whole)."""
+    import csv
+    import json
+
+    from bridge.audit import AuditLog
+
+    entries = [entry.to_dict() for entry in AuditLog(config.bridge.state_dir).read(since)]
+    if fmt == "json":
+        json.dump(entries, out, indent=2, ensure_ascii=False)
+        out.write("\n")
+        return EXIT_OK
+    rows = [{"at": e["at"], "who": e["who"], "where": e["where"], "action": e["action"], "alert_id": e["alert_id"],
+             "channel": e["channel"], "feed_id": e["feed_id"], "title": e["title"],
+             "before": e["before"].get("state", ""), "after": (e["after"] or {}).get("state", "dropped"),
+             "reason": e["reason"],
+             "text_before": e["before"].get("summary", ""), "text_after": (e["after"] or {}).get("summary", "")}
+            for e in entries]
+    if fmt == "csv":
+        from bridge.spreadsheet import csv_cell
+
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]) if rows else ["at"])
+        writer.writeheader()
+        writer.writerows({k: csv_cell(v) if isinstance(v, str) else v for k, v in row.items()} for row in rows)
+        return EXIT_OK
+    print(f"{'when':<17} {'who':<12} {'from':<8} {'action':<13} {'alert':<34} {'change':<20} title", file=out)
+    for row in rows:
+        change = f"{row['before']} -> {row['after']}"
+        print(f"{_when(_dt(row['at']), config):<17} {row['who']:<12} {row['where']:<8} {row['action']:<13} "
+              f"{row['alert_id']:<34} {change:<20} {row['title']}" + (f" ({row['reason']})" if row["reason"] else ""),
+              file=out)
     return EXIT_OK
 
 

@@ -87,6 +87,31 @@ class BridgeSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeoutRule:
+    """What an alert waiting for approval does once it has waited `after`: "send" or "drop";
+    `after` None: it waits for an editor however long."""
+
+    after: timedelta | None = None
+    action: str = "drop"
+
+    def __str__(self) -> str:
+        return "never" if self.after is None else f"{self.action} after {format_duration(self.after)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ApproveTimeout:
+    """`approve_timeout`: the rule for routine alerts and the one for urgent alerts. The default
+    never sends an unapproved routine alert (it waits for an editor); an unapproved urgent
+    alert goes out after 30 minutes, since a missed emergency is the worst failure."""
+
+    routine: TimeoutRule = field(default_factory=TimeoutRule)
+    urgent: TimeoutRule = field(default_factory=lambda: TimeoutRule(timedelta(minutes=30), "send"))
+
+    def rule(self, *, urgent: bool) -> TimeoutRule:
+        return self.urgent if urgent else self.routine
+
+
+@dataclass(frozen=True, slots=True)
 class FeedConfig:
     id: str
     name: str
@@ -100,6 +125,8 @@ class FeedConfig:
     urgent: bool = False
     link_domains: tuple[str, ...] = ()
     fetch_article: FetchArticle = "auto"
+    approve: bool = False  # its alerts wait for an editor's approval (see `bridge.approval`)
+    approve_timeout: ApproveTimeout | None = None  # None: the channel's, else the default
 
     @property
     def is_local(self) -> bool:
@@ -135,6 +162,8 @@ class ChannelConfig:
     utm: Mapping[str, str] = field(default_factory=dict)
     template: str | None = None
     timeout: timedelta = timedelta(seconds=30)
+    approve: bool = False  # every feed's alerts on this channel wait for an editor's approval
+    approve_timeout: ApproveTimeout | None = None
     # The bridge's `timezone` (not a key of the table): dates a channel shows ({date}, the
     # console's header) are told in it.
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Rome"))
@@ -445,9 +474,10 @@ def _suggest(key: str, known: set[str]) -> str:
 
 _FEED_KEYS = {
     "interval", "channels", "max_age", "backfill", "include", "exclude", "urgent",
-    "link_domains", "fetch_article",
+    "link_domains", "fetch_article", "approve", "approve_timeout",
 }
-_CHANNEL_COMMON = {"type", "images", "max_per_day", "max_length", "utm", "template", "timeout"}
+_CHANNEL_COMMON = {"type", "images", "max_per_day", "max_length", "utm", "template", "timeout", "approve",
+                   "approve_timeout"}
 _CHANNEL_KEYS = {
     "waha": {"url", "session", "chat_id", "api_key"},
     "whapi": {"url", "chat_id", "token"},
@@ -654,6 +684,7 @@ def _feed_settings(table: _Table, channels: Mapping[str, ChannelConfig], base: d
             values[key] = table.strings(key)
     if table.has("urgent"):
         values["urgent"] = table.get("urgent", bool, False)
+    _approval_settings(table, values)
     if table.has("fetch_article"):
         mode = table.get("fetch_article", str)
         if mode is not None and mode not in ("auto", "always", "never"):
@@ -721,9 +752,53 @@ def _parse_feeds(
                 urgent=values.get("urgent", False),
                 link_domains=values.get("link_domains", ()),
                 fetch_article=values.get("fetch_article", "auto"),
+                approve=values.get("approve", False),
+                approve_timeout=values.get("approve_timeout"),
             )
         )
     return feeds
+
+
+_TIMEOUT_RULE_RE = re.compile(r"^(send|drop)\s+after\s+(\S+)$")
+TIMEOUT_EXAMPLE = 'approve_timeout = { routine = "drop after 2d", urgent = "send after 30m" }'
+
+
+def parse_timeout_rule(text: str) -> TimeoutRule:
+    """"send after 30m", "drop after 2d" or "never" -> its TimeoutRule. Raise ValueError."""
+    if text.strip() == "never":
+        return TimeoutRule()
+    match = _TIMEOUT_RULE_RE.match(text.strip())
+    if match is None:
+        raise ValueError(f'expected "send after DURATION", "drop after DURATION" or "never", got "{text}"')
+    after = parse_duration(match.group(2))
+    if after <= timedelta(0):
+        raise ValueError("the duration must be longer than 0s")
+    return TimeoutRule(after, match.group(1))
+
+
+def _approval_settings(table: _Table, values: dict[str, Any]) -> None:
+    """Read `approve` and `approve_timeout` of a feed, [defaults] or a channel into `values`."""
+    if table.has("approve"):
+        values["approve"] = table.get("approve", bool, False)
+    if not table.has("approve_timeout"):
+        return
+    raw = table.get("approve_timeout", dict, None)
+    if raw is None:
+        return
+    rules: dict[str, TimeoutRule] = {}
+    for key, text in raw.items():
+        if key not in ("routine", "urgent"):
+            table.error("approve_timeout", f'unknown key "{key}": expected routine and urgent, e.g. {TIMEOUT_EXAMPLE}')
+        elif not isinstance(text, str):
+            table.error("approve_timeout", f"{key}: expected a string, e.g. {TIMEOUT_EXAMPLE}")
+        else:
+            try:
+                rules[key] = parse_timeout_rule(text)
+            except ValueError as exc:
+                table.error("approve_timeout", f"{key}: {exc}")
+    default = ApproveTimeout()
+    values["approve_timeout"] = ApproveTimeout(routine=rules.get("routine", default.routine),
+                                               urgent=rules.get("urgent", default.urgent))
 
 
 def _is_web(url: str) -> bool:
@@ -893,6 +968,7 @@ def _parse_channels(
             values["max_length"] = table.integer("max_length", None, minimum=80)
         if table.has("timeout"):
             values["timeout"] = table.converted("timeout", parse_duration, timedelta(seconds=30))
+        _approval_settings(table, values)
         if table.has("utm"):
             utm = table.get("utm", dict, {})
             if any(not isinstance(v, str) for v in utm.values()):

@@ -41,7 +41,9 @@ from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bridge import systemd
+from bridge.actions import plan_action, plan_timeouts
 from bridge.addresses import ALLOW_PRIVATE_ENV, private_addresses_allowed
+from bridge.approval import AWAITING, Action, Decision
 from bridge.article import ArticleReader
 from bridge.channels import Channel, ChannelError, open_channel
 from bridge.clock import Clock, JumpWatch
@@ -83,6 +85,10 @@ LOCK_CHECK_EVERY = 2.0  # seconds between two checks that the state directory is
 # How often the wall clock is compared with the monotonic one even when nothing reads it: a
 # worker waiting for the end of quiet hours must hear of a step within seconds.
 CLOCK_CHECK_EVERY = 2.0
+# How often alerts awaiting approval are looked at (approve_timeout, the ops announcement), on
+# the daemon's clock; an editor's action and a poll that queues one look at once.
+APPROVAL_CHECK = timedelta(seconds=10)
+AWAITING_SUBJECT = "avvisi da approvare"  # the ops alert's subject: one per min_interval
 
 
 def utcnow() -> datetime:
@@ -148,6 +154,7 @@ class Bridge:
         # it is served (`bridge.engagement.keep_reading`).
         self.engagement = Engagement(self.clock.monotonic)
         self.control: ControlServer | None = None  # the control socket, while it is served
+        self._approvals_changed = asyncio.Event()  # an editor acted: look at the approvals again
 
     # -- time -------------------------------------------------------------------------------
 
@@ -308,7 +315,9 @@ class Bridge:
                 self._wake_channels(feed.channels)
                 raise
         for delivery in result.queued:
-            if delivery.channel in self._wake:
+            if delivery.state == AWAITING:
+                self._approvals_changed.set()  # announced on the ops channel without waiting
+            elif delivery.channel in self._wake:
                 self._wake[delivery.channel].set()
         health = self.store.feed_state(feed.id).health(self.now())
         if health.status != health_before.status:
@@ -373,6 +382,45 @@ class Bridge:
         if line != self._status:
             self._status = line
             systemd.notify(systemd.status_line(line))
+
+    # -- editors' actions and approval mode (bridge.approval, bridge.actions) ---------------
+
+    async def act(self, action: Action, *, who: str, where: str) -> Decision:
+        """Apply an editor's action (the command line's over the control socket, the
+        console's): decided at its turn, durable (audit, then outbox) before this returns; its
+        channel's worker is woken. Raise approval.ActionRefused, changing nothing."""
+        decision = await self.store.acommit(plan_action(self.store, self.config, action, who=who, where=where,
+                                                        now=self.now()))
+        log.info("editor's action", action=action.action, alert=action.alert_id, user=who, where=where,
+                 channel=decision.before.channel, reason=action.reason or None, message=decision.message)
+        self._wake_channels([decision.before.channel])
+        self._approvals_changed.set()
+        return decision
+
+    async def _approvals(self) -> None:
+        """Every APPROVAL_CHECK: apply `approve_timeout`, then announce the alerts awaiting
+        approval on the ops channel (at most once per `[ops] min_interval`, by the ops
+        reporter's own limit)."""
+        while not self._stopping.is_set():
+            try:
+                decisions = await self.store.acommit(plan_timeouts(self.store, self.config, self.now()))
+                for decision in decisions:
+                    log.warning("approve_timeout: " + decision.message, alert=decision.before.id,
+                                channel=decision.before.channel, title=decision.before.alert.title)
+                self._wake_channels(list(dict.fromkeys(d.before.channel for d in decisions)))
+                waiting = len(self.store.deliveries(state=AWAITING))
+                if waiting:
+                    await self.ops.report(AWAITING_SUBJECT, f"{waiting} avvis{'o' if waiting == 1 else 'i'} "
+                                          "da approvare", hint="channel-bridge queue, or the console's In coda page")
+                else:
+                    self.ops.clear(AWAITING_SUBJECT)
+            except Exception as exc:
+                if not self._state_failed("approvals", exc):
+                    log.exception("approval check crashed")
+            else:
+                self._state_ok("approvals")
+            self._approvals_changed.clear()
+            await self.clock.sleep(APPROVAL_CHECK.total_seconds(), self._approvals_changed)
 
     async def _drain(self, name: str, *, once: bool = False) -> DrainResult:
         return await drain(
@@ -490,6 +538,7 @@ class Bridge:
         guard = asyncio.ensure_future(self._guard())
         flusher = asyncio.ensure_future(self._flusher())
         clock_watch = asyncio.ensure_future(self._watch_clock())
+        approvals = asyncio.ensure_future(self._approvals())
         await self._start_console()
         readings = (asyncio.ensure_future(keep_reading(self.engagement, lambda: self.channels, self.now, self.clock))
                     if self.console is not None else None)
@@ -508,6 +557,7 @@ class Bridge:
             guard.cancel()
             flusher.cancel()
             clock_watch.cancel()
+            approvals.cancel()
             if readings is not None:
                 readings.cancel()
             await self._shutdown()

@@ -45,7 +45,9 @@ def read_time(text: Any, name: str, notes: list[str] | None = None) -> datetime:
     return moment
 
 
-DELIVERY_STATES = ("pending", "failed")
+# pending: goes out in its turn; failed: given up; awaiting: "da approvare", never sent until an
+# editor approves it (`bridge.approval`); stopped: held by an editor, never sent, never timed out.
+DELIVERY_STATES = ("pending", "failed", "awaiting", "stopped")
 
 
 HELD_KEPT = 20  # the held items a feed's state remembers, newest first
@@ -192,6 +194,17 @@ class Delivery:
     in_flight: bool = False  # a send was started and its outcome is unknown: reconcile first
     plain: bool = False  # the channel rejected the formatted alert: send the plainest form
     held: bool = False  # held back by max_per_day: goes out in the next day's digest
+    send_now: bool = False  # an editor's send-now: first in its queue, past quiet hours and pacing
+    # The last editor's action on it (`bridge.approval`): which, by whom, when; None before any.
+    acted: str | None = None
+    acted_by: str | None = None
+    acted_at: datetime | None = None
+    original: Alert | None = None  # the alert as the feed made it, once an editor changed its text
+
+    @property
+    def unpaced(self) -> bool:
+        """Urgent, or sent now by an editor: quiet hours, min_gap and max_per_day do not hold it."""
+        return self.urgent or self.send_now
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,6 +223,11 @@ class Delivery:
             "in_flight": self.in_flight,
             "plain": self.plain,
             "held": self.held,
+            "send_now": self.send_now,
+            "acted": self.acted,
+            "acted_by": self.acted_by,
+            "acted_at": iso(self.acted_at),
+            "original": self.original.to_dict() if self.original is not None else None,
         }
 
     @classmethod
@@ -245,6 +263,11 @@ class Delivery:
                 in_flight=bool(data.get("in_flight", False)),
                 plain=bool(data.get("plain", False)),
                 held=bool(data.get("held", False)),
+                send_now=bool(data.get("send_now", False)),
+                acted=data.get("acted"),
+                acted_by=data.get("acted_by"),
+                acted_at=read_time(data["acted_at"], "acted_at", local) if data.get("acted_at") else None,
+                original=Alert.from_dict(data["original"]) if data.get("original") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             what = f'missing "{exc.args[0]}"' if isinstance(exc, KeyError) else str(exc)

@@ -22,7 +22,9 @@ What to do with a failure is decided from the channel error's class alone (chann
 
 Quiet hours hold routine alerts, `min_gap` paces posts, and beyond `max_per_day` routine
 alerts are held and merged into one digest post the next day; urgent alerts go through all
-three. None of them applies to the `console` channel, which is for people at a terminal.
+three, and so does one an editor sent now (`Delivery.send_now`: first in its queue).
+The queue holds only pending deliveries: one awaiting approval or stopped by an editor
+(`bridge.approval`) is never sent. None of them applies to the `console` channel, which is for people at a terminal.
 
 `max_age` holds at send time too: an alert that waited in the queue (a channel down for days,
 a channel removed from the config and put back) until its item is older than its feed's
@@ -286,10 +288,10 @@ def head_ready(head: Delivery, *, moment: datetime, last_post: datetime | None, 
     ready, why = moment, WAIT_NONE
     if head.next_attempt and not ignore_backoff and head.next_attempt > ready:
         ready, why = head.next_attempt, WAIT_RETRY
-    quiet = quiet_until(pacing, alerts, timezone, moment, urgent=head.urgent)
+    quiet = quiet_until(pacing, alerts, timezone, moment, urgent=head.unpaced)
     if quiet is not None and quiet > ready:
         ready, why = quiet, WAIT_QUIET_HOURS
-    if pacing is not None and not head.urgent:
+    if pacing is not None and not head.unpaced:
         # A last post later than now means the wall clock was stepped back since: it holds
         # nothing (else it would hold the queue for the whole step). The next post may then
         # come sooner than min_gap after it; the pacing goes on from that post.
@@ -320,10 +322,10 @@ async def _due(
     head = pending[0]
     ready, _ = head_ready(head, moment=moment, last_post=store.last_post(channel), alerts=alerts,
                           timezone=timezone, pacing=pacing, ignore_backoff=ignore_backoff)
-    if pacing is not None and not head.urgent:
+    if pacing is not None and not head.unpaced:
         if pacing.max_per_day is not None and ready <= moment:
             today = day_start(moment, timezone)
-            routine = [d for d in pending if not d.urgent]
+            routine = [d for d in pending if not d.unpaced]
             held = [d for d in routine if d.held]
             if store.posts_since(channel, today) >= pacing.max_per_day:
                 await store.acommit(store.plan_update_deliveries(
@@ -397,7 +399,9 @@ async def _attempt(
                 return _Outcome(retry_now=True, expired=len(stale))  # the next one may go now
         token = head.token if head.token is not None else await channel.prepare(head.id)
         head = replace(head, token=token, in_flight=True)
-        await store.acommit(store.plan_update_deliveries([head]))  # on disk before the request leaves
+        # On disk before the request leaves; not at all if an editor held or changed it meanwhile.
+        if not await store.acommit(store.plan_start_send(head)):
+            return _Outcome(retry_now=True)
         store.check_lock()  # never post from a state directory that is no longer ours
         posted = await channel.send(alert, delivery_id=head.id, token=token, plain=head.plain)
     except TransientError as exc:

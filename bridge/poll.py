@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from bridge.approval import AWAITING, needs_approval
 from bridge.article import ArticleReader
 from bridge.config import Config, FeedConfig
 from bridge.fetch import Fetcher, FetchError, Validators
@@ -177,7 +178,9 @@ def _record(feed: FeedConfig, config: Config, store: Store, state: FeedState, it
                                      at=started))
             _log_held(flog, verdict)
     posts = sorted((v for v in verdicts if v.posts), key=lambda v: v.order)
-    queued = yield from store.plan_add_deliveries([_delivery(feed, verdict, started) for verdict in posts])
+    queued = yield from store.plan_add_deliveries(
+        [_delivery(feed, verdict, started, approve=needs_approval(feed, config.channels.get(verdict.channel)))
+         for verdict in posts])
     first = tuple(channel for channel in feed.channels if memory.first_poll(channel))
     posted_first = sum(1 for delivery in queued if delivery.channel in first)
     recorded = {key for item in items for key in recorded_keys(item)}
@@ -237,7 +240,8 @@ def polled_state(state: FeedState, feed: FeedConfig, items: Sequence[Item], vali
     )
 
 
-def _delivery(feed: FeedConfig, verdict: Verdict, now: datetime) -> Delivery:
+def _delivery(feed: FeedConfig, verdict: Verdict, now: datetime, *, approve: bool = False) -> Delivery:
+    """The delivery of a POST verdict; "awaiting" an editor's approval when `approve`."""
     assert verdict.alert is not None  # a POST verdict carries its alert
     return Delivery(
         id=delivery_id(verdict.channel, verdict.item),
@@ -247,6 +251,7 @@ def _delivery(feed: FeedConfig, verdict: Verdict, now: datetime) -> Delivery:
         created=now,
         order=verdict.order,
         urgent=verdict.alert.urgent,
+        state=AWAITING if approve else "pending",
     )
 
 

@@ -11,6 +11,7 @@ Layout (schema version in `outbox.json`, table `meta`):
     outbox.<n>.journal   one line per change (see `bridge.journal`; folded in now and then)
     history-YYYY-MM.jsonl every post made in that month (UTC): where, when, the remote message
                          id (append-only; see `History`)
+    audit.jsonl          every editor's action on an alert (append-only; see `bridge.audit`)
 
 A poll that finds new keys writes its own feed's file only, and an outbox change appends one
 line, so the cost of a write grows neither with the number of feeds nor with the queue; a 304
@@ -80,6 +81,7 @@ from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
+from bridge.audit import AuditEntry, AuditLog, AuditWriteError
 from bridge.config import OPS_FEED
 from bridge.journal import Change, Document, JournaledStorage, UnreadableFile, fsync_dir, write_fully
 
@@ -573,6 +575,8 @@ class Store:
         # The latest posts of the bridge's own ops alerts, for *Stato* (a few a day at most).
         self._ops_posts: deque[Post] = deque(maxlen=OPS_POSTS_KEPT)
         self._paused: dict[str, str] = {}
+        self._audit = AuditLog(state_dir)
+        self._last_actions: dict[str, AuditEntry] | None = None  # alert id -> its last action, once read
         # Changes asked for with `acommit`, waiting for their turn, and the task taking them.
         self._turns: deque[tuple[Plan[Any], asyncio.Future[Any]]] = deque()
         self._taking: asyncio.Task[None] | None = None
@@ -1313,6 +1317,16 @@ class Store:
             self._queue(delivery)
         self._compact_if_due()
 
+    def plan_start_send(self, delivery: Delivery) -> Plan[bool]:
+        """Record `delivery` (read from the queue, now with its send in flight) unless an
+        editor changed it since it was read (held, dropped, sent now: see `bridge.approval`);
+        return whether it was recorded, and so may be sent."""
+        current = self._deliveries.get(delivery.id)
+        if current is None or (current.state, current.acted_at) != ("pending", delivery.acted_at):
+            return False
+        yield from self.plan_update_deliveries([delivery])
+        return True
+
     def record_post(
         self, delivery: Delivery, remote_id: str | None, at: datetime, *, verified: bool | None = None
     ) -> Post:
@@ -1358,6 +1372,55 @@ class Store:
         self._last_post.update(dict.fromkeys(channels, at))
         self._compact_if_due()
         return posts
+
+    # -- editors' actions (see bridge.approval) -------------------------------------------
+
+    def plan_act(self, entries: list[AuditEntry], changed: list[Delivery], dropped: list[str]) -> Plan[None]:
+        """Record editors' actions: `entries` in the audit log first, then in one outbox write
+        the deliveries `changed` and those `dropped` (by id) taken out. Both are durable when
+        the plan ends; raise StateWriteError, the outbox unchanged, when either cannot be
+        written (an entry written before a failed outbox write stays: it says what was asked)."""
+        yield partial(self._append_audit, entries)
+        index = self._actions()
+        for entry in entries:
+            index[entry.alert_id] = entry
+        if not changed and not dropped:
+            return
+        yield partial(self._write_outbox, {"deliveries": {**{d.id: d.to_dict() for d in changed},
+                                                          **dict.fromkeys(dropped)}})
+        for delivery in changed:
+            self._queue(delivery)
+        for delivery_id in dropped:
+            self._unqueue(delivery_id)
+        self._compact_if_due()
+
+    def _append_audit(self, entries: list[AuditEntry]) -> None:
+        self.check_lock()
+        try:
+            self._audit.append(entries)
+        except AuditWriteError as exc:
+            raise StateWriteError(self._audit.path, exc, hint=_write_hint(self.state_dir, exc.errno)) from None
+
+    def _actions(self) -> dict[str, AuditEntry]:
+        if self._last_actions is None:
+            self._last_actions = {entry.alert_id: entry for entry in self._audit.read()}
+        return self._last_actions
+
+    def last_action(self, alert_id: str) -> AuditEntry | None:
+        """The last action recorded on `alert_id`, or None."""
+        return self._actions().get(alert_id)
+
+    def audit_entries(self, since: datetime | None = None) -> list[AuditEntry]:
+        """The audit trail (at or after `since`), oldest first, as it is on disk."""
+        return self._audit.read(since)
+
+    def delivery(self, delivery_id: str) -> Delivery | None:
+        """The delivery of that id in the outbox, whatever its state, or None."""
+        return self._deliveries.get(delivery_id)
+
+    def posted(self, delivery_id: str) -> bool:
+        """Whether `delivery_id` is in the history (within `HISTORY_HORIZON`)."""
+        return self._posted(delivery_id)
 
     def posts_since(self, channel: str, since: datetime) -> int:
         """How many posts `channel` made at or after `since` (a digest, one remote message, counts
@@ -1636,15 +1699,15 @@ def human_size(size: int) -> str:
     return f"{amount:.1f} GB"
 
 
-SendingKey = tuple[bool, float, datetime, str]
+SendingKey = tuple[bool, bool, float, datetime, str]
 # A delivery after its sending key: a bare key sorts just before its delivery's entry.
-_Queued = tuple[bool, float, datetime, str, Delivery]
+_Queued = tuple[bool, bool, float, datetime, str, Delivery]
 
 
 def sending_key(delivery: Delivery) -> SendingKey:
-    """Where a delivery goes in its channel's queue: urgent first, then oldest first (its id last,
-    so that no two keys are equal)."""
-    return (not delivery.urgent, delivery.order, delivery.created, delivery.id)
+    """Where a delivery goes in its channel's queue: an editor's send-now first, then urgent, then
+    oldest first (its id last, so that no two keys are equal)."""
+    return (not delivery.send_now, not delivery.urgent, delivery.order, delivery.created, delivery.id)
 
 
 def with_retry(delivery: Delivery, *, error: str, at: datetime | None, failed: bool = False) -> Delivery:

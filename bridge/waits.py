@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from bridge.models import Delivery, HeldItem
     from bridge.store import Store
 
-STATES = ("pending", "held", "retrying", "paused", "failed")
+STATES = ("pending", "awaiting", "held", "retrying", "paused", "failed")
 
 HELD_DAYS = 7  # how long an item held by the link guard stays listed
 
@@ -40,6 +40,8 @@ WHY_MAX_PER_DAY = "max_per_day"  # held for the next day's digest
 WHY_PAUSED = "paused"  # the channel is down (bad token, session)
 WHY_NOT_IN_CONFIG = "not_in_config"  # its channel was removed from the config
 WHY_FAILED = "failed"  # given up: rejected twice, or expired
+WHY_APPROVAL = "approval"  # "da approvare": waits for an editor (approval mode)
+WHY_EDITOR = "editor"  # held by an editor until approved
 WHY_LINK_GUARD = "link_guard"  # held before the outbox: no link, a link off the site, nothing to say
 
 
@@ -124,7 +126,8 @@ def channel_names(config: Config, store: Store) -> list[str]:
 
 def waiting(config: Config, store: Store, now: datetime, *, channel: str | None = None) -> list[Waiting]:
     """Every pending, held and failed alert at `now` (of `channel` only, if given), per channel
-    in sending order, the failed ones after each channel's queue, then the items the link guard
+    in sending order, then those awaiting approval and those an editor held (`bridge.approval`),
+    the failed ones after them, then the items the link guard
     held on it in the last HELD_DAYS, newest first. Raise UnknownChannelError for a `channel`
     that is neither configured nor in the state."""
     held = held_items(config, store, now)
@@ -141,6 +144,13 @@ def waiting(config: Config, store: Store, now: datetime, *, channel: str | None 
         for position, delivery in enumerate(store.deliveries(name)):
             state, why, reason, due = _pending(delivery, position, settings, store, config, now, paused)
             rows.append(Waiting(delivery, settings, state, why, reason, due))
+        for delivery in store.deliveries(name, state="awaiting"):
+            rows.append(Waiting(delivery, settings, "awaiting", WHY_APPROVAL, "da approvare", None))
+        for delivery in store.deliveries(name, state="stopped"):
+            at = delivery.acted_at.astimezone(config.bridge.timezone) if delivery.acted_at else None
+            rows.append(Waiting(delivery, settings, "held", WHY_EDITOR,
+                                f"fermato da {delivery.acted_by or '?'}" + (f" alle {at:%H:%M}" if at else "")
+                                + ": non parte finché non è approvato", None))
         for delivery in store.deliveries(name, state="failed"):
             rows.append(Waiting(delivery, settings, "failed", WHY_FAILED, delivery.last_error or "non inviato", None))
         rows.extend(_held_row(config, feed_id, item, settings) for feed_id, item in held if item.channel == name)

@@ -46,6 +46,8 @@ LAYER_NAMES = (UNIT, INTEGRATION, E2E)
 LAYERS = {
     "test_addresses": INTEGRATION,
     "test_alert_golden": UNIT,
+    "test_approval": UNIT,
+    "test_approval_daemon": E2E,
     "test_article": INTEGRATION,
     "test_channels": INTEGRATION,
     "test_channels_edit": INTEGRATION,

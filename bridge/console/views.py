@@ -213,7 +213,8 @@ def beside(config: Config, entry: Waiting, siblings: Mapping[SiblingKey, Deliver
 
 
 PLATFORM_IT = {"whatsapp": "WhatsApp", "telegram": "Telegram", "mastodon": "Mastodon", "plain": "testo semplice"}
-STATE_IT = {"pending": "in attesa", "held": "trattenuto", "failed": "non inviato", "retrying": "in riprova",
+STATE_IT = {"pending": "in attesa", "awaiting": "da approvare",
+            "held": "trattenuto", "failed": "non inviato", "retrying": "in riprova",
             "paused": "canale in pausa"}
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 import socket
 import stat
@@ -43,6 +44,7 @@ from bridge.control.protocol import (
 )
 
 if TYPE_CHECKING:
+    from bridge.approval import Action, Decision
     from bridge.config import Config
     from bridge.console.server import Console
     from bridge.store import Store
@@ -68,6 +70,8 @@ class Daemon(Protocol):
     def now(self) -> datetime: ...
 
     def status_line(self) -> str: ...
+
+    async def act(self, action: Action, *, who: str, where: str) -> Decision: ...
 
 
 class ControlSocketError(Exception):
@@ -120,11 +124,35 @@ def _end_sessions(daemon: Daemon, args: dict[str, Any], peer: Peer) -> dict[str,
     return {"ended": ended, "console": console is not None}
 
 
+async def _act(daemon: Daemon, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    """An editor's action (`bridge.approval`): {"action", "id", "text"?, "confirm"?, "reason"?};
+    answered once it is durable, or refused with the refusal's code (approval.CONFLICT...)."""
+    from bridge.approval import Action, ActionRefused
+
+    action, ident, text = args.get("action"), args.get("id"), args.get("text")
+    reason, confirm = args.get("reason", ""), args.get("confirm", False)
+    if not isinstance(action, str) or not isinstance(ident, str) or not ident:
+        raise ProtocolError(BAD_REQUEST, '"action" and "id" are strings')
+    if (text is not None and not isinstance(text, str)) or not isinstance(reason, str) \
+            or not isinstance(confirm, bool):
+        raise ProtocolError(BAD_REQUEST, '"text" and "reason" are strings, "confirm" true or false')
+    try:
+        decision = await daemon.act(Action(action, ident, text=text, confirm=confirm, reason=reason),
+                                    who=peer.name, where="cli")
+    except ActionRefused as exc:
+        log.info("action refused", action=action, alert=ident, user=peer.name, why=exc.code, message=str(exc))
+        raise ProtocolError(exc.code, str(exc), exc.hint) from None
+    after = decision.after
+    return {"message": decision.message, "id": ident, "state": after.state if after is not None else "dropped",
+            "user": peer.name}
+
+
 # name -> (what it does, whether each call is logged at info: reading commands at debug)
 COMMANDS: dict[str, tuple[Command, bool]] = {
     "ping": (_ping, False),
     "queue": (_queue, False),
     "end_sessions": (_end_sessions, True),
+    "act": (_act, True),
 }
 
 
@@ -271,12 +299,15 @@ class ControlServer:
                     TOO_MANY_REQUESTS, f"at most {limits.max_requests} requests on one connection",
                     hint="open a new connection"))
                 return
-            await self._send(writer, self._answer(line, peer))
+            await self._send(writer, await self._answer(line, peer))
 
-    def _answer(self, line: bytes, peer: Peer) -> bytes:
+    async def _answer(self, line: bytes, peer: Peer) -> bytes:
         try:
             request = decode_request(line)
-            return encode_reply(self._run(request, peer))
+            result = self._run(request, peer)
+            if inspect.isawaitable(result):  # an action: answered once it is on disk
+                result = await result
+            return encode_reply(result)
         except ProtocolError as exc:
             return encode_error(exc.code, str(exc), exc.hint)
 

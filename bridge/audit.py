@@ -1,0 +1,139 @@
+"""The audit trail: every editor's action on an alert, in an append-only log beside the history.
+
+`state_dir/audit.jsonl`, one JSON object a line: when, who (the Unix user for the command line,
+from the control socket's peer credentials; the console's account), from where ("cli",
+"console", or "daemon" for the bridge's own `approve_timeout`), the action, the alert's id,
+channel, feed and title, the alert before and after (its state and text), the reason given.
+
+Each entry is written whole and fsynced before the action it records changes the outbox, and
+both before the action is acknowledged (`Store.plan_act`). A line torn by a crash is cut off
+before the next append and skipped by readers: its action was never acknowledged, and the
+outbox, written after it, does not have it either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bridge.journal import write_fully
+from bridge.models import Delivery, iso, read_time
+
+AUDIT_FILE = "audit.jsonl"
+
+
+class AuditWriteError(OSError):
+    """The audit log cannot be written: the action is not made."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One action on one alert. `before` and `after` are `snapshot`s (after is None for a drop)."""
+
+    at: datetime
+    who: str
+    where: str
+    action: str
+    alert_id: str
+    channel: str
+    feed_id: str
+    title: str
+    before: Mapping[str, Any] = field(default_factory=dict)
+    after: Mapping[str, Any] | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": iso(self.at), "who": self.who, "where": self.where, "action": self.action,
+                "alert_id": self.alert_id, "channel": self.channel, "feed_id": self.feed_id, "title": self.title,
+                "before": dict(self.before), "after": dict(self.after) if self.after is not None else None,
+                "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditEntry:
+        """Raise KeyError, TypeError or ValueError for anything that is not an entry."""
+        return cls(at=read_time(data["at"], "at"), who=str(data["who"]), where=str(data["where"]),
+                   action=str(data["action"]), alert_id=str(data["alert_id"]), channel=str(data["channel"]),
+                   feed_id=str(data["feed_id"]), title=str(data.get("title", "")), before=dict(data["before"]),
+                   after=dict(data["after"]) if data.get("after") is not None else None,
+                   reason=str(data.get("reason", "")))
+
+
+def snapshot(delivery: Delivery) -> dict[str, Any]:
+    """What an entry keeps of an alert, before or after an action: its state and its text."""
+    return {"state": delivery.state, "title": delivery.alert.title, "summary": delivery.alert.summary,
+            "send_now": delivery.send_now}
+
+
+def _parse(line: bytes) -> AuditEntry | None:
+    try:
+        return AuditEntry.from_dict(json.loads(line))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+class AuditLog:
+    """The append-only file of the audit trail (see the module)."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = state_dir / AUDIT_FILE
+        self._mended = False
+
+    def read(self, since: datetime | None = None) -> list[AuditEntry]:
+        """Every complete entry (at or after `since`), in the order of the file; lines that
+        cannot be read (a torn last line, a hand edit) are skipped."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        entries = [entry for line in raw.split(b"\n") if line.strip() and (entry := _parse(line)) is not None]
+        return [entry for entry in entries if since is None or entry.at >= since]
+
+    def append(self, entries: list[AuditEntry]) -> None:
+        """Add `entries` durably (write, fsync; the directory too when the file is new) before
+        returning; raise AuditWriteError, the log as it was, when it cannot."""
+        if not self._mended:
+            self._mend_tail()
+        data = b"".join(json.dumps(e.to_dict(), ensure_ascii=False).encode() + b"\n" for e in entries)
+        created = not self.path.exists()
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise AuditWriteError(exc.errno, f"cannot write the audit log {self.path}: {exc.strerror}") from None
+        try:
+            end = os.fstat(fd).st_size
+            try:
+                write_fully(fd, data)
+                os.fsync(fd)
+            except OSError as exc:
+                os.ftruncate(fd, end)
+                raise AuditWriteError(exc.errno, f"cannot write the audit log {self.path}: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        if created:
+            directory = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+
+    def _mend_tail(self) -> None:
+        """Cut off a last line torn by a crash, so the next entry starts on a line of its own."""
+        try:
+            with open(self.path, "r+b") as file:
+                raw = file.read()
+                if raw and not raw.endswith(b"\n"):
+                    last = raw.rfind(b"\n") + 1
+                    if _parse(raw[last:]) is not None:
+                        file.write(b"\n")
+                    else:
+                        file.truncate(last)
+                    file.flush()
+                    os.fsync(file.fileno())
+        except FileNotFoundError:
+            pass
+        self._mended = True
