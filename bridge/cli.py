@@ -384,8 +384,8 @@ def cmd_status(config: Config | SalvagedConfig, out: TextIO, *, as_json: bool) -
             f"{feed['health_detail'] or feed['last_error'] or _held(feed['last_held']) or _first_poll(feed)}",
             file=out,
         )
-    print(f"\n{'channel':<20} {'type':<9} {'queue':>5} {'held':>5} {'failed':>6}  {'last post':<17} problem",
-          file=out)
+    print(f"\n{'channel':<20} {'type':<9} {'queue':>5} {'held':>5} {'failed':>6} {'to approve':>10} {'stopped':>7}  "
+          f"{'last post':<17} problem", file=out)
     for channel in report["channels"]:
         problem = f"PAUSED: {channel['paused']}" if channel["paused"] else channel["last_error"] or ""
         if not problem and channel["last_failure"]:
@@ -395,7 +395,8 @@ def cmd_status(config: Config | SalvagedConfig, out: TextIO, *, as_json: bool) -
                        + (f"; {problem}" if problem else ""))
         print(
             f"{channel['name']:<20} {channel['type'] or '-':<9} {channel['queue']:>5} {channel['held']:>5} "
-            f"{channel['failed']:>6}  {_at(_dt(channel['last_post']), tz):<17} {problem}",
+            f"{channel['failed']:>6} {channel['awaiting']:>10} {channel['stopped']:>7}  "
+            f"{_at(_dt(channel['last_post']), tz):<17} {problem}",
             file=out,
         )
     return code

@@ -77,6 +77,8 @@ def report(store: Store, feed_ids: Sequence[str], channel_types: Mapping[str, st
             "retrying": sum(1 for d in pending if d.attempts),
             "failed": len(failed),
             "held": sum(1 for d in pending if d.held),
+            "awaiting": len(store.deliveries(name, state="awaiting")),  # da approvare
+            "stopped": len(store.deliveries(name, state="stopped")),  # held by an editor
             "paused": store.channel_pause(name),
             "last_error": next((d.last_error for d in pending if d.last_error), None),
             "last_failure": max(failed, key=lambda d: d.created).last_error if failed else None,

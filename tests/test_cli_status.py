@@ -168,3 +168,40 @@ def test_status_lists_the_ops_alerts_stato_lists_posted_ones_too(tmp_path: Path)
         assert listed == status_report(config, daemon_store)["ops"]
     finally:
         daemon_store.close()
+
+
+def test_status_counts_the_alerts_waiting_for_an_editor_apart(tmp_path: Path) -> None:
+    """An alert "da approvare" or held by an editor is not in the queue the drain sends from;
+    `status` (and *Stato*, from the same report) counts each apart, so a channel with three
+    alerts to approve does not look idle."""
+    from bridge.config import load_config
+    from bridge.item import Alert
+    from bridge.models import Delivery
+    from bridge.store import Store
+
+    config_path = tmp_path / "config.toml"
+    config_path.write_text(OPS_CONFIG, encoding="utf-8")
+    config = load_config(config_path, env={}, resolve_secrets=False)
+    now = datetime.now(UTC)
+
+    def waiting(ident: str, state: str) -> Delivery:
+        alert = Alert(feed_id="esempio", feed_name="Esempio", title=f"Avviso {ident}", summary="Testo.",
+                      link=f"https://www.comune.esempio.it/{ident}")
+        return Delivery(id=ident, channel="ced", feed_id="esempio", alert=alert, created=now, order=1.0,
+                        state=state)  # type: ignore[arg-type]
+
+    store = Store.open(config.bridge.state_dir)
+    try:
+        store.add_deliveries([waiting("a1", "awaiting"), waiting("a2", "awaiting"), waiting("s1", "stopped"),
+                              waiting("p1", "pending")])
+    finally:
+        store.close()
+    result = channel_bridge(config_path, "status", "--json")
+    assert result.returncode == 0, result.stderr
+    ced = next(channel for channel in json.loads(result.stdout)["channels"] if channel["name"] == "ced")
+    assert (ced["queue"], ced["awaiting"], ced["stopped"]) == (1, 2, 1)
+    table = channel_bridge(config_path, "status").stdout
+    header = next(line for line in table.splitlines() if line.startswith("channel "))
+    row = next(line for line in table.splitlines() if line.startswith("ced "))
+    assert "to approve" in header and "stopped" in header
+    assert row.split()[2:7] == ["1", "0", "0", "2", "1"]

@@ -79,7 +79,10 @@ def test_hostile_feed_text_is_shown_as_text(tmp_path: Path) -> None:
 
 
 def test_status_page_has_the_facts_of_status(tmp_path: Path) -> None:
-    for site in served(tmp_path, [delivery("d1", "whatsapp", "Mercato")]):
+    waiting = [delivery("d1", "whatsapp", "Mercato"),
+               dataclasses.replace(delivery("a1", "whatsapp", "Da approvare 1"), state="awaiting"),
+               dataclasses.replace(delivery("a2", "whatsapp", "Da approvare 2"), state="awaiting")]
+    for site in served(tmp_path, waiting):
         store = site.daemon.store
         store.save_feed(dataclasses.replace(
             store.feed_state("notizie"), last_poll=NOW, failures=4, failing_since=NOW - timedelta(hours=2),
@@ -91,6 +94,10 @@ def test_status_page_has_the_facts_of_status(tmp_path: Path) -> None:
         assert "07/12/2026 09:30" in text  # failing since, in Rome's time
         assert "IN PAUSA:</strong> 401 Unauthorized: the bot token was refused" in text
         assert "Che fare:" in text
+        row = text.split("<td>whatsapp</td>", 1)[1].split("</tr>", 1)[0]
+        assert "<th>Da approvare</th>" in text
+        assert row.count("<td>") >= 5 and [cell.split("</td>")[0] for cell in row.split("<td>")[1:6]] == \
+            ["waha", "1", "0", "2", "0"]  # type, queue, held, to approve, stopped
 
 
 def test_status_page_lists_the_feeds_needing_a_person_first_a_page_at_a_time(tmp_path: Path) -> None:

@@ -102,6 +102,8 @@ def stato(config: Config, store: Store, now: datetime, params: Mapping[str, str]
         "type": channel["type"] or "—",
         "queue": channel["queue"],
         "held": channel["held"],
+        "awaiting": channel["awaiting"],
+        "stopped": channel["stopped"],
         "failed": channel["failed"],
         "paused": channel["paused"],
         "what_to_do": ("correggere il canale o il gateway (token, sessione WhatsApp), poi chiedere al CED "
