@@ -9,13 +9,20 @@ Each entry is written whole and fsynced before the action it records changes the
 both before the action is acknowledged (`Store.plan_act`). A line torn by a crash is cut off
 before the next append and skipped by readers: its action was never acknowledged, and the
 outbox, written after it, does not have it either.
+
+An entry whose outbox write never happened (a kill between the two writes, or a write that
+failed) is followed by one of its own, NOT_APPLIED by the bridge ("non applicata: interrotta",
+or "non applicata: stato non scritto"), which says the alert stayed as it was: written as soon
+as the write fails, or when the state is next opened (`took_effect` tells). `last_actions` then
+knows the previous action as the alert's last, so the trail is true after any crash and no one
+is told of an action that did not take effect.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +32,10 @@ from bridge.journal import write_fully
 from bridge.models import Delivery, iso, read_time
 
 AUDIT_FILE = "audit.jsonl"
+NOT_APPLIED = "not-applied"  # the action of the entry before it (on the same alert) did not take effect
+INTERRUPTED = "non applicata: interrotta"  # found at the next start: the process stopped in between
+NOT_WRITTEN = "non applicata: stato non scritto"  # the outbox could not be written (a full disk...)
+BRIDGE = "channel-bridge"  # who the trail names for the bridge's own entries
 
 
 class AuditWriteError(OSError):
@@ -67,6 +78,42 @@ def snapshot(delivery: Delivery) -> dict[str, Any]:
     """What an entry keeps of an alert, before or after an action: its state and its text."""
     return {"state": delivery.state, "title": delivery.alert.title, "summary": delivery.alert.summary,
             "send_now": delivery.send_now}
+
+
+def not_applied(entry: AuditEntry, at: datetime, reason: str) -> AuditEntry:
+    """The entry saying that `entry`'s action did not take effect: the alert stayed as it was
+    before it (its `before` is both before and after), for `reason` (INTERRUPTED, NOT_WRITTEN)."""
+    return AuditEntry(at=max(at, entry.at), who=BRIDGE, where="daemon", action=NOT_APPLIED, alert_id=entry.alert_id,
+                      channel=entry.channel, feed_id=entry.feed_id, title=entry.title, before=dict(entry.before),
+                      after=dict(entry.before), reason=reason)
+
+
+def last_actions(entries: Iterable[AuditEntry]) -> dict[str, AuditEntry]:
+    """Each alert's last action that took effect, by alert id, from the trail in file order: a
+    NOT_APPLIED entry cancels the alert's entry just before it (and is never an action itself)."""
+    last: dict[str, AuditEntry] = {}
+    earlier: dict[str, AuditEntry | None] = {}  # the one before each alert's last, for a cancellation
+    for entry in entries:
+        if entry.action == NOT_APPLIED:
+            previous = earlier.pop(entry.alert_id, None)
+            if previous is not None:
+                last[entry.alert_id] = previous
+            else:
+                last.pop(entry.alert_id, None)
+            continue
+        earlier[entry.alert_id] = last.get(entry.alert_id)
+        last[entry.alert_id] = entry
+    return last
+
+
+def took_effect(entry: AuditEntry, delivery: Delivery | None) -> bool:
+    """Whether `entry`'s action shows in the outbox, where the alert is now `delivery` (None:
+    not in the outbox). A drop took effect when the alert is gone; any other action when the
+    alert carries it (the action and its moment, as `approval.decide` marks them), or when the
+    alert has gone on since (posted: only an action that took effect lets it leave the outbox)."""
+    if entry.after is None:
+        return delivery is None
+    return delivery is None or (delivery.acted, delivery.acted_at) == (entry.action, entry.at)
 
 
 def _parse(line: bytes) -> AuditEntry | None:

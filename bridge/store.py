@@ -81,7 +81,16 @@ from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
-from bridge.audit import AuditEntry, AuditLog, AuditWriteError
+from bridge.audit import (
+    INTERRUPTED,
+    NOT_WRITTEN,
+    AuditEntry,
+    AuditLog,
+    AuditWriteError,
+    last_actions,
+    not_applied,
+    took_effect,
+)
 from bridge.config import OPS_FEED
 from bridge.journal import Change, Document, JournaledStorage, UnreadableFile, fsync_dir, write_fully
 
@@ -577,6 +586,8 @@ class Store:
         self._paused: dict[str, str] = {}
         self._audit = AuditLog(state_dir)
         self._last_actions: dict[str, AuditEntry] | None = None  # alert id -> its last action, once read
+        # NOT_APPLIED entries not yet written (the audit log failed too): go before the next entries.
+        self._unnoted: list[AuditEntry] = []
         # Changes asked for with `acommit`, waiting for their turn, and the task taking them.
         self._turns: deque[tuple[Plan[Any], asyncio.Future[Any]]] = deque()
         self._taking: asyncio.Task[None] | None = None
@@ -733,6 +744,8 @@ class Store:
                 self._write_outbox({"deliveries": dict.fromkeys(stale)})
                 for delivery_id in stale:
                     self._unqueue(delivery_id)
+            # A crash between an action's audit entry and its outbox write: the trail says so.
+            self._reconcile_audit()
         self._load_states()
         feeds_dir = self.state_dir / "feeds"
         if feeds_dir.is_dir():
@@ -1379,15 +1392,17 @@ class Store:
         """Record editors' actions: `entries` in the audit log first, then in one outbox write
         the deliveries `changed` and those `dropped` (by id) taken out. Both are durable when
         the plan ends; raise StateWriteError, the outbox unchanged, when either cannot be
-        written (an entry written before a failed outbox write stays: it says what was asked)."""
+        written. Entries written before a failed outbox write are followed at once by their
+        `audit.NOT_APPLIED` entries (NOT_WRITTEN), or, if even that fails, before the next
+        entries or at the next open; `last_action` reports an action only once it took effect."""
+        index = self._actions()  # read before the append: never from a log with entries not yet applied
         yield partial(self._append_audit, entries)
-        index = self._actions()
-        for entry in entries:
-            index[entry.alert_id] = entry
         if not changed and not dropped:
+            index.update({entry.alert_id: entry for entry in entries})
             return
-        yield partial(self._write_outbox, {"deliveries": {**{d.id: d.to_dict() for d in changed},
-                                                          **dict.fromkeys(dropped)}})
+        yield partial(self._write_acted, entries, {"deliveries": {**{d.id: d.to_dict() for d in changed},
+                                                                  **dict.fromkeys(dropped)}})
+        index.update({entry.alert_id: entry for entry in entries})
         for delivery in changed:
             self._queue(delivery)
         for delivery_id in dropped:
@@ -1397,13 +1412,51 @@ class Store:
     def _append_audit(self, entries: list[AuditEntry]) -> None:
         self.check_lock()
         try:
-            self._audit.append(entries)
+            # Entries of actions that did not take effect, not yet said so: before anything new.
+            self._audit.append([*self._unnoted, *entries])
         except AuditWriteError as exc:
             raise StateWriteError(self._audit.path, exc, hint=_write_hint(self.state_dir, exc.errno)) from None
+        self._unnoted = []
+
+    def _write_acted(self, entries: list[AuditEntry], change: Change) -> None:
+        """The outbox write of `entries`' actions; when it fails, the trail says at once that
+        they did not take effect (if it can: else at the next append), and the failure is raised."""
+        try:
+            self._write_outbox(change)
+        except StateWriteError:
+            self._unnoted = [not_applied(entry, _now(), NOT_WRITTEN) for entry in entries]
+            try:
+                self._append_audit([])
+            except StateError as exc:
+                log.warning("the audit trail cannot say yet that an action did not take effect; "
+                            "it will, at the next write", error=str(exc))
+            raise
+
+    def _reconcile_audit(self) -> None:
+        """At open: follow every action of the trail that the outbox does not show (a kill
+        between its two writes) with its NOT_APPLIED entry (INTERRUPTED). Best effort: one
+        that cannot be written now goes before the next entries."""
+        index = self._actions()
+        unapplied = [entry for alert_id, entry in index.items()
+                     if not took_effect(entry, self._deliveries.get(alert_id))]
+        if not unapplied:
+            return
+        now = _now()
+        notes = [not_applied(entry, now, INTERRUPTED) for entry in unapplied]
+        self._last_actions = last_actions(itertools.chain(self._audit.read(), notes))
+        self._unnoted = notes
+        try:
+            self._append_audit([])
+        except StateError as exc:
+            log.warning("the audit trail cannot say yet that an action did not take effect; it will, at the next "
+                        "write", error=str(exc), count=len(notes))
+        else:
+            log.warning("actions interrupted before they took effect: the audit trail now says so",
+                        alerts=[entry.alert_id for entry in unapplied])
 
     def _actions(self) -> dict[str, AuditEntry]:
         if self._last_actions is None:
-            self._last_actions = {entry.alert_id: entry for entry in self._audit.read()}
+            self._last_actions = last_actions(self._audit.read())
         return self._last_actions
 
     def last_action(self, alert_id: str) -> AuditEntry | None:
