@@ -1525,9 +1525,11 @@ class Store:
 
     def plan_move_deadlines(self, shift: timedelta) -> Plan[None]:
         """Move every wall-clock deadline kept by `shift`, the step of the wall clock, so that
-        each falls due after the same real wait: a pending delivery's next attempt (one durable
-        write) and a failing feed's next try and failing-since (poll states, in memory until the
-        next flush). Raise OSError, with the deliveries unchanged, when it cannot be written."""
+        each falls due after the same real wait: a pending delivery's next attempt and the
+        moment an alert awaiting approval was queued, from which its `approve_timeout` counts
+        (one durable write), and a failing feed's next try and failing-since (poll states, in
+        memory until the next flush). Raise OSError, with the deliveries unchanged, when it
+        cannot be written."""
         for state in list(self._states.values()):
             if state.retry_at is not None or state.failing_since is not None:
                 self._set_state(replace(
@@ -1535,8 +1537,11 @@ class Store:
                     retry_at=state.retry_at + shift if state.retry_at else None,
                     failing_since=state.failing_since + shift if state.failing_since else None,
                 ))
-        yield from self.plan_update_deliveries([replace(d, next_attempt=d.next_attempt + shift)
-                                                for d in self.deliveries() if d.next_attempt is not None])
+        moved = [replace(d, next_attempt=d.next_attempt + shift if d.next_attempt is not None else None,
+                         created=d.created + shift if d.state == "awaiting" else d.created)
+                 for d in [*self.deliveries(), *self.deliveries(state="awaiting")]
+                 if d.next_attempt is not None or d.state == "awaiting"]
+        yield from self.plan_update_deliveries(moved)
 
     def _write_outbox(self, change: Change) -> None:
         """Commit one change of the outbox durably: one journal line, whatever the queue's length."""
