@@ -21,14 +21,13 @@ is told of an action that did not take effect.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bridge.journal import write_fully
+from bridge.appendlog import AppendLog
 from bridge.models import Delivery, iso, read_time
 
 AUDIT_FILE = "audit.jsonl"
@@ -128,7 +127,7 @@ class AuditLog:
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / AUDIT_FILE
-        self._mended = False
+        self._file = AppendLog(self.path, lambda line: _parse(line) is not None)
 
     def read(self, since: datetime | None = None) -> list[AuditEntry]:
         """Every complete entry (at or after `since`), in the order of the file; lines that
@@ -142,45 +141,10 @@ class AuditLog:
 
     def append(self, entries: list[AuditEntry]) -> None:
         """Add `entries` durably (write, fsync; the directory too when the file is new) before
-        returning; raise AuditWriteError, the log as it was, when it cannot."""
-        if not self._mended:
-            self._mend_tail()
+        returning; raise AuditWriteError, the log as it was, when it cannot (`bridge.appendlog`:
+        a line torn by a crash is cut off first)."""
         data = b"".join(json.dumps(e.to_dict(), ensure_ascii=False).encode() + b"\n" for e in entries)
-        created = not self.path.exists()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._file.append(data)
         except OSError as exc:
             raise AuditWriteError(exc.errno, f"cannot write the audit log {self.path}: {exc.strerror}") from None
-        try:
-            end = os.fstat(fd).st_size
-            try:
-                write_fully(fd, data)
-                os.fsync(fd)
-            except OSError as exc:
-                os.ftruncate(fd, end)
-                raise AuditWriteError(exc.errno, f"cannot write the audit log {self.path}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
-        if created:
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-
-    def _mend_tail(self) -> None:
-        """Cut off a last line torn by a crash, so the next entry starts on a line of its own."""
-        try:
-            with open(self.path, "r+b") as file:
-                raw = file.read()
-                if raw and not raw.endswith(b"\n"):
-                    last = raw.rfind(b"\n") + 1
-                    if _parse(raw[last:]) is not None:
-                        file.write(b"\n")
-                    else:
-                        file.truncate(last)
-                    file.flush()
-                    os.fsync(file.fileno())
-        except FileNotFoundError:
-            pass
-        self._mended = True

@@ -81,6 +81,7 @@ from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
+from bridge.appendlog import AppendLog
 from bridge.audit import (
     INTERRUPTED,
     NOT_WRITTEN,
@@ -271,7 +272,7 @@ def _encode(value: object) -> str:
 
 
 class PostLog:
-    """The audit log of posts: an append-only JSON Lines file.
+    """The audit log of posts: an append-only JSON Lines file (`bridge.appendlog`).
 
     Appending costs the same whatever the log's length (a TinyDB file would be rewritten whole
     at every post). Each append is written whole and fsynced, or not at all: a write that
@@ -282,14 +283,11 @@ class PostLog:
     lacks only its newline is kept, and the next append starts on a new line.
     """
 
-    # A record is far shorter; the tail is looked for in this many last bytes first.
-    TAIL_WINDOW = 65536
-
     def __init__(self, path: Path, *, read_only: bool, check: Callable[[], None] = lambda: None) -> None:
         self.path = path
         self.read_only = read_only
         self._check = check  # raises when this process may no longer write the state
-        self._checked_tail = read_only
+        self._file = AppendLog(path, lambda line: _parse_post(line, None) is not None)
 
     def read(self, keep: Callable[[bytes], bool] | None = None) -> list[Post]:
         """Every complete record, in file order; with `keep`, only those of the lines for
@@ -332,68 +330,11 @@ class PostLog:
         if self.read_only:
             raise StateError(f"{self.path} is open read-only")
         self._check()
-        if not self._checked_tail:
-            self._mend_tail()
         data = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in posts).encode()
-        created = not self.path.exists()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._file.append(data)
         except OSError as exc:
             raise StateWriteError(self.path, exc) from None
-        try:
-            end = os.fstat(fd).st_size  # one writer (the lock): our records start here
-            try:
-                write_fully(fd, data)
-                os.fsync(fd)
-            except OSError as exc:
-                self._cut_back(fd, end)
-                raise StateWriteError(self.path, exc) from None
-        finally:
-            os.close(fd)
-        if created:
-            _fsync_dir(self.path.parent)
-
-    def _cut_back(self, fd: int, end: int) -> None:
-        """Undo a failed append: the log ends where it ended before."""
-        try:
-            os.ftruncate(fd, end)  # shrinking needs no free space
-            os.fsync(fd)
-        except OSError:
-            self._checked_tail = False  # the next append looks at the tail again
-        else:
-            self._checked_tail = True
-
-    def _mend_tail(self) -> None:
-        """Make the log end with a newline: a complete last record that lacks only its newline
-        gets one, a torn one is cut off."""
-        try:
-            with open(self.path, "r+b") as file:
-                size = os.fstat(file.fileno()).st_size
-                if size == 0:
-                    self._checked_tail = True
-                    return
-                file.seek(max(size - self.TAIL_WINDOW, 0))
-                tail = file.read()
-                if tail.endswith(b"\n"):
-                    self._checked_tail = True
-                    return
-                if b"\n" not in tail and size > len(tail):
-                    file.seek(0)
-                    tail = file.read()
-                start = size - len(tail) + tail.rfind(b"\n") + 1
-                last = tail[tail.rfind(b"\n") + 1:]
-                if _parse_post(last, None) is not None:
-                    file.seek(size)
-                    file.write(b"\n")
-                else:
-                    file.truncate(start)
-                file.flush()
-                os.fsync(file.fileno())
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise StateWriteError(self.path, exc) from None
-        self._checked_tail = True
 
 
 # The history, one file a month: the UTC month of the posts it holds.

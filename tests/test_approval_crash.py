@@ -49,10 +49,15 @@ def awaiting(summary: str = "Dal 3 dicembre via Roma è chiusa per 10 giorni.", 
     return replace(made, **changes)  # type: ignore[arg-type]
 
 
-def act(store: Store, name: str, who: str, at: datetime, reason: str = "") -> tuple[Decision, AuditEntry]:
-    """The decision and audit entry of `who`'s action on a1, as the daemon makes them."""
-    decision = decide(Action(name, "a1", reason=reason), store.delivery("a1"), config=CONFIG, now=at, who=who)
+def act_on(delivery: Delivery | None, name: str, who: str, at: datetime,
+           reason: str = "") -> tuple[Decision, AuditEntry]:
+    """The decision and audit entry of `who`'s action on `delivery`, as the daemon makes them."""
+    decision = decide(Action(name, "a1", reason=reason), delivery, config=CONFIG, now=at, who=who)
     return decision, entry_for(decision, name, who=who, where="cli", at=at, reason=reason)
+
+
+def act(store: Store, name: str, who: str, at: datetime, reason: str = "") -> tuple[Decision, AuditEntry]:
+    return act_on(store.delivery("a1"), name, who, at, reason)
 
 
 def plan(store: Store, name: str, who: str, at: datetime, reason: str = "") -> object:
@@ -154,3 +159,21 @@ def test_an_outbox_write_that_fails_is_followed_by_its_not_applied_entry(small_f
         assert reopened.last_action("a1").action == HOLD  # type: ignore[union-attr]
     finally:
         reopened.close()
+
+
+def test_an_audit_line_torn_by_a_crash_is_cut_off_and_a_whole_one_kept(tmp_path: Path) -> None:
+    """The audit log mends its tail as the history does (one piece of code, bridge.appendlog)."""
+    from bridge.audit import AuditLog
+
+    _, first = act_on(awaiting(), HOLD, "bruno", NOW)
+    _, second = act_on(awaiting(), DROP, "anna", NOW + timedelta(minutes=1), reason="doppione")
+    AuditLog(tmp_path).append([first])
+    path = tmp_path / "audit.jsonl"
+    with path.open("ab") as file:
+        file.write(b'{"at": "2026-12-02T09:31:00+00:00", "who": "ca')  # torn by a kill
+    AuditLog(tmp_path).append([second])
+    assert [e.who for e in AuditLog(tmp_path).read()] == ["bruno", "anna"]
+    path.write_bytes(path.read_bytes().rstrip(b"\n"))  # whole, but for its newline
+    AuditLog(tmp_path).append([first])
+    assert [e.who for e in AuditLog(tmp_path).read()] == ["bruno", "anna", "bruno"]
+    assert path.read_bytes().count(b"\n") == 3
