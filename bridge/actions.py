@@ -24,14 +24,14 @@ from bridge.approval import (
     timed_out,
     timeout_rule,
 )
-from bridge.audit import AuditEntry, snapshot
+from bridge.audit import BRIDGE, AuditEntry, snapshot
 
 if TYPE_CHECKING:
     from bridge.config import Config
     from bridge.models import Delivery
     from bridge.store import Plan, Store
 
-DAEMON = "channel-bridge"  # who the audit trail names for the bridge's own actions (approve_timeout)
+DAEMON = BRIDGE  # who the audit trail names for the bridge's own actions (approve_timeout)
 
 
 def entry_for(decision: Decision, action: str, *, who: str, where: str, at: datetime, reason: str = "") -> AuditEntry:

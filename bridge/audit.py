@@ -9,22 +9,32 @@ Each entry is written whole and fsynced before the action it records changes the
 both before the action is acknowledged (`Store.plan_act`). A line torn by a crash is cut off
 before the next append and skipped by readers: its action was never acknowledged, and the
 outbox, written after it, does not have it either.
+
+An entry whose outbox write never happened (a kill between the two writes, or a write that
+failed) is followed by one of its own, NOT_APPLIED by the bridge ("non applicata: interrotta",
+or "non applicata: stato non scritto"), which says the alert stayed as it was: written as soon
+as the write fails, or when the state is next opened (`took_effect` tells). `last_actions` then
+knows the previous action as the alert's last, so the trail is true after any crash and no one
+is told of an action that did not take effect.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bridge.journal import write_fully
+from bridge.appendlog import AppendLog
 from bridge.models import Delivery, iso, read_time
 
 AUDIT_FILE = "audit.jsonl"
+NOT_APPLIED = "not-applied"  # the action of the entry before it (on the same alert) did not take effect
+INTERRUPTED = "non applicata: interrotta"  # found at the next start: the process stopped in between
+NOT_WRITTEN = "non applicata: stato non scritto"  # the outbox could not be written (a full disk...)
+BRIDGE = "channel-bridge"  # who the trail names for the bridge's own entries
 
 
 class AuditWriteError(OSError):
@@ -69,6 +79,42 @@ def snapshot(delivery: Delivery) -> dict[str, Any]:
             "send_now": delivery.send_now}
 
 
+def not_applied(entry: AuditEntry, at: datetime, reason: str) -> AuditEntry:
+    """The entry saying that `entry`'s action did not take effect: the alert stayed as it was
+    before it (its `before` is both before and after), for `reason` (INTERRUPTED, NOT_WRITTEN)."""
+    return AuditEntry(at=max(at, entry.at), who=BRIDGE, where="daemon", action=NOT_APPLIED, alert_id=entry.alert_id,
+                      channel=entry.channel, feed_id=entry.feed_id, title=entry.title, before=dict(entry.before),
+                      after=dict(entry.before), reason=reason)
+
+
+def last_actions(entries: Iterable[AuditEntry]) -> dict[str, AuditEntry]:
+    """Each alert's last action that took effect, by alert id, from the trail in file order: a
+    NOT_APPLIED entry cancels the alert's entry just before it (and is never an action itself)."""
+    last: dict[str, AuditEntry] = {}
+    earlier: dict[str, AuditEntry | None] = {}  # the one before each alert's last, for a cancellation
+    for entry in entries:
+        if entry.action == NOT_APPLIED:
+            previous = earlier.pop(entry.alert_id, None)
+            if previous is not None:
+                last[entry.alert_id] = previous
+            else:
+                last.pop(entry.alert_id, None)
+            continue
+        earlier[entry.alert_id] = last.get(entry.alert_id)
+        last[entry.alert_id] = entry
+    return last
+
+
+def took_effect(entry: AuditEntry, delivery: Delivery | None) -> bool:
+    """Whether `entry`'s action shows in the outbox, where the alert is now `delivery` (None:
+    not in the outbox). A drop took effect when the alert is gone; any other action when the
+    alert carries it (the action and its moment, as `approval.decide` marks them), or when the
+    alert has gone on since (posted: only an action that took effect lets it leave the outbox)."""
+    if entry.after is None:
+        return delivery is None
+    return delivery is None or (delivery.acted, delivery.acted_at) == (entry.action, entry.at)
+
+
 def _parse(line: bytes) -> AuditEntry | None:
     try:
         return AuditEntry.from_dict(json.loads(line))
@@ -81,7 +127,7 @@ class AuditLog:
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / AUDIT_FILE
-        self._mended = False
+        self._file = AppendLog(self.path, lambda line: _parse(line) is not None)
 
     def read(self, since: datetime | None = None) -> list[AuditEntry]:
         """Every complete entry (at or after `since`), in the order of the file; lines that
@@ -95,45 +141,10 @@ class AuditLog:
 
     def append(self, entries: list[AuditEntry]) -> None:
         """Add `entries` durably (write, fsync; the directory too when the file is new) before
-        returning; raise AuditWriteError, the log as it was, when it cannot."""
-        if not self._mended:
-            self._mend_tail()
+        returning; raise AuditWriteError, the log as it was, when it cannot (`bridge.appendlog`:
+        a line torn by a crash is cut off first)."""
         data = b"".join(json.dumps(e.to_dict(), ensure_ascii=False).encode() + b"\n" for e in entries)
-        created = not self.path.exists()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._file.append(data)
         except OSError as exc:
             raise AuditWriteError(exc.errno, f"cannot write the audit log {self.path}: {exc.strerror}") from None
-        try:
-            end = os.fstat(fd).st_size
-            try:
-                write_fully(fd, data)
-                os.fsync(fd)
-            except OSError as exc:
-                os.ftruncate(fd, end)
-                raise AuditWriteError(exc.errno, f"cannot write the audit log {self.path}: {exc.strerror}") from None
-        finally:
-            os.close(fd)
-        if created:
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
-
-    def _mend_tail(self) -> None:
-        """Cut off a last line torn by a crash, so the next entry starts on a line of its own."""
-        try:
-            with open(self.path, "r+b") as file:
-                raw = file.read()
-                if raw and not raw.endswith(b"\n"):
-                    last = raw.rfind(b"\n") + 1
-                    if _parse(raw[last:]) is not None:
-                        file.write(b"\n")
-                    else:
-                        file.truncate(last)
-                    file.flush()
-                    os.fsync(file.fileno())
-        except FileNotFoundError:
-            pass
-        self._mended = True

@@ -175,8 +175,9 @@ class Bridge:
         """The wall clock moved by `step` seconds more than the monotonic one: move every
         wall-clock deadline kept in memory and in the state by as much, so that each still
         falls due after the same monotonic wait (the poll jobs: `_reschedule`; a delivery's
-        next attempt, a failing feed's next try), and wake the delivery workers to plan again
-        (quiet hours and `max_per_day` keep following the wall clock, which has moved).
+        next attempt, an awaiting alert's `approve_timeout`, a failing feed's next try), and
+        wake the delivery workers to plan again (quiet hours and `max_per_day` keep following
+        the wall clock, which has moved).
 
         A channel's last post is a record, not a deadline: see `bridge.outbox` for how
         `min_gap` treats one that a step back has put in the future.

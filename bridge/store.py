@@ -81,7 +81,17 @@ from tinydb import TinyDB
 from tinydb.middlewares import CachingMiddleware
 from tinydb.storages import Storage
 
-from bridge.audit import AuditEntry, AuditLog, AuditWriteError
+from bridge.appendlog import AppendLog
+from bridge.audit import (
+    INTERRUPTED,
+    NOT_WRITTEN,
+    AuditEntry,
+    AuditLog,
+    AuditWriteError,
+    last_actions,
+    not_applied,
+    took_effect,
+)
 from bridge.config import OPS_FEED
 from bridge.journal import Change, Document, JournaledStorage, UnreadableFile, fsync_dir, write_fully
 
@@ -262,7 +272,7 @@ def _encode(value: object) -> str:
 
 
 class PostLog:
-    """The audit log of posts: an append-only JSON Lines file.
+    """The audit log of posts: an append-only JSON Lines file (`bridge.appendlog`).
 
     Appending costs the same whatever the log's length (a TinyDB file would be rewritten whole
     at every post). Each append is written whole and fsynced, or not at all: a write that
@@ -273,14 +283,11 @@ class PostLog:
     lacks only its newline is kept, and the next append starts on a new line.
     """
 
-    # A record is far shorter; the tail is looked for in this many last bytes first.
-    TAIL_WINDOW = 65536
-
     def __init__(self, path: Path, *, read_only: bool, check: Callable[[], None] = lambda: None) -> None:
         self.path = path
         self.read_only = read_only
         self._check = check  # raises when this process may no longer write the state
-        self._checked_tail = read_only
+        self._file = AppendLog(path, lambda line: _parse_post(line, None) is not None)
 
     def read(self, keep: Callable[[bytes], bool] | None = None) -> list[Post]:
         """Every complete record, in file order; with `keep`, only those of the lines for
@@ -323,68 +330,11 @@ class PostLog:
         if self.read_only:
             raise StateError(f"{self.path} is open read-only")
         self._check()
-        if not self._checked_tail:
-            self._mend_tail()
         data = "".join(json.dumps(p.to_dict(), ensure_ascii=False) + "\n" for p in posts).encode()
-        created = not self.path.exists()
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            self._file.append(data)
         except OSError as exc:
             raise StateWriteError(self.path, exc) from None
-        try:
-            end = os.fstat(fd).st_size  # one writer (the lock): our records start here
-            try:
-                write_fully(fd, data)
-                os.fsync(fd)
-            except OSError as exc:
-                self._cut_back(fd, end)
-                raise StateWriteError(self.path, exc) from None
-        finally:
-            os.close(fd)
-        if created:
-            _fsync_dir(self.path.parent)
-
-    def _cut_back(self, fd: int, end: int) -> None:
-        """Undo a failed append: the log ends where it ended before."""
-        try:
-            os.ftruncate(fd, end)  # shrinking needs no free space
-            os.fsync(fd)
-        except OSError:
-            self._checked_tail = False  # the next append looks at the tail again
-        else:
-            self._checked_tail = True
-
-    def _mend_tail(self) -> None:
-        """Make the log end with a newline: a complete last record that lacks only its newline
-        gets one, a torn one is cut off."""
-        try:
-            with open(self.path, "r+b") as file:
-                size = os.fstat(file.fileno()).st_size
-                if size == 0:
-                    self._checked_tail = True
-                    return
-                file.seek(max(size - self.TAIL_WINDOW, 0))
-                tail = file.read()
-                if tail.endswith(b"\n"):
-                    self._checked_tail = True
-                    return
-                if b"\n" not in tail and size > len(tail):
-                    file.seek(0)
-                    tail = file.read()
-                start = size - len(tail) + tail.rfind(b"\n") + 1
-                last = tail[tail.rfind(b"\n") + 1:]
-                if _parse_post(last, None) is not None:
-                    file.seek(size)
-                    file.write(b"\n")
-                else:
-                    file.truncate(start)
-                file.flush()
-                os.fsync(file.fileno())
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise StateWriteError(self.path, exc) from None
-        self._checked_tail = True
 
 
 # The history, one file a month: the UTC month of the posts it holds.
@@ -577,6 +527,8 @@ class Store:
         self._paused: dict[str, str] = {}
         self._audit = AuditLog(state_dir)
         self._last_actions: dict[str, AuditEntry] | None = None  # alert id -> its last action, once read
+        # NOT_APPLIED entries not yet written (the audit log failed too): go before the next entries.
+        self._unnoted: list[AuditEntry] = []
         # Changes asked for with `acommit`, waiting for their turn, and the task taking them.
         self._turns: deque[tuple[Plan[Any], asyncio.Future[Any]]] = deque()
         self._taking: asyncio.Task[None] | None = None
@@ -733,6 +685,8 @@ class Store:
                 self._write_outbox({"deliveries": dict.fromkeys(stale)})
                 for delivery_id in stale:
                     self._unqueue(delivery_id)
+            # A crash between an action's audit entry and its outbox write: the trail says so.
+            self._reconcile_audit()
         self._load_states()
         feeds_dir = self.state_dir / "feeds"
         if feeds_dir.is_dir():
@@ -1379,15 +1333,17 @@ class Store:
         """Record editors' actions: `entries` in the audit log first, then in one outbox write
         the deliveries `changed` and those `dropped` (by id) taken out. Both are durable when
         the plan ends; raise StateWriteError, the outbox unchanged, when either cannot be
-        written (an entry written before a failed outbox write stays: it says what was asked)."""
+        written. Entries written before a failed outbox write are followed at once by their
+        `audit.NOT_APPLIED` entries (NOT_WRITTEN), or, if even that fails, before the next
+        entries or at the next open; `last_action` reports an action only once it took effect."""
+        index = self._actions()  # read before the append: never from a log with entries not yet applied
         yield partial(self._append_audit, entries)
-        index = self._actions()
-        for entry in entries:
-            index[entry.alert_id] = entry
         if not changed and not dropped:
+            index.update({entry.alert_id: entry for entry in entries})
             return
-        yield partial(self._write_outbox, {"deliveries": {**{d.id: d.to_dict() for d in changed},
-                                                          **dict.fromkeys(dropped)}})
+        yield partial(self._write_acted, entries, {"deliveries": {**{d.id: d.to_dict() for d in changed},
+                                                                  **dict.fromkeys(dropped)}})
+        index.update({entry.alert_id: entry for entry in entries})
         for delivery in changed:
             self._queue(delivery)
         for delivery_id in dropped:
@@ -1397,13 +1353,51 @@ class Store:
     def _append_audit(self, entries: list[AuditEntry]) -> None:
         self.check_lock()
         try:
-            self._audit.append(entries)
+            # Entries of actions that did not take effect, not yet said so: before anything new.
+            self._audit.append([*self._unnoted, *entries])
         except AuditWriteError as exc:
             raise StateWriteError(self._audit.path, exc, hint=_write_hint(self.state_dir, exc.errno)) from None
+        self._unnoted = []
+
+    def _write_acted(self, entries: list[AuditEntry], change: Change) -> None:
+        """The outbox write of `entries`' actions; when it fails, the trail says at once that
+        they did not take effect (if it can: else at the next append), and the failure is raised."""
+        try:
+            self._write_outbox(change)
+        except StateWriteError:
+            self._unnoted = [not_applied(entry, _now(), NOT_WRITTEN) for entry in entries]
+            try:
+                self._append_audit([])
+            except StateError as exc:
+                log.warning("the audit trail cannot say yet that an action did not take effect; "
+                            "it will, at the next write", error=str(exc))
+            raise
+
+    def _reconcile_audit(self) -> None:
+        """At open: follow every action of the trail that the outbox does not show (a kill
+        between its two writes) with its NOT_APPLIED entry (INTERRUPTED). Best effort: one
+        that cannot be written now goes before the next entries."""
+        index = self._actions()
+        unapplied = [entry for alert_id, entry in index.items()
+                     if not took_effect(entry, self._deliveries.get(alert_id))]
+        if not unapplied:
+            return
+        now = _now()
+        notes = [not_applied(entry, now, INTERRUPTED) for entry in unapplied]
+        self._last_actions = last_actions(itertools.chain(self._audit.read(), notes))
+        self._unnoted = notes
+        try:
+            self._append_audit([])
+        except StateError as exc:
+            log.warning("the audit trail cannot say yet that an action did not take effect; it will, at the next "
+                        "write", error=str(exc), count=len(notes))
+        else:
+            log.warning("actions interrupted before they took effect: the audit trail now says so",
+                        alerts=[entry.alert_id for entry in unapplied])
 
     def _actions(self) -> dict[str, AuditEntry]:
         if self._last_actions is None:
-            self._last_actions = {entry.alert_id: entry for entry in self._audit.read()}
+            self._last_actions = last_actions(self._audit.read())
         return self._last_actions
 
     def last_action(self, alert_id: str) -> AuditEntry | None:
@@ -1472,9 +1466,11 @@ class Store:
 
     def plan_move_deadlines(self, shift: timedelta) -> Plan[None]:
         """Move every wall-clock deadline kept by `shift`, the step of the wall clock, so that
-        each falls due after the same real wait: a pending delivery's next attempt (one durable
-        write) and a failing feed's next try and failing-since (poll states, in memory until the
-        next flush). Raise OSError, with the deliveries unchanged, when it cannot be written."""
+        each falls due after the same real wait: a pending delivery's next attempt and the
+        moment an alert awaiting approval was queued, from which its `approve_timeout` counts
+        (one durable write), and a failing feed's next try and failing-since (poll states, in
+        memory until the next flush). Raise OSError, with the deliveries unchanged, when it
+        cannot be written."""
         for state in list(self._states.values()):
             if state.retry_at is not None or state.failing_since is not None:
                 self._set_state(replace(
@@ -1482,8 +1478,11 @@ class Store:
                     retry_at=state.retry_at + shift if state.retry_at else None,
                     failing_since=state.failing_since + shift if state.failing_since else None,
                 ))
-        yield from self.plan_update_deliveries([replace(d, next_attempt=d.next_attempt + shift)
-                                                for d in self.deliveries() if d.next_attempt is not None])
+        moved = [replace(d, next_attempt=d.next_attempt + shift if d.next_attempt is not None else None,
+                         created=d.created + shift if d.state == "awaiting" else d.created)
+                 for d in [*self.deliveries(), *self.deliveries(state="awaiting")]
+                 if d.next_attempt is not None or d.state == "awaiting"]
+        yield from self.plan_update_deliveries(moved)
 
     def _write_outbox(self, change: Change) -> None:
         """Commit one change of the outbox durably: one journal line, whatever the queue's length."""

@@ -47,7 +47,9 @@ LAYERS = {
     "test_addresses": INTEGRATION,
     "test_alert_golden": UNIT,
     "test_approval": UNIT,
+    "test_approval_crash": INTEGRATION,  # a helper process of its own, killed; a small tmpfs
     "test_approval_daemon": E2E,
+    "test_approval_timeout": INTEGRATION,  # the daemon in-process on a fake clock
     "test_article": INTEGRATION,
     "test_channels": INTEGRATION,
     "test_channels_edit": INTEGRATION,
