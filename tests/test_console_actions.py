@@ -138,7 +138,8 @@ def test_a_date_the_source_does_not_say_needs_the_editors_confirmation(site: Ser
     text = "La strada resta chiusa dal 10 dicembre per lavori."
     preview = site.post_form(editor, "/coda/modifica", {"id": "a1", "testo": text})
     assert preview.status_code == 200
-    assert 'class="warning"' in preview.text and "10 dicembre" in preview.text
+    warning = re.search(r'<p class="warning" role="alert">(.*?)</p>', preview.text, re.S)
+    assert warning is not None and html.unescape(warning.group(1)).startswith("Il testo ha «10»")
     assert re.search(r'<input type="checkbox" name="conferma" value="si" required>', preview.text)
     unconfirmed = site.post_form(editor, "/coda/approva", {"id": "a1", "testo": text, "visto": text})
     assert unconfirmed.status_code == 409 and "confermare per approvarlo" in unconfirmed.text
@@ -200,9 +201,9 @@ def test_an_action_the_state_cannot_record_is_not_made_and_says_so(site: ServedC
 
 def entries(count: int) -> list[AuditEntry]:
     return [AuditEntry(at=NOW - timedelta(hours=3) + timedelta(minutes=n), who=f"u{n}", where="cli", action="hold",
-                       alert_id=f"x{n}", channel="whatsapp",
-        feed_id="notizie", title=f"Avviso {n}", before={"state": "awaiting", "summary": "a"},
-        after={"state": "stopped", "summary": "a"}) for n in range(count)]
+                       alert_id=f"x{n}", channel="whatsapp", feed_id="notizie", title=f"Avviso {n}",
+                       before={"state": "awaiting", "summary": "a"}, after={"state": "stopped", "summary": "a"})
+            for n in range(count)]
 
 
 def test_the_audit_page_lists_the_trail_newest_first_a_page_at_a_time(site: ServedConsole) -> None:
