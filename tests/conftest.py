@@ -70,6 +70,8 @@ LAYERS = {
     "test_clock_faketime": E2E,
     "test_config": UNIT,
     "test_console_access": INTEGRATION,
+    "test_console_actions": INTEGRATION,
+    "test_console_act_daemon": E2E,
     "test_console_accounts": E2E,
     "test_console_anteprima": INTEGRATION,
     "test_console_browser": INTEGRATION,

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from console.harness import PASSWORD, ServedConsole, served
 
 from bridge.console.accounts import AccountBook
@@ -81,7 +82,7 @@ def test_login_sets_a_strict_http_only_cookie_and_logout_ends_it(site: ServedCon
         assert page.status_code == 200 and "<h1>Stato</h1>" in page.text
         assert page.headers["content-security-policy"].startswith("default-src 'none'")
         token = client.cookies["cb_session"]
-        assert client.post("/logout").status_code == 303
+        assert site.post_form(client, "/logout", {}).status_code == 303
         client.cookies.set("cb_session", token)
         assert client.get("/").status_code == 303  # the old cookie no longer opens anything
 
@@ -147,4 +148,30 @@ def test_every_editor_route_refuses_a_viewer(site: ServedConsole) -> None:
     AccountBook(site.daemon.config.bridge.state_dir).add("e.bianchi", "editor", PASSWORD)
     editor = site.login("e.bianchi")
     for method, path in sorted(editor_routes & served_routes):
-        assert editor.request(method, path).status_code != 403, (method, path)
+        answer = site.post_form(editor, path, {}) if method == "POST" else editor.request(method, path)
+        assert answer.status_code != 403, (method, path)
+
+
+def test_a_form_without_its_sessions_token_is_refused_and_logged(site: ServedConsole) -> None:
+    AccountBook(site.daemon.config.bridge.state_dir).add("e.bianchi", "editor", PASSWORD)
+    editor, other = site.login("e.bianchi"), site.login("e.bianchi")
+    posts = [route.path for route in ROUTES if route.method == "POST" and route.access != "public"]
+    assert "/logout" in posts and len(posts) >= 3
+    for path in posts:
+        for token in (None, "", site.form_token(other), site.form_token(editor) + "x"):
+            data = {} if token is None else {"form_token": token}
+            with structlog.testing.capture_logs() as logs:
+                answer = editor.post(path, data=data)
+            assert answer.status_code == 403, (path, token)
+            assert "codice di sicurezza" in answer.text
+            [refused] = [e for e in logs if e["event"].startswith("console form refused")]
+            assert refused["user"] == "e.bianchi" and refused["path"] == path
+    assert editor.get("/").status_code == 200  # still logged in: nothing was done
+    assert site.post_form(editor, "/logout", {}).status_code == 303
+    assert editor.get("/").status_code == 303
+
+
+def test_the_same_origin_check_stays_with_the_form_token(site: ServedConsole) -> None:
+    client = site.login()
+    answer = site.post_form(client, "/logout", {}, headers={"Origin": "https://evil.example"})
+    assert answer.status_code == 403 and client.get("/").status_code == 200

@@ -199,7 +199,7 @@ def public_fetcher(feed_server: FeedServer, **options: Any) -> Fetcher:
 
 
 def paste(site: ServedConsole, url: str, count: str = "") -> Any:
-    return site.login("e.bianchi").post("/anteprima/indirizzo", data={"url": url, "quanti": count})
+    return site.post_form(site.login("e.bianchi"), "/anteprima/indirizzo", {"url": url, "quanti": count})
 
 
 def use(site: ServedConsole, fetcher: Fetcher) -> None:

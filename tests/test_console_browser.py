@@ -17,6 +17,7 @@ from console.harness import NOW, PASSWORD, ServedConsole, delivery, served
 from playwright.sync_api import ConsoleMessage, Dialog, Page
 from servers.feeds import FeedServer, rss
 
+from bridge.console.accounts import AccountBook
 from bridge.models import HeldItem
 
 # Each one would leave a mark if it ran: a dialog, or window.__pwned set.
@@ -104,10 +105,10 @@ def guarded_item(site: ServedConsole) -> None:
     store.save_feed(dataclasses.replace(store.feed_state("notizie"), held=(held,)))
 
 
-def log_in(page: Page, site: ServedConsole) -> None:
+def log_in(page: Page, site: ServedConsole, name: str = "m.rossi") -> None:
     page.goto(f"{site.url}/")
     assert page.url == f"{site.url}/login"  # no page without a session
-    page.fill("input[name=name]", "m.rossi")
+    page.fill("input[name=name]", name)
     page.fill("input[name=password]", PASSWORD)
     page.click("form.login button[type=submit]")
     page.wait_for_url(f"{site.url}/")
@@ -287,6 +288,98 @@ fetch_article = "never"
             assert facts["active"] == [] and facts["handlers"] == [] and facts["schemes"] == []
             assert marks.dialogs == [] and marks.errors == []
         assert store.deliveries(state=None) == []  # a preview queues nothing
+
+
+def awaiting() -> list[Any]:
+    return [delivery("a1", "whatsapp", "Lavori in via Roma", "La strada resta chiusa dal 9 dicembre.", order=1.0,
+                     state="awaiting"),
+            delivery("a2", "whatsapp", "Mercato in piazza", "Il mercato si sposta in piazza Garibaldi.", order=2.0,
+                     state="awaiting")]
+
+
+def test_an_editor_approves_one_alert_and_edits_another_in_the_browser(tmp_path: Path) -> None:
+    for site in served(tmp_path, awaiting()):
+        AccountBook(site.daemon.config.bridge.state_dir).add("e.bianchi", "editor", PASSWORD)
+        store = site.daemon.store
+        with chromium() as browser:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            marks = Marks(page)
+            log_in(page, site, "e.bianchi")
+            page.click("nav a[href='/coda']")
+            page.wait_for_url(f"{site.url}/coda")
+            assert page.locator("#d-a1 dd.state").inner_text() == "da approvare"
+            page.click("#d-a1 form.act-approve button")
+            page.wait_for_url(f"{site.url}/coda#d-a1")
+            assert page.locator("p.notice").inner_text() == "Avviso «Lavori in via Roma» approvato: parte al suo turno."
+            assert store.delivery("a1").state == "pending"  # type: ignore[union-attr]
+
+            # The edit: the text in the textarea, its phone preview, the fact guard's warning
+            # and its checkbox, which the browser itself requires before the form goes.
+            page.click("#d-a2 details.act-edit summary")
+            text = "Dal 14 dicembre il mercato si sposta in piazza Garibaldi."
+            page.fill("#d-a2 textarea[name=testo]", text)
+            page.click("#d-a2 details.act-edit button[type=submit]")
+            page.wait_for_url(f"{site.url}/coda/modifica")
+            bubble = page.locator(".phone-whatsapp .bubble .text")
+            assert text in bubble.inner_text()
+            assert bubble.locator("strong").first.inner_text() == "Mercato in piazza"
+            assert page.locator("p.warning").inner_text().startswith("Il testo ha «14»")
+            page.click("button.approve-edited")
+            assert page.url == f"{site.url}/coda/modifica"  # unchecked: the browser does not send it
+            assert store.delivery("a2").state == "awaiting"  # type: ignore[union-attr]
+            page.check("input[name=conferma]")
+            page.click("button.approve-edited")
+            page.wait_for_url(f"{site.url}/coda#d-a2")
+            assert page.locator("p.notice").inner_text() == (
+                "Avviso «Mercato in piazza» approvato con il testo modificato: parte al suo turno.")
+            edited = store.delivery("a2")
+            assert edited is not None and edited.alert.summary == text and edited.state == "pending"
+
+            # The audit trail, newest first, with the editor's name and the new text.
+            page.click("nav a[href='/audit']")
+            page.wait_for_url(f"{site.url}/audit")
+            rows = page.locator("#audit tbody tr")
+            assert rows.count() == 2
+            assert rows.nth(0).locator("td.action").inner_text() == "approvato con il testo modificato"
+            assert rows.nth(0).locator("ins").inner_text() == text
+            assert rows.nth(1).locator("td.who").inner_text() == "e.bianchi"
+            assert marks.dialogs == [] and marks.errors == []
+
+
+def test_a_viewer_sees_the_buttons_disabled_and_forged_or_tokenless_forms_are_refused(tmp_path: Path) -> None:
+    for site in served(tmp_path, awaiting()):
+        AccountBook(site.daemon.config.bridge.state_dir).add("e.bianchi", "editor", PASSWORD)
+        store = site.daemon.store
+        with chromium() as browser:
+            viewer = browser.new_context()
+            viewer.set_default_timeout(30_000)
+            page = viewer.new_page()
+            log_in(page, site)
+            page.goto(f"{site.url}/coda")
+            buttons = page.locator("#d-a1 .actions button")
+            assert buttons.count() >= 4
+            assert all(b.is_disabled() for b in buttons.all())
+            assert page.locator("#d-a1 input[name=motivo]").is_disabled()
+            # The form posted anyway, with the viewer's own session and form token.
+            token = page.locator("#d-a1 form.act-approve input[name=form_token]").get_attribute("value")
+            forged = viewer.request.post(f"{site.url}/coda/approva", form={"form_token": token or "", "id": "a1"},
+                                         headers={"Origin": site.url}, max_redirects=0)
+            assert forged.status == 403 and "riservata agli editor" in forged.text()
+
+            # An editor's form without its token (as a page of another site would post it).
+            editor = browser.new_context()
+            editor.set_default_timeout(30_000)
+            page = editor.new_page()
+            log_in(page, site, "e.bianchi")
+            page.goto(f"{site.url}/coda")
+            page.locator("#d-a1 form.act-approve input[name=form_token]").evaluate("e => e.remove()")
+            with page.expect_response(f"{site.url}/coda/approva") as answer:
+                page.click("#d-a1 form.act-approve button")
+            assert answer.value.status == 403
+            assert "codice di sicurezza" in page.locator("body").inner_text()
+        assert store.delivery("a1").state == "awaiting"  # type: ignore[union-attr]
+        assert store.audit_entries() == [] and site.daemon.acted == []
 
 
 def test_without_chromium_the_browser_tests_fail_with_the_install_hint(tmp_path: Path,

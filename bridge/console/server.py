@@ -10,12 +10,13 @@ before any handler runs: a page without a session is never rendered.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -23,7 +24,19 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from bridge.console import feed_preview, metrics, published, views
+from bridge.approval import (
+    APPROVE,
+    BAD_TEXT,
+    DROP,
+    HOLD,
+    NEEDS_CONFIRM,
+    RETRY,
+    SEND_NOW,
+    Action,
+    ActionRefused,
+    Decision,
+)
+from bridge.console import editor, feed_preview, metrics, published, trail, views
 from bridge.console.accounts import AccountBook, AccountError, verify_password
 from bridge.console.month_cache import PastMonths
 from bridge.console.sessions import LoginThrottle, Session, Sessions
@@ -47,6 +60,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+MAX_TEXT = 5000  # characters of an edited text read from a form (a channel's limit is far below)
+MAX_REASON = 500
 STOP_GRACE = 5.0  # seconds open requests get at the daemon's stop
 # A wrong password costs the same as a right one: an unknown name is checked against this.
 _DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
@@ -58,6 +73,9 @@ class Daemon(feed_preview.Previewer, Protocol):
 
     @property
     def engagement(self) -> Engagement: ...
+
+    async def act(self, action: Action, *, who: str, where: str) -> Decision:
+        """An editor's action, decided and made durable (`Bridge.act`); raise ActionRefused."""
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -86,6 +104,14 @@ ROUTES = (
     Route("GET", "/anteprima/feed", "anteprima_feed", "viewer"),
     # The daemon would connect where the user says: editors only (and public addresses only).
     Route("POST", "/anteprima/indirizzo", "anteprima_indirizzo", "editor"),
+    # The editors' actions on one alert of In coda (bridge.console.editor), each through `act`.
+    Route("POST", "/coda/approva", "approva", "editor"),
+    Route("POST", "/coda/modifica", "modifica", "editor"),  # an edited text's preview: changes nothing
+    Route("POST", "/coda/ferma", "ferma", "editor"),
+    Route("POST", "/coda/scarta", "scarta", "editor"),
+    Route("POST", "/coda/invia-subito", "invia_subito", "editor"),
+    Route("POST", "/coda/riprova", "riprova", "editor"),
+    Route("GET", "/audit", "audit", "viewer"),
 )
 ROLE_RANK = {"viewer": 1, "editor": 2}
 SESSION = web.RequestKey("session", Session)
@@ -174,6 +200,12 @@ class Console:
             elif ROLE_RANK[session.role] < ROLE_RANK[access]:
                 response = web.Response(status=403, text="questa pagina è riservata agli editor",
                                         content_type="text/plain")
+            elif request.method not in ("GET", "HEAD") and not await _form_token_matches(request, session):
+                log.warning("console form refused: its form token is missing or not this session's",
+                            user=session.name, path=path, address=request.remote or "?")
+                response = web.Response(status=403, content_type="text/plain",
+                                        text="modulo rifiutato: manca il suo codice di sicurezza o non è di "
+                                             "questa sessione; ricaricare la pagina e riprovare")
             else:
                 request[SESSION] = session
                 response = await handler(request)
@@ -198,7 +230,9 @@ class Console:
 
     def _page(self, template: str, request: web.Request, **values: object) -> web.Response:
         session = request.get(SESSION)
-        body = self.templates.get_template(template).render(user=session.name if session else None, **values)
+        body = self.templates.get_template(template).render(
+            user=session.name if session else None, form_token=session.form_token if session else "",
+            can_act=session is not None and ROLE_RANK[session.role] >= ROLE_RANK["editor"], **values)
         return web.Response(text=body, content_type="text/html", charset="utf-8")
 
     # -- handlers ---------------------------------------------------------------------------
@@ -258,8 +292,96 @@ class Console:
                           **views.stato(self.daemon.config, self.daemon.store, self.daemon.now(), dict(request.query)))
 
     async def _coda(self, request: web.Request) -> web.StreamResponse:
-        return self._page("coda.html", request, page="coda",
+        session = request[SESSION]
+        notice, session.notice = session.notice, None
+        return self._page("coda.html", request, page="coda", notice=notice, labels=editor.LABEL_IT,
                           **views.coda(self.daemon.config, self.daemon.store, self.daemon.now()))
+
+    # -- the editors' actions (bridge.console.editor) ----------------------------------------
+
+    async def _approva(self, request: web.Request) -> web.StreamResponse:
+        return await self._act(request, APPROVE)
+
+    async def _ferma(self, request: web.Request) -> web.StreamResponse:
+        return await self._act(request, HOLD)
+
+    async def _scarta(self, request: web.Request) -> web.StreamResponse:
+        return await self._act(request, DROP)
+
+    async def _invia_subito(self, request: web.Request) -> web.StreamResponse:
+        return await self._act(request, SEND_NOW)
+
+    async def _riprova(self, request: web.Request) -> web.StreamResponse:
+        return await self._act(request, RETRY)
+
+    async def _act(self, request: web.Request, name: str) -> web.StreamResponse:
+        """Make the action `name` on the form's alert through the daemon's `act`, by the
+        session's account from the console; then back to In coda with one line saying what
+        happened. An edited text that was changed after its preview, or that the decision
+        refused, shows the edit page again with the text (nothing the editor wrote is lost)."""
+        form = await request.post()
+        session = request[SESSION]
+        alert_id = str(form.get("id", "")).strip()[:80]
+        text = str(form["testo"])[:MAX_TEXT] if name == APPROVE and "testo" in form else None
+        action = Action(name, alert_id, text=text, confirm=form.get("conferma") == "si",
+                        reason=str(form.get("motivo", ""))[:MAX_REASON])
+        config, store = self.daemon.config, self.daemon.store
+        if text is not None and not editor.same_text(str(form.get("visto", "")), text):
+            return self._edit_page(request, alert_id, text, status=409,
+                                   notice="Il testo è cambiato dopo l'anteprima: controllarla, poi approvare.")
+        seen = store.delivery(alert_id)
+        try:
+            decision = await self.daemon.act(action, who=session.name, where=editor.WHERE)
+        except ActionRefused as refusal:
+            log.info("console action refused", user=session.name, action=name, alert=alert_id, code=refusal.code,
+                     message=str(refusal))
+            if text is not None and refusal.code in (BAD_TEXT, NEEDS_CONFIRM):
+                return self._edit_page(request, alert_id, text, status=409, notice=editor.bad_text_it(refusal))
+            session.notice = editor.refused_notice(
+                refusal, action, title=seen.alert.title if seen else "", last=store.last_action(alert_id),
+                posted=store.posted(alert_id), tz=config.bridge.timezone)
+        except OSError as exc:
+            # The state could not be written: the action was not made (`Store.plan_act`).
+            log.error("console action not made: the state cannot be written", user=session.name, action=name,
+                      alert=alert_id, error=str(exc))
+            session.notice = (f"Azione non fatta: lo stato non si può scrivere ({exc.strerror or exc}). "
+                              "Riprovare; se continua, avvisare i tecnici.")
+        else:
+            session.notice = editor.done_notice(decision, action)
+        raise web.HTTPSeeOther(f"/coda#d-{quote(alert_id, safe='')}")
+
+    async def _modifica(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        return self._edit_page(request, str(form.get("id", "")).strip()[:80], str(form.get("testo", ""))[:MAX_TEXT])
+
+    def _edit_page(self, request: web.Request, alert_id: str, text: str, *, status: int = 200,
+                   notice: str | None = None) -> web.StreamResponse:
+        """The edited `text` of `alert_id` as it would be sent, with the fact guard's warning and
+        the form that approves it; back to In coda when no edited text can be approved on it."""
+        session = request[SESSION]
+        config, store = self.daemon.config, self.daemon.store
+        try:
+            edit = editor.preview_edit(config, store, alert_id, text, now=self.daemon.now(), who=session.name)
+        except ActionRefused as refusal:
+            seen = store.delivery(alert_id)
+            session.notice = editor.refused_notice(
+                refusal, Action(APPROVE, alert_id, text=text), title=seen.alert.title if seen else "",
+                last=store.last_action(alert_id), posted=store.posted(alert_id), tz=config.bridge.timezone)
+            raise web.HTTPSeeOther(f"/coda#d-{quote(alert_id, safe='')}") from None
+        channel = config.channels.get(edit.delivery.channel)
+        preview = views.phone_preview(channel, edit.alert) if channel is not None and edit.alert else None
+        response = self._page("modifica.html", request, page="coda", edit=edit, preview=preview, notice=notice)
+        response.set_status(status if edit.error is None else 400)
+        return response
+
+    async def _audit(self, request: web.Request) -> web.StreamResponse:
+        # The trail is read from its file: off the loop.
+        values = await asyncio.get_running_loop().run_in_executor(
+            None, trail.audit, self.daemon.config, self.daemon.store, dict(request.query))
+        response = self._page("audit.html", request, page="audit", **values)
+        if values["error"]:
+            response.set_status(400)
+        return response
 
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
         body = metrics.exposition(self.daemon.config, self.daemon.store, self.daemon.now())
@@ -363,6 +485,17 @@ def _month_csv(query: published.HistoryQuery, store: Store, month: str, tz: Zone
     views and reactions `engagement` knows."""
     return published.csv_rows(published.matching(query, [month], store.month_posts, tz, digests), tz, names,
                               engagement.counts_for)
+
+
+FORM_TOKEN = "form_token"  # the field of every form of a session's pages (see `Session.form_token`)
+
+
+async def _form_token_matches(request: web.Request, session: Session) -> bool:
+    """Whether a posted form carries `session`'s own form token. A page of another site can
+    make a browser post a form, but cannot read the token off the console's pages."""
+    form = await request.post()  # kept by aiohttp: the handler reads the same form
+    sent = form.get(FORM_TOKEN)
+    return isinstance(sent, str) and hmac.compare_digest(sent.encode(), session.form_token.encode())
 
 
 def _same_origin(request: web.Request) -> bool:

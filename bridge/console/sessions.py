@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # After this many failed logins within FAILURE_WINDOW, for one account or from one address,
 # logins are refused until the oldest of them is FAILURE_WINDOW old: a password cannot be
@@ -20,10 +20,16 @@ FAILURE_WINDOW = 15 * 60.0
 
 @dataclass(slots=True)
 class Session:
+    """One login. `form_token` is put in every form the session's pages hold and must come back
+    with each form posted (a page of another site cannot read it); `notice` is the one line the
+    next page shows after an action (then forgotten)."""
+
     token: str  # the cookie's value: 256 random bits
     name: str
     role: str
     last_use: float
+    form_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    notice: str | None = None
 
 
 class Sessions:

@@ -23,6 +23,7 @@ from bridge import render
 from bridge.channels import outgoing_for
 from bridge.config import ChannelConfig, Config
 from bridge.console import chart, published
+from bridge.console.editor import offered
 from bridge.console.markup import plain_html, telegram_html, whatsapp_html
 from bridge.engagement import ENGAGEMENT_READ, Engagement
 from bridge.identity import canonical_link
@@ -251,6 +252,8 @@ def _row(config: Config, entry: Waiting, names: dict[str, str], tz: ZoneInfo,
         "link": entry.link if entry.held is not None else None,
         "due": when(entry.due, tz) if entry.due else "—",
         "previews": [own, *beside(config, entry, siblings)] if own else [],
+        "actions": offered(delivery),
+        "summary": delivery.alert.summary if delivery is not None else "",
     }
 
 

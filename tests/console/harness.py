@@ -6,15 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 import textwrap
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
+from bridge.actions import plan_action
+from bridge.approval import Action, Decision
 from bridge.article import ArticleReader
 from bridge.channels.waha import WahaChannel
 from bridge.config import Config, Secret, load_config
@@ -27,6 +31,7 @@ from bridge.parser_pool import ParserPool
 from bridge.store import Delivery, Store
 
 PASSWORD = "una password lunga"
+FORM_TOKEN = re.compile(r'name="form_token" value="([^"]+)"')
 NOW = datetime(2026, 12, 7, 10, 30, tzinfo=UTC)  # a Monday, 11:30 in Rome, outside quiet hours
 
 CONFIG = """\
@@ -75,6 +80,7 @@ class FakeClockDaemon:
     fetcher: Fetcher = field(default_factory=lambda: Fetcher(user_agent="channel-bridge tests", timeout=10))
     parser: ParserPool = field(default_factory=ParserPool)
     articles: ArticleReader = field(init=False)
+    acted: list[tuple[Action, str, str]] = field(default_factory=list)  # every `act` asked for, in order
     engagement: Engagement = field(init=False)
 
     def __post_init__(self) -> None:
@@ -89,6 +95,13 @@ class FakeClockDaemon:
 
     def now(self) -> datetime:
         return self.wall
+
+    async def act(self, action: Action, *, who: str, where: str) -> Decision:
+        """An editor's action, decided and made durable as `Bridge.act` does (`plan_action`
+        through the store's turns), without the daemon's workers to wake."""
+        self.acted.append((action, who, where))
+        return await self.store.acommit(plan_action(self.store, self.config, action, who=who, where=where,
+                                                    now=self.now()))
 
     def monotonic(self) -> float:
         return self.ticks[0]
@@ -135,6 +148,17 @@ class ServedConsole:
         answer = client.post("/login", data={"name": name, "password": password})
         assert answer.status_code == 303, answer.text
         return client
+
+    @staticmethod
+    def form_token(client: httpx.Client) -> str:
+        """The form token of `client`'s session, as its pages hold it."""
+        found = FORM_TOKEN.search(client.get("/coda").text)
+        assert found is not None, "no form token on the page"
+        return found.group(1)
+
+    def post_form(self, client: httpx.Client, path: str, data: dict[str, str], **options: Any) -> httpx.Response:
+        """Post `data` to `path` as the session's own form does: with its form token."""
+        return client.post(path, data={"form_token": self.form_token(client), **data}, **options)
 
     def close(self) -> None:
         for client in self.clients:

@@ -22,7 +22,9 @@ from playwright.sync_api import Page, Route
 from servers.feeds import rss
 from servers.waha import FakeWaha
 
+from bridge.audit import AuditEntry, AuditLog
 from bridge.config import OPS_FEED
+from bridge.console.accounts import AccountBook
 from bridge.models import HeldItem
 from bridge.ops import ops_alert
 from bridge.store import Delivery
@@ -78,6 +80,26 @@ def _queue() -> list[Delivery]:
                  last_error="HTTP 502 Bad Gateway"),
         delivery("q5", "whatsapp", "Chiusura uffici il 24 dicembre", "Riapertura il 27.", order=4.0,
                  link="https://www.comune.example.it/n/5"),
+        delivery("q6", "whatsapp", "Nuovi orari dello sportello anagrafe",
+                 "Da gennaio lo sportello apre anche il giovedì pomeriggio.", order=5.0,
+                 link="https://www.comune.example.it/n/6", state="awaiting"),
+    ]
+
+
+def _audit() -> list[AuditEntry]:
+    """Three actions of the office on the day's alerts, for *Audit*."""
+    before = {"state": "awaiting", "summary": "Sabato e domenica, dalle 10 alle 20.", "send_now": False}
+    return [
+        AuditEntry(at=NOW - timedelta(hours=2), who="a.neri", where="console", action="approve", alert_id="p1",
+                   channel="whatsapp", feed_id="notizie", title="Raccolta rifiuti: nuovo calendario",
+                   before=before, after={**before, "state": "pending",
+                                         "summary": "Sabato e domenica il mercatino è aperto dalle 10 alle 20."}),
+        AuditEntry(at=NOW - timedelta(minutes=50), who="root", where="cli", action="hold", alert_id="q2",
+                   channel="whatsapp", feed_id="notizie", title="Mercatino di Natale in piazza dei Signori",
+                   before=before, after={**before, "state": "stopped"}),
+        AuditEntry(at=NOW - timedelta(minutes=10), who="a.neri", where="console", action="drop", alert_id="q7",
+                   channel="telegram", feed_id="notizie", title="Mercatino di Natale in piazza dei Signori",
+                   before=before, after=None, reason="notizia già pubblicata ieri"),
     ]
 
 
@@ -138,6 +160,8 @@ def _stage(site: ServedConsole, waha: FakeWaha) -> None:
                     "the link points to www.bandi-esempio.example, outside the feed's domains (comune.example.it)",
                     NOW - timedelta(minutes=25))
     store.save_feed(dataclasses.replace(store.feed_state("eventi"), held=(held,)))
+    AuditLog(site.daemon.config.bridge.state_dir).append(_audit())
+    AccountBook(site.daemon.config.bridge.state_dir).add("a.neri", "editor", PASSWORD)
 
 
 def expect_page(page: Page, title: str) -> None:
@@ -155,12 +179,13 @@ PAGES = (
     ("console-pubblicati.png", "/pubblicati", "Pubblicati"),
     ("console-riepilogo.png", "/pubblicati/riepilogo", "Riepilogo mensile"),
     ("console-anteprima.png", "/anteprima/feed?feed=notizie&quanti=3", "Anteprima"),
+    ("console-audit.png", "/audit", "Audit"),
 )
 
 
 # What a page's screenshot must show beyond its heading (a CSS selector): In coda, a WhatsApp
 # alert with its Telegram rendering beside it.
-MUST_SHOW = {"/coda": "li.alert:has(.phone-whatsapp) .phone-telegram"}
+MUST_SHOW = {"/coda": "li.alert:has(.phone-whatsapp) .phone-telegram", "/audit": "#audit ins"}
 
 
 def shoot(directory: Path) -> list[Path]:
@@ -199,7 +224,7 @@ def _loopback_only(route: Route) -> None:
 
 
 def _log_in(page: Page, site: ServedConsole) -> None:
-    page.fill("input[name=name]", "m.rossi")
+    page.fill("input[name=name]", "a.neri")  # an editor: In coda with its buttons
     page.fill("input[name=password]", PASSWORD)
     page.click("form.login button[type=submit]")
     page.wait_for_url(f"{site.url}/")
