@@ -91,7 +91,6 @@ def kind_id(kind: str) -> str:
 @dataclass
 class Run:
     returncode: int
-    seconds: float
     logs: list[dict[str, Any]]
     stderr: str
 
@@ -179,10 +178,9 @@ def environment() -> dict[str, str]:
 
 
 def run_once(config: Path) -> Run:
-    started = time.monotonic()
     done = subprocess.run(bridge_command(config, "run", "--once"), env=environment(), capture_output=True, text=True,
                           timeout=90)
-    return Run(done.returncode, time.monotonic() - started, json_lines(done.stderr), done.stderr)
+    return Run(done.returncode, json_lines(done.stderr), done.stderr)
 
 
 @pytest.fixture(scope="module")
@@ -236,11 +234,12 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Outcome]:
 # -- the daemon as a whole ---------------------------------------------------------------------
 
 
-def test_both_runs_finish_quickly_and_exit_1_for_the_failing_feeds(outcome: Outcome) -> None:
+def test_both_runs_end_and_exit_1_for_the_failing_feeds(outcome: Outcome) -> None:
+    # That the slow and trickling feeds are cut at the fetch deadline is said by their own error
+    # ("timed out after 2 s", in test_a_broken_feed_is_reported_in_status_and_log_and_posts_nothing),
+    # not by how long a run took: a wall-clock bound fails on a busy machine.
     for run in outcome.runs:
         assert run.returncode == 1, run.stderr[-2000:]
-        # Every fetch has a total deadline: the slow and trickling feeds cost at most FETCH_TIMEOUT each.
-        assert run.seconds < 30, f"a run --once took {run.seconds:.1f} s"
         assert "Traceback" not in run.stderr
         assert not [r for r in run.logs if r.get("event") in ("poll crashed", "delivery crashed")]
     cycle = [r for r in outcome.runs[1].logs if r.get("event") == "cycle done"]
