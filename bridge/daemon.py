@@ -55,6 +55,7 @@ from bridge.ops import OpsReporter
 from bridge.outbox import DrainResult, drain, pacing_for
 from bridge.parser_pool import ParserPool
 from bridge.poll import PollResult, poll_feed
+from bridge.slots import Slots
 from bridge.store import STATE_PROBLEM, StateError, StateLockLostError, StateWriteError, Store, write_failure
 
 if TYPE_CHECKING:
@@ -121,9 +122,10 @@ class Bridge:
         self.images = ImageLoader(allow_private=private_addresses_allowed(), user_agent=config.bridge.user_agent)
         self.http = httpx.AsyncClient(headers={"User-Agent": config.bridge.user_agent})
         self.channels: dict[str, Channel] = {}
-        self._poll_slots = asyncio.Semaphore(MAX_CONCURRENT_POLLS)
-        self._polls_under_way = asyncio.Semaphore(MAX_POLLS_UNDER_WAY)
-        self._per_host: dict[str, asyncio.Semaphore] = {}
+        # Urgent feeds take every poll slot first (`bridge.slots`); routine ones in turn.
+        self._poll_slots = Slots(MAX_CONCURRENT_POLLS)
+        self._polls_under_way = Slots(MAX_POLLS_UNDER_WAY)
+        self._per_host: dict[str, Slots] = {}
         self._wake: dict[str, asyncio.Event] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._polls: dict[str, asyncio.Task[None]] = {}  # feed id -> its poll under way
@@ -286,17 +288,17 @@ class Bridge:
             log.error(STATE_PROBLEM, feed=feed.id, path=str(exc.path), error=exc.detail, hint=exc.hint)
             return PollResult(feed_id=feed.id, ok=False, error=str(exc))
 
-    def _host_slots(self, feed: FeedConfig) -> asyncio.Semaphore:
+    def _host_slots(self, feed: FeedConfig) -> Slots:
         host = "" if feed.is_local else (urlsplit(feed.url).hostname or "")
         if host not in self._per_host:
-            self._per_host[host] = asyncio.Semaphore(MAX_POLLS_PER_HOST)
+            self._per_host[host] = Slots(MAX_POLLS_PER_HOST)
         return self._per_host[host]
 
     @contextlib.asynccontextmanager
     async def _fetch_slots(self, feed: FeedConfig) -> AsyncIterator[None]:
         """Held while a poll talks to its feed's host and parses (see `poll_feed`)."""
         # The host's slot first: waiting for a busy host must not hold one of the global slots.
-        async with self._host_slots(feed), self._poll_slots:
+        async with self._host_slots(feed).take(urgent=feed.urgent), self._poll_slots.take(urgent=feed.urgent):
             yield
 
     async def _poll(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
@@ -304,7 +306,7 @@ class Bridge:
         # holds the polls that wait for it, never the others' fetches (which would then start
         # all at once when the disk catches up).
         health_before = self.store.feed_state(feed.id).health(self.now())
-        async with self._polls_under_way:
+        async with self._polls_under_way.take(urgent=feed.urgent):
             try:
                 result = await poll_feed(
                     feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force,

@@ -116,7 +116,9 @@ LAYERS = {
     "test_preview": UNIT,
     "test_reload": E2E,
     "test_render": UNIT,
-    "test_scale_small": INTEGRATION,  # the daemon test in it is e2e
+    "test_scale_small": INTEGRATION,
+    "test_slots": UNIT,
+    "test_urgent_polls": INTEGRATION,  # the daemon test in it is e2e
     "test_schedule": UNIT,
     "test_secrets": INTEGRATION,  # the command and daemon tests in it are e2e
     "test_seen": UNIT,

@@ -151,7 +151,8 @@ class FeedServer:
 
         Faults and their options:
         "404", "410", "429", "500", "503" (retry_after: int or str -> Retry-After header);
-        "slow" (delay seconds, default 2, then the feed as usual);
+        "slow" (delay seconds, default 2, then the feed as usual; with until=threading.Event,
+        until the event is set, at most delay seconds, default 60);
         "trickle" (interval seconds between bytes, default 0.2; count bytes, default 200);
         "garbage" (size, default 4096: random bytes, never XML);
         "html" (a web page served as text/html);
@@ -216,6 +217,16 @@ class FeedServer:
     def _wait(self, seconds: float) -> bool:
         """Sleep up to `seconds`; False when the server is closing and the answer should end."""
         return not self._stopping.wait(seconds)
+
+    def _wait_for_gate(self, gate: threading.Event, seconds: float) -> bool:
+        """Wait until `gate` is set, at most `seconds`; False when the server is closing."""
+        deadline = time.monotonic() + seconds
+        while not gate.wait(0.05):
+            if self._stopping.is_set():
+                return False
+            if time.monotonic() >= deadline:
+                break
+        return True
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -284,6 +295,9 @@ class _Handler(BaseHTTPRequestHandler):
             phrase = HTTPStatus(status).phrase
             self._send_simple(status, f"{status} {phrase}\n".encode(), "text/plain", extra=extra)
         elif name == "slow":
+            gate = options.get("until")
+            if gate is not None:
+                return not self.feeds._wait_for_gate(gate, float(options.get("delay", 60.0)))
             return not self.feeds._wait(float(options.get("delay", 2.0)))
         elif name == "trickle":
             self._trickle(float(options.get("interval", 0.2)), int(options.get("count", 200)))
