@@ -47,12 +47,12 @@ from bridge.approval import AWAITING, Action, Decision
 from bridge.article import ArticleReader
 from bridge.channels import Channel, ChannelError, open_channel
 from bridge.clock import Clock, JumpWatch
-from bridge.config import Config, ConfigError, FeedConfig, load_config
+from bridge.config import Config, ConfigError, FeedConfig, format_duration, load_config
 from bridge.engagement import Engagement, keep_reading
 from bridge.fetch import Fetcher
 from bridge.images import ImageLoader
 from bridge.ops import OpsReporter
-from bridge.outbox import DrainResult, drain, pacing_for
+from bridge.outbox import DrainResult, drain, overdue_urgent, pacing_for
 from bridge.parser_pool import ParserPool
 from bridge.poll import PollResult, poll_feed
 from bridge.slots import Slots
@@ -778,6 +778,18 @@ class Bridge:
         elif result.sent:
             self.ops.clear(f"channel {name} failing")
             self.ops.clear(f"channel {name} answers are not posts")
+        late = overdue_urgent(self.store.deliveries(name), self.now())
+        if late:
+            oldest = min(late, key=lambda d: d.created)
+            waited = format_duration(self.now() - oldest.created)
+            await self.ops.report(
+                f"channel {name} urgent alert late",
+                f"{len(late)} urgent alert{'' if len(late) == 1 else 's'} not posted on {name} after {waited}: "
+                f"{oldest.alert.title}" + (f" ({oldest.last_error})" if oldest.last_error else ""),
+                hint="channel-bridge queue shows why it waits; the alert is retried every few seconds",
+                urgent=True, about_channel=name)
+        else:
+            self.ops.clear(f"channel {name} urgent alert late")
 
     def _background(self, work: Coroutine[object, object, None]) -> None:
         """Run `work` as a task that is kept referenced until it ends."""

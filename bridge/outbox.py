@@ -13,8 +13,9 @@ when a poll queues something or the next attempt falls due. Each delivery goes t
 What to do with a failure is decided from the channel error's class alone (channels/base.py):
 
 - transient (connection, timeout, 5xx, 429, gateway session starting): the delivery stays at
-  the head of the queue and is retried from 30 s doubling to 30 min, never sooner than the
-  server's Retry-After; the queue behind it waits, so order holds and nothing hammers;
+  the head of the queue and is retried from 30 s doubling to 30 min (an urgent one from 2 s
+  doubling to 15 s), never sooner than the server's Retry-After; the queue behind it waits, so
+  order holds and nothing hammers;
 - channel down (bad key or token, unknown session or chat): the channel is paused with its
   reason, everything kept, until a reload or a successful health probe resumes it;
 - message rejected: the alert is sent once more in its plainest form (text only, no markup,
@@ -47,7 +48,7 @@ before its request leaves, and the post is in the history before it leaves the o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -65,6 +66,11 @@ log = structlog.get_logger("bridge.outbox")
 
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(minutes=30)
+# An urgent alert is retried within seconds: a missed emergency is the worst failure.
+FIRST_URGENT_RETRY = timedelta(seconds=2)
+MAX_URGENT_RETRY = timedelta(seconds=15)
+#: An urgent alert not posted this long after it was queued is reported on the ops channel.
+URGENT_DEADLINE = timedelta(minutes=2)
 DIGEST_MAX_ITEMS = 20
 
 
@@ -102,12 +108,20 @@ class DrainResult:
     errors: list[str] = field(default_factory=list)
 
 
-def retry_delay(attempts: int, retry_after: float | None = None) -> timedelta:
-    """Backoff after `attempts` failed attempts: 30 s doubling to 30 min, or Retry-After if longer."""
-    delay: timedelta = min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
+def retry_delay(attempts: int, retry_after: float | None = None, *, urgent: bool = False) -> timedelta:
+    """Backoff after `attempts` failed attempts: 30 s doubling to 30 min (urgent: 2 s doubling
+    to 15 s), or Retry-After if longer."""
+    first, most = (FIRST_URGENT_RETRY, MAX_URGENT_RETRY) if urgent else (FIRST_RETRY, MAX_RETRY)
+    delay: timedelta = min(first * (2 ** max(attempts - 1, 0)), most)
     if retry_after is not None:
         delay = max(delay, timedelta(seconds=retry_after))
     return delay
+
+
+def overdue_urgent(deliveries: Iterable[Delivery], now: datetime) -> list[Delivery]:
+    """The urgent alerts still pending `URGENT_DEADLINE` after they were queued (not those an
+    editor holds or has yet to approve: those wait for a person, on purpose)."""
+    return [d for d in deliveries if d.urgent and d.state == "pending" and now - d.created >= URGENT_DEADLINE]
 
 
 def local_moment(day: date, wall: time, timezone: ZoneInfo) -> datetime:
@@ -408,7 +422,7 @@ async def _attempt(
         # A timeout, or a wrong answer from a proxy that forwarded the request, may hide a post
         # that went out: the delivery stays in flight, so the next attempt asks the channel
         # before sending again.
-        delay = retry_delay(head.attempts + 1, exc.retry_after)
+        delay = retry_delay(head.attempts + 1, exc.retry_after, urgent=head.urgent)
         retry_at = now() + delay
         await store.acommit(store.plan_update_deliveries([with_retry(head, error=str(exc), at=retry_at)]))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))
@@ -430,7 +444,7 @@ async def _attempt(
         dlog.error("alert rejected even in its plainest form; marked failed", error=str(exc), title=alert.title)
         return _Outcome(error=str(exc), given_up=True)
     except ChannelError as exc:
-        delay = retry_delay(head.attempts + 1)
+        delay = retry_delay(head.attempts + 1, urgent=head.urgent)
         retry_at = now() + delay
         await store.acommit(store.plan_update_deliveries([with_retry(head, error=str(exc), at=retry_at)]))
         dlog.warning("send failed, will retry", error=str(exc), retry_in=int(delay.total_seconds()))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -210,4 +211,43 @@ def test_with_the_state_not_writable_the_ops_alert_is_sent_directly(
 
     asyncio.run(go())
     assert _ops_posts(ops_hook) == [f"channel-bridge: {STATE_PROBLEM}"]
+    store.close()
+
+
+def test_an_urgent_alert_not_posted_within_two_minutes_is_reported_at_once(
+    tmp_path: Path, feed_server: FeedServer, webhook_server: FakeWebhook, ops_hook: FakeWebhook
+) -> None:
+    feed_server.set_feed("/feed.xml", rss([]))
+    config = _config(tmp_path, feed_server, webhook_server, ops_hook)
+    config = replace(config, feeds=(replace(config.feeds[0], urgent=True),))
+    store = Store.open(config.bridge.state_dir)
+    clock = FakeClock(NOON)
+    daemon = _Daemon(config, store, clock)
+    subject = "channel avvisi urgent alert late"
+
+    async def go() -> list[tuple[float, int]]:
+        await daemon.poll_every_5m(1)  # the first poll: nothing new yet
+        feed_server.set_feed("/feed.xml", rss([{"title": "Allerta meteo: scuole chiuse domani",
+                                                "link": "https://www.comune.esempio.it/allerta",
+                                                "pubDate": clock.wall()}]))
+        await daemon.bridge._poll(config.feeds[0], force=True)
+        webhook_server.fail_next(503, n=1000)
+        queued = []
+        start = clock.wall()
+        for _ in range(14):  # at 0 s, 2 s, 6 s, 14 s, 29 s, 44 s, ...: the urgent backoff
+            result = await daemon.bridge._drain("avvisi")
+            await daemon.bridge._report("avvisi", result)
+            reports = [d for d in store.deliveries("ufficio") if d.alert.title.endswith(subject)]
+            queued.append(((clock.wall() - start).total_seconds(), len(reports)))
+            assert result.next_due is not None
+            clock.advance((result.next_due - clock.wall()).total_seconds())
+        await daemon.bridge.aclose()
+        return queued
+
+    queued = asyncio.run(go())
+    # Not before two minutes (the urgent retries run meanwhile), then at once, and once.
+    assert {reports for at, reports in queued if at < 120} == {0}, queued
+    assert {reports for at, reports in queued if at >= 120} == {1}, queued
+    [report] = [d for d in store.deliveries("ufficio") if d.alert.title.endswith(subject)]
+    assert report.urgent and "Allerta meteo: scuole chiuse domani" in report.alert.summary
     store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -18,12 +19,14 @@ from bridge.item import Alert
 from bridge.ops import OpsReporter
 from bridge.outbox import (
     MAX_RETRY,
+    URGENT_DEADLINE,
     DrainResult,
     Pacing,
     day_start,
     drain,
     local_moment,
     next_day_start,
+    overdue_urgent,
     quiet_hours_end,
     retry_delay,
 )
@@ -94,6 +97,40 @@ def test_transient_failure_keeps_order_and_retries_after_backoff(tmp_path: Path,
     assert run_drain(waha_server, store, clock).sent == 2
     assert sent_titles(waha_server) == ["*Avviso 1*", "*Avviso 2*"]
     store.close()
+
+
+def test_an_urgent_alert_is_retried_within_seconds_and_still_honours_retry_after(
+        tmp_path: Path, waha_server: FakeWaha) -> None:
+    store = Store.open(tmp_path)
+    store.add_deliveries([delivery(1, urgent=True)])
+    clock = Clock(NOON)
+    waha_server.fail_next(3, 500)
+    dues = []
+    for _ in range(3):
+        result = run_drain(waha_server, store, clock)
+        assert result.sent == 0 and result.next_due is not None
+        dues.append(result.next_due - clock.moment)
+        clock.moment = result.next_due
+    assert dues == [timedelta(seconds=2), timedelta(seconds=4), timedelta(seconds=8)]
+    assert run_drain(waha_server, store, clock).sent == 1
+    # The gateway's Retry-After wins over the urgent backoff.
+    store.add_deliveries([delivery(2, urgent=True)])
+    waha_server.fail_next(1, 429, retry_after=60)
+    assert run_drain(waha_server, store, clock).next_due == clock.moment + timedelta(seconds=60)
+    store.close()
+
+
+def test_the_urgent_backoff_stays_in_seconds_and_the_routine_one_is_unchanged() -> None:
+    assert [retry_delay(n, urgent=True).total_seconds() for n in range(1, 7)] == [2, 4, 8, 15, 15, 15]
+    assert [retry_delay(n).total_seconds() for n in (1, 2, 3)] == [30, 60, 120]
+    assert retry_delay(12) == MAX_RETRY
+
+
+def test_an_urgent_alert_is_overdue_two_minutes_after_it_was_queued() -> None:
+    routine, urgent = delivery(1), delivery(2, urgent=True)
+    held = replace(delivery(3, urgent=True), state="awaiting")
+    assert overdue_urgent([routine, urgent, held], NOON + URGENT_DEADLINE - timedelta(seconds=1)) == []
+    assert overdue_urgent([routine, urgent, held], NOON + URGENT_DEADLINE) == [urgent]
 
 
 def test_retry_after_is_honoured_to_the_second(tmp_path: Path, waha_server: FakeWaha) -> None:
