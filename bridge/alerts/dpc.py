@@ -1,0 +1,80 @@
+"""The Department's criticality bulletin (bollettino di criticità idrogeologica e idraulica) read
+from its CAP alert. Pure.
+
+The bulletin lists only the zones under alert: one `<info>` per risk × level × day, the event
+naming both ("MODERATA CRITICITA' PER RISCHIO IDROGEOLOGICO / ALLERTA ARANCIONE:"), the
+description the day ("all_ARANCIONE PER OGGI SU:"), each area a geocode "Zona di Allerta". It
+never sends Update or Cancel: every bulletin is whole, and speaks of its today and tomorrow.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection
+from datetime import date, timedelta
+
+from bridge.alerts import zones as zone_table
+from bridge.alerts.cap import Alert, CapError, Info
+from bridge.alerts.state import LEVELS_BY_NAME, ORANGE, RED, ROME, YELLOW, Kind, Observation, Snapshot
+
+ZONE_GEOCODE = "Zona di Allerta"
+SEVERITY_LEVELS = {"moderate": YELLOW, "severe": ORANGE, "extreme": RED}
+
+
+def hazard_of(event: str) -> str | None:
+    """The risk an event names, in lower case ("... PER RISCHIO IDROGEOLOGICO / ALLERTA ..." ->
+    "idrogeologico"), or None."""
+    found = re.search(r"RISCHIO\s+(.+?)\s*(?:/|:|$)", event, re.IGNORECASE)
+    return " ".join(found.group(1).split()).casefold() if found else None
+
+
+def level_of(info: Info) -> int | None:
+    """The level of an info: "ALLERTA ARANCIONE" in the event, else "all_ARANCIONE" in the
+    description, else the CAP severity."""
+    for text, pattern in ((info.event, r"ALLERTA\s+(GIALLA|ARANCIONE|ROSSA)"),
+                          (info.description, r"all_(GIALLA|ARANCIONE|ROSSA)")):
+        found = re.search(pattern, text, re.IGNORECASE)
+        if found:
+            return LEVELS_BY_NAME[found.group(1).casefold()]
+    return SEVERITY_LEVELS.get(info.severity.casefold())
+
+
+def day_of(info: Info, alert: Alert) -> date:
+    """The day an info applies to: its onset's date in Europe/Rome, else "OGGI"/"DOMANI" of the
+    description counted from the bulletin's date."""
+    if info.onset is not None:
+        return info.onset.astimezone(ROME).date()
+    issued = alert.sent.astimezone(ROME).date()
+    return issued + timedelta(days=1) if re.search(r"\bDOMANI\b", info.description, re.IGNORECASE) else issued
+
+
+def bulletin_days(alert: Alert) -> frozenset[date]:
+    """The days a bulletin speaks of: the day it was issued and the next."""
+    issued = alert.sent.astimezone(ROME).date()
+    return frozenset({issued, issued + timedelta(days=1)})
+
+
+def read_bulletin(alert: Alert, area: Collection[str] | None = None, *, where: str = "bulletin",
+                  kind: Kind = "dpc") -> Snapshot:
+    """Given the CAP alert of a bulletin and the zone codes followed (None: all), return what it
+    states for them (`kind` "cap" for a regional service publishing CAP with the same zones).
+    Raise CapError, naming the info, when an info has no risk or no level."""
+    observations = []
+    for number, info in enumerate(alert.infos, start=1):
+        place = f"{where}: alert {alert.identifier}: info {number}"
+        hazard = hazard_of(info.event)
+        if hazard is None:
+            raise CapError(f'{place}: the event "{info.event}" names no risk ("PER RISCHIO ...")')
+        level = level_of(info)
+        if level is None:
+            raise CapError(f'{place}: no level in "{info.event}", "{info.description}" or severity "{info.severity}"')
+        day = day_of(info, alert)
+        for cap_area in info.areas:
+            for code in cap_area.codes(ZONE_GEOCODE):
+                if area is not None and code not in area:
+                    continue
+                observations.append(Observation(
+                    kind=kind, area=code, area_name=zone_table.zone_name(code) or cap_area.description,
+                    hazard=hazard, day=day, level=level, identifier=alert.identifier, sent=alert.sent,
+                    onset=info.onset, expires=info.expires, web=info.web))
+    return Snapshot(observations=tuple(observations), days=bulletin_days(alert))
