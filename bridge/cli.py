@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", help="audit log of what was posted")
     history.add_argument("--since", type=_parse_date, help="only posts on or after this date (YYYY-MM-DD)")
     history.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    zones = commands.add_parser("zones", help="the alert zone and Meteoalarm region of a comune (name or ISTAT "
+                                              "code), or the comuni of a zone code; needs no config")
+    zones.add_argument("query", metavar="NAME|ISTAT|ZONE")
     return parser
 
 
@@ -131,6 +135,8 @@ def _run_command(args: argparse.Namespace) -> int:
     logs.configure(debug=args.debug)
     config_path = args.config or default_config_path()
     try:
+        if args.command == "zones":
+            return cmd_zones(args.query, sys.stdout, sys.stderr)
         if args.command == "check":
             code = cmd_check(config_path, sys.stdout)
             if code == EXIT_OK and args.online:
@@ -656,3 +662,34 @@ def cmd_history(config: Config, out: TextIO, *, since: datetime | None, fmt: str
     return EXIT_OK
 
 
+def cmd_zones(query: str, out: TextIO, err: TextIO) -> int:
+    """Print what a comune's name, an ISTAT code or a zone code resolves to in the shipped zone
+    table, with the config lines that follow it. Exit 0 when found, 2 when not."""
+    from bridge.alerts.zones import ZoneError, resolve
+
+    try:
+        found = resolve(query)
+    except ZoneError as error:
+        _say_error(f"channel-bridge: zones: {error}", err)
+        return EXIT_INVALID
+    if found.zone is not None:
+        print(f"zone {found.zone.code}: {found.zone.name} ({found.zone_comuni} comuni)", file=out)
+        print(f'  config: zones = ["{found.zone.code}"]', file=out)
+        return EXIT_OK
+    if len(found.comuni) > 1:
+        print(f'{len(found.comuni)} comuni are called "{query.strip()}"; pick one by its ISTAT code:', file=out)
+    for comune in found.comuni:
+        print(f"{comune.name} ({comune.province}, {comune.region}), ISTAT {comune.istat}", file=out)
+        if comune.zone:
+            from bridge.alerts.zones import zone_name
+
+            print(f"  alert zone: {comune.zone} ({zone_name(comune.zone) or '?'})", file=out)
+        else:
+            print('  alert zone: none in the table: name it with zones = ["..."]', file=out)
+        if comune.emma_id:
+            print(f"  Meteoalarm region: {comune.emma_id} ({comune.region})", file=out)
+        else:
+            print(f'  Meteoalarm region: not known for {comune.region}: name it with regions = ["IT0.."]', file=out)
+        print(f'  config: istat = "{comune.istat}" (a comune on two zones adds the other: zones = ["..."])',
+              file=out)
+    return EXIT_OK
