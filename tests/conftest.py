@@ -46,6 +46,12 @@ LAYER_NAMES = (UNIT, INTEGRATION, E2E)
 LAYERS = {
     "test_addresses": INTEGRATION,
     "test_alert_golden": UNIT,
+    "test_alerts_cap": UNIT,
+    "test_alerts_dpc": UNIT,
+    "test_alerts_meteoalarm": UNIT,
+    "test_alerts_state": UNIT,
+    "test_alerts_text": UNIT,
+    "test_alerts_zones": UNIT,
     "test_approval": UNIT,
     "test_approval_crash": INTEGRATION,  # a helper process of its own, killed; a small tmpfs
     "test_approval_daemon": E2E,

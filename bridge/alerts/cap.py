@@ -155,6 +155,8 @@ def _parse_xml(data: bytes, where: str) -> ElementTree.Element:
     try:
         parser.Parse(data, True)
     except expat.ExpatError as error:
+        if re.match(rb"\s*<(!doctype\s+html|html)", data[:200], re.IGNORECASE):
+            raise CapError(f"{where}: a web page (HTML), not a CAP document: check the address") from None
         raise CapError(f"{where}: not well-formed XML: {expat.ErrorString(error.code)} "
                        f"at line {error.lineno}, column {error.offset}") from None
     return builder.close()

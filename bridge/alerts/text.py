@@ -59,12 +59,17 @@ def alert_text(event: Event, now: datetime, link: str | None = None) -> str:
     return f"{body}\n{link}" if link else body
 
 
+def _to(level: str) -> str:
+    """"a gialla", "ad arancione"."""
+    return f"ad {level}" if level[0] in "aeiou" else f"a {level}"
+
+
 def _alert_body(event: Event, observation: Observation, now: datetime) -> str:
     level = LEVEL_NAMES[observation.level]
     head = {
         "new": f"Allerta {level}",
-        "raised": f"Allerta innalzata a {level}",
-        "lowered": f"Allerta abbassata a {level}",
+        "raised": f"Allerta innalzata {_to(level)}",
+        "lowered": f"Allerta abbassata {_to(level)}",
         "ended": f"Cessata allerta {level}",
     }[event.change]
     when = day_text(observation.day, now) if observation.day else _span(observation, now)
@@ -77,8 +82,8 @@ def _warning_text(event: Event, observation: Observation, now: datetime) -> str:
     level = WARNING_LEVELS[observation.level]
     head = {
         "new": f"Avviso meteo {level}",
-        "raised": f"Avviso meteo innalzato a {level}",
-        "lowered": f"Avviso meteo abbassato a {level}",
+        "raised": f"Avviso meteo innalzato {_to(level)}",
+        "lowered": f"Avviso meteo abbassato {_to(level)}",
         "ended": f"Cessato avviso meteo {level}",
     }[event.change]
     where = observation.area_name or observation.area
