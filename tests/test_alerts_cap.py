@@ -29,7 +29,8 @@ def test_the_real_dpc_bulletin_is_read_whole() -> None:
     document = read_cap((SHARED / "02_dpc_cap_Cap_20260730_1511.xml").read_bytes())
     assert document.links == ()
     (alert,) = document.alerts
-    assert (alert.identifier, alert.sender, alert.msg_type) == ("DPC_BULLETIN_2026_07_30_5050", "2.49.0.0.380.1", "Alert")
+    assert (alert.identifier, alert.sender) == ("DPC_BULLETIN_2026_07_30_5050", "2.49.0.0.380.1")
+    assert alert.msg_type == "Alert"
     assert alert.sent == datetime(2026, 7, 30, 13, 11, tzinfo=UTC)
     (info,) = alert.infos
     assert info.language == ""  # the Department names none
@@ -68,7 +69,7 @@ def test_a_zip_without_cap_member_is_named() -> None:
 def test_a_zip_bomb_is_refused_before_it_is_unpacked() -> None:
     bomb = _zip({"Cap_1.xml": b" " * (20 * 1024 * 1024)})
     assert len(bomb) < 100_000
-    with pytest.raises(CapError, match="Cap_1.xml unpacks to 20971520 bytes"):
+    with pytest.raises(CapError, match=r"Cap_1\.xml unpacks to 20971520 bytes"):
         read_cap(bomb)
 
 
@@ -107,8 +108,10 @@ def test_what_is_not_cap_is_refused_with_its_place(name: str, message: str) -> N
 @pytest.mark.parametrize(("data", "message"), [
     (b"", "not well-formed XML"),
     (b"<alert", "not well-formed XML: .* at line 1"),
-    (b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.1"/>', "namespace urn:oasis:names:tc:emergency:cap:1.1, not CAP 1.2"),
-    (b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><sender>s</sender></alert>', "not a CAP alert: no identifier, sent"),
+    (b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.1"/>',
+     r"namespace urn:oasis:names:tc:emergency:cap:1\.1, not CAP 1\.2"),
+    (b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><sender>s</sender></alert>',
+     "not a CAP alert: no identifier, sent"),
     (b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>a</identifier><sender>s</sender>'
      b"<sent>ieri</sent></alert>", 'alert a: sent: "ieri" is not a CAP date-time'),
     (b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>a</identifier><sender>s</sender>'

@@ -3,6 +3,7 @@ going yellow -> orange -> gone, tomorrow's part becoming today's, another zone l
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -51,30 +52,27 @@ def test_the_risk_comes_from_the_event(event: str, hazard: str | None) -> None:
 def test_a_bulletin_info_without_risk_or_level_is_named() -> None:
     alert = _bulletin("dpc_1_yellow_tomorrow.xml")
     info = alert.infos[0]
-    no_risk = Alert(alert.identifier, alert.sender, alert.sent, "Alert", infos=(info.__class__(
-        **{**info.__dict__, "event": "ALLERTA GIALLA"}),))
-    with pytest.raises(CapError, match='b.xml: alert DPC_BULLETIN_2026_01_17_1530: info 1: the event "ALLERTA GIALLA" '
-                                       "names no risk"):
+    no_risk = replace(alert, infos=(replace(info, event="ALLERTA GIALLA"),))
+    with pytest.raises(CapError, match=r'b\.xml: alert DPC_BULLETIN_2026_01_17_1530: info 1: '
+                                       r'the event "ALLERTA GIALLA" names no risk'):
         dpc.read_bulletin(no_risk, where="b.xml")
-    no_level = Alert(alert.identifier, alert.sender, alert.sent, "Alert", infos=(info.__class__(
-        **{**info.__dict__, "event": "PER RISCHIO IDRAULICO", "description": "", "severity": "Unknown"}),))
+    no_level = replace(alert, infos=(replace(info, event="PER RISCHIO IDRAULICO", description="", severity="Unknown"),))
     with pytest.raises(CapError, match="info 1: no level"):
         dpc.read_bulletin(no_level, where="b.xml")
 
 
 def test_the_level_falls_back_to_the_description_then_the_severity() -> None:
     info = _bulletin("dpc_1_yellow_tomorrow.xml").infos[0]
-    assert dpc.level_of(info.__class__(**{**info.__dict__, "event": "PER RISCHIO IDRAULICO",
-                                           "description": "all_ARANCIONE PER OGGI SU:"})) == ORANGE
-    assert dpc.level_of(info.__class__(**{**info.__dict__, "event": "PER RISCHIO IDRAULICO", "description": "",
-                                           "severity": "Severe"})) == ORANGE
+    described = replace(info, event="PER RISCHIO IDRAULICO", description="all_ARANCIONE PER OGGI SU:")
+    assert dpc.level_of(described) == ORANGE
+    assert dpc.level_of(replace(info, event="PER RISCHIO IDRAULICO", description="", severity="Severe")) == ORANGE
 
 
 def test_without_onset_the_day_comes_from_the_description() -> None:
     alert = _bulletin("dpc_1_yellow_tomorrow.xml")
-    info = alert.infos[0].__class__(**{**alert.infos[0].__dict__, "onset": None})
+    info = replace(alert.infos[0], onset=None)
     assert dpc.day_of(info, alert) == date(2026, 1, 18)
-    today = info.__class__(**{**info.__dict__, "description": "all_GIALLA PER OGGI SU:"})
+    today = replace(info, description="all_GIALLA PER OGGI SU:")
     assert dpc.day_of(today, alert) == date(2026, 1, 17)
 
 
