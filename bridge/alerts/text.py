@@ -30,10 +30,15 @@ def is_urgent(event: Event, urgent_levels: Collection[str] = DEFAULT_URGENT_LEVE
     return LEVEL_NAMES.get(event.observation.level, "") in urgent_levels
 
 
+def date_text(day: date) -> str:
+    """"domenica 18 gennaio"."""
+    return f"{WEEKDAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]}"
+
+
 def day_text(day: date, now: datetime) -> str:
     """"oggi, domenica 18 gennaio", "domani, lunedì 19 gennaio" or "martedì 20 gennaio", counted
     from `now` in Europe/Rome."""
-    named = f"{WEEKDAYS[day.weekday()]} {day.day} {MONTHS[day.month - 1]}"
+    named = date_text(day)
     today = now.astimezone(ROME).date()
     if day == today:
         return f"oggi, {named}"
@@ -45,7 +50,7 @@ def day_text(day: date, now: datetime) -> str:
 def instant_text(moment: datetime) -> str:
     """"venerdì 31 luglio ore 11:00", in Europe/Rome."""
     local = moment.astimezone(ROME)
-    return f"{WEEKDAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} ore {local:%H:%M}"
+    return f"{date_text(local.date())} ore {local:%H:%M}"
 
 
 def alert_text(event: Event, now: datetime, link: str | None = None) -> str:
@@ -94,6 +99,9 @@ def _warning_text(event: Event, observation: Observation, now: datetime) -> str:
 def _span(observation: Observation, now: datetime) -> str:
     start, end = observation.onset, observation.expires
     if start is not None and start > now and end is not None:
+        first, last = start.astimezone(ROME), end.astimezone(ROME)
+        if first.date() == last.date():
+            return f"{date_text(first.date())} dalle {first:%H:%M} alle {last:%H:%M}"
         return f"da {instant_text(start)} a {instant_text(end)}"
     if end is not None:
         return f"fino a {instant_text(end)}"
