@@ -131,3 +131,25 @@ def test_a_regional_cap_source_with_the_same_zones_reads_alike() -> None:
     assert alert_text(state.Event("new", observation), now) == (
         "Allerta gialla per rischio idrogeologico — oggi, domenica 18 gennaio, zona Piem-L "
         "(Pianura Torinese e Colline). Fonte: Protezione civile.")
+
+
+def test_an_older_bulletin_served_again_changes_nothing() -> None:
+    now = datetime(2026, 1, 18, 19, 10, tzinfo=UTC)
+    newer = state.transition({}, _read("dpc_3_update_orange_today.xml"), now)
+    # A stale mirror serves the afternoon's bulletin again: today's orange is not lowered.
+    older = state.transition(newer.state, _read("dpc_2_yellow_today_orange_tomorrow.xml"), now)
+    assert older.events == ()
+    assert older.state == newer.state
+    # Nor does the first bulletin of the day before end what the later one holds.
+    assert state.transition(newer.state, _read("dpc_1_yellow_tomorrow.xml"), now).events == ()
+
+
+@pytest.mark.parametrize("status", ["Exercise", "Test", "Draft", "System"])
+def test_a_bulletin_that_is_not_actual_posts_nothing_and_ends_nothing(status: str) -> None:
+    now = datetime(2026, 1, 18, 19, 10, tzinfo=UTC)
+    held = state.transition({}, _read("dpc_3_update_orange_today.xml"), now).state
+    exercise = replace(_bulletin("dpc_4_zone_gone.xml"), status=status)
+    drill = replace(_bulletin("dpc_3_update_orange_today.xml"), status=status)
+    assert state.transition({}, dpc.read_bulletin(drill, ("Emil-H1",)), now).events == ()
+    result = state.transition(held, dpc.read_bulletin(exercise, ("Emil-H1",)), now)
+    assert (result.events, result.state) == ((), held)

@@ -3,6 +3,7 @@ references, a green and an expired warning, an English-only one; the text says "
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -120,3 +121,9 @@ def test_a_warning_gone_from_the_feed_has_ended() -> None:
 def test_what_is_not_the_feed_is_named(data: bytes, message: str) -> None:
     with pytest.raises(CapError, match=message):
         meteoalarm.read_feed(data, where="f.json")
+
+
+def test_a_warning_that_is_not_actual_is_not_read() -> None:
+    alerts = meteoalarm.read_feed((FIXTURES / "meteoalarm_1_orange_green_expired_english.json").read_bytes())
+    drills = tuple(replace(alert, status="Exercise") for alert in alerts)
+    assert meteoalarm.snapshot(drills).observations == ()

@@ -59,7 +59,9 @@ def read_bulletin(alert: Alert, area: Collection[str] | None = None, *, where: s
     """Given the CAP alert of a bulletin and the zone codes followed (None: all), return what it
     states for them (`kind` "cap" for a regional service publishing CAP with the same zones).
     Raise CapError, naming the info, when an info has no risk or no level."""
-    observations = []
+    observations: list[Observation] = []
+    if alert.status.casefold() != "actual":  # an exercise, a test, a draft: never for citizens
+        return Snapshot(observations=(), days=frozenset(), issued=alert.sent)
     for number, info in enumerate(alert.infos, start=1):
         place = f"{where}: alert {alert.identifier}: info {number}"
         hazard = hazard_of(info.event)
@@ -77,4 +79,4 @@ def read_bulletin(alert: Alert, area: Collection[str] | None = None, *, where: s
                     kind=kind, area=code, area_name=zone_table.zone_name(code) or cap_area.description,
                     hazard=hazard, day=day, level=level, identifier=alert.identifier, sent=alert.sent,
                     onset=info.onset, expires=info.expires, web=info.web))
-    return Snapshot(observations=tuple(observations), days=bulletin_days(alert))
+    return Snapshot(observations=tuple(observations), days=bulletin_days(alert), issued=alert.sent)

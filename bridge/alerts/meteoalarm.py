@@ -61,7 +61,7 @@ def snapshot(alerts: tuple[Alert, ...], regions: Collection[str] | None = None) 
     replaced = {reference.identifier for alert in alerts for reference in alert.references}
     observations = []
     for alert in alerts:
-        if alert.identifier in replaced or alert.msg_type.casefold() == "cancel":
+        if alert.identifier in replaced or alert.msg_type.casefold() == "cancel" or alert.status.casefold() != "actual":
             continue
         info = chosen_info(alert)
         if info is None:

@@ -68,6 +68,9 @@ class Snapshot:
 
     observations: tuple[Observation, ...]
     days: frozenset[date] | None = None
+    # When the document was issued (a bulletin's `sent`): an alert held from a later document
+    # is not changed or ended by an older one (a stale mirror, a cache serving yesterday's).
+    issued: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,9 @@ def transition(previous: dict[str, Observation], snapshot: Snapshot, now: dateti
     continued: set[str] = set()
     for key, observation in current.items():
         held = previous.get(key)
+        if held is not None and held.sent > observation.sent:
+            state[key] = held  # the source sent an older document than the one already read
+            continue
         if held is None and observation.replaces:
             held = next((old for old in previous.values() if old.identifier in observation.replaces
                          and old.area == observation.area and old.hazard == observation.hazard), None)
@@ -144,6 +150,9 @@ def transition(previous: dict[str, Observation], snapshot: Snapshot, now: dateti
             events.append(Event("lowered", observation, previous=held.level))
     for key, held in previous.items():
         if key in current or key in continued:
+            continue
+        if snapshot.issued is not None and held.sent > snapshot.issued:
+            state[key] = held
             continue
         if held.expired(now) or (held.day is not None and held.day < today):
             continue  # over by its own time: nothing to announce
