@@ -56,9 +56,18 @@ def test_a_bulletin_info_without_risk_or_level_is_named() -> None:
     with pytest.raises(CapError, match=r'b\.xml: alert DPC_BULLETIN_2026_01_17_1530: info 1: '
                                        r'the event "ALLERTA GIALLA" names no risk'):
         dpc.read_bulletin(no_risk, where="b.xml")
-    no_level = replace(alert, infos=(replace(info, event="PER RISCHIO IDRAULICO", description="", severity="Unknown"),))
+    no_level = replace(alert, infos=(replace(info, event="PER RISCHIO IDRAULICO", description="",
+                                             severity="Unknown"),))
     with pytest.raises(CapError, match="info 1: no level"):
         dpc.read_bulletin(no_level, where="b.xml")
+
+
+def test_an_info_at_no_alert_states_nothing() -> None:
+    alert = _bulletin("dpc_1_yellow_tomorrow.xml")
+    calm = replace(alert.infos[0], event="ASSENZA DI FENOMENI SIGNIFICATIVI PREVEDIBILI / NESSUNA ALLERTA",
+                   description="", severity="Minor")
+    assert dpc.read_bulletin(replace(alert, infos=(calm, *alert.infos))).observations == _read(
+        "dpc_1_yellow_tomorrow.xml", None).observations
 
 
 def test_the_level_falls_back_to_the_description_then_the_severity() -> None:

@@ -15,10 +15,10 @@ from datetime import date, timedelta
 
 from bridge.alerts import zones as zone_table
 from bridge.alerts.cap import Alert, CapError, Info
-from bridge.alerts.state import LEVELS_BY_NAME, ORANGE, RED, ROME, YELLOW, Kind, Observation, Snapshot
+from bridge.alerts.state import GREEN, LEVELS_BY_NAME, ORANGE, RED, ROME, YELLOW, Kind, Observation, Snapshot
 
 ZONE_GEOCODE = "Zona di Allerta"
-SEVERITY_LEVELS = {"moderate": YELLOW, "severe": ORANGE, "extreme": RED}
+SEVERITY_LEVELS = {"minor": GREEN, "moderate": YELLOW, "severe": ORANGE, "extreme": RED}
 
 
 def hazard_of(event: str) -> str | None:
@@ -31,11 +31,13 @@ def hazard_of(event: str) -> str | None:
 def level_of(info: Info) -> int | None:
     """The level of an info: "ALLERTA ARANCIONE" in the event, else "all_ARANCIONE" in the
     description, else the CAP severity."""
-    for text, pattern in ((info.event, r"ALLERTA\s+(GIALLA|ARANCIONE|ROSSA)"),
-                          (info.description, r"all_(GIALLA|ARANCIONE|ROSSA)")):
+    for text, pattern in ((info.event, r"ALLERTA\s+(VERDE|GIALLA|ARANCIONE|ROSSA)"),
+                          (info.description, r"all_(VERDE|GIALLA|ARANCIONE|ROSSA)")):
         found = re.search(pattern, text, re.IGNORECASE)
         if found:
             return LEVELS_BY_NAME[found.group(1).casefold()]
+    if re.search(r"NESSUNA\s+ALLERTA", info.event, re.IGNORECASE):
+        return GREEN
     return SEVERITY_LEVELS.get(info.severity.casefold())
 
 
@@ -58,18 +60,22 @@ def read_bulletin(alert: Alert, area: Collection[str] | None = None, *, where: s
                   kind: Kind = "dpc") -> Snapshot:
     """Given the CAP alert of a bulletin and the zone codes followed (None: all), return what it
     states for them (`kind` "cap" for a regional service publishing CAP with the same zones).
-    Raise CapError, naming the info, when an info has no risk or no level."""
+    An info at no alert ("NESSUNA ALLERTA", green) states nothing. Raise CapError, naming the
+    info, when an info has no risk or no level: the whole bulletin is refused rather than read
+    in part, since a zone missing from a bulletin read in part would wrongly end its alert."""
     observations: list[Observation] = []
     if alert.status.casefold() != "actual":  # an exercise, a test, a draft: never for citizens
         return Snapshot(observations=(), days=frozenset(), issued=alert.sent)
     for number, info in enumerate(alert.infos, start=1):
         place = f"{where}: alert {alert.identifier}: info {number}"
-        hazard = hazard_of(info.event)
-        if hazard is None:
-            raise CapError(f'{place}: the event "{info.event}" names no risk ("PER RISCHIO ...")')
         level = level_of(info)
         if level is None:
             raise CapError(f'{place}: no level in "{info.event}", "{info.description}" or severity "{info.severity}"')
+        if level == GREEN:
+            continue  # no alert: its zones are simply not under alert
+        hazard = hazard_of(info.event)
+        if hazard is None:
+            raise CapError(f'{place}: the event "{info.event}" names no risk ("PER RISCHIO ...")')
         day = day_of(info, alert)
         for cap_area in info.areas:
             for code in cap_area.codes(ZONE_GEOCODE):
