@@ -162,3 +162,22 @@ def test_a_bulletin_that_is_not_actual_posts_nothing_and_ends_nothing(status: st
     assert state.transition({}, dpc.read_bulletin(drill, ("Emil-H1",)), now).events == ()
     result = state.transition(held, dpc.read_bulletin(exercise, ("Emil-H1",)), now)
     assert (result.events, result.state) == ((), held)
+
+
+def test_the_real_index_links_the_zips_holding_the_cap_file() -> None:
+    links = dpc.index_links((SHARED / "04_dpc_criticita_index_20200101_1530.json").read_bytes())
+    assert links == (
+        "https://raw.githubusercontent.com/pcm-dpc/bollettini-criticita-dev/master/BCR/all/20200101_1530_all.zip",
+        "https://raw.githubusercontent.com/pcm-dpc/bollettini-criticita-dev/master/BCR/xml/20200101_1530.zip",
+    )
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (b"<html>", "i.json: not JSON"),
+    (b"[]", "not a bulletin index"),
+    (b'{"today": {"attachment": [{"pdf": "https://x/a.pdf"}, {"all": "file:///etc/passwd"}]}}',
+     'links no "all" or "xml" zip'),
+])
+def test_what_is_not_a_bulletin_index_is_named(data: bytes, message: str) -> None:
+    with pytest.raises(CapError, match=message):
+        dpc.index_links(data, where="i.json")

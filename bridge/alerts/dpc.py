@@ -9,8 +9,9 @@ never sends Update or Cancel: every bulletin is whole, and speaks of its today a
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import date, timedelta
 
 from bridge.alerts import zones as zone_table
@@ -86,3 +87,28 @@ def read_bulletin(alert: Alert, area: Collection[str] | None = None, *, where: s
                     hazard=hazard, day=day, level=level, identifier=alert.identifier, sent=alert.sent,
                     onset=info.onset, expires=info.expires, web=info.web))
     return Snapshot(observations=tuple(observations), days=bulletin_days(alert), issued=alert.sent)
+
+
+def index_links(data: bytes, *, where: str = "index") -> tuple[str, ...]:
+    """Given the index JSON the Department publishes with each bulletin, return the addresses of
+    its zips that hold the CAP file (the "all" attachment, then "xml"), each once, in the order
+    of the index. Raise CapError when it is not such an index."""
+    try:
+        index = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CapError(f"{where}: not JSON ({error})") from None
+    if not isinstance(index, Mapping):
+        raise CapError(f"{where}: not a bulletin index: expected an object with today and tomorrow")
+    links: list[str] = []
+    for kind in ("all", "xml"):
+        for part in ("today", "tomorrow"):
+            day = index.get(part)
+            attachments = day.get("attachment") if isinstance(day, Mapping) else None
+            for attachment in attachments if isinstance(attachments, list) else []:
+                link = attachment.get(kind) if isinstance(attachment, Mapping) else None
+                if isinstance(link, str) and link.startswith(("https://", "http://")) and link not in links:
+                    links.append(link)
+    if not links:
+        raise CapError(f'{where}: the bulletin index links no "all" or "xml" zip')
+    return tuple(links)
+
