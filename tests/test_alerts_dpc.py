@@ -140,6 +140,8 @@ def test_a_regional_cap_source_with_the_same_zones_reads_alike() -> None:
     assert alert_text(state.Event("new", observation), now) == (
         "Allerta gialla per rischio idrogeologico — oggi, domenica 18 gennaio, zona Piem-L "
         "(Pianura Torinese e Colline). Fonte: Protezione civile.")
+    named = replace(observation, sender_name="Arpa Piemonte")
+    assert alert_text(state.Event("new", named), now).endswith("Fonte: Arpa Piemonte.")
 
 
 def test_an_older_bulletin_served_again_changes_nothing() -> None:

@@ -86,7 +86,7 @@ def test_an_event_that_waited_past_its_expiry_is_not_posted() -> None:
 
 
 def test_the_state_round_trips_through_json() -> None:
-    alerts = [_alert(ORANGE), replace(_alert(YELLOW, TOMORROW), replaces=("a", "b")),
+    alerts = [_alert(ORANGE), replace(_alert(YELLOW, TOMORROW), replaces=("a", "b"), sender_name="Arpa Piemonte"),
               replace(_alert(RED), kind="meteoalarm", area="IT005", day=None, onset=None, expires=None, web="https://x")]
     held = {alert.key: alert for alert in alerts}
     text = state.state_to_json(held)

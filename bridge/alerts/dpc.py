@@ -85,7 +85,7 @@ def read_bulletin(alert: Alert, area: Collection[str] | None = None, *, where: s
                 observations.append(Observation(
                     kind=kind, area=code, area_name=zone_table.zone_name(code) or cap_area.description,
                     hazard=hazard, day=day, level=level, identifier=alert.identifier, sent=alert.sent,
-                    onset=info.onset, expires=info.expires, web=info.web))
+                    onset=info.onset, expires=info.expires, web=info.web, sender_name=info.sender_name))
     return Snapshot(observations=tuple(observations), days=bulletin_days(alert), issued=alert.sent)
 
 

@@ -46,6 +46,7 @@ class Observation:
     onset: datetime | None = None
     expires: datetime | None = None
     web: str = ""
+    sender_name: str = ""  # the CAP senderName, named as the source of a regional CAP alert
     # Identifiers of the alerts this one replaces (CAP references): an update moved to another
     # day continues the alert it replaces rather than ending it and starting another.
     replaces: tuple[str, ...] = ()
@@ -190,7 +191,7 @@ def observation_to_json(observation: Observation) -> dict[str, Any]:
         "level": observation.level, "identifier": observation.identifier, "sent": observation.sent.isoformat(),
         "onset": observation.onset.isoformat() if observation.onset else None,
         "expires": observation.expires.isoformat() if observation.expires else None, "web": observation.web,
-        "replaces": list(observation.replaces),
+        "sender_name": observation.sender_name, "replaces": list(observation.replaces),
     }
 
 
@@ -216,6 +217,7 @@ def observation_from_json(data: object) -> Observation:
                        level=level, identifier=str(texts["identifier"]), sent=sent,
                        onset=_instant(data.get("onset")), expires=_instant(data.get("expires")),
                        web=str(data.get("web")) if isinstance(data.get("web"), str) else "",
+                       sender_name=str(data.get("sender_name")) if isinstance(data.get("sender_name"), str) else "",
                        replaces=tuple(item for item in data.get("replaces") or () if isinstance(item, str)))
 
 

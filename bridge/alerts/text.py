@@ -79,7 +79,7 @@ def _alert_body(event: Event, observation: Observation, now: datetime) -> str:
     }[event.change]
     when = day_text(observation.day, now) if observation.day else _span(observation, now)
     area = f"zona {observation.area}" + (f" ({observation.area_name})" if observation.area_name else "")
-    source = SOURCES.get(observation.kind, "Protezione civile")
+    source = SOURCES["dpc"] if observation.kind == "dpc" else observation.sender_name or SOURCES["cap"]
     return f"{head} per rischio {observation.hazard} — {when}, {area}. Fonte: {source}."
 
 
