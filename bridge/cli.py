@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
     zones = commands.add_parser("zones", help="the alert zone and Meteoalarm region of a comune (name or ISTAT "
-                                              "code), or the comuni of a zone code; needs no config")
+                                              "code), or the name of a zone code; needs no config")
     zones.add_argument("query", metavar="NAME|ISTAT|ZONE")
     return parser
 
@@ -665,7 +665,7 @@ def cmd_history(config: Config, out: TextIO, *, since: datetime | None, fmt: str
 def cmd_zones(query: str, out: TextIO, err: TextIO) -> int:
     """Print what a comune's name, an ISTAT code or a zone code resolves to in the shipped zone
     table, with the config lines that follow it. Exit 0 when found, 2 when not."""
-    from bridge.alerts.zones import ZoneError, resolve
+    from bridge.alerts.zones import ZoneError, resolve, zone_name
 
     try:
         found = resolve(query)
@@ -681,8 +681,6 @@ def cmd_zones(query: str, out: TextIO, err: TextIO) -> int:
     for comune in found.comuni:
         print(f"{comune.name} ({comune.province}, {comune.region}), ISTAT {comune.istat}", file=out)
         if comune.zone:
-            from bridge.alerts.zones import zone_name
-
             print(f"  alert zone: {comune.zone} ({zone_name(comune.zone) or '?'})", file=out)
         else:
             print('  alert zone: none in the table: name it with zones = ["..."]', file=out)
