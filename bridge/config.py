@@ -19,6 +19,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge import __version__
+from bridge.alerts import zones as zone_table
 from bridge.logs import register_secrets
 from bridge.template import TemplateError, parse_template
 
@@ -127,10 +128,31 @@ class FeedConfig:
     fetch_article: FetchArticle = "auto"
     approve: bool = False  # its alerts wait for an editor's approval (see `bridge.approval`)
     approve_timeout: ApproveTimeout | None = None  # None: the channel's, else the default
+    # An official alert source (`bridge.alerts`) instead of a news feed: "dpc", "meteoalarm" or
+    # "cap"; "rss" (RSS or Atom) otherwise. The area it follows: DPC zone codes, Meteoalarm
+    # regions (EMMA_ID), resolved from `istat` and the codes given; `link`, the page its posts
+    # send citizens to (None: the source's own page); `urgent_levels`, the levels that go out on
+    # the urgent path.
+    type: str = "rss"
+    zones: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    istat: str | None = None
+    link: str | None = None
+    urgent_levels: tuple[str, ...] = ("arancione", "rossa")
 
     @property
     def is_local(self) -> bool:
         return not self.url.startswith(("http://", "https://"))
+
+    @property
+    def is_alert_source(self) -> bool:
+        """An official alert source: polled ahead of news feeds, read by `bridge.alerts`."""
+        return self.type != "rss"
+
+    @property
+    def polls_urgently(self) -> bool:
+        """Its polls take the poll slots ahead of routine ones (`bridge.slots`)."""
+        return self.urgent or self.is_alert_source
 
 
 @dataclass(frozen=True, slots=True)
@@ -486,7 +508,10 @@ _CHANNEL_KEYS = {
     "webhook": {"url", "secret"},
     "console": set(),
 }
-_FEED_ONLY_KEYS = {"id", "url", "name"}
+_FEED_ONLY_KEYS = {"id", "url", "name", "type", "zones", "regions", "istat", "link", "urgent_levels"}
+FEED_TYPES = ("rss", "dpc", "meteoalarm", "cap")
+_ALERT_SOURCE_KEYS = ("zones", "regions", "istat", "link", "urgent_levels")
+ALERT_LEVELS = ("gialla", "arancione", "rossa")
 _KNOWN: dict[str, set[str]] = {
     "": {"bridge", "defaults", "feeds", "alerts", "channels", "ops", "console"},
     "bridge": {"state_dir", "timezone", "user_agent", "fetch_timeout", "max_feed_bytes", "control_socket"},
@@ -728,6 +753,7 @@ def _parse_feeds(
             url = _feed_location(url.strip(), base_dir, table)
         name = table.string("name", None)
         values = _feed_settings(table, channels, defaults)
+        source = _alert_source(table)
         table.finish()
         if "channels" not in values:
             table.error("channels", "no channel to post to: set channels = [...] here or in [defaults]")
@@ -754,9 +780,51 @@ def _parse_feeds(
                 fetch_article=values.get("fetch_article", "auto"),
                 approve=values.get("approve", False),
                 approve_timeout=values.get("approve_timeout"),
+                **source,
             )
         )
     return feeds
+
+
+def _alert_source(table: _Table) -> dict[str, Any]:
+    """The keys of an official alert source (`type` other than "rss"), checked: the area it
+    follows must resolve in the shipped zone table (`bridge.alerts.zones`) and name what the
+    source publishes by (zones for dpc and cap, regions for meteoalarm)."""
+    kind = table.string("type", "rss")
+    if kind not in FEED_TYPES:
+        table.error("type", f'expected one of {", ".join(repr(t) for t in FEED_TYPES)} (the default, "rss", is an '
+                    f'RSS or Atom news feed), got "{kind}"')
+        return {}
+    if kind == "rss":
+        for key in _ALERT_SOURCE_KEYS:
+            if table.has(key):
+                table.error(key, 'only for an official alert source: type = "dpc", "meteoalarm" or "cap"')
+        return {}
+    istat = table.string("istat", None)
+    named_zones = table.strings("zones")
+    named_regions = table.strings("regions")
+    link = table.string("link", None)
+    if isinstance(link, str) and not link.startswith("https://"):
+        table.error("link", f'expected the https:// address of the comune\'s page for these alerts, got "{link}"')
+    levels = table.strings("urgent_levels", ("arancione", "rossa"))
+    for level in levels:
+        if level not in ALERT_LEVELS:
+            table.error("urgent_levels", f'unknown level "{level}": expected some of {", ".join(ALERT_LEVELS)}')
+    try:
+        area = zone_table.area_for(istat=istat if isinstance(istat, str) else None, zones=named_zones,
+                                   regions=named_regions)
+    except zone_table.ZoneError as exc:
+        table.error("istat" if str(exc).startswith("istat") else "zones", str(exc))
+        return {}
+    if kind in ("dpc", "cap") and not area.zones:
+        table.error("zones", f'a "{kind}" source needs the alert zones it follows: istat = "033032" (the comune\'s '
+                    'ISTAT code) or zones = ["Emil-H1"]; channel-bridge zones NAME tells them')
+    if kind == "meteoalarm" and not area.regions:
+        table.error("regions", 'a "meteoalarm" source needs the regions it follows: regions = ["IT005"] '
+                    "(Meteoalarm's EMMA_ID; channel-bridge zones NAME tells it where the table knows it)")
+    return {"type": kind, "zones": area.zones, "regions": area.regions,
+            "istat": istat if isinstance(istat, str) else None, "link": link if isinstance(link, str) else None,
+            "urgent_levels": levels}
 
 
 _TIMEOUT_RULE_RE = re.compile(r"^(send|drop)\s+after\s+(\S+)$")

@@ -298,7 +298,8 @@ class Bridge:
     async def _fetch_slots(self, feed: FeedConfig) -> AsyncIterator[None]:
         """Held while a poll talks to its feed's host and parses (see `poll_feed`)."""
         # The host's slot first: waiting for a busy host must not hold one of the global slots.
-        async with self._host_slots(feed).take(urgent=feed.urgent), self._poll_slots.take(urgent=feed.urgent):
+        async with self._host_slots(feed).take(urgent=feed.polls_urgently), \
+                self._poll_slots.take(urgent=feed.polls_urgently):
             yield
 
     async def _poll(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
@@ -306,7 +307,7 @@ class Bridge:
         # holds the polls that wait for it, never the others' fetches (which would then start
         # all at once when the disk catches up).
         health_before = self.store.feed_state(feed.id).health(self.now())
-        async with self._polls_under_way.take(urgent=feed.urgent):
+        async with self._polls_under_way.take(urgent=feed.polls_urgently):
             try:
                 result = await poll_feed(
                     feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force,

@@ -115,6 +115,9 @@ class FeedState:
     first_poll: datetime | None = None
     first_poll_items: int = 0
     first_poll_posted: int = 0
+    # An official alert source's state (`bridge.alerts.state.state_to_json`): the level last
+    # posted per area, hazard and day. None for a news feed, and before a source's first poll.
+    alerts: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +140,7 @@ class FeedState:
             "first_poll": iso(self.first_poll),
             "first_poll_items": self.first_poll_items,
             "first_poll_posted": self.first_poll_posted,
+            "alerts": self.alerts,
         }
 
     def health(self, now: datetime) -> FeedHealth:
@@ -172,6 +176,7 @@ class FeedState:
             first_poll=from_iso(data.get("first_poll")),
             first_poll_items=int(data.get("first_poll_items", 0)),
             first_poll_posted=int(data.get("first_poll_posted", 0)),
+            alerts=data.get("alerts") if isinstance(data.get("alerts"), str) else None,
         )
 
 
@@ -200,6 +205,8 @@ class Delivery:
     acted_by: str | None = None
     acted_at: datetime | None = None
     original: Alert | None = None  # the alert as the feed made it, once an editor changed its text
+    # An official alert's end (CAP `expires`): past it, the alert is no longer posted.
+    expires: datetime | None = None
 
     @property
     def unpaced(self) -> bool:
@@ -228,6 +235,7 @@ class Delivery:
             "acted_by": self.acted_by,
             "acted_at": iso(self.acted_at),
             "original": self.original.to_dict() if self.original is not None else None,
+            "expires": iso(self.expires),
         }
 
     @classmethod
@@ -268,6 +276,7 @@ class Delivery:
                 acted_by=data.get("acted_by"),
                 acted_at=read_time(data["acted_at"], "acted_at", local) if data.get("acted_at") else None,
                 original=Alert.from_dict(data["original"]) if data.get("original") else None,
+                expires=read_time(data["expires"], "expires", local) if data.get("expires") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             what = f'missing "{exc.args[0]}"' if isinstance(exc, KeyError) else str(exc)

@@ -46,6 +46,7 @@ LAYER_NAMES = (UNIT, INTEGRATION, E2E)
 LAYERS = {
     "test_addresses": INTEGRATION,
     "test_alert_golden": UNIT,
+    "test_alert_sources": INTEGRATION,
     "test_alerts_cap": UNIT,
     "test_alerts_dpc": UNIT,
     "test_alerts_meteoalarm": UNIT,
