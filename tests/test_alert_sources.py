@@ -160,3 +160,61 @@ def test_check_names_what_is_wrong_with_an_alert_source(tmp_path: Path, source: 
         load_config(path, {})
     assert any('feeds[0] (id="allerte")' in error and message in error for error in caught.value.errors), \
         caught.value.errors
+
+
+def test_a_document_that_is_not_the_sources_fails_the_poll_with_what_and_where(
+        tmp_path: Path, feed_server: FeedServer, waha_server: FakeWaha, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAHA_API_KEY", API_KEY)
+    source = f'type = "dpc"\nurl = "{feed_server.url("/bollettino.xml")}"\nzones = ["Emil-H1"]\nlink = "{PAGE}"'
+    config = load_config(_config(tmp_path, feed_server, waha_server, source), os.environ)
+    store = Store.open(config.bridge.state_dir)
+    feed_server.set_feed("/bollettino.xml", (OFFICIAL / "not_cap.html").read_bytes(), content_type="text/html")
+
+    async def scenario() -> tuple[bool, str | None]:
+        bridge = Bridge(config, store, clock=FakeClock(_at("2026-01-18T16:00:00")))
+        bridge._open_channels()
+        try:
+            result = await bridge._poll(config.feeds[0], force=True)
+        finally:
+            await bridge.aclose()
+        return result.ok, result.error
+
+    try:
+        ok, error = asyncio.run(scenario())
+        state = store.feed_state("allerte")
+    finally:
+        store.close()
+    assert not ok and error is not None and "not a CAP document" in error, error
+    assert state.failures == 1 and state.alerts is None  # nothing read, nothing ended
+    assert waha_server.posts == []
+
+
+def test_meteoalarm_posts_a_weather_warning_for_its_region_never_an_allerta(
+        tmp_path: Path, feed_server: FeedServer, waha_server: FakeWaha, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAHA_API_KEY", API_KEY)
+    waha_server.api_key = API_KEY
+    sample = Path(__file__).resolve().parents[2] / "shared" / "alerts" / "01_meteoalarm_IT_feeds-api_sample.json"
+    source = f'type = "meteoalarm"\nurl = "{feed_server.url("/meteoalarm.json")}"\nregions = ["IT012"]'
+    config = load_config(_config(tmp_path, feed_server, waha_server, source), os.environ)
+    store = Store.open(config.bridge.state_dir)
+    feed_server.set_feed("/meteoalarm.json", sample.read_bytes(), content_type="application/json")
+
+    async def scenario() -> int:
+        bridge = Bridge(config, store, clock=FakeClock(datetime(2026, 7, 31, 12, 30, tzinfo=ROME)))
+        bridge._open_channels()
+        try:
+            result = await bridge._poll(config.feeds[0], force=True)
+            assert result.ok, result.error
+            await bridge._drain("whatsapp")
+            return len(result.queued)
+        finally:
+            await bridge.aclose()
+
+    try:
+        queued = asyncio.run(scenario())
+    finally:
+        store.close()
+    texts = [post.text for post in waha_server.posts]
+    assert len(texts) == queued >= 1
+    assert all("Avviso meteo" in text and "allerta" not in text.casefold() for text in texts), texts
+    assert all("Lazio" in text for text in texts), texts
