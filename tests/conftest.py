@@ -47,6 +47,7 @@ LAYERS = {
     "test_addresses": INTEGRATION,
     "test_alert_golden": UNIT,
     "test_alert_sources": INTEGRATION,
+    "test_alert_sources_e2e": E2E,
     "test_alerts_cap": UNIT,
     "test_alerts_dpc": UNIT,
     "test_alerts_meteoalarm": UNIT,
