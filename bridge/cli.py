@@ -228,6 +228,9 @@ def cmd_check(config_path: Path, out: TextIO) -> int:
     print(f"\nfeeds ({len(config.feeds)}):", file=out)
     for feed in config.feeds:
         extras = []
+        if feed.is_alert_source:
+            area = [*(f"zone {code}" for code in feed.zones), *(f"region {code}" for code in feed.regions)]
+            extras.append(f"{feed.type} alerts: {', '.join(area)}; urgent: {', '.join(feed.urgent_levels)}")
         if feed.urgent:
             extras.append("urgent")
         if feed.backfill:

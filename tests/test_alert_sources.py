@@ -6,6 +6,7 @@ right post once, the raise, the end; nothing for other zones, nothing twice."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from clocks import FakeClock
 from servers.feeds import FeedServer
 from servers.waha import FakeWaha
 
+from bridge.cli import cmd_check
 from bridge.config import ConfigError, load_config
 from bridge.daemon import Bridge
 from bridge.store import Store
@@ -218,3 +220,13 @@ def test_meteoalarm_posts_a_weather_warning_for_its_region_never_an_allerta(
     assert len(texts) == queued >= 1
     assert all("Avviso meteo" in text and "allerta" not in text.casefold() for text in texts), texts
     assert all("Lazio" in text for text in texts), texts
+
+
+def test_check_shows_what_an_alert_source_follows(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[[feeds]]\nid = "allerte"\ntype = "dpc"\nurl = "https://example.org/Cap.xml"\nistat = "033032"\n'
+                    'zones = ["Emil-H2"]\nurgent_levels = ["gialla", "arancione", "rossa"]\nchannels = ["c"]\n\n'
+                    '[channels.c]\ntype = "console"\n', encoding="utf-8")
+    out = io.StringIO()
+    assert cmd_check(path, out) == 0
+    assert "(dpc alerts: zone Emil-H1, zone Emil-H2; urgent: gialla, arancione, rossa)" in out.getvalue()
