@@ -45,6 +45,7 @@ URGENT_TEXT = "AVVISO URGENTE"
 URGENT_COLOUR = "#b00020"  # white on it has a contrast of 7:1
 PAPER = (255, 255, 255)
 INK = (26, 26, 26)  # the title on white: 17:1
+BLACK = (0, 0, 0)  # text on a light band
 GREY = (77, 77, 77)  # the date on white: 8:1
 ELLIPSIS = "…"
 # Crests larger than this are refused: a crest is a small emblem, not a photograph.
@@ -168,8 +169,9 @@ def contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
 
 
 def text_colour(background: tuple[int, int, int]) -> tuple[int, int, int]:
-    """White or near-black, whichever reads better on `background`."""
-    return max((PAPER, INK), key=lambda ink: contrast(ink, background))
+    """White or black, whichever reads better on `background`: one of them always has a contrast
+    of at least 4.58 (WCAG AA for text is 4.5), whatever the band's colour."""
+    return max((PAPER, BLACK), key=lambda ink: contrast(ink, background))
 
 
 # ---------------------------------------------------------------------------
@@ -451,8 +453,10 @@ def alt_text(alert: Alert) -> str:
     parts = ["Avviso urgente."] if alert.urgent else []
     title = " ".join(alert.title.split())
     summary = " ".join(alert.summary.split())
+    if summary.casefold() == title.casefold():
+        summary = ""
     if title:
         parts.append(title if _SENTENCE_END_RE.search(title) or not summary else title + ".")
-    if summary and summary.casefold() != title.casefold():
+    if summary:
         parts.append(summary)
     return " ".join(parts)
