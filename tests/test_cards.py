@@ -203,6 +203,13 @@ def test_a_long_title_is_set_smaller_and_a_longer_one_ends_at_a_word_with_an_ell
     assert " ".join(longest.lines).endswith("…")
 
 
+def test_a_title_of_thousands_of_words_ends_at_a_word_all_the_same() -> None:
+    card = layout_card(alert("parola " * 5000), size="square", style=STYLE)
+    assert card.title is not None
+    shown = " ".join(card.title.lines).split()
+    assert shown[-1] == "parola…" and set(shown[:-1]) == {"parola"}
+
+
 def test_a_word_wider_than_the_card_is_set_smaller_never_cut() -> None:
     word = "Precipitevolissimevolmente" * 3
     block = fit_text(word, BOLD, 600, 200, (60, 40))

@@ -108,6 +108,15 @@ def test_a_crest_that_is_not_an_image_is_a_check_error(tmp_path: Path, content: 
         load_style(config.cards)
 
 
+def test_a_crest_as_large_as_a_photograph_is_refused(tmp_path: Path) -> None:
+    from PIL import Image
+
+    Image.new("1", (5000, 4000)).save(tmp_path / "stemma.png")
+    config = load_config(write(tmp_path, BASE + '[cards]\ncrest = "stemma.png"\n'), env={})
+    assert machine_problems(config) == ['cards.crest: "stemma.png" is 5000×4000 pixels: give a crest of at most '
+                                        "a few hundred pixels a side"]
+
+
 def test_a_crest_that_is_a_folder_is_a_check_error(tmp_path: Path) -> None:
     (tmp_path / "stemma").mkdir()
     config = load_config(write(tmp_path, BASE + '[cards]\ncrest = "stemma"\n'), env={})

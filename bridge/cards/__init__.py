@@ -241,9 +241,11 @@ def _font(path: Path, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(str(path), size, layout_engine=ImageFont.Layout.BASIC)
 
 
-def wrap(words: Sequence[str], font: ImageFont.FreeTypeFont, width: float) -> list[str]:
+def wrap(words: Sequence[str], font: ImageFont.FreeTypeFont, width: float, limit: int | None = None) -> list[str]:
     """`words` in lines no wider than `width` in `font`, each line as many whole words as fit; a
-    word wider than `width` alone has a line of its own (and is too wide: see `fits`)."""
+    word wider than `width` alone has a line of its own (and is too wide: see `_fits`). With
+    `limit`, only the first `limit` lines (so a title of thousands of words costs no more than
+    one that fills the card)."""
     lines: list[str] = []
     line = ""
     for word in words:
@@ -252,6 +254,8 @@ def wrap(words: Sequence[str], font: ImageFont.FreeTypeFont, width: float) -> li
             line = candidate
         else:
             lines.append(line)
+            if limit is not None and len(lines) >= limit:
+                return lines
             line = word
     if line:
         lines.append(line)
@@ -262,11 +266,14 @@ def _fits(lines: Iterable[str], font: ImageFont.FreeTypeFont, width: float) -> b
     return all(font.getlength(line) <= width for line in lines)
 
 
-def _ellipsised(words: Sequence[str], font: ImageFont.FreeTypeFont, width: float, max_lines: int) -> list[str]:
-    """The most leading whole words that fit in `max_lines` lines with "…" after the last."""
-    for count in range(len(words) - 1, 0, -1):
+def _ellipsised(words: Sequence[str], font: ImageFont.FreeTypeFont, width: float, max_lines: int,
+                lines: Sequence[str]) -> list[str]:
+    """The most leading whole words that fit in `max_lines` lines with "…" after the last;
+    `lines` are all the words wrapped, so no more words than their first `max_lines` hold."""
+    most = min(len(words) - 1, sum(len(line.split()) for line in lines[:max_lines]))
+    for count in range(most, 0, -1):
         kept = [*words[:count - 1], words[count - 1].rstrip(",;:.-–—") + ELLIPSIS]
-        lines = wrap(kept, font, width)
+        lines = wrap(kept, font, width, max_lines + 1)
         if len(lines) <= max_lines and _fits(lines, font, width):
             return lines
     return [words[0] + ELLIPSIS] if words else []
@@ -293,15 +300,15 @@ def fit_text(text: str, path: Path, width: float, height: float, sizes: tuple[in
         font = _font(path, size)
         leading = round(size * line_height)
         room = int(height // leading) if max_lines is None else min(max_lines, int(height // leading))
-        lines = wrap(words, font, width)
+        lines = wrap(words, font, width, room + 1)
         if len(lines) <= room and _fits(lines, font, width):
             return Block(tuple(lines), font, leading)
     font = _font(path, smallest)
     leading = round(smallest * line_height)
     room = max(1, int(height // leading) if max_lines is None else min(max_lines, int(height // leading)))
-    lines = wrap(words, font, width)
+    lines = wrap(words, font, width, room + 1)
     if len(lines) > room:
-        lines = _ellipsised(words, font, width, room)
+        lines = _ellipsised(words, font, width, room, lines)
     while not _fits(lines, font, width) and font.size > 8:  # a word longer than a whole line
         font = _font(path, font.size - 2)
     return Block(tuple(lines), font, leading)
