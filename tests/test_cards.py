@@ -10,6 +10,7 @@ After a deliberate change of the card's look, write them anew and look at them:
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ from bridge.cards import (
     layout_card,
     load_style,
     text_colour,
+    wants_card,
 )
 from bridge.config import CardSettings
 from bridge.item import Alert
@@ -318,3 +320,23 @@ def test_alt_text_of_an_urgent_alert_says_so_as_its_band_does() -> None:
 ])
 def test_alt_text_adds_only_the_stops_between_title_and_summary(title: str, summary: str, expected: str) -> None:
     assert alt_text(alert(title, summary=summary)) == expected
+
+
+def test_alt_text_of_an_endless_title_ends_at_a_word() -> None:
+    text = alt_text(alert("parola " * 400, summary=""))
+    assert len(text) <= 1000 and text.endswith("parola…")
+    assert set(text[:-1].split()) == {"parola"}
+
+
+# ---------------------------------------------------------------------------
+# When a card goes with the alert
+
+
+@pytest.mark.parametrize(("mode", "image", "expected"), [
+    ("auto", None, True), ("auto", "https://www.comune.esempio.it/foto.jpg", False),
+    ("always", None, True), ("always", "https://www.comune.esempio.it/foto.jpg", True),
+    ("never", None, False), ("never", "https://www.comune.esempio.it/foto.jpg", False),
+])
+def test_a_card_goes_when_the_channel_wants_one(mode: str, image: str | None, expected: bool) -> None:
+    item = dataclasses.replace(alert(), image_url=image)
+    assert wants_card(mode, item) is expected  # type: ignore[arg-type]

@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
-from bridge.config import DEFAULT_CARD_COLOUR, CardSettings
+from bridge.config import DEFAULT_CARD_COLOUR, CardMode, CardSettings
 from bridge.item import Alert
 from bridge.template import italian_date
 
@@ -451,7 +451,17 @@ def draw_card(alert: Alert, *, size: CardSize = "link", style: CardStyle | None 
     return out.getvalue()
 
 
+def wants_card(mode: CardMode, alert: Alert) -> bool:
+    """Whether a channel whose `card` is `mode` posts the alert with its card: "always" yes,
+    "never" no, "auto" when the alert has no image of its own. (Only the channel types that post
+    pictures ask.)"""
+    return mode == "always" or (mode == "auto" and not alert.image_url)
+
+
 _SENTENCE_END_RE = re.compile(r"[.!?…:;]$")
+# Platforms bound an image's description (Mastodon at 1500 characters): an alert's is far shorter,
+# but its title has no bound of its own.
+ALT_TEXT_LIMIT = 1000
 
 
 def alt_text(alert: Alert) -> str:
@@ -466,4 +476,8 @@ def alt_text(alert: Alert) -> str:
         parts.append(title if _SENTENCE_END_RE.search(title) or not summary else title + ".")
     if summary:
         parts.append(summary)
-    return " ".join(parts)
+    text = " ".join(parts)
+    if len(text) <= ALT_TEXT_LIMIT:
+        return text
+    cut = text[:ALT_TEXT_LIMIT].rsplit(" ", 1)[0]  # at a word's end
+    return cut.rstrip(",;:.-–—") + ELLIPSIS
