@@ -28,6 +28,12 @@ DEFAULT_MAX_FEED_BYTES = 10 * 1024 * 1024
 
 CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console")
 FetchArticle = Literal["auto", "always", "never"]
+# A channel's `card`: when the alert goes with its image card (`bridge.cards`). "auto": when the
+# alert has no image of its own, on the platforms that want a picture; "always"; "never".
+CardMode = Literal["auto", "always", "never"]
+CARD_MODES = ("auto", "always", "never")
+# The card's band when no `[cards] colours` entry matches: the blue of the Designers Italia kit.
+DEFAULT_CARD_COLOUR = "#0066cc"
 
 
 class ConfigError(Exception):
@@ -186,6 +192,7 @@ class ChannelConfig:
     timeout: timedelta = timedelta(seconds=30)
     approve: bool = False  # every feed's alerts on this channel wait for an editor's approval
     approve_timeout: ApproveTimeout | None = None
+    card: CardMode = "auto"  # read by the platforms that post pictures; the others ignore it
     # The bridge's `timezone` (not a key of the table): dates a channel shows ({date}, the
     # console's header) are told in it.
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Rome"))
@@ -208,6 +215,23 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CardSettings:
+    """`[cards]`: the look of an alert's image card (`bridge.cards`).
+
+    `crest` is the comune's crest, an image file (absolute; the key names it relative to the
+    config file), None for a card without one; `crest_text` is the key as written, for messages.
+    `name` is the comune's name on the card, None for the alert's own feed name. `colours` maps a
+    category word or a feed id (casefolded, in file order) to the band's "#rrggbb"; `default`
+    colours the rest."""
+
+    crest: Path | None = None
+    crest_text: str | None = None
+    name: str | None = None
+    colours: Mapping[str, str] = field(default_factory=dict)
+    default_colour: str = DEFAULT_CARD_COLOUR
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     bridge: BridgeSettings
@@ -216,6 +240,7 @@ class Config:
     channels: Mapping[str, ChannelConfig]
     ops: OpsSettings
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    cards: CardSettings = field(default_factory=CardSettings)
 
     def feed(self, feed_id: str) -> FeedConfig:
         for feed in self.feeds:
@@ -499,7 +524,7 @@ _FEED_KEYS = {
     "link_domains", "fetch_article", "approve", "approve_timeout",
 }
 _CHANNEL_COMMON = {"type", "images", "max_per_day", "max_length", "utm", "template", "timeout", "approve",
-                   "approve_timeout"}
+                   "approve_timeout", "card"}
 _CHANNEL_KEYS = {
     "waha": {"url", "session", "chat_id", "api_key"},
     "whapi": {"url", "chat_id", "token"},
@@ -513,12 +538,13 @@ FEED_TYPES = ("rss", "dpc", "meteoalarm", "cap")
 _ALERT_SOURCE_KEYS = ("zones", "regions", "istat", "link", "urgent_levels")
 ALERT_LEVELS = ("gialla", "arancione", "rossa")
 _KNOWN: dict[str, set[str]] = {
-    "": {"bridge", "defaults", "feeds", "alerts", "channels", "ops", "console"},
+    "": {"bridge", "defaults", "feeds", "alerts", "channels", "ops", "console", "cards"},
     "bridge": {"state_dir", "timezone", "user_agent", "fetch_timeout", "max_feed_bytes", "control_socket"},
     "defaults": _FEED_KEYS,
     "alerts": {"max_length", "quiet_hours", "min_gap", "urgent_keywords"},
     "ops": {"channel", "min_interval"},
     "console": {"listen", "session_timeout", "metrics_token"},
+    "cards": {"crest", "name", "colours"},
 }
 
 
@@ -570,6 +596,7 @@ def parse_config(
     ops = _parse_ops(_Table(top.raw("ops") or {}, "ops", section_errors["ops"]), channels)
     console = _parse_console(_Table(top.raw("console") or {}, "console", section_errors["console"]), base_dir, env,
                              resolve_secrets)
+    cards = _parse_cards(_Table(top.raw("cards") or {}, "cards", section_errors["cards"]), base_dir)
     top.finish()
     errors: list[str] = []
     unknown = iter(top_errors)  # one per unknown top-level key, in file order
@@ -580,7 +607,7 @@ def parse_config(
     if errors:
         raise ConfigError(errors, path)
     return Config(path=path, bridge=bridge, feeds=tuple(feeds), alerts=alerts, channels=channels, ops=ops,
-                  console=console)
+                  console=console, cards=cards)
 
 
 def _parse_bridge(table: _Table, base_dir: Path, env: Mapping[str, str]) -> BridgeSettings:
@@ -1030,6 +1057,12 @@ def _parse_channels(
                         table.error(key, str(exc))
         if table.has("images"):
             values["images"] = table.get("images", bool, False)
+        if table.has("card"):
+            card = table.string("card")
+            if card in CARD_MODES:
+                values["card"] = card
+            elif isinstance(card, str):
+                table.error("card", f'expected "auto", "always" or "never", got "{card}"')
         if table.has("max_per_day"):
             values["max_per_day"] = table.integer("max_per_day", None, minimum=1)
         if table.has("max_length"):
@@ -1048,10 +1081,49 @@ def _parse_channels(
     return channels
 
 
+_COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+COLOURS_EXAMPLE = 'colours = { default = "#0066cc", "protezione civile" = "#b71c1c" }'
+
+
+def _parse_cards(table: _Table, base_dir: Path) -> CardSettings:
+    """`[cards]`: the crest's path (its file is judged by `check`, see `machine_problems`), the
+    comune's name, the band colours."""
+    values: dict[str, Any] = {}
+    crest = table.string("crest")
+    if isinstance(crest, str):
+        if not crest.strip():
+            table.error("crest", 'must name an image file beside the config, e.g. crest = "stemma.png"')
+        else:
+            values["crest"] = Path(crest) if Path(crest).is_absolute() else base_dir / crest
+            values["crest_text"] = crest
+    name = table.string("name")
+    if isinstance(name, str):
+        if not name.strip():
+            table.error("name", 'must not be empty (leave it out to show each feed\'s name)')
+        else:
+            values["name"] = " ".join(name.split())
+    colours = table.get("colours", dict, {})
+    mapping: dict[str, str] = {}
+    for key, colour in colours.items():
+        if not isinstance(colour, str) or not _COLOUR_RE.match(colour):
+            table.error("colours", f'"{key}": expected a colour "#rrggbb", got {_show(colour)} '
+                        f"(e.g. {COLOURS_EXAMPLE})")
+        elif not key.strip():
+            table.error("colours", f"a colour needs a category word or a feed id as its key (e.g. {COLOURS_EXAMPLE})")
+        elif key == "default":
+            values["default_colour"] = colour.lower()
+        else:
+            mapping[key.strip().casefold()] = colour.lower()
+    values["colours"] = mapping
+    table.finish()
+    return CardSettings(**values)
+
+
 def machine_problems(config: Config) -> list[str]:
     """Return what a valid config names that this machine does not have: local feed files
-    that do not exist or cannot be read. `check` refuses them (a file may appear later, so
-    `run` polls the feed and reports it failing instead)."""
+    that do not exist or cannot be read, a crest that is not an image file. `check` refuses
+    them (a file may appear later, so `run` polls the feed and reports it failing instead, and
+    draws cards without the crest)."""
     problems = []
     for index, feed in enumerate(config.feeds):
         if not feed.is_local:
@@ -1063,6 +1135,12 @@ def machine_problems(config: Config) -> list[str]:
                             "config file's directory; give the right path, or an http(s) URL)")
         elif not path.is_file() or not os.access(path, os.R_OK):
             problems.append(f"{where}: {path} is not a readable file")
+    if config.cards.crest is not None:
+        from bridge.cards import crest_problem  # Pillow, only when there is a crest to judge
+
+        problem = crest_problem(config.cards)
+        if problem:
+            problems.append(f"cards.crest: {problem}")
     return problems
 
 

@@ -59,6 +59,8 @@ LAYERS = {
     "test_approval_daemon": E2E,
     "test_approval_timeout": INTEGRATION,  # the daemon in-process on a fake clock
     "test_article": INTEGRATION,
+    "test_cards": UNIT,
+    "test_cards_config": UNIT,
     "test_channels": INTEGRATION,
     "test_channels_edit": INTEGRATION,
     "test_channels_garbage": INTEGRATION,  # the daemon test in it is e2e
