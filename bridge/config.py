@@ -26,7 +26,7 @@ from bridge.template import TemplateError, parse_template
 DEFAULT_USER_AGENT = f"channel-bridge/{__version__}"
 DEFAULT_MAX_FEED_BYTES = 10 * 1024 * 1024
 
-CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console")
+CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console", "bluesky")
 FetchArticle = Literal["auto", "always", "never"]
 # A channel's `card`: when the alert goes with its image card (`bridge.cards`). "auto": when the
 # alert has no image of its own, on the platforms that want a picture; "always"; "never".
@@ -193,9 +193,17 @@ class ChannelConfig:
     approve: bool = False  # every feed's alerts on this channel wait for an editor's approval
     approve_timeout: ApproveTimeout | None = None
     card: CardMode = "auto"  # read by the platforms that post pictures; the others ignore it
+    # Bluesky: the account's handle (or e-mail), its app password and its PDS (`service`).
+    handle: str | None = None
+    app_password: Secret | None = None
+    service: str | None = None
     # The bridge's `timezone` (not a key of the table): dates a channel shows ({date}, the
     # console's header) are told in it.
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Rome"))
+    # The bridge's `state_dir` and `[cards]` (not keys of the table either), for the channels
+    # that keep a file of their own there (Bluesky's session) or draw the alert's card.
+    state_dir: Path | None = None
+    cards: CardSettings = field(default_factory=lambda: CardSettings())
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,6 +540,7 @@ _CHANNEL_KEYS = {
     "mastodon": {"url", "token", "visibility", "language"},
     "webhook": {"url", "secret"},
     "console": set(),
+    "bluesky": {"handle", "app_password", "service"},
 }
 _FEED_ONLY_KEYS = {"id", "url", "name", "type", "zones", "regions", "istat", "link", "urgent_levels"}
 FEED_TYPES = ("rss", "dpc", "meteoalarm", "cap")
@@ -606,6 +615,7 @@ def parse_config(
         errors.extend(missing)
     if errors:
         raise ConfigError(errors, path)
+    channels = {name: replace(channel, state_dir=bridge.state_dir, cards=cards) for name, channel in channels.items()}
     return Config(path=path, bridge=bridge, feeds=tuple(feeds), alerts=alerts, channels=channels, ops=ops,
                   console=console, cards=cards)
 
@@ -1018,7 +1028,7 @@ def _parse_channels(
                 table.used.add(key)
                 table.error(key, f'not a setting of a "{kind}" channel' + _suggest(key, allowed))
         values: dict[str, Any] = {"name": name, "type": kind}
-        for key in ("url", "api_url"):
+        for key in ("url", "api_url", "service"):
             if key in allowed and table.has(key):
                 url = table.string(key)
                 if isinstance(url, str) and not url.startswith(("http://", "https://")):
@@ -1027,11 +1037,11 @@ def _parse_channels(
                     values[key] = url.rstrip("/")
         required = {"waha": ("url", "chat_id"), "whapi": ("chat_id", "token"),
                     "telegram": ("chat_id", "token"), "mastodon": ("url", "token"),
-                    "webhook": ("url",)}.get(kind, ())
+                    "webhook": ("url",), "bluesky": ("handle", "app_password")}.get(kind, ())
         for key in required:
             if not table.has(key):
                 table.error(key, f'is required for a "{kind}" channel')
-        for key in ("session", "chat_id", "visibility", "language", "template"):
+        for key in ("session", "chat_id", "visibility", "language", "template", "handle"):
             if key in allowed and table.has(key):
                 value = table.string(key)
                 if value is not None:
@@ -1047,7 +1057,7 @@ def _parse_channels(
                 table.error("template", f"{exc} ({exc.hint})")
         if values.get("visibility", "public") not in ("public", "unlisted", "private", "direct"):
             table.error("visibility", 'expected "public", "unlisted", "private" or "direct"')
-        for key in ("api_key", "token", "secret"):
+        for key in ("api_key", "token", "secret", "app_password"):
             if key in allowed and table.has(key):
                 ref = table.string(key)
                 if isinstance(ref, str):

@@ -4,7 +4,8 @@
 `[alerts] max_length` limit is defined on it. Each platform's own limits and way of counting
 live here, once, in its `Platform` (`platform_for(channel type)`): WhatsApp counts its
 rendered text with the markup (4096, caption 1024), Telegram the visible text (4096, caption
-1024), Mastodon every URL as 23 characters (500 unless the instance allows more).
+1024), Mastodon every URL as 23 characters (500 unless the instance allows more), Bluesky grapheme
+clusters (300, and at most 3000 bytes of UTF-8: `bluesky_length`).
 `bridge.summary.build_alert` makes the alert fit both `max_length` and the platform's limit
 with whole sentences, so a channel never has to cut it again; `fit` stays as the channel's
 last guard for what no summary can help (an over-long link).
@@ -31,13 +32,16 @@ from bridge.item import Alert
 from bridge.template import DEFAULT_TEMPLATE, Template, values_for
 
 __all__ = [
+    "BLUESKY",
     "MASTODON",
     "PLAIN",
     "TELEGRAM",
     "WHATSAPP",
     "Platform",
+    "bluesky_length",
     "console",
     "fit",
+    "graphemes",
     "mastodon",
     "mastodon_length",
     "plain",
@@ -317,6 +321,81 @@ def _clip(text: str, keep: int) -> str:
     return f"{head}…" if head else ""
 
 
+# -- Bluesky's own way of counting ----------------------------------------------------------
+# A post's text may hold 300 grapheme clusters and 3000 bytes of UTF-8 (the lexicon of
+# app.bsky.feed.post: maxGraphemes 300, maxLength 3000). `graphemes` counts clusters without a
+# Unicode segmentation library: it joins a character to the one before only where the Unicode
+# rules (UAX #29) never break, for the sequences a comune's text can hold (accents written as
+# combining marks, variation selectors, skin tones, emoji joined by ZWJ, flags, tag sequences).
+# Any other sequence counts a cluster per code point, so the count is never below the one the
+# server makes: a text it fits is never refused as too long, it only may keep a little less.
+
+BLUESKY_LIMIT = 300
+BLUESKY_BYTES = 3000
+_BYTES_PER_GRAPHEME = BLUESKY_BYTES // BLUESKY_LIMIT
+
+# Pictographs that Unicode marks Extended_Pictographic, by whole blocks (only a part of them,
+# which keeps the count safe): a ZWJ between two of them joins one emoji.
+_PICTOGRAPH_BLOCKS = ((0x1F300, 0x1F3FA), (0x1F400, 0x1F64F), (0x1F680, 0x1F6FF), (0x1F900, 0x1F9FF),
+                      (0x1FA70, 0x1FAFF))
+_PICTOGRAPH_SIGNS = frozenset({0x2640, 0x2642, 0x2695, 0x2696, 0x2708, 0x2764, 0x2B1B, 0x26A7})
+
+
+def _pictograph(char: str) -> bool:
+    code = ord(char)
+    return code in _PICTOGRAPH_SIGNS or any(low <= code <= high for low, high in _PICTOGRAPH_BLOCKS)
+
+
+def _extends(char: str) -> bool:
+    """Whether `char` never starts a cluster (Grapheme_Cluster_Break Extend or ZWJ): a
+    nonspacing or enclosing mark, a variation selector, a skin tone, a tag, the ZWJ."""
+    code = ord(char)
+    return (unicodedata.category(char) in ("Mn", "Me") or 0x1F3FB <= code <= 0x1F3FF
+            or 0xE0020 <= code <= 0xE007F or code == 0x200D)
+
+
+def graphemes(text: str) -> int:
+    """The grapheme clusters of `text`, never fewer than Unicode's segmentation counts; pure."""
+    count = 0
+    previous_base = ""  # the character that started the current cluster's last emoji
+    after_zwj = False
+    regional_odd = False  # inside a pair of regional indicators (a flag)
+    for char in text:
+        code = ord(char)
+        if _extends(char):
+            after_zwj = code == 0x200D
+            continue
+        if after_zwj and previous_base and _pictograph(previous_base) and _pictograph(char):
+            after_zwj = False
+            previous_base = char
+            continue
+        if 0x1F1E6 <= code <= 0x1F1FF:
+            if regional_odd:
+                regional_odd = False
+                continue
+            regional_odd = True
+        else:
+            regional_odd = False
+        after_zwj = False
+        previous_base = char
+        count += 1
+    return count
+
+
+def bluesky_length(text: str) -> int:
+    """The length Bluesky checks against its 300, as one number: the grapheme clusters, or a
+    tenth of the UTF-8 bytes when that is more (3000 bytes are the other bound); pure."""
+    size = len(text.encode("utf-8"))
+    return max(graphemes(text), -(-size // _BYTES_PER_GRAPHEME))
+
+
+def bluesky(alert: Alert, limit: int | None = None, template: Template = DEFAULT_TEMPLATE) -> str:
+    """Return the alert as a Bluesky post's text: `plain` laid out by `template`, within `limit`
+    (None: 300) as `bluesky_length` counts, the link kept whole (see `fit`)."""
+    fitted = fit(alert, limit or BLUESKY_LIMIT, lambda candidate: bluesky_length(plain(candidate, template)))
+    return plain(fitted, template)
+
+
 # -- each platform's limits, once ----------------------------------------------------------
 
 
@@ -343,6 +422,7 @@ WHATSAPP = Platform("whatsapp", 4096, 1024, lambda alert, template: len(whatsapp
 TELEGRAM = Platform("telegram", 4096, 1024, lambda alert, template: len(plain(alert, template)))
 MASTODON = Platform("mastodon", MASTODON_LIMIT, None,
                     lambda alert, template: mastodon_length(plain(alert, template)))
+BLUESKY = Platform("bluesky", BLUESKY_LIMIT, None, lambda alert, template: bluesky_length(plain(alert, template)))
 # Webhook and console: no platform limit of their own beyond `max_length`.
 PLAIN = Platform("plain", 1 << 30, None, lambda alert, template: len(plain(alert, template)))
 
@@ -353,6 +433,7 @@ _BY_CHANNEL_TYPE = {
     "mastodon": MASTODON,
     "webhook": PLAIN,
     "console": PLAIN,
+    "bluesky": BLUESKY,
 }
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import httpx
 
-from bridge.channels import console, mastodon, telegram, waha, webhook, whapi
+from bridge.channels import bluesky, console, mastodon, telegram, waha, webhook, whapi
 from bridge.channels.base import (
     Channel,
     ChannelDownError,
@@ -23,6 +23,7 @@ from bridge.channels.base import (
     Posted,
     TransientError,
 )
+from bridge.channels.bluesky import BlueskyChannel
 from bridge.channels.console import ConsoleChannel
 from bridge.channels.mastodon import MastodonChannel
 from bridge.channels.telegram import TelegramChannel
@@ -35,6 +36,7 @@ from bridge.item import Alert
 
 __all__ = [
     "CHANNEL_TYPES",
+    "BlueskyChannel",
     "Channel",
     "ChannelDownError",
     "ChannelError",
@@ -55,7 +57,7 @@ __all__ = [
 ]
 
 #: Every type `open_channel` builds.
-CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console")
+CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console", "bluesky")
 
 _OUTGOING: dict[str, Callable[..., Outgoing]] = {
     "waha": waha.outgoing,
@@ -64,6 +66,7 @@ _OUTGOING: dict[str, Callable[..., Outgoing]] = {
     "mastodon": mastodon.outgoing,
     "webhook": webhook.outgoing,
     "console": console.outgoing,
+    "bluesky": bluesky.outgoing,
 }
 
 
@@ -99,4 +102,6 @@ def open_channel(
         return WebhookChannel(config, http=http)
     if kind == "console":
         return ConsoleChannel(config)
+    if kind == "bluesky":
+        return BlueskyChannel(config, http=http, images=images)
     raise ValueError(f"channel {config.name!r}: unknown channel type {kind!r}")
