@@ -32,6 +32,7 @@ pytest_plugins = [
     "servers.feeds",
     "servers.images",
     "servers.mastodon",
+    "servers.bluesky",  # after servers.mastodon, whose grapheme count it uses
     "servers.pages",
     "servers.telegram",
     "servers.waha",
@@ -62,6 +63,7 @@ LAYERS = {
     "test_cards": UNIT,
     "test_cards_config": UNIT,
     "test_channels": INTEGRATION,
+    "test_channels_bluesky": INTEGRATION,
     "test_channels_edit": INTEGRATION,
     "test_channels_garbage": INTEGRATION,  # the daemon test in it is e2e
     "test_channels_mastodon": INTEGRATION,
@@ -147,7 +149,7 @@ LAYERS = {
 # The fixtures that start a server on loopback or mount a file system: asked for, the test is
 # not a unit test.
 OUTSIDE_FIXTURES = frozenset({
-    "feed_server", "image_host", "image_loader", "mastodon_server", "page_server", "page_server_v6",
+    "bluesky_server", "feed_server", "image_host", "image_loader", "mastodon_server", "page_server", "page_server_v6",
     "telegram_server", "waha_server", "webhook_server", "whapi_server", "small_fs",
 })
 

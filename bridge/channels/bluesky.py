@@ -59,7 +59,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -234,12 +234,19 @@ class BlueskyChannel:
         self._session: Session | None = None
         self._renewing = asyncio.Lock()
         self._style: CardStyle | None = None
+        self._last_key_moment: datetime | None = None
 
     # -- the protocol --------------------------------------------------------------------------
 
     async def prepare(self, delivery_id: str) -> str | None:
-        """Return the record key of this delivery (see `record_key`), stored with it."""
-        return record_key(delivery_id, self._now())
+        """Return the record key of this delivery (see `record_key`), stored with it. Each key
+        is of a later microsecond than the one before, even when the clock stands still or
+        steps back, so no two deliveries share one."""
+        moment = self._now()
+        if self._last_key_moment is not None and moment <= self._last_key_moment:
+            moment = self._last_key_moment + timedelta(microseconds=1)
+        self._last_key_moment = moment
+        return record_key(delivery_id, moment)
 
     async def send(
         self, alert: Alert, *, delivery_id: str, token: str | None = None, plain: bool = False
@@ -248,7 +255,7 @@ class BlueskyChannel:
         `Posted(at:// uri)`. A key already taken by an earlier attempt's post returns that post.
         When `plain`, no embed. Raise the errors the module docstring lists."""
         message = outgoing(self._config, alert, plain=plain)
-        rkey = token or record_key(delivery_id, self._now())
+        rkey = token or await self.prepare(delivery_id) or ""
         record: dict[str, Any] = {
             "$type": COLLECTION,
             "text": message.text,
