@@ -18,6 +18,7 @@ from servers.images import PNG, image_loader
 from bridge import render
 from bridge.channels import (
     CHANNEL_TYPES,
+    BlueskyChannel,
     ChannelDownError,
     ConsoleChannel,
     GatewayAnswerError,
@@ -415,11 +416,13 @@ def test_open_channel_builds_every_type() -> None:
         "mastodon": ChannelConfig(name="m", type="mastodon", url="https://social.example", token=token),
         "webhook": ChannelConfig(name="h", type="webhook", url="https://hooks.example/in"),
         "console": ChannelConfig(name="c", type="console"),
+        "bluesky": ChannelConfig(name="b", type="bluesky", handle="comune.bsky.social", app_password=token),
     }
-    expected = {"waha": WahaChannel, "whapi": WhapiChannel, "telegram": TelegramChannel,
+    expected = {"bluesky": BlueskyChannel, "waha": WahaChannel, "whapi": WhapiChannel, "telegram": TelegramChannel,
                 "mastodon": MastodonChannel, "webhook": WebhookChannel, "console": ConsoleChannel}
-    guarantees = {"waha": "exactly-once", "whapi": "at-least-once", "telegram": "at-least-once",
-                  "mastodon": "exactly-once", "webhook": "exactly-once", "console": "at-least-once"}
+    guarantees = {"bluesky": "exactly-once", "waha": "exactly-once", "whapi": "at-least-once",
+                  "telegram": "at-least-once", "mastodon": "exactly-once", "webhook": "exactly-once",
+                  "console": "at-least-once"}
     assert set(configs) == set(CHANNEL_TYPES)
 
     async def go() -> None:
