@@ -508,3 +508,15 @@ def test_open_channel_builds_it(bluesky_server: FakeBluesky) -> None:
     assert TID_RE.match(asyncio.run(go()))
     with pytest.raises(ValueError, match="needs app_password"):
         BlueskyChannel(ChannelConfig(name="b", type="bluesky", handle=HANDLE), http=httpx.AsyncClient())
+
+
+def test_check_lists_the_channel_without_its_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bridge.cli import cmd_check
+
+    monkeypatch.setenv("BLUESKY_APP_PASSWORD", APP_PASSWORD)
+    (tmp_path / "state").mkdir()
+    out = io.StringIO()
+    assert cmd_check(write_config(tmp_path, "https://pds.example.it"), out) == 0
+    line = next(line for line in out.getvalue().splitlines() if line.strip().startswith("bsky"))
+    assert f"https://pds.example.it handle={HANDLE} app_password=env:BLUESKY_APP_PASSWORD" in line
+    assert APP_PASSWORD not in out.getvalue()
