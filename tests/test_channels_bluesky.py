@@ -336,6 +336,15 @@ def test_the_accounts_own_password_is_refused_with_the_hint_to_use_an_app_passwo
     assert "AuthFactorTokenRequired" in str(caught.value) and "use an app password" in caught.value.hint
 
 
+def test_tokens_that_never_work_pause_the_channel_after_a_few_tries(bluesky_server: FakeBluesky,
+                                                                    tmp_path: Path) -> None:
+    bluesky_server.born_expired = True
+    with pytest.raises(ChannelDownError, match="ExpiredToken"):
+        send(config(bluesky_server, tmp_path))
+    creates = [r for r in bluesky_server.requests if r.path.endswith("createRecord")]
+    assert len(creates) == 3 and bluesky_server.refreshes == 2 and bluesky_server.records == []
+
+
 def test_a_login_rate_limit_backs_off(bluesky_server: FakeBluesky, tmp_path: Path) -> None:
     bluesky_server.fail_logins(429, reset_in=600)
     with pytest.raises(TransientError) as caught:
@@ -520,3 +529,41 @@ def test_check_lists_the_channel_without_its_password(tmp_path: Path, monkeypatc
     line = next(line for line in out.getvalue().splitlines() if line.strip().startswith("bsky"))
     assert f"https://pds.example.it handle={HANDLE} app_password=env:BLUESKY_APP_PASSWORD" in line
     assert APP_PASSWORD not in out.getvalue()
+
+
+def test_the_consoles_phone_preview_shows_the_bluesky_post(tmp_path: Path) -> None:
+    from bridge.console.views import phone_preview
+
+    preview = phone_preview(ChannelConfig(name="bsky", type="bluesky"), ALERT)
+    assert (preview.platform_it, preview.limit) == ("Bluesky", 300)
+    assert preview.length == render.bluesky_length(render.plain(ALERT))
+
+
+def test_a_post_refused_with_its_card_goes_again_without_it(bluesky_server: FakeBluesky, tmp_path: Path) -> None:
+    bluesky_server.fail_next(400)
+    store = queue(tmp_path)
+    first = drain_once(store, config(bluesky_server, tmp_path, card="always"))
+    assert first.sent == 1  # the plainest form, at once
+    [record] = bluesky_server.records
+    assert "embed" not in record.value and record.value["text"] == render.plain(ALERT)
+    store.close()
+
+
+def test_a_session_renewed_by_another_process_is_taken_from_the_file(bluesky_server: FakeBluesky,
+                                                                     tmp_path: Path) -> None:
+    # The daemon and `check --online` share the file: one refreshes, which ends the other's
+    # refresh token; the other then takes the renewed session instead of logging in again.
+    async def go() -> None:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            daemon = BlueskyChannel(config(bluesky_server, tmp_path), http=http, now=lambda: MOMENT)
+            await daemon.send(ALERT, delivery_id="a", token="3mfrdl2oobc2a")
+            bluesky_server.expire_access()
+            check = BlueskyChannel(config(bluesky_server, tmp_path), http=http, now=lambda: MOMENT)
+            await check.probe()
+            bluesky_server.expire_access()
+            await daemon.send(ALERT, delivery_id="b", token="3mfrdl2oobc2b")
+
+    asyncio.run(go())
+    assert bluesky_server.logins == 1
+    assert bluesky_server.refreshes == 2  # the check's, then the daemon's of the file's session
+    assert len(bluesky_server.records) == 2

@@ -95,6 +95,9 @@ BLOB_LIMIT = 1_000_000
 # What a create may answer when its record key is taken: the reference PDS's 500 today, the
 # explicit error newer servers give.
 _TAKEN_ERRORS = frozenset({"RecordAlreadyExists", "AlreadyExists"})
+# A call's tries with a renewed session: the file's session another process renewed may itself
+# need a refresh before it works.
+_SESSION_TRIES = 3
 _TID_CHARS = "234567abcdefghijklmnopqrstuvwxyz"
 TID_RE = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 # A link in the text: to the next space, without the punctuation that ends a sentence.
@@ -431,15 +434,16 @@ class BlueskyChannel:
     async def _xrpc(self, method: str, nsid: str, doing: str, *, json_body: Any = None, content: bytes | None = None,
                     params: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> httpx.Response:
         """One authenticated XRPC call; an expired access JWT is refreshed, a session the server
-        no longer knows is replaced by a new login, and the call is made once more."""
+        no longer knows is replaced (by the file's, if another process renewed it, else by a new
+        login), and the call is made again: at most `_SESSION_TRIES` times in all."""
         session = await self._current()
-        for attempt in range(2):
+        for attempt in range(1, _SESSION_TRIES + 1):
             response = await self._endpoint.call(
                 method, f"/xrpc/{nsid}", doing, json_body=json_body, content=content, params=params,
                 headers={**(headers or {}), "Authorization": f"Bearer {session.access}"},
             )
             problem = _token_problem(response)
-            if problem is None or attempt:
+            if problem is None or attempt == _SESSION_TRIES:
                 return response
             session = await self._renew(session, expired=problem == "ExpiredToken")
         raise AssertionError("unreachable")  # pragma: no cover

@@ -26,7 +26,7 @@ answers 400 `ExpiredToken`, an unknown one 400 `InvalidToken`.
 
 Switches: `fail_next(code, n=1, retry_after=None, reset_in=None)` (createRecord; 429 with
 `Retry-After` and/or `RateLimit-Reset`, a unix time), `fail_logins(code, n=1, reset_in=None)`,
-`expire_access()`, `expire_refresh()`, `revoke(new_password)` (the app password revoked: its
+`expire_access()`, `expire_refresh()`, `born_expired`, `revoke(new_password)` (the app password revoked: its
 sessions end), `crash_after_write(n=1, hang=)` (the record is written, then the answer waits
 `hang` seconds: the client times out, as if the process died mid-request), `duplicate_answer`,
 `delay`. What exists is in `records` and `blobs`; `logins`, `refreshes` count the sessions made.
@@ -79,6 +79,7 @@ class FakeBluesky(LoopbackServer):
         self.account_handle = account_handle
         self.app_password = app_password
         self.duplicate_answer = "internal"
+        self.born_expired = False  # every access JWT is expired as it is given (a clock far off)
         self._state = threading.Lock()
         self._ids = itertools.count(1)
         self._access: set[str] = set()
@@ -166,7 +167,7 @@ class FakeBluesky(LoopbackServer):
     def _tokens(self) -> tuple[str, str]:
         number = next(self._ids)
         access, refresh = f"access-jwt-{number}", f"refresh-jwt-{number}"
-        self._access.add(access)
+        (self._expired if self.born_expired else self._access).add(access)
         self._refresh.add(refresh)
         return access, refresh
 
