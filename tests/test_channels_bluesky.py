@@ -567,3 +567,16 @@ def test_a_session_renewed_by_another_process_is_taken_from_the_file(bluesky_ser
     assert bluesky_server.logins == 1
     assert bluesky_server.refreshes == 2  # the check's, then the daemon's of the file's session
     assert len(bluesky_server.records) == 2
+
+
+def test_a_crest_that_is_not_an_image_leaves_the_card_without_it(bluesky_server: FakeBluesky, tmp_path: Path) -> None:
+    from bridge.config import CardSettings
+
+    crest = tmp_path / "stemma.png"
+    crest.write_text("non è un'immagine")
+    cards = CardSettings(crest=crest, crest_text="stemma.png", name="Comune di Esempio")
+    send(config(bluesky_server, tmp_path, card="always", cards=cards))
+    [record] = bluesky_server.records
+    [blob] = bluesky_server.blobs
+    assert record.value["embed"]["external"]["thumb"]["ref"]["$link"] == blob.cid
+    assert png_size(blob.data) == (1200, 630)
