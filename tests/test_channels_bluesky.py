@@ -327,6 +327,33 @@ def test_a_revoked_app_password_pauses_the_channel_with_what_to_do(bluesky_serve
     assert APP_PASSWORD not in str(caught.value) + caught.value.hint
 
 
+def test_a_refused_login_is_not_tried_again_within_the_hour(bluesky_server: FakeBluesky, tmp_path: Path) -> None:
+    bluesky_server.revoke("wxyz-wxyz-wxyz-wxyz")
+    seconds = [0.0]
+
+    async def probes(channel: BlueskyChannel) -> list[str]:
+        errors = []
+        for wait in (0.0, 300.0, 3000.0, 400.0):  # the health probe of a paused channel
+            seconds[0] += wait
+            with pytest.raises(ChannelDownError) as caught:
+                await channel.probe()
+            errors.append(str(caught.value))
+        return errors
+
+    async def go() -> list[str]:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            channel = BlueskyChannel(config(bluesky_server, tmp_path), http=http, monotonic=lambda: seconds[0])
+            return await probes(channel)
+
+    errors = asyncio.run(go())
+    assert len(set(errors)) == 1 and "Invalid identifier or password" in errors[0]
+    assert bluesky_server.logins == 2  # at 0 and past the hour, not at 300 s nor at 3300 s
+    # The new app password, after a reload (a new channel), logs in at once.
+    cfg = config(bluesky_server, tmp_path, app_password=Secret("env:BLUESKY_APP_PASSWORD", "wxyz-wxyz-wxyz-wxyz"))
+    assert run(cfg, lambda ch: ch.probe()).startswith(f"@{HANDLE}")
+    assert bluesky_server.logins == 3
+
+
 def test_the_accounts_own_password_is_refused_with_the_hint_to_use_an_app_password(
     bluesky_server: FakeBluesky, tmp_path: Path
 ) -> None:

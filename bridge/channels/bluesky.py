@@ -12,7 +12,9 @@ written atomically; owned by this channel, safe to delete: the next post logs in
 reused after a restart. An access JWT the server calls expired (`ExpiredToken`) is renewed with
 `com.atproto.server.refreshSession`; a refresh JWT that no longer works (`ExpiredToken`,
 `InvalidToken`) is replaced by the file's, if another process (`check --online`) renewed it
-meanwhile, else by logging in again.
+meanwhile, else by logging in again. A refused login is not tried again with the same app
+password for an hour (`LOGIN_RETRY`): the paused channel's health probe would spend the day's
+logins on it; a reload with a new app password makes a new channel, which logs in at once.
 
 Exactly once, by construction: the record key is fixed before the first request of a delivery
 (`prepare`: a TID, the syntax app.bsky.feed.post requires, made of the moment of the first
@@ -98,6 +100,9 @@ _TAKEN_ERRORS = frozenset({"RecordAlreadyExists", "AlreadyExists"})
 # A call's tries with a renewed session: the file's session another process renewed may itself
 # need a refresh before it works.
 _SESSION_TRIES = 3
+# After a refused login, how long the same app password is not tried again: a paused channel's
+# health probe (every few minutes) would otherwise spend Bluesky's daily logins on it.
+LOGIN_RETRY = 3600.0
 _TID_CHARS = "234567abcdefghijklmnopqrstuvwxyz"
 TID_RE = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
 # A link in the text: to the next space, without the punctuation that ends a sentence.
@@ -204,8 +209,8 @@ class BlueskyChannel:
     Given a `ChannelConfig` of type "bluesky" (`handle`, `app_password`, `service`, default
     https://bsky.social; its `state_dir` holds the session file) and an `httpx.AsyncClient`
     owned by the caller; `images` loads the alerts' own images; `now` is the clock the record
-    keys and `createdAt` read. Raise `ValueError` at construction if `handle` or `app_password`
-    is missing.
+    keys and `createdAt` read, `monotonic` the one `LOGIN_RETRY` is measured on. Raise
+    `ValueError` at construction if `handle` or `app_password` is missing.
     """
 
     guarantee = "exactly-once"
@@ -217,6 +222,7 @@ class BlueskyChannel:
         http: httpx.AsyncClient,
         images: ImageLoader | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not config.handle:
             raise ValueError(f"channel {config.name!r} (type bluesky) needs handle")
@@ -238,6 +244,8 @@ class BlueskyChannel:
         self._renewing = asyncio.Lock()
         self._style: CardStyle | None = None
         self._last_key_moment: datetime | None = None
+        self._monotonic = monotonic
+        self._refused: tuple[float, ChannelDownError] | None = None  # the last refused login, and when
 
     # -- the protocol --------------------------------------------------------------------------
 
@@ -483,13 +491,19 @@ class BlueskyChannel:
         return session
 
     async def _log_in(self) -> Session:
-        """`createSession` with the handle and the app password; the session is kept."""
+        """`createSession` with the handle and the app password; the session is kept. A login
+        refused less than `LOGIN_RETRY` seconds ago is not tried again: its error is raised."""
         doing = "logging in"
+        if self._refused is not None and self._monotonic() - self._refused[0] < LOGIN_RETRY:
+            raise self._refused[1]
         response = await self._endpoint.call("POST", "/xrpc/com.atproto.server.createSession", doing,
                                              json_body={"identifier": self._config.handle,
                                                         "password": self._password})
-        if response.status_code in (400, 401) or (response.status_code == 403):
-            raise self._login_refused(response)
+        if response.status_code in (400, 401, 403):
+            refused = self._login_refused(response)
+            self._refused = (self._monotonic(), refused)
+            raise refused
+        self._refused = None
         session = self._session_from(response, doing, "/xrpc/com.atproto.server.createSession")
         self._file.save(session)
         log.info("logged in to Bluesky", channel=self.name, handle=session.handle)
