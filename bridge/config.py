@@ -540,7 +540,7 @@ _CHANNEL_KEYS = {
     "mastodon": {"url", "token", "visibility", "language"},
     "webhook": {"url", "secret"},
     "console": set(),
-    "bluesky": {"handle", "app_password", "service"},
+    "bluesky": {"handle", "app_password", "service", "language"},
 }
 _FEED_ONLY_KEYS = {"id", "url", "name", "type", "zones", "regions", "istat", "link", "urgent_levels"}
 FEED_TYPES = ("rss", "dpc", "meteoalarm", "cap")

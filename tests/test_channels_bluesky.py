@@ -499,7 +499,7 @@ def write_config(tmp_path: Path, service: str) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
         f'[bridge]\nstate_dir = "state"\n\n[channels.bsky]\ntype = "bluesky"\nhandle = "{HANDLE}"\n'
-        f'app_password = "env:BLUESKY_APP_PASSWORD"\nservice = "{service}"\n\n'
+        f'app_password = "env:BLUESKY_APP_PASSWORD"\nservice = "{service}"\nlanguage = "de"\n\n'
         '[[feeds]]\nid = "notizie"\nurl = "https://www.comune.example.it/feed"\nchannels = ["bsky"]\n'
     )
     return path
@@ -523,7 +523,7 @@ def test_the_config_of_a_bluesky_channel(tmp_path: Path) -> None:
     loaded = load_config(path, env={"BLUESKY_APP_PASSWORD": APP_PASSWORD})
     channel = loaded.channels["bsky"]
     assert (channel.handle, channel.service) == (HANDLE, "https://pds.example.it")
-    assert channel.state_dir == tmp_path / "state"
+    assert channel.state_dir == tmp_path / "state" and channel.language == "de"
     assert channel.app_password is not None and channel.app_password.value == APP_PASSWORD
     path.write_text(path.read_text().replace(f'handle = "{HANDLE}"\n', "").replace('service = "https://pds.example.it/"',
                                                                                    'service = "pds.example.it"'))
