@@ -27,6 +27,8 @@ DEFAULT_MAX_FEED_BYTES = 10 * 1024 * 1024
 
 CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console")
 FetchArticle = Literal["auto", "always", "never"]
+#: How a posted item that changed at its source is followed (`bridge.corrections.correction_mode`).
+CORRECTION_MODES = ("edit", "post", "ask", "off")
 
 
 class ConfigError(Exception):
@@ -127,6 +129,7 @@ class FeedConfig:
     fetch_article: FetchArticle = "auto"
     approve: bool = False  # its alerts wait for an editor's approval (see `bridge.approval`)
     approve_timeout: ApproveTimeout | None = None  # None: the channel's, else the default
+    corrections: str | None = None  # one of CORRECTION_MODES; None: the channel's, else the default
 
     @property
     def is_local(self) -> bool:
@@ -164,6 +167,7 @@ class ChannelConfig:
     timeout: timedelta = timedelta(seconds=30)
     approve: bool = False  # every feed's alerts on this channel wait for an editor's approval
     approve_timeout: ApproveTimeout | None = None
+    corrections: str | None = None  # one of CORRECTION_MODES; None: the default
     # The bridge's `timezone` (not a key of the table): dates a channel shows ({date}, the
     # console's header) are told in it.
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Rome"))
@@ -474,10 +478,10 @@ def _suggest(key: str, known: set[str]) -> str:
 
 _FEED_KEYS = {
     "interval", "channels", "max_age", "backfill", "include", "exclude", "urgent",
-    "link_domains", "fetch_article", "approve", "approve_timeout",
+    "link_domains", "fetch_article", "approve", "approve_timeout", "corrections",
 }
 _CHANNEL_COMMON = {"type", "images", "max_per_day", "max_length", "utm", "template", "timeout", "approve",
-                   "approve_timeout"}
+                   "approve_timeout", "corrections"}
 _CHANNEL_KEYS = {
     "waha": {"url", "session", "chat_id", "api_key"},
     "whapi": {"url", "chat_id", "token"},
@@ -754,6 +758,7 @@ def _parse_feeds(
                 fetch_article=values.get("fetch_article", "auto"),
                 approve=values.get("approve", False),
                 approve_timeout=values.get("approve_timeout"),
+                corrections=values.get("corrections"),
             )
         )
     return feeds
@@ -777,9 +782,16 @@ def parse_timeout_rule(text: str) -> TimeoutRule:
 
 
 def _approval_settings(table: _Table, values: dict[str, Any]) -> None:
-    """Read `approve` and `approve_timeout` of a feed, [defaults] or a channel into `values`."""
+    """Read `approve`, `approve_timeout` and `corrections` of a feed, [defaults] or a channel
+    into `values`."""
     if table.has("approve"):
         values["approve"] = table.get("approve", bool, False)
+    if table.has("corrections"):
+        mode = table.get("corrections", str)
+        if mode is not None and mode not in CORRECTION_MODES:
+            table.error("corrections", f'expected "edit", "post", "ask" or "off", got "{mode}"')
+        elif mode is not None:
+            values["corrections"] = mode
     if not table.has("approve_timeout"):
         return
     raw = table.get("approve_timeout", dict, None)

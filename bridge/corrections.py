@@ -15,6 +15,14 @@ source says:
 Dates are what `bridge.facts` reads as dates (the fact guard's reading, so both agree);
 times are "10.30", "15:00", "ore 21"; numbers are every other figure. `what_changed` answers
 with the changes in Italian words for an editor and in English for the log.
+
+`correction_mode` says how a correction is followed on one channel (`corrections` of the
+feed or [defaults], else of the channel): "edit" the post in place, "post" a "Rettifica:"
+follow-up, "ask" an editor, "off" only record it. Without a setting: "ask" where approval mode
+applies (an editor already vets what goes out, so they vet what changes it), else "edit": a
+corrected post is what a citizen should read, and an edit adds no second message to the
+channel; where the platform cannot edit the post (`EditUnsupported`) a "Rettifica" follow-up
+goes out instead, so a correction is never lost.
 """
 
 from __future__ import annotations
@@ -24,11 +32,22 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
+from typing import TYPE_CHECKING
 
+from bridge.approval import needs_approval
 from bridge.facts import date_mentions, fact_tokens
 from bridge.item import Alert
 
-__all__ = ["CORRECTION_PREFIX", "Change", "Correction", "Version", "correction_alert", "what_changed"]
+if TYPE_CHECKING:
+    from bridge.config import ChannelConfig, FeedConfig
+
+__all__ = ["CORRECTION_PREFIX", "Change", "Correction", "Version", "correction_alert", "correction_mode",
+           "what_changed"]
+
+EDIT = "edit"
+POST = "post"
+ASK = "ask"
+OFF = "off"
 
 #: How a "Rettifica" follow-up's title starts.
 CORRECTION_PREFIX = "Rettifica: "
@@ -151,6 +170,17 @@ def what_changed(posted: Version, current: Version) -> Correction | None:
     if gone_places and new_places:
         changes.append(Change("place", _listed(gone_places, before.spelling), _listed(new_places, after.spelling)))
     return Correction(tuple(changes)) if changes else None
+
+
+def correction_mode(feed: FeedConfig | None, channel: ChannelConfig | None) -> str:
+    """How a correction of `feed`'s item is followed on `channel`: the feed's `corrections`
+    (or [defaults]'), else the channel's, else "ask" where approval mode applies and "edit"
+    elsewhere (see the module docstring)."""
+    mode = (feed.corrections if feed is not None else None) or (
+        channel.corrections if channel is not None else None)
+    if mode is not None:
+        return mode
+    return ASK if needs_approval(feed, channel) else EDIT
 
 
 def correction_alert(current: Alert, correction: Correction) -> Alert:

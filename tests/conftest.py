@@ -61,6 +61,7 @@ LAYERS = {
     "test_channels_webhook": INTEGRATION,
     "test_channels_whapi": INTEGRATION,
     "test_corrections": UNIT,
+    "test_corrections_config": UNIT,
     "test_delete_channels": INTEGRATION,
     "test_cli_check": E2E,
     "test_cli_imports": E2E,
