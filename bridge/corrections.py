@@ -40,9 +40,10 @@ from bridge.item import Alert
 
 if TYPE_CHECKING:
     from bridge.config import ChannelConfig, FeedConfig
+    from bridge.models import Post
 
 __all__ = ["CORRECTION_PREFIX", "Change", "Correction", "Version", "correction_alert", "correction_mode",
-           "what_changed"]
+           "posted_version", "what_changed"]
 
 EDIT = "edit"
 POST = "post"
@@ -170,6 +171,14 @@ def what_changed(posted: Version, current: Version) -> Correction | None:
     if gone_places and new_places:
         changes.append(Change("place", _listed(gone_places, before.spelling), _listed(new_places, after.spelling)))
     return Correction(tuple(changes)) if changes else None
+
+
+def posted_version(post: Post) -> Version | None:
+    """The version of the item a post was made from (its title and summary as the feed gave
+    them then), or None for a post recorded without one: such a post gets no correction."""
+    if post.version is None:
+        return None
+    return Version(*post.version)
 
 
 def correction_mode(feed: FeedConfig | None, channel: ChannelConfig | None) -> str:

@@ -297,9 +297,13 @@ class Post:
     posted_at: datetime
     remote_id: str | None
     verified: bool | None = None  # read back on the channel (True), looked for and not found (False)
+    # The item's title and summary as its feed gave them when it was queued (before any
+    # editor's change): what a correction compares the feed's later text with
+    # (`bridge.corrections.posted_version`). None for a post recorded before versions were kept.
+    version: tuple[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "delivery_id": self.delivery_id,
             "channel": self.channel,
             "feed_id": self.feed_id,
@@ -309,6 +313,9 @@ class Post:
             "remote_id": self.remote_id,
             "verified": self.verified,
         }
+        if self.version is not None:
+            data["version"] = {"title": self.version[0], "summary": self.version[1]}
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], notes: list[str] | None = None) -> Post:
@@ -323,4 +330,16 @@ class Post:
             posted_at=read_time(data["posted_at"], f"posted_at of {data['delivery_id']}", notes),
             remote_id=data.get("remote_id"),
             verified=data.get("verified"),
+            version=_version(data.get("version")),
         )
+
+
+def _version(data: Any) -> tuple[str, str] | None:
+    """The stored version of a post, or None when there is none (an older record) or it is
+    not one (a hand edit): that post then gets no correction, and loses nothing else."""
+    if not isinstance(data, Mapping):
+        return None
+    title, summary = data.get("title"), data.get("summary", "")
+    if not isinstance(title, str) or not isinstance(summary, str):
+        return None
+    return (title, summary)

@@ -1312,6 +1312,7 @@ class Store:
             posted_at=at,
             remote_id=remote_id,
             verified=verified,
+            version=_source_version(delivery),
         ) for delivery in deliveries]
         yield partial(self._history.append, posts)
         self._ops_posts.extend(post for post in posts if post.feed_id == OPS_FEED)
@@ -1553,6 +1554,13 @@ class Store:
         """Every post recorded, oldest first, optionally only those at or after `since` (then
         only the history's files of `since`'s month and later are read)."""
         return iter(sorted(self._history.read(since), key=lambda p: p.posted_at))
+
+
+def _source_version(delivery: Delivery) -> tuple[str, str]:
+    """The title and summary of `delivery`'s item as its feed gave them (before an editor's
+    change of the text): what a later correction compares with."""
+    alert = delivery.original if delivery.original is not None else delivery.alert
+    return (alert.title, alert.summary)
 
 
 def _channel_document(name: str, last_post: datetime | None, paused: str | None) -> Document | None:
