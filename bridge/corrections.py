@@ -27,6 +27,7 @@ goes out instead, so a correction is never lost.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import Counter
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from bridge.approval import needs_approval
 from bridge.facts import date_mentions, fact_tokens
-from bridge.item import Alert
+from bridge.item import Alert, Item
 
 if TYPE_CHECKING:
     from bridge.config import ChannelConfig, FeedConfig
@@ -49,6 +50,32 @@ EDIT = "edit"
 POST = "post"
 ASK = "ask"
 OFF = "off"
+
+#: At most this many corrections follow one post; a later change is only recorded (in the
+#: log), so an item edited back and forth at its source does not flood the channel.
+MAX_CORRECTIONS = 3
+
+
+def item_digest(item: Item) -> str:
+    """A fingerprint of what a feed says of an item (title, text, content, as parsed): equal
+    on every poll while the item is unchanged, so only a changed item is compared (its alert
+    made again and `what_changed` asked). Cheap: a hash of text the parse already made."""
+    digest = hashlib.sha256()
+    for part in (item.title, item.text, item.content):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:24]
+
+
+def correction_id(posted_id: str, digest: str) -> str:
+    """The delivery id of the correction of post `posted_id` to the item's version `digest`:
+    one per change, so a second poll of the same change adds nothing."""
+    return f"{posted_id}~{digest[:12]}"
+
+
+def rettifica(current: Alert, note: str) -> Alert:
+    """`correction_alert` from the stored words of what changed (`Correction.italian`)."""
+    return replace(current, title=CORRECTION_PREFIX + current.title, summary=note, image_url=None)
 
 #: How a "Rettifica" follow-up's title starts.
 CORRECTION_PREFIX = "Rettifica: "
@@ -198,8 +225,7 @@ def correction_alert(current: Alert, correction: Correction) -> Alert:
     link is the item's own, and it carries no image (it is a short notice, not the news
     again). Every channel renders and fits it as any alert (`bridge.channels.outgoing_for`);
     a fitting that must cut, cuts the summary, never the title's prefix or the link."""
-    return replace(current, title=CORRECTION_PREFIX + current.title, summary=correction.italian,
-                   image_url=None)
+    return rettifica(current, correction.italian)
 
 
 # -- reading the facts ---------------------------------------------------------------------

@@ -200,11 +200,20 @@ class Delivery:
     acted_by: str | None = None
     acted_at: datetime | None = None
     original: Alert | None = None  # the alert as the feed made it, once an editor changed its text
+    # A correction (`bridge.corrections`): the id of the posted delivery it corrects; `edit_of`
+    # the remote id of the post it edits in place (None: it goes out as a post of its own, the
+    # "Rettifica" follow-up); `note` what changed, in Italian (the follow-up's text when an
+    # edit cannot be made). `digest`: the fingerprint of the item it was made from.
+    corrects: str | None = None
+    edit_of: str | None = None
+    note: str | None = None
+    digest: str | None = None
 
     @property
     def unpaced(self) -> bool:
-        """Urgent, or sent now by an editor: quiet hours, min_gap and max_per_day do not hold it."""
-        return self.urgent or self.send_now
+        """Urgent, sent now by an editor, or an edit of a post (no new message): quiet hours,
+        min_gap and max_per_day do not hold it."""
+        return self.urgent or self.send_now or self.edit_of is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -228,6 +237,8 @@ class Delivery:
             "acted_by": self.acted_by,
             "acted_at": iso(self.acted_at),
             "original": self.original.to_dict() if self.original is not None else None,
+            **{key: value for key, value in (("corrects", self.corrects), ("edit_of", self.edit_of),
+                                             ("note", self.note), ("digest", self.digest)) if value is not None},
         }
 
     @classmethod
@@ -268,6 +279,10 @@ class Delivery:
                 acted_by=data.get("acted_by"),
                 acted_at=read_time(data["acted_at"], "acted_at", local) if data.get("acted_at") else None,
                 original=Alert.from_dict(data["original"]) if data.get("original") else None,
+                corrects=_text_or_none(data.get("corrects")),
+                edit_of=_text_or_none(data.get("edit_of")),
+                note=_text_or_none(data.get("note")),
+                digest=_text_or_none(data.get("digest")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             what = f'missing "{exc.args[0]}"' if isinstance(exc, KeyError) else str(exc)
@@ -301,6 +316,8 @@ class Post:
     # editor's change): what a correction compares the feed's later text with
     # (`bridge.corrections.posted_version`). None for a post recorded before versions were kept.
     version: tuple[str, str] | None = None
+    digest: str | None = None  # the fingerprint of the item (`bridge.corrections.item_digest`)
+    corrects: str | None = None  # for a correction: the id of the posted delivery it corrected
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -315,6 +332,10 @@ class Post:
         }
         if self.version is not None:
             data["version"] = {"title": self.version[0], "summary": self.version[1]}
+        if self.digest is not None:
+            data["digest"] = self.digest
+        if self.corrects is not None:
+            data["corrects"] = self.corrects
         return data
 
     @classmethod
@@ -331,7 +352,13 @@ class Post:
             remote_id=data.get("remote_id"),
             verified=data.get("verified"),
             version=_version(data.get("version")),
+            digest=_text_or_none(data.get("digest")),
+            corrects=_text_or_none(data.get("corrects")),
         )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _version(data: Any) -> tuple[str, str] | None:

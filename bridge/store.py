@@ -521,6 +521,10 @@ class Store:
         self._queues: dict[tuple[str, str], list[_Queued]] = {}
         self._last_post: dict[str, datetime] = {}
         self._posted_ids: set[str] = set()
+        # For corrections: the latest post of each posted item (its own, or its latest
+        # correction's), by the id of the item's first post; and how many corrections it had.
+        self._latest: dict[str, Post] = {}
+        self._corrected: dict[str, int] = {}
         self._posted_at: dict[str, list[tuple[datetime, str | None]]] = {}
         # The latest posts of the bridge's own ops alerts, for *Stato* (a few a day at most).
         self._ops_posts: deque[Post] = deque(maxlen=OPS_POSTS_KEPT)
@@ -711,6 +715,7 @@ class Store:
             since = min(since, oldest - timedelta(days=31))
         for post in self._history.read(since):
             self._posted_ids.add(post.delivery_id)
+            self._note_latest(post)
             self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
             if post.feed_id == OPS_FEED:
                 self._ops_posts.append(post)
@@ -1231,6 +1236,24 @@ class Store:
         """Whether `delivery_id` is in the outbox, or was posted within `HISTORY_HORIZON`."""
         return delivery_id in self._deliveries or self._posted(delivery_id)
 
+    def _note_latest(self, post: Post) -> None:
+        original = post.corrects or post.delivery_id
+        if post.corrects is not None:
+            self._corrected[original] = self._corrected.get(original, 0) + 1
+        self._latest[original] = post
+
+    def latest_post(self, delivery_id: str) -> Post | None:
+        """The latest post of the item first posted as `delivery_id`: that post, or its latest
+        correction (within `HISTORY_HORIZON`); None when it was not posted."""
+        self._load_history()
+        return self._latest.get(delivery_id)
+
+    def corrections_of(self, delivery_id: str) -> int:
+        """How many corrections the post `delivery_id` had: posted, or in the outbox."""
+        self._load_history()
+        queued = sum(1 for d in self._deliveries.values() if d.corrects == delivery_id)
+        return self._corrected.get(delivery_id, 0) + queued
+
     def _posted(self, delivery_id: str) -> bool:
         self._load_history()
         return delivery_id in self._posted_ids
@@ -1313,9 +1336,13 @@ class Store:
             remote_id=remote_id,
             verified=verified,
             version=_source_version(delivery),
+            digest=delivery.digest,
+            corrects=delivery.corrects,
         ) for delivery in deliveries]
         yield partial(self._history.append, posts)
         self._ops_posts.extend(post for post in posts if post.feed_id == OPS_FEED)
+        for post in posts:
+            self._note_latest(post)
         for delivery in deliveries:
             self._posted_ids.add(delivery.id)
             self._posted_at.setdefault(delivery.channel, []).append((at, remote_id))

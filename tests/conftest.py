@@ -62,6 +62,7 @@ LAYERS = {
     "test_channels_whapi": INTEGRATION,
     "test_corrections": UNIT,
     "test_corrections_config": UNIT,
+    "test_corrections_daemon": INTEGRATION,
     "test_corrections_version": INTEGRATION,  # the real store on disk
     "test_delete_channels": INTEGRATION,
     "test_cli_check": E2E,
