@@ -57,8 +57,8 @@ import structlog
 
 from bridge.channels import Channel, ChannelDownError, ChannelError, MessageRejected, Posted, TransientError
 from bridge.channels.base import EditUnsupported, GatewayAnswerError
-from bridge.corrections import rettifica
 from bridge.config import AlertSettings, ChannelConfig, TimeWindow, format_duration
+from bridge.corrections import rettifica
 from bridge.item import Alert
 from bridge.models import Delivery
 from bridge.store import Store, with_retry
