@@ -50,6 +50,10 @@ EDIT = "edit"
 POST = "post"
 ASK = "ask"
 OFF = "off"
+#: The audit trail's name for a correction the bridge queued (by `channel-bridge`, from `daemon`).
+CORRECTION = "correction"
+#: ... and a correction that could not be an edit, sent as a "Rettifica" post instead.
+AS_POST = "correction-as-post"
 
 #: At most this many corrections follow one post; a later change is only recorded (in the
 #: log), so an item edited back and forth at its source does not flood the channel.

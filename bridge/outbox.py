@@ -55,10 +55,11 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from bridge.audit import BRIDGE, AuditEntry, snapshot
 from bridge.channels import Channel, ChannelDownError, ChannelError, MessageRejected, Posted, TransientError
 from bridge.channels.base import EditUnsupported, GatewayAnswerError
 from bridge.config import AlertSettings, ChannelConfig, TimeWindow, format_duration
-from bridge.corrections import rettifica
+from bridge.corrections import AS_POST, rettifica
 from bridge.item import Alert
 from bridge.models import Delivery
 from bridge.store import Store, with_retry
@@ -429,8 +430,13 @@ async def _attempt(
         store.check_lock()  # never post from a state directory that is no longer ours
         posted = await channel.send(alert, delivery_id=head.id, token=token, plain=head.plain)
     except EditUnsupported as exc:
-        follow_up = replace(head, edit_of=None, alert=rettifica(head.alert, head.note or ""), plain=False)
-        await store.acommit(store.plan_update_deliveries([follow_up]))
+        at = now()
+        follow_up = replace(head, edit_of=None, alert=rettifica(head.alert, head.note or ""), plain=False,
+                            acted=AS_POST, acted_by=BRIDGE, acted_at=at)
+        entry = AuditEntry(at=at, who=BRIDGE, where="daemon", action=AS_POST, alert_id=head.id,
+                           channel=head.channel, feed_id=head.feed_id, title=follow_up.alert.title,
+                           before=snapshot(head), after=snapshot(follow_up), reason=str(exc))
+        await store.acommit(store.plan_act([entry], [follow_up], []))
         dlog.warning('the post cannot be edited here; the correction goes out as a "Rettifica" post',
                      error=str(exc), corrects=head.corrects)
         return _Outcome(error=str(exc), retry_now=True)

@@ -24,9 +24,11 @@ import structlog
 
 from bridge.approval import AWAITING, needs_approval
 from bridge.article import ArticleReader
+from bridge.audit import BRIDGE, AuditEntry, snapshot
 from bridge.config import Config, FeedConfig
 from bridge.corrections import (
     ASK,
+    CORRECTION,
     EDIT,
     MAX_CORRECTIONS,
     OFF,
@@ -197,7 +199,8 @@ def _record(feed: FeedConfig, config: Config, store: Store, state: FeedState, it
          for verdict in posts])
     fixes = _corrections(feed, config, store, items, started, flog)
     if fixes:
-        yield from store.plan_add_deliveries(fixes)
+        # The bridge's own action, in the audit trail before the outbox.
+        yield from store.plan_act([_correction_entry(fix) for fix in fixes], fixes, [])
     first = tuple(channel for channel in feed.channels if memory.first_poll(channel))
     posted_first = sum(1 for delivery in queued if delivery.channel in first)
     recorded = {key for item in items for key in recorded_keys(item)}
@@ -285,12 +288,22 @@ def _corrections(feed: FeedConfig, config: Config, store: Store, items: Sequence
                 created=started, order=started.timestamp(), urgent=current.urgent,
                 state=AWAITING if mode == ASK else "pending",
                 corrects=posted_id, edit_of=edit_of, note=correction.italian, digest=digest,
+                acted=CORRECTION, acted_by=BRIDGE, acted_at=started,
             ))
             flog.warning("item changed at its source after it was posted; correction queued",
                          how=("edit" if edit_of is not None else "Rettifica post") + (
                              ", awaiting an editor" if mode == ASK else ""),
                          channel=name, delivery=posted_id, correction=fix_id, change=correction.english)
     return fixes
+
+
+def _correction_entry(fix: Delivery) -> AuditEntry:
+    """The audit entry of a correction the bridge queued: by `channel-bridge`, from `daemon`,
+    what changed as its reason."""
+    assert fix.acted_at is not None
+    return AuditEntry(at=fix.acted_at, who=BRIDGE, where="daemon", action=CORRECTION, alert_id=fix.id,
+                      channel=fix.channel, feed_id=fix.feed_id, title=fix.alert.title, before={},
+                      after=snapshot(fix), reason=fix.note or "")
 
 
 def _log_held(flog: structlog.typing.FilteringBoundLogger, verdict: Verdict) -> None:

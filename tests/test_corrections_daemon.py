@@ -113,6 +113,9 @@ def test_waha_a_changed_date_edits_the_post_once(setup_factory: Any, waha_server
     setup.cycle()  # the same change, polled again: nothing more
     assert len(waha_server.edits) == 1 and len(waha_server.posts) == 1
     assert setup.store.deliveries() == []
+    [entry] = setup.store.audit_entries()
+    assert (entry.who, entry.where, entry.action) == ("channel-bridge", "daemon", "correction")
+    assert "«30 luglio»" in entry.reason and "«31 luglio»" in entry.reason
 
 
 def test_a_typo_level_change_causes_nothing(setup_factory: Any, waha_server: FakeWaha) -> None:
@@ -155,6 +158,8 @@ def test_an_image_post_waha_cannot_edit_gets_a_rettifica_instead(setup_factory: 
     setup.cycle()
     assert waha_server.edits == []
     assert [p.text.splitlines()[0] for p in waha_server.posts][1].startswith("*Rettifica: ")
+    assert [(e.who, e.action) for e in setup.store.audit_entries()] == [
+        ("channel-bridge", "correction"), ("channel-bridge", "correction-as-post")]
 
 
 def test_telegram_a_changed_date_edits_the_message(setup_factory: Any, telegram_server: FakeTelegram) -> None:
@@ -213,3 +218,19 @@ def test_past_the_bound_a_change_is_only_recorded(setup_factory: Any, waha_serve
         setup.cycle()
     assert len(waha_server.edits) == MAX_CORRECTIONS
     assert len(waha_server.posts) == 1
+
+
+def test_a_queued_correction_survives_a_restart_and_its_audit_entry_stands(setup_factory: Any,
+                                                                          waha_server: FakeWaha) -> None:
+    setup = setup_factory(waha_channel(waha_server), feed_extra='corrections = "ask"')
+    setup.publish(ORIGINAL)
+    setup.cycle()
+    setup.publish(MOVED)
+    setup.cycle()
+    setup.store.close()
+    setup.store = Store.open(setup.config.bridge.state_dir)
+    [waiting] = setup.store.deliveries(state="awaiting")
+    assert waiting.edit_of is not None and waiting.note is not None and "31 luglio" in waiting.alert.summary
+    assert [e.action for e in setup.store.audit_entries()] == ["correction"]  # no "not-applied"
+    setup.cycle()
+    assert setup.store.deliveries(state="awaiting") == [waiting]  # the same change: not queued again
