@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     drop = acts.add_parser("drop", help="drop an alert: it is never sent")
     drop.add_argument("id", help="the alert's id, as queue shows it")
     drop.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    delete = acts.add_parser("delete", help="delete a post on its platform (a person's decision, never the bridge's)")
+    delete.add_argument("id", help="the post's delivery id, as history shows it")
+    delete.add_argument("--reason", required=True, help="why (kept in the audit trail)")
 
     user = commands.add_parser("user", help="the staff console's accounts")
     user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -150,6 +153,8 @@ def _run_command(args: argparse.Namespace) -> int:
             return cmd_forget(config, sys.stdout, args.feed_id)
         if args.command == "status":
             return cmd_status(config, sys.stdout, as_json=args.json)
+        if args.command == "queue" and args.queue_action == "delete":
+            return cmd_delete(config, sys.stdout, args.id, reason=args.reason)
         if args.command == "queue" and args.queue_action is not None:
             return cmd_act(config, sys.stdout, args.queue_action, args.id, text=getattr(args, "text", None),
                            confirm=getattr(args, "confirm", False), reason=getattr(args, "reason", None) or "")
@@ -479,6 +484,27 @@ def cmd_act(config: Config, out: TextIO, action: str, alert_id: str, *, text: st
         _say_error(f"channel-bridge: the daemon is not running, so nothing was done ({action} {alert_id}); "
                    "actions are made by the running daemon: start it (systemctl start channel-bridge) and try again",
                    sys.stderr)
+        return EXIT_FAILED
+    except ControlError as exc:
+        _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)
+        return EXIT_FAILED
+    print(answer["message"], file=out)
+    return EXIT_OK
+
+
+def cmd_delete(config: Config, out: TextIO, delivery_id: str, *, reason: str) -> int:
+    """Ask the running daemon to delete the post `delivery_id` on its platform
+    (`bridge.deletion`), as the Unix user running this command; print what it did. Exit 0 once
+    it is deleted and in the audit trail; 1 when it is refused (already deleted by someone,
+    not in the history, a platform that cannot delete it) or the daemon cannot be asked."""
+    from bridge.control.client import ControlError, DaemonNotRunning, ask
+
+    try:
+        answer = ask(config.bridge.socket_path, "delete", {"id": delivery_id, "reason": reason})
+    except DaemonNotRunning:
+        _say_error(f"channel-bridge: the daemon is not running, so nothing was done (delete {delivery_id}); "
+                   "deletions are made by the running daemon: start it (systemctl start channel-bridge) and try "
+                   "again", sys.stderr)
         return EXIT_FAILED
     except ControlError as exc:
         _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)

@@ -524,6 +524,7 @@ class Store:
         # For corrections: the latest post of each posted item (its own, or its latest
         # correction's), by the id of the item's first post; and how many corrections it had.
         self._latest: dict[str, Post] = {}
+        self._posts_by_id: dict[str, Post] = {}
         self._corrected: dict[str, int] = {}
         self._posted_at: dict[str, list[tuple[datetime, str | None]]] = {}
         # The latest posts of the bridge's own ops alerts, for *Stato* (a few a day at most).
@@ -1237,6 +1238,7 @@ class Store:
         return delivery_id in self._deliveries or self._posted(delivery_id)
 
     def _note_latest(self, post: Post) -> None:
+        self._posts_by_id[post.delivery_id] = post
         original = post.corrects or post.delivery_id
         if post.corrects is not None:
             self._corrected[original] = self._corrected.get(original, 0) + 1
@@ -1247,6 +1249,11 @@ class Store:
         correction (within `HISTORY_HORIZON`); None when it was not posted."""
         self._load_history()
         return self._latest.get(delivery_id)
+
+    def post(self, delivery_id: str) -> Post | None:
+        """The post of that delivery id (within `HISTORY_HORIZON`), or None."""
+        self._load_history()
+        return self._posts_by_id.get(delivery_id)
 
     def corrections_of(self, delivery_id: str) -> int:
         """How many corrections the post `delivery_id` had: posted, or in the outbox."""

@@ -65,6 +65,8 @@ LAYERS = {
     "test_corrections_daemon": INTEGRATION,
     "test_corrections_version": INTEGRATION,  # the real store on disk
     "test_delete_channels": INTEGRATION,
+    "test_delete_daemon": E2E,
+    "test_delete_decision": UNIT,
     "test_cli_check": E2E,
     "test_cli_imports": E2E,
     "test_cli_pipes": E2E,

@@ -73,6 +73,8 @@ class Daemon(Protocol):
 
     async def act(self, action: Action, *, who: str, where: str) -> Decision: ...
 
+    async def delete_post(self, delivery_id: str, *, who: str, where: str, reason: str) -> str: ...
+
 
 class ControlSocketError(Exception):
     """The control socket cannot be served; `hint` says what to do."""
@@ -147,12 +149,29 @@ async def _act(daemon: Daemon, args: dict[str, Any], peer: Peer) -> dict[str, An
             "user": peer.name}
 
 
+async def _delete(daemon: Daemon, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    """Delete a post on its platform (`bridge.deletion`): {"id", "reason"}; answered once it is
+    done and in the audit trail, or refused with the refusal's code."""
+    from bridge.approval import ActionRefused
+
+    ident, reason = args.get("id"), args.get("reason", "")
+    if not isinstance(ident, str) or not ident or not isinstance(reason, str):
+        raise ProtocolError(BAD_REQUEST, '"id" and "reason" are strings')
+    try:
+        message = await daemon.delete_post(ident, who=peer.name, where="cli", reason=reason)
+    except ActionRefused as exc:
+        log.info("deletion refused", post=ident, user=peer.name, why=exc.code, message=str(exc))
+        raise ProtocolError(exc.code, str(exc), exc.hint) from None
+    return {"message": message, "id": ident, "user": peer.name}
+
+
 # name -> (what it does, whether each call is logged at info: reading commands at debug)
 COMMANDS: dict[str, tuple[Command, bool]] = {
     "ping": (_ping, False),
     "queue": (_queue, False),
     "end_sessions": (_end_sessions, True),
     "act": (_act, True),
+    "delete": (_delete, True),
 }
 
 
