@@ -318,6 +318,7 @@ class Post:
     version: tuple[str, str] | None = None
     digest: str | None = None  # the fingerprint of the item (`bridge.corrections.item_digest`)
     corrects: str | None = None  # for a correction: the id of the posted delivery it corrected
+    published: datetime | None = None  # the item's publication date, when its feed gave one
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -336,6 +337,8 @@ class Post:
             data["digest"] = self.digest
         if self.corrects is not None:
             data["corrects"] = self.corrects
+        if self.published is not None:
+            data["published"] = iso(self.published)
         return data
 
     @classmethod
@@ -354,7 +357,15 @@ class Post:
             version=_version(data.get("version")),
             digest=_text_or_none(data.get("digest")),
             corrects=_text_or_none(data.get("corrects")),
+            published=_time_or_none(data.get("published")),
         )
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    try:
+        return read_time(value, "published") if value else None
+    except ValueError:
+        return None
 
 
 def _text_or_none(value: Any) -> str | None:

@@ -40,16 +40,18 @@ from bridge.corrections import (
     rettifica,
     what_changed,
 )
+from bridge.deletion import DELETE, DELETED
 from bridge.fetch import Fetcher, FetchError, Validators
 from bridge.health import rhythm
 from bridge.identity import delivery_id, recorded_keys
 from bridge.item import Item
-from bridge.models import HELD_KEPT, Delivery, FeedState, HeldItem
+from bridge.models import HELD_KEPT, Delivery, FeedState, HeldItem, Post
 from bridge.parse import ParseError, parse_feed
 from bridge.parser_pool import ParserPool
 from bridge.store import Plan, Store
 from bridge.summary import AddressOnlyTitleError
 from bridge.verdict import HELD, NO_LINK, NOTHING_TO_SAY, FeedMemory, Verdict, alert_for, decide, wants_article
+from bridge.withdrawn import WITHDRAWN, watched_since, withdrawn_posts
 
 log = structlog.get_logger("bridge.poll")
 
@@ -201,6 +203,14 @@ def _record(feed: FeedConfig, config: Config, store: Store, state: FeedState, it
     if fixes:
         # The bridge's own action, in the audit trail before the outbox.
         yield from store.plan_act([_correction_entry(fix) for fix in fixes], fixes, [])
+    gone = withdrawn_posts(store.recent_posts(feed.id, watched_since(started)), items, feed.channels,
+                           lambda ident: _marked(store, ident))
+    if gone:
+        yield from store.plan_act([_withdrawn_entry(post, started) for post in gone], [], [])
+        for post in gone:
+            flog.warning("ritirato alla fonte: a posted item is no longer in its feed; nothing is deleted",
+                         channel=post.channel, delivery=post.delivery_id, title=post.title, link=post.link,
+                         hint=f"channel-bridge queue delete {post.delivery_id} --reason \"...\" deletes the post")
     first = tuple(channel for channel in feed.channels if memory.first_poll(channel))
     posted_first = sum(1 for delivery in queued if delivery.channel in first)
     recorded = {key for item in items for key in recorded_keys(item)}
@@ -304,6 +314,19 @@ def _correction_entry(fix: Delivery) -> AuditEntry:
     return AuditEntry(at=fix.acted_at, who=BRIDGE, where="daemon", action=CORRECTION, alert_id=fix.id,
                       channel=fix.channel, feed_id=fix.feed_id, title=fix.alert.title, before={},
                       after=snapshot(fix), reason=fix.note or "")
+
+
+def _marked(store: Store, ident: str) -> bool:
+    """Whether the post `ident` is already marked withdrawn, or deleted (or being deleted)."""
+    last = store.last_action(ident)
+    return last is not None and last.action in (WITHDRAWN, DELETE, DELETED)
+
+
+def _withdrawn_entry(post: Post, at: datetime) -> AuditEntry:
+    shown = {"state": "posted", "title": post.title, "summary": "", "send_now": False}
+    return AuditEntry(at=at, who=BRIDGE, where="daemon", action=WITHDRAWN, alert_id=post.delivery_id,
+                      channel=post.channel, feed_id=post.feed_id, title=post.title, before=shown, after=None,
+                      reason="ritirato alla fonte")
 
 
 def _log_held(flog: structlog.typing.FilteringBoundLogger, verdict: Verdict) -> None:

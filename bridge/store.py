@@ -525,6 +525,7 @@ class Store:
         # correction's), by the id of the item's first post; and how many corrections it had.
         self._latest: dict[str, Post] = {}
         self._posts_by_id: dict[str, Post] = {}
+        self._recent_by_feed: dict[str, list[Post]] = {}  # first posts of each feed, oldest first
         self._corrected: dict[str, int] = {}
         self._posted_at: dict[str, list[tuple[datetime, str | None]]] = {}
         # The latest posts of the bridge's own ops alerts, for *Stato* (a few a day at most).
@@ -1239,6 +1240,8 @@ class Store:
 
     def _note_latest(self, post: Post) -> None:
         self._posts_by_id[post.delivery_id] = post
+        if post.corrects is None:
+            self._recent_by_feed.setdefault(post.feed_id, []).append(post)
         original = post.corrects or post.delivery_id
         if post.corrects is not None:
             self._corrected[original] = self._corrected.get(original, 0) + 1
@@ -1249,6 +1252,24 @@ class Store:
         correction (within `HISTORY_HORIZON`); None when it was not posted."""
         self._load_history()
         return self._latest.get(delivery_id)
+
+    def recent_posts(self, feed_id: str, since: datetime) -> list[Post]:
+        """The first posts of `feed_id`'s items (not their corrections) made at or after
+        `since`, oldest first; older ones are forgotten here (`since` only moves forward)."""
+        self._load_history()
+        posts = self._recent_by_feed.get(feed_id, [])
+        kept = [post for post in posts if post.posted_at >= since]
+        if len(kept) != len(posts):
+            self._recent_by_feed[feed_id] = kept
+        return kept
+
+    def withdrawn(self, delivery_id: str) -> datetime | None:
+        """When the post `delivery_id` was found withdrawn at its source (`bridge.withdrawn`),
+        or None."""
+        from bridge.withdrawn import WITHDRAWN
+
+        entry = self._actions().get(delivery_id)
+        return entry.at if entry is not None and entry.action == WITHDRAWN else None
 
     def post(self, delivery_id: str) -> Post | None:
         """The post of that delivery id (within `HISTORY_HORIZON`), or None."""
@@ -1345,6 +1366,7 @@ class Store:
             version=_source_version(delivery),
             digest=delivery.digest,
             corrects=delivery.corrects,
+            published=delivery.alert.published,
         ) for delivery in deliveries]
         yield partial(self._history.append, posts)
         self._ops_posts.extend(post for post in posts if post.feed_id == OPS_FEED)

@@ -63,6 +63,7 @@ LAYERS = {
     "test_corrections": UNIT,
     "test_corrections_config": UNIT,
     "test_corrections_daemon": INTEGRATION,
+    "test_corrections_withdrawn": INTEGRATION,
     "test_corrections_version": INTEGRATION,  # the real store on disk
     "test_delete_channels": INTEGRATION,
     "test_delete_daemon": E2E,

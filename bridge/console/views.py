@@ -327,6 +327,7 @@ def pubblicati(config: Config, store: Store, params: Mapping[str, str], engageme
         "link_text": post.link,
         "remote_id": post.remote_id or "—",
         "verified": published.VERIFIED_IT.get(post.verified, ""),
+        "withdrawn": when(gone, tz) if (gone := store.withdrawn(post.delivery_id)) is not None else None,
         **counts_cells(post, waha, engagement),
     } for post in found.posts]
     filters = {key: value for key, value in form.items() if value}
