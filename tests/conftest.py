@@ -66,6 +66,7 @@ LAYERS = {
     "test_corrections_withdrawn": INTEGRATION,
     "test_corrections_version": INTEGRATION,  # the real store on disk
     "test_delete_channels": INTEGRATION,
+    "test_delete_console": INTEGRATION,
     "test_delete_daemon": E2E,
     "test_delete_decision": UNIT,
     "test_cli_check": E2E,

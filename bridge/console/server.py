@@ -77,6 +77,9 @@ class Daemon(feed_preview.Previewer, Protocol):
     async def act(self, action: Action, *, who: str, where: str) -> Decision:
         """An editor's action, decided and made durable (`Bridge.act`); raise ActionRefused."""
 
+    async def delete_post(self, delivery_id: str, *, who: str, where: str, reason: str) -> str:
+        """A post deleted on its platform, audited (`Bridge.delete_post`); raise ActionRefused."""
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -111,6 +114,8 @@ ROUTES = (
     Route("POST", "/coda/scarta", "scarta", "editor"),
     Route("POST", "/coda/invia-subito", "invia_subito", "editor"),
     Route("POST", "/coda/riprova", "riprova", "editor"),
+    # Deleting a post of Pubblicati (bridge.deletion): an editor's decision, confirmed.
+    Route("POST", "/pubblicati/cancella", "cancella", "editor"),
     Route("GET", "/audit", "audit", "viewer"),
 )
 ROLE_RANK = {"viewer": 1, "editor": 2}
@@ -350,6 +355,32 @@ class Console:
             session.notice = editor.done_notice(decision, action)
         raise web.HTTPSeeOther(f"/coda#d-{quote(alert_id, safe='')}")
 
+    async def _cancella(self, request: web.Request) -> web.StreamResponse:
+        """Delete the form's post on its platform through the daemon (`Bridge.delete_post`), by
+        the session's account from the console, once the editor ticked the confirmation and gave
+        a reason; then back to Pubblicati with one line saying what happened."""
+        form = await request.post()
+        session = request[SESSION]
+        ident = str(form.get("id", "")).strip()[:80]
+        reason = str(form.get("motivo", ""))[:MAX_REASON]
+        if form.get("conferma") != "si":
+            session.notice = f"Messaggio {ident} non cancellato: spuntare la conferma."
+        else:
+            try:
+                await self.daemon.delete_post(ident, who=session.name, where=editor.WHERE, reason=reason)
+            except ActionRefused as refusal:
+                log.info("console deletion refused", user=session.name, post=ident, code=refusal.code,
+                         message=str(refusal))
+                session.notice = f"Messaggio {ident} non cancellato: {refusal}."
+            except OSError as exc:
+                log.error("console deletion not made: the state cannot be written", user=session.name, post=ident,
+                          error=str(exc))
+                session.notice = (f"Cancellazione non fatta: lo stato non si può scrivere ({exc.strerror or exc}). "
+                                  "Riprovare; se continua, avvisare i tecnici.")
+            else:
+                session.notice = f"Messaggio {ident} cancellato dal canale."
+        raise web.HTTPSeeOther("/pubblicati")
+
     async def _modifica(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         return self._edit_page(request, str(form.get("id", "")).strip()[:80], str(form.get("testo", ""))[:MAX_TEXT])
@@ -391,7 +422,9 @@ class Console:
         values = await asyncio.get_running_loop().run_in_executor(
             None, views.pubblicati, self.daemon.config, self.daemon.store, dict(request.query),
             self.daemon.engagement, self.daemon.now(), self.past_months)
-        response = self._page("pubblicati.html", request, page="pubblicati", **values)
+        session = request[SESSION]
+        notice, session.notice = session.notice, None
+        response = self._page("pubblicati.html", request, page="pubblicati", notice=notice, **values)
         if values["error"]:
             response.set_status(400)
         return response

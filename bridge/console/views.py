@@ -319,6 +319,7 @@ def pubblicati(config: Config, store: Store, params: Mapping[str, str], engageme
                 "previous_url": None, "next_url": None, "csv_url": None}
     found = published.search(query, store.history_months(), store.month_posts, tz, digests=digests)
     rows = [{
+        "id": post.delivery_id,
         "posted_at": when(post.posted_at, tz),
         "channel": post.channel,
         "feed": names.get(post.feed_id, post.feed_id),
