@@ -21,7 +21,7 @@ from servers.mastodon import FakeMastodon
 from servers.telegram import FakeTelegram
 from servers.waha import FakeWaha
 
-from bridge.approval import APPROVE, Action
+from bridge.approval import APPROVE, DROP, Action
 from bridge.config import Config, load_config
 from bridge.corrections import MAX_CORRECTIONS
 from bridge.daemon import Bridge
@@ -234,3 +234,17 @@ def test_a_queued_correction_survives_a_restart_and_its_audit_entry_stands(setup
     assert [e.action for e in setup.store.audit_entries()] == ["correction"]  # no "not-applied"
     setup.cycle()
     assert setup.store.deliveries(state="awaiting") == [waiting]  # the same change: not queued again
+
+
+def test_ask_a_correction_the_editor_drops_does_not_come_back(setup_factory: Any, waha_server: FakeWaha) -> None:
+    setup = setup_factory(waha_channel(waha_server), feed_extra='corrections = "ask"')
+    setup.publish(ORIGINAL)
+    setup.cycle()
+    setup.publish(MOVED)
+    setup.cycle()
+    [waiting] = setup.store.deliveries(state="awaiting")
+    bridge = Bridge(setup.config, setup.store)
+    asyncio.run(bridge.act(Action(DROP, waiting.id, reason="la data era giusta"), who="anna", where="cli"))
+    setup.cycle()
+    setup.cycle()
+    assert setup.store.deliveries() == [] and waha_server.edits == [] and len(waha_server.posts) == 1
