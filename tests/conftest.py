@@ -68,6 +68,7 @@ LAYERS = {
     "test_cli_status": E2E,
     "test_clock": INTEGRATION,
     "test_clock_faketime": E2E,
+    "test_compose": UNIT,
     "test_config": UNIT,
     "test_console_access": INTEGRATION,
     "test_console_actions": INTEGRATION,
