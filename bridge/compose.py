@@ -130,7 +130,8 @@ def link_refusal(link: str, config: Config) -> ActionRefused | None:
     first = next((p for p in problems if p), "no feed is configured")
     return _refused(BAD_LINK, f"the link may not be posted: {first} (the comune's domains: {domains})",
                     f"Il link non si può pubblicare: deve essere l'indirizzo completo (https://...) di una pagina "
-                    f"sui domini del comune ({domains}), senza spazi né porte particolari.", hint="link a page of the comune's site, or add its domain to a feed's link_domains")
+                    f"sui domini del comune ({domains}), senza spazi né porte particolari.",
+                    hint="link a page of the comune's site, or add its domain to a feed's link_domains")
 
 
 def image_refusal(url: str) -> ActionRefused | None:
