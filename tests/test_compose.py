@@ -151,3 +151,23 @@ def test_no_feed_may_take_the_manual_feed_id() -> None:
     with pytest.raises(ConfigError) as caught:
         config(feed_id=MANUAL_FEED)
     assert MANUAL_FEED in str(caught.value.errors)
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("   ", "vuoto"), ("Dettagli su https://www.altro.example/pagina", "fuori dal sito del comune"),
+    ("lungo " * 200, "troppo lungo"), ("Via Roma chiusa dal 14 dicembre.", "che la fonte non dice")])
+def test_an_edited_text_refused_on_in_coda_is_said_in_italian(text: str, words: str) -> None:
+    from bridge.approval import APPROVE, Action
+    from bridge.approval import decide as decide_action
+    from bridge.console.editor import bad_text_it
+    from bridge.item import Alert
+    from bridge.models import Delivery
+
+    alert = Alert(feed_id="notizie", feed_name="Notizie", title="Via Roma chiusa", summary="Via Roma chiusa.",
+                  link="https://www.comune.esempio.it/novita/via-roma/")
+    queued = Delivery(id="a1", channel="wa", feed_id="notizie", alert=alert, created=NOW, order=1.0, state="awaiting")
+    with pytest.raises(ActionRefused) as caught:
+        decide_action(Action(APPROVE, "a1", text=text), queued, config=CONFIG, now=NOW, who="anna")
+    line = bad_text_it(caught.value)
+    assert words in line and caught.value.it[1:] in line
+    assert "edited text" not in line and "characters" not in line

@@ -157,8 +157,10 @@ def preview_edit(config: Config, store: Store, alert_id: str, text: str, *, now:
 def bad_text_it(refusal: ActionRefused) -> str:
     """The page's line for an edited text the decision refused, in Italian (the decision's own
     Italian words when it has them)."""
-    if refusal.it:
+    if refusal.it and refusal.code == NEEDS_CONFIRM:
         return refusal.it
+    if refusal.it:
+        return f"Questo testo non si può pubblicare: {refusal.it[:1].lower()}{refusal.it[1:]}"
     if refusal.code == NEEDS_CONFIRM:
         return f"Il testo ha numeri o date che la fonte non dice: confermare per approvarlo ({refusal})."
     return f"Questo testo non si può pubblicare ({refusal}{'; ' + refusal.hint if refusal.hint else ''})."
