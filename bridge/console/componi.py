@@ -54,6 +54,12 @@ def blank(config: Config) -> Form:
     return Form(uuid.uuid4().hex, channels=posting_channels(config))
 
 
+def offered_channels(config: Config) -> list[str]:
+    """The channel boxes of the form: every channel but the ops channel (unless a feed posts there)."""
+    posting = posting_channels(config)
+    return [name for name in config.channels if name != config.ops.channel or name in posting]
+
+
 def read_form(fields: Mapping[str, str], channels: Sequence[str]) -> Form:
     """The form as posted (`channels`: the chosen channel boxes), bounded."""
     ident = fields.get("id", "").strip()[:64] or uuid.uuid4().hex

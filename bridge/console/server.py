@@ -423,7 +423,7 @@ class Console:
             shown = componi.preview(config, form, now=self.daemon.now(), who=request[SESSION].name)
             previews, error = shown.previews, shown.error
         response = self._page("componi.html", request, page="componi", form=form, previews=previews, error=error,
-                              notice=notice, channels=list(config.channels))
+                              notice=notice, channels=componi.offered_channels(config))
         response.set_status(400 if error is not None and status == 200 else status)
         return response
 
