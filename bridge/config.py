@@ -260,6 +260,8 @@ _FEED_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # The feed id under which ops alerts are queued and kept in the history (bridge/ops.py): no
 # feed of the config may take it.
 OPS_FEED = "ops"
+# The feed id of the alerts an editor writes (bridge/compose.py): no feed may take it either.
+MANUAL_FEED = "manuale"
 _CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _WINDOW_RE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _SECRET_PREFIXES = ("env:", "file:", "credential:")
@@ -771,6 +773,8 @@ def _parse_feeds(
             table.error("id", f'"{fid}" may contain only a-z, 0-9 and "-" (it names the feed\'s state)')
         elif fid == OPS_FEED:
             table.error("id", f'"{OPS_FEED}" is the name of the bridge\'s own ops alerts; give the feed another id')
+        elif fid == MANUAL_FEED:
+            table.error("id", f'"{MANUAL_FEED}" is the name of the alerts editors write; give the feed another id')
         elif isinstance(fid, str) and fid in seen_ids:
             table.error("id", f'duplicate feed id "{fid}" (also feeds[{seen_ids[fid]}])')
         elif isinstance(fid, str):

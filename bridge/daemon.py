@@ -47,6 +47,7 @@ from bridge.approval import AWAITING, Action, Decision
 from bridge.article import ArticleReader
 from bridge.channels import Channel, ChannelError, open_channel
 from bridge.clock import Clock, JumpWatch
+from bridge.compose import Composed, Composition, plan_compose
 from bridge.config import Config, ConfigError, FeedConfig, format_duration, load_config
 from bridge.engagement import Engagement, keep_reading
 from bridge.fetch import Fetcher
@@ -400,6 +401,19 @@ class Bridge:
         self._wake_channels([decision.before.channel])
         self._approvals_changed.set()
         return decision
+
+    async def compose(self, composition: Composition, *, who: str, where: str) -> Composed:
+        """Queue an alert an editor wrote, or a test message (`bridge.compose`), for the command
+        line (over the control socket) and the console alike: decided at its turn, durable
+        (audit, then outbox) before this returns; its channels' workers are woken. Raise
+        approval.ActionRefused, changing nothing."""
+        composed = await self.store.acommit(plan_compose(self.store, self.config, composition, who=who, where=where,
+                                                         now=self.now()))
+        log.info("editor's alert queued", action=composition.action, compose=composition.compose_id, user=who,
+                 where=where, urgent=composition.urgent, channels=[d.channel for d in composed.deliveries],
+                 title=composed.deliveries[0].alert.title if composed.deliveries else None)
+        self._wake_channels([d.channel for d in composed.deliveries])
+        return composed
 
     async def _approvals(self) -> None:
         """Every APPROVAL_CHECK: apply `approve_timeout`, then announce the alerts awaiting

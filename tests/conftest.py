@@ -78,6 +78,10 @@ LAYERS = {
     "test_cli_status": E2E,
     "test_clock": INTEGRATION,
     "test_clock_faketime": E2E,
+    "test_compose": UNIT,
+    "test_compose_cli": E2E,
+    "test_compose_console": INTEGRATION,
+    "test_compose_daemon": INTEGRATION,  # the daemon in-process on a fake clock
     "test_config": UNIT,
     "test_console_access": INTEGRATION,
     "test_console_actions": INTEGRATION,
