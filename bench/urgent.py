@@ -118,6 +118,7 @@ def main() -> int:
             backlog = rng.sample([i for i in range(1, args.feeds) if i not in same_host[:args.rounds]],
                                  args.backlog)
             farm.change(backlog)
+            wait(lambda: len(farm.changes()) >= len(backlog), 10)  # the farm adds them in its own loop
             urgent_lat: list[float] = []
             routine_lat: list[float] = []
             for round_ in range(args.rounds):
@@ -126,7 +127,8 @@ def main() -> int:
                 before = {(f, n) for f, n, _ in farm.changes()}
                 farm.change([URGENT_FEED, routine_feed], [moment, moment])
                 time.sleep(max(0.0, moment - time.time()) + 0.2)  # the farm adds them at `moment`
-                wanted = {(f, n): at for f, n, at in farm.changes() if (f, n) not in before}
+                wanted = {(f, n): at for f, n, at in farm.changes()
+                          if (f, n) not in before and f in (URGENT_FEED, routine_feed)}
                 if len(wanted) != 2:
                     print(f"the farm did not make the round's two items: {wanted}", file=sys.stderr)
                     return 1

@@ -82,6 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("id", help="the post's delivery id, as history shows it")
     delete.add_argument("--reason", required=True, help="why (kept in the audit trail)")
 
+    send = commands.add_parser("send", help="send an alert an editor wrote (through the daemon's outbox), or "
+                               "a test message with --test")
+    send.add_argument("--title", default="", help="the alert's title")
+    send.add_argument("--text", default="", help="the alert's text")
+    send.add_argument("--link", default="", help="its page on the comune's site (on the domains of its feeds)")
+    send.add_argument("--image", help="an https address of an image (for channels with images = true)")
+    send.add_argument("--urgent", action="store_true", help="urgent: past quiet hours and pacing")
+    send.add_argument("--channel", action="append", default=[],
+                      help="only this channel (repeatable; default: every channel the feeds post to)")
+    send.add_argument("--test", action="store_true",
+                      help="post a clearly marked test message now to the one --channel, to check it end to end")
+
     user = commands.add_parser("user", help="the staff console's accounts")
     user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
     user_add = user_commands.add_parser("add", help="add an account (the password is asked on the terminal, "
@@ -102,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", help="audit log of what was posted")
     history.add_argument("--since", type=_parse_date, help="only posts on or after this date (YYYY-MM-DD)")
     history.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    zones = commands.add_parser("zones", help="the alert zone and Meteoalarm region of a comune (name or ISTAT "
+                                              "code), or the name of a zone code; needs no config")
+    zones.add_argument("query", metavar="NAME|ISTAT|ZONE")
     return parser
 
 
@@ -134,6 +150,8 @@ def _run_command(args: argparse.Namespace) -> int:
     logs.configure(debug=args.debug)
     config_path = args.config or default_config_path()
     try:
+        if args.command == "zones":
+            return cmd_zones(args.query, sys.stdout, sys.stderr)
         if args.command == "check":
             code = cmd_check(config_path, sys.stdout)
             if code == EXIT_OK and args.online:
@@ -160,6 +178,9 @@ def _run_command(args: argparse.Namespace) -> int:
                            confirm=getattr(args, "confirm", False), reason=getattr(args, "reason", None) or "")
         if args.command == "queue":
             return cmd_queue(config, sys.stdout, channel=args.channel, as_json=args.json)
+        if args.command == "send":
+            return cmd_send(config, sys.stdout, title=args.title, text=args.text, link=args.link, image=args.image,
+                            urgent=args.urgent, channels=args.channel, test=args.test)
         if args.command == "audit":
             return cmd_audit(config, sys.stdout, since=args.since, fmt=args.format)
         if args.command == "history":
@@ -227,6 +248,9 @@ def cmd_check(config_path: Path, out: TextIO) -> int:
     print(f"\nfeeds ({len(config.feeds)}):", file=out)
     for feed in config.feeds:
         extras = []
+        if feed.is_alert_source:
+            area = [*(f"zone {code}" for code in feed.zones), *(f"region {code}" for code in feed.regions)]
+            extras.append(f"{feed.type} alerts: {', '.join(area)}; urgent: {', '.join(feed.urgent_levels)}")
         if feed.urgent:
             extras.append("urgent")
         if feed.backfill:
@@ -492,6 +516,37 @@ def cmd_act(config: Config, out: TextIO, action: str, alert_id: str, *, text: st
     return EXIT_OK
 
 
+def cmd_send(config: Config, out: TextIO, *, title: str, text: str, link: str, image: str | None = None,
+             urgent: bool = False, channels: Sequence[str] = (), test: bool = False) -> int:
+    """Ask the running daemon to queue an alert an editor wrote (`bridge.compose`), or the test
+    message, as the Unix user running this command; print the ids queued. Exit 0 once it is
+    durable; 1 when it is refused (one line saying why: an off-domain link, too long, an
+    unknown channel...) or the daemon cannot be asked; 2 for a --test without one --channel.
+    With no daemon running nothing is queued."""
+    from bridge.control.client import ControlError, DaemonNotRunning, ask
+
+    if test and (len(channels) != 1 or title or text or link or image or urgent):
+        _say_error("channel-bridge: send --test takes exactly one --channel and nothing else", sys.stderr)
+        return EXIT_INVALID
+    args: dict[str, Any] = {"title": title, "text": text, "link": link, "urgent": urgent, "channels": list(channels),
+                            "test": test}
+    if image is not None:
+        args["image"] = image
+    try:
+        answer = ask(config.bridge.socket_path, "compose", args)
+    except DaemonNotRunning:
+        _say_error("channel-bridge: the daemon is not running, so nothing was queued; alerts are sent by the "
+                   "running daemon: start it (systemctl start channel-bridge) and try again", sys.stderr)
+        return EXIT_FAILED
+    except ControlError as exc:
+        _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)
+        return EXIT_FAILED
+    print(answer["message"], file=out)
+    for row in answer["queued"]:
+        print(f"{row['channel']:<16} {row['id']}", file=out)
+    return EXIT_OK
+
+
 def cmd_delete(config: Config, out: TextIO, delivery_id: str, *, reason: str) -> int:
     """Ask the running daemon to delete the post `delivery_id` on its platform
     (`bridge.deletion`), as the Unix user running this command; print what it did. Exit 0 once
@@ -682,3 +737,32 @@ def cmd_history(config: Config, out: TextIO, *, since: datetime | None, fmt: str
     return EXIT_OK
 
 
+def cmd_zones(query: str, out: TextIO, err: TextIO) -> int:
+    """Print what a comune's name, an ISTAT code or a zone code resolves to in the shipped zone
+    table, with the config lines that follow it. Exit 0 when found, 2 when not."""
+    from bridge.alerts.zones import ZoneError, resolve, zone_name
+
+    try:
+        found = resolve(query)
+    except ZoneError as error:
+        _say_error(f"channel-bridge: zones: {error}", err)
+        return EXIT_INVALID
+    if found.zone is not None:
+        print(f"zone {found.zone.code}: {found.zone.name} ({found.zone_comuni} comuni)", file=out)
+        print(f'  config: zones = ["{found.zone.code}"]', file=out)
+        return EXIT_OK
+    if len(found.comuni) > 1:
+        print(f'{len(found.comuni)} comuni are called "{query.strip()}"; pick one by its ISTAT code:', file=out)
+    for comune in found.comuni:
+        print(f"{comune.name} ({comune.province}, {comune.region}), ISTAT {comune.istat}", file=out)
+        if comune.zone:
+            print(f"  alert zone: {comune.zone} ({zone_name(comune.zone) or '?'})", file=out)
+        else:
+            print('  alert zone: none in the table: name it with zones = ["..."]', file=out)
+        if comune.emma_id:
+            print(f"  Meteoalarm region: {comune.emma_id} ({comune.region})", file=out)
+        else:
+            print(f'  Meteoalarm region: not known for {comune.region}: name it with regions = ["IT0.."]', file=out)
+        print(f'  config: istat = "{comune.istat}" (a comune on two zones adds the other: zones = ["..."])',
+              file=out)
+    return EXIT_OK

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bridge import __version__
+from bridge.alerts import zones as zone_table
 from bridge.logs import register_secrets
 from bridge.template import TemplateError, parse_template
 
@@ -29,6 +30,12 @@ CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console")
 FetchArticle = Literal["auto", "always", "never"]
 #: How a posted item that changed at its source is followed (`bridge.corrections.correction_mode`).
 CORRECTION_MODES = ("edit", "post", "ask", "off")
+# A channel's `card`: when the alert goes with its image card (`bridge.cards`). "auto": when the
+# alert has no image of its own, on the platforms that want a picture; "always"; "never".
+CardMode = Literal["auto", "always", "never"]
+CARD_MODES = ("auto", "always", "never")
+# The card's band when no `[cards] colours` entry matches: the blue of the Designers Italia kit.
+DEFAULT_CARD_COLOUR = "#0066cc"
 
 
 class ConfigError(Exception):
@@ -130,10 +137,31 @@ class FeedConfig:
     approve: bool = False  # its alerts wait for an editor's approval (see `bridge.approval`)
     approve_timeout: ApproveTimeout | None = None  # None: the channel's, else the default
     corrections: str | None = None  # one of CORRECTION_MODES; None: the channel's, else the default
+    # An official alert source (`bridge.alerts`) instead of a news feed: "dpc", "meteoalarm" or
+    # "cap"; "rss" (RSS or Atom) otherwise. The area it follows: DPC zone codes, Meteoalarm
+    # regions (EMMA_ID), resolved from `istat` and the codes given; `link`, the page its posts
+    # send citizens to (None: the source's own page); `urgent_levels`, the levels that go out on
+    # the urgent path.
+    type: str = "rss"
+    zones: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    istat: str | None = None
+    link: str | None = None
+    urgent_levels: tuple[str, ...] = ("arancione", "rossa")
 
     @property
     def is_local(self) -> bool:
         return not self.url.startswith(("http://", "https://"))
+
+    @property
+    def is_alert_source(self) -> bool:
+        """An official alert source: polled ahead of news feeds, read by `bridge.alerts`."""
+        return self.type != "rss"
+
+    @property
+    def polls_urgently(self) -> bool:
+        """Its polls take the poll slots ahead of routine ones (`bridge.slots`)."""
+        return self.urgent or self.is_alert_source
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +196,7 @@ class ChannelConfig:
     approve: bool = False  # every feed's alerts on this channel wait for an editor's approval
     approve_timeout: ApproveTimeout | None = None
     corrections: str | None = None  # one of CORRECTION_MODES; None: the default
+    card: CardMode = "auto"  # read by the platforms that post pictures; the others ignore it
     # The bridge's `timezone` (not a key of the table): dates a channel shows ({date}, the
     # console's header) are told in it.
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Rome"))
@@ -190,6 +219,23 @@ class ConsoleSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class CardSettings:
+    """`[cards]`: the look of an alert's image card (`bridge.cards`).
+
+    `crest` is the comune's crest, an image file (absolute; the key names it relative to the
+    config file), None for a card without one; `crest_text` is the key as written, for messages.
+    `name` is the comune's name on the card, None for the alert's own feed name. `colours` maps a
+    category word or a feed id (casefolded, in file order) to the band's "#rrggbb"; `default`
+    colours the rest."""
+
+    crest: Path | None = None
+    crest_text: str | None = None
+    name: str | None = None
+    colours: Mapping[str, str] = field(default_factory=dict)
+    default_colour: str = DEFAULT_CARD_COLOUR
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path
     bridge: BridgeSettings
@@ -198,6 +244,7 @@ class Config:
     channels: Mapping[str, ChannelConfig]
     ops: OpsSettings
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    cards: CardSettings = field(default_factory=CardSettings)
 
     def feed(self, feed_id: str) -> FeedConfig:
         for feed in self.feeds:
@@ -217,6 +264,8 @@ _FEED_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # The feed id under which ops alerts are queued and kept in the history (bridge/ops.py): no
 # feed of the config may take it.
 OPS_FEED = "ops"
+# The feed id of the alerts an editor writes (bridge/compose.py): no feed may take it either.
+MANUAL_FEED = "manuale"
 _CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _WINDOW_RE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _SECRET_PREFIXES = ("env:", "file:", "credential:")
@@ -481,7 +530,7 @@ _FEED_KEYS = {
     "link_domains", "fetch_article", "approve", "approve_timeout", "corrections",
 }
 _CHANNEL_COMMON = {"type", "images", "max_per_day", "max_length", "utm", "template", "timeout", "approve",
-                   "approve_timeout", "corrections"}
+                   "approve_timeout", "card", "corrections"}
 _CHANNEL_KEYS = {
     "waha": {"url", "session", "chat_id", "api_key"},
     "whapi": {"url", "chat_id", "token"},
@@ -490,14 +539,18 @@ _CHANNEL_KEYS = {
     "webhook": {"url", "secret"},
     "console": set(),
 }
-_FEED_ONLY_KEYS = {"id", "url", "name"}
+_FEED_ONLY_KEYS = {"id", "url", "name", "type", "zones", "regions", "istat", "link", "urgent_levels"}
+FEED_TYPES = ("rss", "dpc", "meteoalarm", "cap")
+_ALERT_SOURCE_KEYS = ("zones", "regions", "istat", "link", "urgent_levels")
+ALERT_LEVELS = ("gialla", "arancione", "rossa")
 _KNOWN: dict[str, set[str]] = {
-    "": {"bridge", "defaults", "feeds", "alerts", "channels", "ops", "console"},
+    "": {"bridge", "defaults", "feeds", "alerts", "channels", "ops", "console", "cards"},
     "bridge": {"state_dir", "timezone", "user_agent", "fetch_timeout", "max_feed_bytes", "control_socket"},
     "defaults": _FEED_KEYS,
     "alerts": {"max_length", "quiet_hours", "min_gap", "urgent_keywords"},
     "ops": {"channel", "min_interval"},
     "console": {"listen", "session_timeout", "metrics_token"},
+    "cards": {"crest", "name", "colours"},
 }
 
 
@@ -549,6 +602,7 @@ def parse_config(
     ops = _parse_ops(_Table(top.raw("ops") or {}, "ops", section_errors["ops"]), channels)
     console = _parse_console(_Table(top.raw("console") or {}, "console", section_errors["console"]), base_dir, env,
                              resolve_secrets)
+    cards = _parse_cards(_Table(top.raw("cards") or {}, "cards", section_errors["cards"]), base_dir)
     top.finish()
     errors: list[str] = []
     unknown = iter(top_errors)  # one per unknown top-level key, in file order
@@ -559,7 +613,7 @@ def parse_config(
     if errors:
         raise ConfigError(errors, path)
     return Config(path=path, bridge=bridge, feeds=tuple(feeds), alerts=alerts, channels=channels, ops=ops,
-                  console=console)
+                  console=console, cards=cards)
 
 
 def _parse_bridge(table: _Table, base_dir: Path, env: Mapping[str, str]) -> BridgeSettings:
@@ -723,6 +777,8 @@ def _parse_feeds(
             table.error("id", f'"{fid}" may contain only a-z, 0-9 and "-" (it names the feed\'s state)')
         elif fid == OPS_FEED:
             table.error("id", f'"{OPS_FEED}" is the name of the bridge\'s own ops alerts; give the feed another id')
+        elif fid == MANUAL_FEED:
+            table.error("id", f'"{MANUAL_FEED}" is the name of the alerts editors write; give the feed another id')
         elif isinstance(fid, str) and fid in seen_ids:
             table.error("id", f'duplicate feed id "{fid}" (also feeds[{seen_ids[fid]}])')
         elif isinstance(fid, str):
@@ -732,6 +788,7 @@ def _parse_feeds(
             url = _feed_location(url.strip(), base_dir, table)
         name = table.string("name", None)
         values = _feed_settings(table, channels, defaults)
+        source = _alert_source(table)
         table.finish()
         if "channels" not in values:
             table.error("channels", "no channel to post to: set channels = [...] here or in [defaults]")
@@ -759,9 +816,51 @@ def _parse_feeds(
                 approve=values.get("approve", False),
                 approve_timeout=values.get("approve_timeout"),
                 corrections=values.get("corrections"),
+                **source,
             )
         )
     return feeds
+
+
+def _alert_source(table: _Table) -> dict[str, Any]:
+    """The keys of an official alert source (`type` other than "rss"), checked: the area it
+    follows must resolve in the shipped zone table (`bridge.alerts.zones`) and name what the
+    source publishes by (zones for dpc and cap, regions for meteoalarm)."""
+    kind = table.string("type", "rss")
+    if kind not in FEED_TYPES:
+        table.error("type", f'expected one of {", ".join(repr(t) for t in FEED_TYPES)} (the default, "rss", is an '
+                    f'RSS or Atom news feed), got "{kind}"')
+        return {}
+    if kind == "rss":
+        for key in _ALERT_SOURCE_KEYS:
+            if table.has(key):
+                table.error(key, 'only for an official alert source: type = "dpc", "meteoalarm" or "cap"')
+        return {}
+    istat = table.string("istat", None)
+    named_zones = table.strings("zones")
+    named_regions = table.strings("regions")
+    link = table.string("link", None)
+    if isinstance(link, str) and not link.startswith("https://"):
+        table.error("link", f'expected the https:// address of the comune\'s page for these alerts, got "{link}"')
+    levels = table.strings("urgent_levels", ("arancione", "rossa"))
+    for level in levels:
+        if level not in ALERT_LEVELS:
+            table.error("urgent_levels", f'unknown level "{level}": expected some of {", ".join(ALERT_LEVELS)}')
+    try:
+        area = zone_table.area_for(istat=istat if isinstance(istat, str) else None, zones=named_zones,
+                                   regions=named_regions)
+    except zone_table.ZoneError as exc:
+        table.error("istat" if str(exc).startswith("istat") else "zones", str(exc))
+        return {}
+    if kind in ("dpc", "cap") and not area.zones:
+        table.error("zones", f'a "{kind}" source needs the alert zones it follows: istat = "033032" (the comune\'s '
+                    'ISTAT code) or zones = ["Emil-H1"]; channel-bridge zones NAME tells them')
+    if kind == "meteoalarm" and not area.regions:
+        table.error("regions", 'a "meteoalarm" source needs the regions it follows: regions = ["IT005"] '
+                    "(Meteoalarm's EMMA_ID; channel-bridge zones NAME tells it where the table knows it)")
+    return {"type": kind, "zones": area.zones, "regions": area.regions,
+            "istat": istat if isinstance(istat, str) else None, "link": link if isinstance(link, str) else None,
+            "urgent_levels": levels}
 
 
 _TIMEOUT_RULE_RE = re.compile(r"^(send|drop)\s+after\s+(\S+)$")
@@ -974,6 +1073,12 @@ def _parse_channels(
                         table.error(key, str(exc))
         if table.has("images"):
             values["images"] = table.get("images", bool, False)
+        if table.has("card"):
+            card = table.string("card")
+            if card in CARD_MODES:
+                values["card"] = card
+            elif isinstance(card, str):
+                table.error("card", f'expected "auto", "always" or "never", got "{card}"')
         if table.has("max_per_day"):
             values["max_per_day"] = table.integer("max_per_day", None, minimum=1)
         if table.has("max_length"):
@@ -992,10 +1097,49 @@ def _parse_channels(
     return channels
 
 
+_COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
+COLOURS_EXAMPLE = 'colours = { default = "#0066cc", "protezione civile" = "#b71c1c" }'
+
+
+def _parse_cards(table: _Table, base_dir: Path) -> CardSettings:
+    """`[cards]`: the crest's path (its file is judged by `check`, see `machine_problems`), the
+    comune's name, the band colours."""
+    values: dict[str, Any] = {}
+    crest = table.string("crest")
+    if isinstance(crest, str):
+        if not crest.strip():
+            table.error("crest", 'must name an image file beside the config, e.g. crest = "stemma.png"')
+        else:
+            values["crest"] = Path(crest) if Path(crest).is_absolute() else base_dir / crest
+            values["crest_text"] = crest
+    name = table.string("name")
+    if isinstance(name, str):
+        if not name.strip():
+            table.error("name", 'must not be empty (leave it out to show each feed\'s name)')
+        else:
+            values["name"] = " ".join(name.split())
+    colours = table.get("colours", dict, {})
+    mapping: dict[str, str] = {}
+    for key, colour in colours.items():
+        if not isinstance(colour, str) or not _COLOUR_RE.match(colour):
+            table.error("colours", f'"{key}": expected a colour "#rrggbb", got {_show(colour)} '
+                        f"(e.g. {COLOURS_EXAMPLE})")
+        elif not key.strip():
+            table.error("colours", f"a colour needs a category word or a feed id as its key (e.g. {COLOURS_EXAMPLE})")
+        elif key == "default":
+            values["default_colour"] = colour.lower()
+        else:
+            mapping[key.strip().casefold()] = colour.lower()
+    values["colours"] = mapping
+    table.finish()
+    return CardSettings(**values)
+
+
 def machine_problems(config: Config) -> list[str]:
     """Return what a valid config names that this machine does not have: local feed files
-    that do not exist or cannot be read. `check` refuses them (a file may appear later, so
-    `run` polls the feed and reports it failing instead)."""
+    that do not exist or cannot be read, a crest that is not an image file. `check` refuses
+    them (a file may appear later, so `run` polls the feed and reports it failing instead, and
+    draws cards without the crest)."""
     problems = []
     for index, feed in enumerate(config.feeds):
         if not feed.is_local:
@@ -1007,6 +1151,12 @@ def machine_problems(config: Config) -> list[str]:
                             "config file's directory; give the right path, or an http(s) URL)")
         elif not path.is_file() or not os.access(path, os.R_OK):
             problems.append(f"{where}: {path} is not a readable file")
+    if config.cards.crest is not None:
+        from bridge.cards import crest_problem  # Pillow, only when there is a crest to judge
+
+        problem = crest_problem(config.cards)
+        if problem:
+            problems.append(f"cards.crest: {problem}")
     return problems
 
 

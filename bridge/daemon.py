@@ -47,6 +47,7 @@ from bridge.approval import AWAITING, Action, Decision
 from bridge.article import ArticleReader
 from bridge.channels import Channel, ChannelError, open_channel
 from bridge.clock import Clock, JumpWatch
+from bridge.compose import Composed, Composition, plan_compose
 from bridge.config import Config, ConfigError, FeedConfig, format_duration, load_config
 from bridge.engagement import Engagement, keep_reading
 from bridge.fetch import Fetcher
@@ -298,7 +299,8 @@ class Bridge:
     async def _fetch_slots(self, feed: FeedConfig) -> AsyncIterator[None]:
         """Held while a poll talks to its feed's host and parses (see `poll_feed`)."""
         # The host's slot first: waiting for a busy host must not hold one of the global slots.
-        async with self._host_slots(feed).take(urgent=feed.urgent), self._poll_slots.take(urgent=feed.urgent):
+        async with self._host_slots(feed).take(urgent=feed.polls_urgently), \
+                self._poll_slots.take(urgent=feed.polls_urgently):
             yield
 
     async def _poll(self, feed: FeedConfig, *, force: bool = False) -> PollResult:
@@ -306,7 +308,7 @@ class Bridge:
         # holds the polls that wait for it, never the others' fetches (which would then start
         # all at once when the disk catches up).
         health_before = self.store.feed_state(feed.id).health(self.now())
-        async with self._polls_under_way.take(urgent=feed.urgent):
+        async with self._polls_under_way.take(urgent=feed.polls_urgently):
             try:
                 result = await poll_feed(
                     feed, config=self.config, fetcher=self.fetcher, store=self.store, now=self.now, force=force,
@@ -437,6 +439,18 @@ class Bridge:
         log.warning("post deleted", delivery=delivery_id, channel=post.channel, remote_id=post.remote_id,
                     user=who, where=where, reason=reason.strip(), message=message)
         return message
+    async def compose(self, composition: Composition, *, who: str, where: str) -> Composed:
+        """Queue an alert an editor wrote, or a test message (`bridge.compose`), for the command
+        line (over the control socket) and the console alike: decided at its turn, durable
+        (audit, then outbox) before this returns; its channels' workers are woken. Raise
+        approval.ActionRefused, changing nothing."""
+        composed = await self.store.acommit(plan_compose(self.store, self.config, composition, who=who, where=where,
+                                                         now=self.now()))
+        log.info("editor's alert queued", action=composition.action, compose=composition.compose_id, user=who,
+                 where=where, urgent=composition.urgent, channels=[d.channel for d in composed.deliveries],
+                 title=composed.deliveries[0].alert.title if composed.deliveries else None)
+        self._wake_channels([d.channel for d in composed.deliveries])
+        return composed
 
     async def _approvals(self) -> None:
         """Every APPROVAL_CHECK: apply `approve_timeout`, then announce the alerts awaiting

@@ -115,6 +115,9 @@ class FeedState:
     first_poll: datetime | None = None
     first_poll_items: int = 0
     first_poll_posted: int = 0
+    # An official alert source's state (`bridge.alerts.state.state_to_json`): the level last
+    # posted per area, hazard and day. None for a news feed, and before a source's first poll.
+    alerts: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -137,6 +140,7 @@ class FeedState:
             "first_poll": iso(self.first_poll),
             "first_poll_items": self.first_poll_items,
             "first_poll_posted": self.first_poll_posted,
+            "alerts": self.alerts,
         }
 
     def health(self, now: datetime) -> FeedHealth:
@@ -172,6 +176,7 @@ class FeedState:
             first_poll=from_iso(data.get("first_poll")),
             first_poll_items=int(data.get("first_poll_items", 0)),
             first_poll_posted=int(data.get("first_poll_posted", 0)),
+            alerts=data.get("alerts") if isinstance(data.get("alerts"), str) else None,
         )
 
 
@@ -208,6 +213,8 @@ class Delivery:
     edit_of: str | None = None
     note: str | None = None
     digest: str | None = None
+    # An official alert's end (CAP `expires`): past it, the alert is no longer posted.
+    expires: datetime | None = None
 
     @property
     def unpaced(self) -> bool:
@@ -239,6 +246,7 @@ class Delivery:
             "original": self.original.to_dict() if self.original is not None else None,
             **{key: value for key, value in (("corrects", self.corrects), ("edit_of", self.edit_of),
                                              ("note", self.note), ("digest", self.digest)) if value is not None},
+            "expires": iso(self.expires),
         }
 
     @classmethod
@@ -283,6 +291,7 @@ class Delivery:
                 edit_of=_text_or_none(data.get("edit_of")),
                 note=_text_or_none(data.get("note")),
                 digest=_text_or_none(data.get("digest")),
+                expires=read_time(data["expires"], "expires", local) if data.get("expires") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             what = f'missing "{exc.args[0]}"' if isinstance(exc, KeyError) else str(exc)

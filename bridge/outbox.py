@@ -195,10 +195,19 @@ def next_day_start(moment: datetime, timezone: ZoneInfo) -> datetime:
     return local_moment(moment.astimezone(timezone).date() + timedelta(days=1), time(0), timezone)
 
 
-def expired(delivery: Delivery, moment: datetime, max_age: timedelta) -> bool:
-    """True when `delivery`'s item is older than `max_age` at `moment`: its publication time,
-    or, for an undated item, the time it was queued."""
-    return moment - (delivery.alert.published or delivery.created) > max_age
+def expired(delivery: Delivery, moment: datetime, max_age: timedelta | None) -> bool:
+    """True when `delivery`'s item is older than `max_age` at `moment` (its publication time,
+    or, for an undated item, the time it was queued), or the official alert it speaks of has
+    ended (`Delivery.expires`)."""
+    if delivery.expires is not None and delivery.expires <= moment:
+        return True
+    return max_age is not None and moment - (delivery.alert.published or delivery.created) > max_age
+
+
+def _expiry_reason(delivery: Delivery, limit: str, moment: datetime) -> str:
+    if delivery.expires is not None and delivery.expires <= moment:
+        return f"expired: the official alert ended ({delivery.expires.isoformat(timespec='minutes')}) while it waited"
+    return f"expired: older than its feed's max_age ({limit}) when it could be sent"
 
 
 def digest_alert(deliveries: list[Delivery]) -> Alert:
@@ -352,17 +361,22 @@ async def _due(
     return ([head], None) if ready <= moment else ([], ready)
 
 
-async def _expire(stale: list[Delivery], store: Store, max_age: Callable[[str], timedelta],
-                  dlog: structlog.typing.FilteringBoundLogger) -> None:
-    limits = {delivery.id: format_duration(max_age(delivery.feed_id)) for delivery in stale}
+async def _expire(stale: list[Delivery], store: Store, max_age: Callable[[str], timedelta] | None,
+                  dlog: structlog.typing.FilteringBoundLogger, moment: datetime) -> None:
+    limits = {delivery.id: format_duration(max_age(delivery.feed_id)) if max_age is not None else "-"
+              for delivery in stale}
     # In flight: an earlier attempt's outcome is unknown (the channel could not tell).
     await store.acommit(store.plan_update_deliveries([replace(
         delivery, state="failed", in_flight=False,
-        last_error=(f"expired: older than its feed's max_age ({limits[delivery.id]}) when it could be sent; "
+        last_error=(f"{_expiry_reason(delivery, limits[delivery.id], moment)}; "
                     + ("not sent again" if delivery.in_flight else "not posted")),
     ) for delivery in stale]))
     for delivery in stale:
         limit = limits[delivery.id]
+        if delivery.expires is not None and delivery.expires <= moment:
+            dlog.warning("official alert not posted: it ended while it waited; marked failed",
+                         delivery=delivery.id, title=delivery.alert.title, expires=delivery.expires.isoformat())
+            continue
         dlog.warning("alert not posted: older than max_age when it could be sent; marked failed",
                      delivery=delivery.id, title=delivery.alert.title, max_age=limit,
                      published=(delivery.alert.published or delivery.created).isoformat())
@@ -417,11 +431,11 @@ async def _attempt(
                 dlog.info("alert was already posted before the restart; not sending again",
                           title=alert.title, remote_id=recovered.remote_id)
                 return _Outcome(posted=recovered)
-        if max_age is not None:
-            stale = [d for d in batch if expired(d, now(), max_age(d.feed_id))]
-            if stale:
-                await _expire(stale, store, max_age, dlog)
-                return _Outcome(retry_now=True, expired=len(stale))  # the next one may go now
+        moment = now()
+        stale = [d for d in batch if expired(d, moment, max_age(d.feed_id) if max_age is not None else None)]
+        if stale:
+            await _expire(stale, store, max_age, dlog, moment)
+            return _Outcome(retry_now=True, expired=len(stale))  # the next one may go now
         token = head.token if head.token is not None else await channel.prepare(head.id)
         head = replace(head, token=token, in_flight=True)
         # On disk before the request leaves; not at all if an editor held or changed it meanwhile.

@@ -26,6 +26,8 @@ from typing import Any
 
 import structlog
 
+from bridge.alerts.source import SourceRequest, read_request
+from bridge.alerts.state import Snapshot
 from bridge.parse import ParsedFeed, ParseError, parse_feed
 
 log = structlog.get_logger("bridge.parser_pool")
@@ -50,11 +52,12 @@ def serve(requests: Connection, replies: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
-            feed_id, body, url, headers = requests.recv()
+            feed_id, body, url, headers, source = requests.recv()
         except (EOFError, OSError):
             return
         try:
-            reply: tuple[Any, ...] = ("ok", parse_feed(feed_id, body, url=url, headers=headers))
+            reply: tuple[Any, ...] = ("ok", parse_feed(feed_id, body, url=url, headers=headers) if source is None
+                                      else read_request(source, body))
         except ParseError as exc:
             reply = ("error", str(exc), exc.hint)
         except Exception as exc:  # a parser bug must reach the parent as this feed's error
@@ -131,10 +134,20 @@ class ParserPool:
         Raise ParseError for a broken feed, a parse that took longer than the deadline (the
         worker is killed), or a worker that died.
         """
+        parsed: ParsedFeed = await self._ask(feed_id, (feed_id, body, url, dict(headers or {}), None))
+        return parsed
+
+    async def read_alerts(self, feed_id: str, source: SourceRequest, body: bytes) -> Snapshot:
+        """Read an official alert source like `bridge.alerts.source.read_request`, in a worker process, under
+        the same deadline and with the same errors as `parse`."""
+        snapshot: Snapshot = await self._ask(feed_id, (feed_id, body, "", {}, source))
+        return snapshot
+
+    async def _ask(self, feed_id: str, request: tuple[Any, ...]) -> Any:
         worker = await self._checkout()
         healthy = False
         try:
-            worker.requests.send((feed_id, body, url, dict(headers or {})))
+            worker.requests.send(request)
             await asyncio.wait_for(self._readable(worker.replies), self.deadline)
             reply = worker.replies.recv()
             healthy = True
@@ -158,8 +171,7 @@ class ParserPool:
             else:
                 await asyncio.to_thread(worker.kill)
         if reply[0] == "ok":
-            parsed: ParsedFeed = reply[1]
-            return parsed
+            return reply[1]
         raise ParseError(reply[1], hint=reply[2])
 
     async def _checkout(self) -> _Worker:

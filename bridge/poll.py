@@ -22,6 +22,8 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from bridge.alert_poll import record_alerts
+from bridge.alerts.source import SourceRequest, read_request
 from bridge.approval import AWAITING, needs_approval
 from bridge.article import ArticleReader
 from bridge.audit import BRIDGE, AuditEntry, snapshot
@@ -126,7 +128,11 @@ async def poll_feed(
             if fetched.permanent_redirect:
                 flog.warning("feed moved permanently; update its url in config.toml",
                              new_url=fetched.permanent_redirect)
-            if not fetched.not_modified:
+            if not fetched.not_modified and feed.is_alert_source:
+                request = SourceRequest(feed.type, zones=feed.zones, regions=feed.regions)
+                snapshot = (await parser.read_alerts(feed.id, request, fetched.body) if parser is not None
+                            else read_request(request, fetched.body))
+            elif not fetched.not_modified:
                 if parser is not None:
                     parsed = await parser.parse(feed.id, fetched.body, url=fetched.final_url,
                                                 headers=fetched.headers)
@@ -151,6 +157,12 @@ async def poll_feed(
         await store.acommit(store.plan_save_feed(state, now=started))
         result.not_modified = True
         flog.debug("feed not modified")
+        return result
+    if feed.is_alert_source:
+        queued = await store.acommit(record_alerts(feed, config, store, state, snapshot, fetched.validators,
+                                                   started, flog))
+        result.items = len(snapshot.observations)
+        result.queued = queued
         return result
     # Nothing is caught here: if the deliveries cannot be written, the keys must not be marked.
     queued = await store.acommit(_record(feed, config, store, state, items, fetched.validators, started,

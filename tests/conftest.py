@@ -46,11 +46,21 @@ LAYER_NAMES = (UNIT, INTEGRATION, E2E)
 LAYERS = {
     "test_addresses": INTEGRATION,
     "test_alert_golden": UNIT,
+    "test_alert_sources": INTEGRATION,
+    "test_alert_sources_e2e": E2E,
+    "test_alerts_cap": UNIT,
+    "test_alerts_dpc": UNIT,
+    "test_alerts_meteoalarm": UNIT,
+    "test_alerts_state": UNIT,
+    "test_alerts_text": UNIT,
+    "test_alerts_zones": UNIT,
     "test_approval": UNIT,
     "test_approval_crash": INTEGRATION,  # a helper process of its own, killed; a small tmpfs
     "test_approval_daemon": E2E,
     "test_approval_timeout": INTEGRATION,  # the daemon in-process on a fake clock
     "test_article": INTEGRATION,
+    "test_cards": UNIT,
+    "test_cards_config": UNIT,
     "test_channels": INTEGRATION,
     "test_channels_edit": INTEGRATION,
     "test_channels_garbage": INTEGRATION,  # the daemon test in it is e2e
@@ -76,6 +86,10 @@ LAYERS = {
     "test_cli_status": E2E,
     "test_clock": INTEGRATION,
     "test_clock_faketime": E2E,
+    "test_compose": UNIT,
+    "test_compose_cli": E2E,
+    "test_compose_console": INTEGRATION,
+    "test_compose_daemon": INTEGRATION,  # the daemon in-process on a fake clock
     "test_config": UNIT,
     "test_console_access": INTEGRATION,
     "test_console_actions": INTEGRATION,

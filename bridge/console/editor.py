@@ -61,7 +61,8 @@ OFFERED = {
 # Each action as the page names it (its button) and as it says it was done.
 LABEL_IT = {APPROVE: "Approva", EDIT: "Modifica il testo", HOLD: "Ferma", SEND_NOW: "Invia subito",
             DROP: "Scarta", RETRY: "Riprova"}
-PAST_IT = {APPROVE: "approvato", HOLD: "fermato", DROP: "scartato", SEND_NOW: "inviato subito", RETRY: "riprovato",
+PAST_IT = {"compose": "scritto e messo in coda", "test": "messaggio di prova messo in coda",
+           APPROVE: "approvato", HOLD: "fermato", DROP: "scartato", SEND_NOW: "inviato subito", RETRY: "riprovato",
            TIMEOUT_SEND: "inviato senza approvazione (approve_timeout)", TIMEOUT_DROP: "scartato (approve_timeout)"}
 DONE_IT = {APPROVE: "parte al suo turno", HOLD: "non parte finché non è approvato", DROP: "non sarà inviato",
            SEND_NOW: "parte ora, primo della sua coda", RETRY: "parte di nuovo al suo turno"}
@@ -154,7 +155,12 @@ def preview_edit(config: Config, store: Store, alert_id: str, text: str, *, now:
 
 
 def bad_text_it(refusal: ActionRefused) -> str:
-    """The page's line for an edited text the decision refused (its own words after it)."""
+    """The page's line for an edited text the decision refused, in Italian (the decision's own
+    Italian words when it has them)."""
+    if refusal.it and refusal.code == NEEDS_CONFIRM:
+        return refusal.it
+    if refusal.it:
+        return f"Questo testo non si può pubblicare: {refusal.it[:1].lower()}{refusal.it[1:]}"
     if refusal.code == NEEDS_CONFIRM:
         return f"Il testo ha numeri o date che la fonte non dice: confermare per approvarlo ({refusal})."
     return f"Questo testo non si può pubblicare ({refusal}{'; ' + refusal.hint if refusal.hint else ''})."
