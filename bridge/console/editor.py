@@ -35,7 +35,11 @@ from bridge.approval import (
     decide,
     normalize_text,
 )
+from bridge.audit import NOT_APPLIED
+from bridge.corrections import AS_POST, CORRECTION
+from bridge.deletion import DELETE, DELETED
 from bridge.facts import unsupported_facts
+from bridge.withdrawn import WITHDRAWN
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -63,7 +67,11 @@ LABEL_IT = {APPROVE: "Approva", EDIT: "Modifica il testo", HOLD: "Ferma", SEND_N
             DROP: "Scarta", RETRY: "Riprova"}
 PAST_IT = {"compose": "scritto e messo in coda", "test": "messaggio di prova messo in coda",
            APPROVE: "approvato", HOLD: "fermato", DROP: "scartato", SEND_NOW: "inviato subito", RETRY: "riprovato",
-           TIMEOUT_SEND: "inviato senza approvazione (approve_timeout)", TIMEOUT_DROP: "scartato (approve_timeout)"}
+           TIMEOUT_SEND: "inviato senza approvazione (approve_timeout)", TIMEOUT_DROP: "scartato (approve_timeout)",
+           # The bridge's own entries and the deletion's two steps, as the Audit page names them.
+           CORRECTION: "rettifica messa in coda", AS_POST: "rettifica inviata come messaggio",
+           WITHDRAWN: "ritirato alla fonte", DELETE: "cancellazione chiesta", DELETED: "cancellato dal canale",
+           NOT_APPLIED: "non applicata"}
 DONE_IT = {APPROVE: "parte al suo turno", HOLD: "non parte finché non è approvato", DROP: "non sarà inviato",
            SEND_NOW: "parte ora, primo della sua coda", RETRY: "parte di nuovo al suo turno"}
 
