@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from bridge.console.editor import PAST_IT
+from bridge.deletion import DELETE, DELETED
+from bridge.withdrawn import WITHDRAWN
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -18,7 +20,11 @@ if TYPE_CHECKING:
 
 PAGE_SIZE = 50
 WHERE_IT = {"console": "console", "cli": "riga di comando", "daemon": "servizio"}
-STATE_IT = {"pending": "in coda", "awaiting": "da approvare", "stopped": "fermato", "failed": "non inviato"}
+STATE_IT = {"pending": "in coda", "awaiting": "da approvare", "stopped": "fermato", "failed": "non inviato",
+            "posted": "pubblicato"}
+# What an entry with no "after" left: an alert gone from the queue, except for the entries
+# about a post (it stays posted until the platform deleted it).
+AFTER_NONE_IT = {WITHDRAWN: "pubblicato", DELETE: "pubblicato", DELETED: "cancellato dal canale"}
 
 
 class PageError(ValueError):
@@ -54,7 +60,7 @@ def audit(config: Config, store: Store, query: dict[str, str]) -> dict[str, Any]
 
 def _row(entry: AuditEntry, names: dict[str, str], tz: ZoneInfo) -> dict[str, Any]:
     before, after = entry.before, entry.after
-    edited = after is not None and after.get("summary") != before.get("summary")
+    edited = after is not None and "summary" in before and after.get("summary") != before.get("summary")
     return {
         "at": f"{entry.at.astimezone(tz):%d/%m/%Y %H:%M:%S}",
         "who": entry.who,
@@ -66,7 +72,7 @@ def _row(entry: AuditEntry, names: dict[str, str], tz: ZoneInfo) -> dict[str, An
         "feed": names.get(entry.feed_id, entry.feed_id),
         "before": STATE_IT.get(str(before.get("state")), str(before.get("state", "—"))),
         "after": (STATE_IT.get(str(after.get("state")), str(after.get("state"))) if after is not None
-                  else "tolto dalla coda"),
+                  else AFTER_NONE_IT.get(entry.action, "tolto dalla coda")),
         "text_before": str(before.get("summary", "")) if edited else "",
         "text_after": str(after.get("summary", "")) if edited and after is not None else "",
         "reason": entry.reason,

@@ -22,12 +22,14 @@ from playwright.sync_api import Page, Route
 from servers.feeds import rss
 from servers.waha import FakeWaha
 
-from bridge.audit import AuditEntry, AuditLog
+from bridge.audit import BRIDGE, AuditEntry
 from bridge.config import OPS_FEED
 from bridge.console.accounts import AccountBook
+from bridge.corrections import CORRECTION
 from bridge.models import HeldItem
 from bridge.ops import ops_alert
 from bridge.store import Delivery
+from bridge.withdrawn import WITHDRAWN
 from console.browser import chromium
 from console.harness import NOW, PASSWORD, ServedConsole, delivery, read_counts, served
 
@@ -87,9 +89,10 @@ def _queue() -> list[Delivery]:
 
 
 def _audit() -> list[AuditEntry]:
-    """Three actions of the office on the day's alerts, for *Audit*."""
+    """Three actions of the office on the day's alerts and two of the bridge's own, for *Audit*,
+    oldest first."""
     before = {"state": "awaiting", "summary": "Sabato e domenica, dalle 10 alle 20.", "send_now": False}
-    return [
+    entries = [
         AuditEntry(at=NOW - timedelta(hours=2), who="a.neri", where="console", action="approve", alert_id="p1",
                    channel="whatsapp", feed_id="notizie", title="Raccolta rifiuti: nuovo calendario",
                    before=before, after={**before, "state": "pending",
@@ -100,7 +103,16 @@ def _audit() -> list[AuditEntry]:
         AuditEntry(at=NOW - timedelta(minutes=10), who="a.neri", where="console", action="drop", alert_id="q7",
                    channel="telegram", feed_id="notizie", title="Mercatino di Natale in piazza dei Signori",
                    before=before, after=None, reason="notizia già pubblicata ieri"),
+        # The bridge's own entries: a post whose item left its feed, a correction it followed.
+        AuditEntry(at=NOW - timedelta(minutes=30), who=BRIDGE, where="daemon", action=WITHDRAWN, alert_id="p3",
+                   channel="whatsapp", feed_id="notizie", title="Allerta meteo gialla per vento forte",
+                   before={"state": "posted"}, after=None, reason="ritirato alla fonte"),
+        AuditEntry(at=NOW - timedelta(minutes=5), who=BRIDGE, where="daemon", action=CORRECTION, alert_id="p2~c1",
+                   channel="whatsapp", feed_id="notizie", title="Raccolta rifiuti: nuovo calendario 2027",
+                   before={}, after={"state": "pending", "summary": "Dal 7 gennaio la raccolta passa al martedì."},
+                   reason="la data era «6 gennaio», ora è «7 gennaio»"),
     ]
+    return sorted(entries, key=lambda entry: entry.at)
 
 
 # The newest items of "notizie": one to post, one pointing off the comune's site, one too old.
@@ -160,7 +172,7 @@ def _stage(site: ServedConsole, waha: FakeWaha) -> None:
                     "the link points to www.bandi-esempio.example, outside the feed's domains (comune.example.it)",
                     NOW - timedelta(minutes=25))
     store.save_feed(dataclasses.replace(store.feed_state("eventi"), held=(held,)))
-    AuditLog(site.daemon.config.bridge.state_dir).append(_audit())
+    store.commit(store.plan_act(_audit(), [], []))
     AccountBook(site.daemon.config.bridge.state_dir).add("a.neri", "editor", PASSWORD)
 
 
@@ -180,12 +192,28 @@ PAGES = (
     ("console-riepilogo.png", "/pubblicati/riepilogo", "Riepilogo mensile"),
     ("console-anteprima.png", "/anteprima/feed?feed=notizie&quanti=3", "Anteprima"),
     ("console-audit.png", "/audit", "Audit"),
+    ("console-componi.png", "/componi", "Componi un avviso"),
 )
 
 
 # What a page's screenshot must show beyond its heading (a CSS selector): In coda, a WhatsApp
 # alert with its Telegram rendering beside it.
 MUST_SHOW = {"/coda": "li.alert:has(.phone-whatsapp) .phone-telegram", "/audit": "#audit ins"}
+
+
+def _compose(page: Page) -> None:
+    """Componi with an urgent alert written and previewed, as each chosen channel shows it."""
+    page.fill("input[name=titolo]", "Neve: domani scuole chiuse")
+    page.fill("textarea[name=testo]", "Per la neve prevista, domani 10 dicembre le scuole di ogni ordine restano "
+                                      "chiuse. Gli uffici comunali sono aperti.")
+    page.fill("input[name=link]", "https://www.comune.example.it/novita/neve-scuole-chiuse/")
+    page.check("input[name=urgente]")
+    page.click("button.preview")
+    page.wait_for_selector(".phone-telegram")
+
+
+# What is done on a page before its screenshot (a form filled and previewed).
+FILL = {"/componi": _compose}
 
 
 def shoot(directory: Path) -> list[Path]:
@@ -205,6 +233,8 @@ def shoot(directory: Path) -> list[Path]:
                     if path != "/login" and page.url.endswith("/login"):
                         _log_in(page, site)
                     page.goto(f"{site.url}{path}")
+                    if path in FILL:
+                        FILL[path](page)
                     expect_page(page, heading)
                     if path in MUST_SHOW and page.locator(MUST_SHOW[path]).count() == 0:
                         raise ScreenshotError(f"{page.url} does not show {MUST_SHOW[path]}")
