@@ -23,7 +23,15 @@ from servers.mastodon import graphemes as fake_graphemes
 
 from bridge import render
 from bridge.cards import alt_text
-from bridge.channels import ChannelDownError, EditUnsupported, MessageRejected, Posted, TransientError, open_channel
+from bridge.channels import (
+    ChannelDownError,
+    DeleteUnsupported,
+    EditUnsupported,
+    MessageRejected,
+    Posted,
+    TransientError,
+    open_channel,
+)
 from bridge.channels.bluesky import SESSION_FILE, TID_RE, BlueskyChannel, link_facets, rate_limit_wait, record_key
 from bridge.cli import cmd_check_online
 from bridge.config import AlertSettings, ChannelConfig, ConfigError, Secret, load_config
@@ -436,6 +444,37 @@ def test_an_address_that_is_not_a_pds_is_channel_down(bluesky_server: FakeBluesk
     with pytest.raises(ChannelDownError) as caught:
         send(config(bluesky_server, tmp_path, service=bluesky_server.url + "/altro"))
     assert "service" in caught.value.hint
+
+
+def test_delete_removes_the_post_and_a_second_delete_answers_false(bluesky_server: FakeBluesky,
+                                                                   tmp_path: Path) -> None:
+    posted = send(config(bluesky_server, tmp_path))
+    assert posted.remote_id is not None
+    assert run(config(bluesky_server, tmp_path), lambda ch: ch.delete(posted.remote_id)) is True
+    assert bluesky_server.records == [] and bluesky_server.deleted == ["3mfrdl2oobc2a"]
+    assert run(config(bluesky_server, tmp_path), lambda ch: ch.delete(posted.remote_id)) is False
+    assert bluesky_server.deleted == ["3mfrdl2oobc2a"]  # not asked again
+
+
+@pytest.mark.parametrize(("code", "error"), [(503, TransientError), (429, TransientError),
+                                             (401, ChannelDownError)])
+def test_delete_faults_are_classified_as_sends(bluesky_server: FakeBluesky, tmp_path: Path, code: int,
+                                               error: type[Exception]) -> None:
+    posted = send(config(bluesky_server, tmp_path))
+    assert posted.remote_id is not None
+    bluesky_server.fail_deletes(code, retry_after=7 if code == 429 else None)
+    with pytest.raises(error) as caught:
+        run(config(bluesky_server, tmp_path), lambda ch: ch.delete(posted.remote_id))
+    if code == 429:
+        assert isinstance(caught.value, TransientError) and caught.value.retry_after == 7
+    assert len(bluesky_server.records) == 1
+
+
+def test_delete_of_an_id_that_is_not_a_post_is_refused_without_a_request(bluesky_server: FakeBluesky,
+                                                                         tmp_path: Path) -> None:
+    with pytest.raises(DeleteUnsupported, match="cannot delete on this platform"):
+        run(config(bluesky_server, tmp_path), lambda ch: ch.delete("12345"))
+    assert bluesky_server.requests == []
 
 
 def test_edit_is_unsupported(bluesky_server: FakeBluesky, tmp_path: Path) -> None:

@@ -43,7 +43,8 @@ Answers are classified so the outbox can act on the error's class alone:
 - a 2xx that is not the lexicon's answer -> `GatewayAnswerError`.
 
 Bluesky posts cannot be edited: `edit` raises `EditUnsupported` (a "Rettifica" follow-up
-goes out instead).
+goes out instead). `delete` reads the post by its key (`getRecord`: False when it is no longer
+there), then removes it (`com.atproto.repo.deleteRecord`).
 
 Plain httpx rather than the `atproto` SDK: five XRPC calls with small JSON bodies, whose errors
 must be classified by status and XRPC error name for the outbox, over the caller's shared
@@ -72,6 +73,7 @@ from bridge import render
 from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
+    DeleteUnsupported,
     EditUnsupported,
     MessageRejected,
     Outgoing,
@@ -105,6 +107,7 @@ _SESSION_TRIES = 3
 LOGIN_RETRY = 3600.0
 _TID_CHARS = "234567abcdefghijklmnopqrstuvwxyz"
 TID_RE = re.compile(r"^[234567abcdefghij][234567abcdefghijklmnopqrstuvwxyz]{12}$")
+_POST_URI = re.compile(r"at://(?P<repo>[^/]+)/app\.bsky\.feed\.post/(?P<rkey>[A-Za-z0-9._:~-]{1,512})")
 # A link in the text: to the next space, without the punctuation that ends a sentence.
 _URL = re.compile(r"https?://\S+")
 _URL_TRAILING = ".,;:!?\"'»)]…"
@@ -293,6 +296,28 @@ class BlueskyChannel:
         """Raise `EditUnsupported`: Bluesky has no edit."""
         raise EditUnsupported(f"{self.name}: Bluesky posts cannot be edited",
                               hint='a correction goes out as a "Rettifica" follow-up')
+
+    async def delete(self, remote_id: str) -> bool:
+        """Delete the post `remote_id` (its at:// uri); see the module docstring. Return True
+        when deleted, False when the account no longer has it. Raise `DeleteUnsupported`,
+        without a request, for an id that is not a post's uri."""
+        match = _POST_URI.fullmatch(remote_id)
+        if match is None:
+            raise DeleteUnsupported(f"{self.name}: cannot delete on this platform: {remote_id!r} is not the "
+                                    "address of a Bluesky post", hint="the history holds the post's at:// address")
+        rkey = match.group("rkey")
+        if await self._find(rkey) is None:
+            return False
+        doing = "deleting a post"
+        session = await self._current()
+        response = await self._xrpc("POST", "com.atproto.repo.deleteRecord", doing,
+                                    json_body={"repo": session.did, "collection": COLLECTION, "rkey": rkey})
+        if not response.is_success:
+            raise self._error_for(response, doing)
+        if not isinstance(json_or_none(response), dict):
+            raise unexpected_answer(self._endpoint, response, "/xrpc/com.atproto.repo.deleteRecord",
+                                    "a Bluesky commit")
+        return True
 
     async def probe(self) -> str:
         """Return "@handle (did) on host" when the account can post (logging in only if no

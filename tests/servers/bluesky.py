@@ -18,6 +18,8 @@ Routes (all under `/xrpc/`; errors are XRPC's `{"error", "message"}`):
   "explicit"`: 409 `RecordAlreadyExists`, as newer servers do).
 - `GET com.atproto.repo.getRecord?repo=&collection=&rkey=` -> `{uri, cid, value}`, or 400
   `RecordNotFound`.
+- `POST com.atproto.repo.deleteRecord` `{repo, collection, rkey}` -> `{commit}`, also for a
+  record that is not there (in `deleted`).
 - `POST com.atproto.repo.uploadBlob` (raw bytes, their Content-Type) -> `{blob}`; over 1 MB
   400 `BlobTooLarge`.
 
@@ -26,10 +28,12 @@ answers 400 `ExpiredToken`, an unknown one 400 `InvalidToken`.
 
 Switches: `fail_next(code, n=1, retry_after=None, reset_in=None)` (createRecord; 429 with
 `Retry-After` and/or `RateLimit-Reset`, a unix time), `fail_logins(code, n=1, reset_in=None)`,
-`expire_access()`, `expire_refresh()`, `born_expired`, `revoke(new_password)` (the app password revoked: its
-sessions end), `crash_after_write(n=1, hang=)` (the record is written, then the answer waits
-`hang` seconds: the client times out, as if the process died mid-request), `duplicate_answer`,
-`delay`. What exists is in `records` and `blobs`; `logins`, `refreshes` count the sessions made.
+`fail_deletes(code, n=1, retry_after=None)`, `expire_access()`, `expire_refresh()`,
+`born_expired` (every access JWT expired as given), `revoke(new_password)` (the app password
+revoked: its sessions end), `crash_after_write(n=1, hang=)` (the record is written, then the
+answer waits `hang` seconds: the client times out, as if the process died mid-request),
+`duplicate_answer`, `delay`. What exists is in `records` and `blobs`; `logins`, `refreshes`
+count the sessions made, `deleted` the keys deleted.
 """
 
 from __future__ import annotations
@@ -89,6 +93,8 @@ class FakeBluesky(LoopbackServer):
         self._blobs: dict[str, BlueskyBlob] = {}
         self._failures: deque[tuple[int, float | None, float | None]] = deque()
         self._login_failures: deque[tuple[int, float | None, float | None]] = deque()
+        self._delete_failures: deque[tuple[int, float | None, float | None]] = deque()
+        self.deleted: list[str] = []
         self._crashes: deque[float] = deque()
         self.logins = 0
         self.refreshes = 0
@@ -98,6 +104,10 @@ class FakeBluesky(LoopbackServer):
     def fail_next(self, code: int, n: int = 1, retry_after: float | None = None, reset_in: float | None = None) -> None:
         with self._state:
             self._failures.extend([(code, retry_after, reset_in)] * n)
+
+    def fail_deletes(self, code: int, n: int = 1, retry_after: float | None = None) -> None:
+        with self._state:
+            self._delete_failures.extend([(code, retry_after, None)] * n)
 
     def fail_logins(self, code: int, n: int = 1, reset_in: float | None = None) -> None:
         with self._state:
@@ -160,6 +170,8 @@ class FakeBluesky(LoopbackServer):
             return self._create_record(request)
         if request.method == "GET" and nsid == "com.atproto.repo.getRecord":
             return self._get_record(request)
+        if request.method == "POST" and nsid == "com.atproto.repo.deleteRecord":
+            return self._delete_record(request)
         if request.method == "POST" and nsid == "com.atproto.repo.uploadBlob":
             return self._upload(request)
         return Reply(404, {"error": "MethodNotImplemented", "message": "Method Not Implemented"})
@@ -274,6 +286,19 @@ class FakeBluesky(LoopbackServer):
             return Reply(400, {"error": "RecordNotFound",
                                "message": f"Could not locate record: at://{DID}/{POST}/{params.get('rkey')}"})
         return Reply(200, {"uri": record.uri, "cid": _cid(repr(record.value).encode()), "value": record.value})
+
+    def _delete_record(self, request: Request) -> Reply:
+        params = request.params()
+        with self._state:
+            failure = self._delete_failures.popleft() if self._delete_failures else None
+            if failure is not None:
+                return _failure(failure)
+            if params.get("repo") not in (DID, self.account_handle):
+                return Reply(400, {"error": "InvalidRequest", "message": f"Could not find repo: {params.get('repo')}"})
+            # Deleting what is not there succeeds too, as on the reference PDS.
+            self._records.pop(str(params.get("rkey")), None)
+            self.deleted.append(str(params.get("rkey")))
+        return Reply(200, {"commit": {"cid": _cid(str(params).encode()), "rev": "3mfrdl2oobc2z"}})
 
     def _upload(self, request: Request) -> Reply:
         if len(request.body) > 1_000_000:
