@@ -46,7 +46,7 @@ Bluesky posts cannot be edited: `edit` raises `EditUnsupported` (a "Rettifica" f
 goes out instead). `delete` reads the post by its key (`getRecord`: False when it is no longer
 there), then removes it (`com.atproto.repo.deleteRecord`).
 
-Plain httpx rather than the `atproto` SDK: five XRPC calls with small JSON bodies, whose errors
+Plain httpx rather than the `atproto` SDK: eight XRPC calls with small JSON bodies, whose errors
 must be classified by status and XRPC error name for the outbox, over the caller's shared
 client with its deadlines and secret scrubbing (`Endpoint`); the SDK brings its own HTTP
 client, generated models for the whole lexicon and a session handling of its own that would
