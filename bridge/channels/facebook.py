@@ -341,14 +341,14 @@ class FacebookChannel:
         error = _graph_error(json_or_none(response))
         code, subcode = _number(error.get("code")), _number(error.get("error_subcode"))
         detail = str(error.get("message") or short_text(response))
-        if code is not None:
-            detail = f"{detail} (code {code}" + (f", subcode {subcode})" if subcode is not None else ")")
+        if code is not None:  # first: a long message is cut at the end
+            detail = f"code {code}" + (f", subcode {subcode}" if subcode is not None else "") + f": {detail}"
         message = self._endpoint.answered(response, doing, detail)
         ref = self._config.token.ref if self._config.token else "token"
         if code in TOKEN_CODES:
             reason = TOKEN_REASONS.get(subcode or 0, "Facebook refuses the Page token (expired, revoked or invalid)")
-            return ChannelDownError(f"{self.name}: {reason}: {message}",
-                                    hint=TOKEN_HINT.format(ref=ref, name=self.name))
+            said = message.removeprefix(f"{self.name}: ")
+            return ChannelDownError(f"{self.name}: {reason} ({said})", hint=TOKEN_HINT.format(ref=ref, name=self.name))
         if code in PERMISSION_CODES:
             return ChannelDownError(
                 message,
