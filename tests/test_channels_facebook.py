@@ -110,6 +110,7 @@ def test_a_link_post_goes_to_the_page_feed_with_message_and_link(facebook_server
     assert posted == Posted(post.id)
     assert post.id.startswith(f"{PAGE_ID}_")
     assert (post.message, post.link, post.is_photo) == (render.plain(ALERT), LINK, False)
+    assert outgoing_for(config(facebook_server.url), ALERT).text == post.message  # what preview shows
     [request] = facebook_server.requests
     assert request.path == f"/{DEFAULT_GRAPH_API_VERSION}/{PAGE_ID}/feed"
     assert request.header("Authorization") == f"Bearer {TOKEN}"
