@@ -66,6 +66,7 @@ LAYERS = {
     "test_channels_edit": INTEGRATION,
     "test_channels_garbage": INTEGRATION,  # the daemon test in it is e2e
     "test_channels_facebook": INTEGRATION,
+    "test_channels_facebook_e2e": E2E,
     "test_channels_mastodon": INTEGRATION,
     "test_channels_outgoing": INTEGRATION,
     "test_channels_render": UNIT,

@@ -536,3 +536,11 @@ def test_page_id_and_token_are_required(tmp_path: Path) -> None:
         load_config(path, env={})
     assert 'channels.facebook.page_id: is required for a "facebook" channel' in caught.value.errors
     assert 'channels.facebook.token: is required for a "facebook" channel' in caught.value.errors
+
+
+def test_the_console_previews_the_post_as_facebook() -> None:
+    from bridge.console.views import phone_preview
+
+    preview = phone_preview(config("http://127.0.0.1:9"), ALERT)
+    assert (preview.platform, preview.platform_it, preview.limit) == ("facebook", "Facebook", 63206)
+    assert LINK in preview.html
