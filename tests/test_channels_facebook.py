@@ -544,3 +544,27 @@ def test_the_console_previews_the_post_as_facebook() -> None:
     preview = phone_preview(config("http://127.0.0.1:9"), ALERT)
     assert (preview.platform, preview.platform_it, preview.limit) == ("facebook", "Facebook", 63206)
     assert LINK in preview.html
+
+
+def test_an_edit_that_does_not_show_is_not_verified(facebook_server: FakeFacebook) -> None:
+    cfg = config(facebook_server.url)
+    posted = send(cfg)
+    assert posted.remote_id is not None
+    facebook_server.ignore_edits = True
+    assert run(cfg, lambda ch: ch.edit(CORRECTED, remote_id=posted.remote_id)) == \
+        Posted(posted.remote_id, verified=False)
+
+
+def test_an_edit_answered_without_success_is_a_wrong_answer(facebook_server: FakeFacebook) -> None:
+    cfg = config(facebook_server.url)
+    posted = send(cfg)
+    assert posted.remote_id is not None
+    facebook_server.garble_next(1, body=b'{"id": "1"}', content_type="application/json")
+    error = failure(cfg, lambda ch: ch.edit(CORRECTED, remote_id=posted.remote_id))
+    assert isinstance(error, GatewayAnswerError) and '"success": true' in str(error)
+
+
+def test_an_address_that_is_not_the_graph_api_is_channel_down(facebook_server: FakeFacebook) -> None:
+    facebook_server.garble_next(1, status=404, body=b"<html><title>Not Found</title></html>")
+    error = failure(config(facebook_server.url), lambda ch: ch.send(ALERT, delivery_id="d-1"))
+    assert isinstance(error, ChannelDownError) and "api_url and api_version" in error.hint

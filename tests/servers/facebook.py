@@ -23,6 +23,7 @@ Switches: `fail_next(code, n=1, subcode=None, status=400, regain_minutes=None,
 retry_after=None)` (the next `n` posts and edits answer the Graph error `code`; a rate limit
 with `regain_minutes` carries `X-Business-Use-Case-Usage` with `estimated_time_to_regain_access`);
 `fail_reads(code, n=1)` (the next `n` reads of the posts); `expire_token()`; `reject_photos`;
+`ignore_edits` (an edit answers success and changes nothing);
 `hang_after_write` (seconds: a post is created, then the answer waits that long, longer than
 the client's timeout: the crash during the request); `garble_next(...)` (a 2xx without a post
 id, see `servers.garbage`); `clock` (a callable returning unix time: posts' `created_time`).
@@ -104,6 +105,7 @@ class FakeFacebook(GarblingServer, LoopbackServer):
         self.page_id = page_id
         self.reject_photos = False
         self.hang_after_write = 0.0
+        self.ignore_edits = False
         self._garbage = GarbageSwitch()
         self._expired = False
         self._now = 1_772_355_600.0
@@ -263,8 +265,9 @@ class FakeFacebook(GarblingServer, LoopbackServer):
             message = params.get("message")
             if message is None:
                 return Reply(400, graph_error("(#100) Missing message", 100))
-            self._posts[self._posts.index(post)] = replace(post, message=message)
-            self._edits.append((post_id, message))
+            if not self.ignore_edits:
+                self._posts[self._posts.index(post)] = replace(post, message=message)
+                self._edits.append((post_id, message))
         return Reply(200, {"success": True})
 
     def _failure(self, code: int, subcode: int | None, status: int, regain_minutes: float | None,
