@@ -193,8 +193,8 @@ class FacebookChannel:
         self, alert: Alert, *, delivery_id: str, token: str | None = None, plain: bool = False
     ) -> Posted:
         """Post `alert` to the Page; return `Posted(post id)`. A photo post (the card, or the
-        alert's own image) that Facebook refuses goes as a link post instead; `plain` posts the link post at once. Raise the errors the module
-        docstring lists."""
+        alert's own image) that Facebook refuses goes as a link post instead; `plain` posts
+        the link post at once. Raise the errors the module docstring lists."""
         message = outgoing(self._config, alert, plain=plain)
         kind = picture(self._config, alert, plain=plain)
         if kind is not None:
