@@ -76,11 +76,15 @@ def run_twice(config: Path, feed_server: FeedServer) -> None:
 def test_run_posts_the_new_item_with_its_card_and_the_comune_crest(
     tmp_path: Path, feed_server: FeedServer, facebook_server: FakeFacebook
 ) -> None:
-    run_twice(setup(tmp_path, feed_server, facebook_server), feed_server)
+    config = setup(tmp_path, feed_server, facebook_server)
+    run_twice(config, feed_server)
     [post] = facebook_server.posts
     assert post.message.startswith("Avviso numero 2: chiusura temporanea di via Roma")
     assert post.photo is not None and crest_pixels(post.photo.data) > 1000
     assert post.alt_text is not None and post.alt_text.startswith("Avviso numero 2")
+    check = run_bridge(config, "check", env=bridge_environment({"FACEBOOK_PAGE_TOKEN": TOKEN}))
+    assert check.returncode == 0, check.stderr
+    assert f"facebook  {facebook_server.url} page={PAGE_ID} token=env:FACEBOOK_PAGE_TOKEN" in check.stdout
 
 
 def test_a_crest_that_cannot_be_read_leaves_the_card_without_it(
