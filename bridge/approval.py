@@ -63,12 +63,14 @@ DONE = {APPROVE: "approved", HOLD: "held", DROP: "dropped", SEND_NOW: "sent now"
 
 
 class ActionRefused(ValueError):
-    """An action that is not made; `code` names why, `hint` what to do."""
+    """An action that is not made; `code` names why, `hint` what to do; `it` says it in
+    Italian for the console ("" when the console words it itself)."""
 
-    def __init__(self, code: str, message: str, *, hint: str = "") -> None:
+    def __init__(self, code: str, message: str, *, hint: str = "", it: str = "") -> None:
         super().__init__(message)
         self.code = code
         self.hint = hint
+        self.it = it
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,13 +218,16 @@ def edited_alert(delivery: Delivery, text: str, config: Config, *, confirm: bool
     has a number or date that the feed's own alert does not (the fact guard)."""
     new = normalize_text(text)
     if not new:
-        raise ActionRefused(BAD_TEXT, "the edited text is empty", hint="give the text, or approve without --text")
+        raise ActionRefused(BAD_TEXT, "the edited text is empty", hint="give the text, or approve without --text",
+                            it="Il testo modificato è vuoto.")
     feed = next((f for f in config.feeds if f.id == delivery.feed_id), None)
     off_site = summary.off_site_addresses(new, feed_url=feed.url if feed else "",
                                           link_domains=feed.link_domains if feed else ())
     if off_site:
         raise ActionRefused(BAD_TEXT, f"the edited text links off the comune's site: {off_site[0].url}",
-                            hint="the only link of an alert is its page on the comune's site: remove the address")
+                            hint="the only link of an alert is its page on the comune's site: remove the address",
+                            it=f"Il testo modificato contiene un indirizzo fuori dal sito del comune "
+                               f"({off_site[0].url}): toglierlo, l'unico link è la pagina dell'avviso.")
     alert = replace(delivery.alert, summary=new)
     channel = config.channels.get(delivery.channel)
     if channel is not None:
@@ -232,11 +237,15 @@ def edited_alert(delivery: Delivery, text: str, config: Config, *, confirm: bool
                               platform=platform)
         if over > 0:
             raise ActionRefused(BAD_TEXT, f"the edited text is {over} characters too long for {delivery.channel} "
-                                f"(at most {limit} with its title and link)", hint="shorten it")
+                                f"(at most {limit} with its title and link)", hint="shorten it",
+                                it=f"Il testo modificato è troppo lungo per {delivery.channel} di {over} caratteri "
+                                   f"(al massimo {limit} con titolo e link): accorciarlo.")
     source = delivery.original or delivery.alert
     unsupported = unsupported_facts(new, f"{source.title}\n{source.summary}")
     if unsupported and not confirm:
         raise ActionRefused(NEEDS_CONFIRM, f"the edited text has {', '.join(unsupported)}, which the source does "
-                            "not say", hint="check it against the page, then approve again with --confirm")
+                            "not say", hint="check it against the page, then approve again with --confirm",
+                            it=f"Il testo ha {', '.join(unsupported)}, che la fonte non dice: controllarlo sulla "
+                               "pagina, poi confermare per approvarlo.")
     return alert
 

@@ -78,6 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     drop = acts.add_parser("drop", help="drop an alert: it is never sent")
     drop.add_argument("id", help="the alert's id, as queue shows it")
     drop.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+    delete = acts.add_parser("delete", help="delete a post on its platform (a person's decision, never the bridge's)")
+    delete.add_argument("id", help="the post's delivery id, as history shows it")
+    delete.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+
+    send = commands.add_parser("send", help="send an alert an editor wrote (through the daemon's outbox), or "
+                               "a test message with --test")
+    send.add_argument("--title", default="", help="the alert's title")
+    send.add_argument("--text", default="", help="the alert's text")
+    send.add_argument("--link", default="", help="its page on the comune's site (on the domains of its feeds)")
+    send.add_argument("--image", help="an https address of an image (for channels with images = true)")
+    send.add_argument("--urgent", action="store_true", help="urgent: past quiet hours and pacing")
+    send.add_argument("--channel", action="append", default=[],
+                      help="only this channel (repeatable; default: every channel the feeds post to)")
+    send.add_argument("--test", action="store_true",
+                      help="post a clearly marked test message now to the one --channel, to check it end to end")
 
     user = commands.add_parser("user", help="the staff console's accounts")
     user_commands = user.add_subparsers(dest="user_command", metavar="ACTION", required=True)
@@ -156,11 +171,16 @@ def _run_command(args: argparse.Namespace) -> int:
             return cmd_forget(config, sys.stdout, args.feed_id)
         if args.command == "status":
             return cmd_status(config, sys.stdout, as_json=args.json)
+        if args.command == "queue" and args.queue_action == "delete":
+            return cmd_delete(config, sys.stdout, args.id, reason=args.reason)
         if args.command == "queue" and args.queue_action is not None:
             return cmd_act(config, sys.stdout, args.queue_action, args.id, text=getattr(args, "text", None),
                            confirm=getattr(args, "confirm", False), reason=getattr(args, "reason", None) or "")
         if args.command == "queue":
             return cmd_queue(config, sys.stdout, channel=args.channel, as_json=args.json)
+        if args.command == "send":
+            return cmd_send(config, sys.stdout, title=args.title, text=args.text, link=args.link, image=args.image,
+                            urgent=args.urgent, channels=args.channel, test=args.test)
         if args.command == "audit":
             return cmd_audit(config, sys.stdout, since=args.since, fmt=args.format)
         if args.command == "history":
@@ -489,6 +509,58 @@ def cmd_act(config: Config, out: TextIO, action: str, alert_id: str, *, text: st
         _say_error(f"channel-bridge: the daemon is not running, so nothing was done ({action} {alert_id}); "
                    "actions are made by the running daemon: start it (systemctl start channel-bridge) and try again",
                    sys.stderr)
+        return EXIT_FAILED
+    except ControlError as exc:
+        _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)
+        return EXIT_FAILED
+    print(answer["message"], file=out)
+    return EXIT_OK
+
+
+def cmd_send(config: Config, out: TextIO, *, title: str, text: str, link: str, image: str | None = None,
+             urgent: bool = False, channels: Sequence[str] = (), test: bool = False) -> int:
+    """Ask the running daemon to queue an alert an editor wrote (`bridge.compose`), or the test
+    message, as the Unix user running this command; print the ids queued. Exit 0 once it is
+    durable; 1 when it is refused (one line saying why: an off-domain link, too long, an
+    unknown channel...) or the daemon cannot be asked; 2 for a --test without one --channel.
+    With no daemon running nothing is queued."""
+    from bridge.control.client import ControlError, DaemonNotRunning, ask
+
+    if test and (len(channels) != 1 or title or text or link or image or urgent):
+        _say_error("channel-bridge: send --test takes exactly one --channel and nothing else", sys.stderr)
+        return EXIT_INVALID
+    args: dict[str, Any] = {"title": title, "text": text, "link": link, "urgent": urgent, "channels": list(channels),
+                            "test": test}
+    if image is not None:
+        args["image"] = image
+    try:
+        answer = ask(config.bridge.socket_path, "compose", args)
+    except DaemonNotRunning:
+        _say_error("channel-bridge: the daemon is not running, so nothing was queued; alerts are sent by the "
+                   "running daemon: start it (systemctl start channel-bridge) and try again", sys.stderr)
+        return EXIT_FAILED
+    except ControlError as exc:
+        _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)
+        return EXIT_FAILED
+    print(answer["message"], file=out)
+    for row in answer["queued"]:
+        print(f"{row['channel']:<16} {row['id']}", file=out)
+    return EXIT_OK
+
+
+def cmd_delete(config: Config, out: TextIO, delivery_id: str, *, reason: str) -> int:
+    """Ask the running daemon to delete the post `delivery_id` on its platform
+    (`bridge.deletion`), as the Unix user running this command; print what it did. Exit 0 once
+    it is deleted and in the audit trail; 1 when it is refused (already deleted by someone,
+    not in the history, a platform that cannot delete it) or the daemon cannot be asked."""
+    from bridge.control.client import ControlError, DaemonNotRunning, ask
+
+    try:
+        answer = ask(config.bridge.socket_path, "delete", {"id": delivery_id, "reason": reason})
+    except DaemonNotRunning:
+        _say_error(f"channel-bridge: the daemon is not running, so nothing was done (delete {delivery_id}); "
+                   "deletions are made by the running daemon: start it (systemctl start channel-bridge) and try "
+                   "again", sys.stderr)
         return EXIT_FAILED
     except ControlError as exc:
         _say_error(f"channel-bridge: {exc}" + (f"; {exc.hint}" if exc.hint else ""), sys.stderr)

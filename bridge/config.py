@@ -28,6 +28,8 @@ DEFAULT_MAX_FEED_BYTES = 10 * 1024 * 1024
 
 CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console", "facebook")
 FetchArticle = Literal["auto", "always", "never"]
+#: How a posted item that changed at its source is followed (`bridge.corrections.correction_mode`).
+CORRECTION_MODES = ("edit", "post", "ask", "off")
 # A channel's `card`: when the alert goes with its image card (`bridge.cards`). "auto": when the
 # alert has no image of its own, on the platforms that want a picture; "always"; "never".
 CardMode = Literal["auto", "always", "never"]
@@ -138,6 +140,7 @@ class FeedConfig:
     fetch_article: FetchArticle = "auto"
     approve: bool = False  # its alerts wait for an editor's approval (see `bridge.approval`)
     approve_timeout: ApproveTimeout | None = None  # None: the channel's, else the default
+    corrections: str | None = None  # one of CORRECTION_MODES; None: the channel's, else the default
     # An official alert source (`bridge.alerts`) instead of a news feed: "dpc", "meteoalarm" or
     # "cap"; "rss" (RSS or Atom) otherwise. The area it follows: DPC zone codes, Meteoalarm
     # regions (EMMA_ID), resolved from `istat` and the codes given; `link`, the page its posts
@@ -196,6 +199,7 @@ class ChannelConfig:
     timeout: timedelta = timedelta(seconds=30)
     approve: bool = False  # every feed's alerts on this channel wait for an editor's approval
     approve_timeout: ApproveTimeout | None = None
+    corrections: str | None = None  # one of CORRECTION_MODES; None: the default
     card: CardMode = "auto"  # read by the platforms that post pictures; the others ignore it
     page_id: str | None = None  # facebook: the Page's numeric id
     api_version: str = DEFAULT_GRAPH_API_VERSION  # facebook: the Graph API version in every path
@@ -266,6 +270,8 @@ _FEED_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # The feed id under which ops alerts are queued and kept in the history (bridge/ops.py): no
 # feed of the config may take it.
 OPS_FEED = "ops"
+# The feed id of the alerts an editor writes (bridge/compose.py): no feed may take it either.
+MANUAL_FEED = "manuale"
 _CHANNEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 _WINDOW_RE = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _SECRET_PREFIXES = ("env:", "file:", "credential:")
@@ -527,10 +533,10 @@ def _suggest(key: str, known: set[str]) -> str:
 
 _FEED_KEYS = {
     "interval", "channels", "max_age", "backfill", "include", "exclude", "urgent",
-    "link_domains", "fetch_article", "approve", "approve_timeout",
+    "link_domains", "fetch_article", "approve", "approve_timeout", "corrections",
 }
 _CHANNEL_COMMON = {"type", "images", "max_per_day", "max_length", "utm", "template", "timeout", "approve",
-                   "approve_timeout", "card"}
+                   "approve_timeout", "card", "corrections"}
 _CHANNEL_KEYS = {
     "waha": {"url", "session", "chat_id", "api_key"},
     "whapi": {"url", "chat_id", "token"},
@@ -778,6 +784,8 @@ def _parse_feeds(
             table.error("id", f'"{fid}" may contain only a-z, 0-9 and "-" (it names the feed\'s state)')
         elif fid == OPS_FEED:
             table.error("id", f'"{OPS_FEED}" is the name of the bridge\'s own ops alerts; give the feed another id')
+        elif fid == MANUAL_FEED:
+            table.error("id", f'"{MANUAL_FEED}" is the name of the alerts editors write; give the feed another id')
         elif isinstance(fid, str) and fid in seen_ids:
             table.error("id", f'duplicate feed id "{fid}" (also feeds[{seen_ids[fid]}])')
         elif isinstance(fid, str):
@@ -814,6 +822,7 @@ def _parse_feeds(
                 fetch_article=values.get("fetch_article", "auto"),
                 approve=values.get("approve", False),
                 approve_timeout=values.get("approve_timeout"),
+                corrections=values.get("corrections"),
                 **source,
             )
         )
@@ -879,9 +888,16 @@ def parse_timeout_rule(text: str) -> TimeoutRule:
 
 
 def _approval_settings(table: _Table, values: dict[str, Any]) -> None:
-    """Read `approve` and `approve_timeout` of a feed, [defaults] or a channel into `values`."""
+    """Read `approve`, `approve_timeout` and `corrections` of a feed, [defaults] or a channel
+    into `values`."""
     if table.has("approve"):
         values["approve"] = table.get("approve", bool, False)
+    if table.has("corrections"):
+        mode = table.get("corrections", str)
+        if mode is not None and mode not in CORRECTION_MODES:
+            table.error("corrections", f'expected "edit", "post", "ask" or "off", got "{mode}"')
+        elif mode is not None:
+            values["corrections"] = mode
     if not table.has("approve_timeout"):
         return
     raw = table.get("approve_timeout", dict, None)

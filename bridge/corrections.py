@@ -15,20 +15,71 @@ source says:
 Dates are what `bridge.facts` reads as dates (the fact guard's reading, so both agree);
 times are "10.30", "15:00", "ore 21"; numbers are every other figure. `what_changed` answers
 with the changes in Italian words for an editor and in English for the log.
+
+`correction_mode` says how a correction is followed on one channel (`corrections` of the
+feed or [defaults], else of the channel): "edit" the post in place, "post" a "Rettifica:"
+follow-up, "ask" an editor, "off" only record it. Without a setting: "ask" where approval mode
+applies (an editor already vets what goes out, so they vet what changes it), else "edit": a
+corrected post is what a citizen should read, and an edit adds no second message to the
+channel; where the platform cannot edit the post (`EditUnsupported`) a "Rettifica" follow-up
+goes out instead, so a correction is never lost.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, replace
 from difflib import SequenceMatcher
+from typing import TYPE_CHECKING
 
+from bridge.approval import needs_approval
 from bridge.facts import date_mentions, fact_tokens
-from bridge.item import Alert
+from bridge.item import Alert, Item
 
-__all__ = ["CORRECTION_PREFIX", "Change", "Correction", "Version", "correction_alert", "what_changed"]
+if TYPE_CHECKING:
+    from bridge.config import ChannelConfig, FeedConfig
+    from bridge.models import Post
+
+__all__ = ["CORRECTION_PREFIX", "Change", "Correction", "Version", "correction_alert", "correction_mode",
+           "posted_version", "what_changed"]
+
+EDIT = "edit"
+POST = "post"
+ASK = "ask"
+OFF = "off"
+#: The audit trail's name for a correction the bridge queued (by `channel-bridge`, from `daemon`).
+CORRECTION = "correction"
+#: ... and a correction that could not be an edit, sent as a "Rettifica" post instead.
+AS_POST = "correction-as-post"
+
+#: At most this many corrections follow one post; a later change is only recorded (in the
+#: log), so an item edited back and forth at its source does not flood the channel.
+MAX_CORRECTIONS = 3
+
+
+def item_digest(item: Item) -> str:
+    """A fingerprint of what a feed says of an item (title, text, content, as parsed): equal
+    on every poll while the item is unchanged, so only a changed item is compared (its alert
+    made again and `what_changed` asked). Cheap: a hash of text the parse already made."""
+    digest = hashlib.sha256()
+    for part in (item.title, item.text, item.content):
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\0")
+    return digest.hexdigest()[:24]
+
+
+def correction_id(posted_id: str, digest: str) -> str:
+    """The delivery id of the correction of post `posted_id` to the item's version `digest`:
+    one per change, so a second poll of the same change adds nothing."""
+    return f"{posted_id}~{digest[:12]}"
+
+
+def rettifica(current: Alert, note: str) -> Alert:
+    """`correction_alert` from the stored words of what changed (`Correction.italian`)."""
+    return replace(current, title=CORRECTION_PREFIX + current.title, summary=note, image_url=None)
 
 #: How a "Rettifica" follow-up's title starts.
 CORRECTION_PREFIX = "Rettifica: "
@@ -153,14 +204,32 @@ def what_changed(posted: Version, current: Version) -> Correction | None:
     return Correction(tuple(changes)) if changes else None
 
 
+def posted_version(post: Post) -> Version | None:
+    """The version of the item a post was made from (its title and summary as the feed gave
+    them then), or None for a post recorded without one: such a post gets no correction."""
+    if post.version is None:
+        return None
+    return Version(*post.version)
+
+
+def correction_mode(feed: FeedConfig | None, channel: ChannelConfig | None) -> str:
+    """How a correction of `feed`'s item is followed on `channel`: the feed's `corrections`
+    (or [defaults]'), else the channel's, else "ask" where approval mode applies and "edit"
+    elsewhere (see the module docstring)."""
+    mode = (feed.corrections if feed is not None else None) or (
+        channel.corrections if channel is not None else None)
+    if mode is not None:
+        return mode
+    return ASK if needs_approval(feed, channel) else EDIT
+
+
 def correction_alert(current: Alert, correction: Correction) -> Alert:
     """The "Rettifica:" follow-up of a posted alert whose item changed: its title is
     "Rettifica: " and the item's current title, its summary says what changed (Italian), its
     link is the item's own, and it carries no image (it is a short notice, not the news
     again). Every channel renders and fits it as any alert (`bridge.channels.outgoing_for`);
     a fitting that must cut, cuts the summary, never the title's prefix or the link."""
-    return replace(current, title=CORRECTION_PREFIX + current.title, summary=correction.italian,
-                   image_url=None)
+    return rettifica(current, correction.italian)
 
 
 # -- reading the facts ---------------------------------------------------------------------

@@ -48,6 +48,7 @@ from bridge.approval import AWAITING, Action, Decision
 from bridge.article import ArticleReader
 from bridge.channels import Channel, ChannelError, open_channel
 from bridge.clock import Clock, JumpWatch
+from bridge.compose import Composed, Composition, plan_compose
 from bridge.config import Config, ConfigError, FeedConfig, format_duration, load_config
 from bridge.engagement import Engagement, keep_reading
 from bridge.fetch import Fetcher
@@ -423,6 +424,56 @@ class Bridge:
         self._wake_channels([decision.before.channel])
         self._approvals_changed.set()
         return decision
+
+    async def delete_post(self, delivery_id: str, *, who: str, where: str, reason: str) -> str:
+        """Delete a post on its platform, as `who` asked from `where` (`bridge.deletion`): the
+        audit entry first, then the platform, then the entry that says it is done; return what
+        happened. Raise approval.ActionRefused when it is refused or the platform did not
+        delete it (then the trail says the deletion did not take effect)."""
+        from bridge.approval import NOT_ALLOWED, ActionRefused
+        from bridge.audit import AuditEntry, not_applied
+        from bridge.channels import DeleteUnsupported
+        from bridge.deletion import DELETE, DELETED, check_delete
+
+        post = check_delete(delivery_id, self.store.post(delivery_id), self.store.last_action(delivery_id),
+                            reason=reason, timezone=self.config.bridge.timezone)
+        assert post.remote_id is not None
+        shown = {"state": "posted", "title": post.title, "summary": "", "send_now": False}
+        asked = AuditEntry(at=self.now(), who=who, where=where, action=DELETE, alert_id=post.delivery_id,
+                           channel=post.channel, feed_id=post.feed_id, title=post.title, before=shown,
+                           after=None, reason=reason.strip())
+        await self.store.acommit(self.store.plan_act([asked], [], []))
+        channel = self.channels.get(post.channel)
+        try:
+            if channel is None:
+                raise DeleteUnsupported(f"channel {post.channel} is no longer in the config")
+            gone = await channel.delete(post.remote_id)
+        except ChannelError as exc:
+            await self.store.acommit(self.store.plan_act([not_applied(asked, self.now(), str(exc))], [], []))
+            log.warning("post not deleted", delivery=delivery_id, channel=post.channel, user=who, where=where,
+                        error=str(exc), hint=exc.hint)
+            raise ActionRefused(NOT_ALLOWED, f"post {delivery_id} not deleted: {exc}", hint=exc.hint) from None
+        done = AuditEntry(at=self.now(), who=who, where=where, action=DELETED, alert_id=post.delivery_id,
+                          channel=post.channel, feed_id=post.feed_id, title=post.title, before=shown,
+                          after=None, reason=reason.strip())
+        await self.store.acommit(self.store.plan_act([done], [], []))
+        message = (f"post {delivery_id} deleted on {post.channel}" if gone else
+                   f"post {delivery_id} was no longer on {post.channel}: recorded as deleted")
+        log.warning("post deleted", delivery=delivery_id, channel=post.channel, remote_id=post.remote_id,
+                    user=who, where=where, reason=reason.strip(), message=message)
+        return message
+    async def compose(self, composition: Composition, *, who: str, where: str) -> Composed:
+        """Queue an alert an editor wrote, or a test message (`bridge.compose`), for the command
+        line (over the control socket) and the console alike: decided at its turn, durable
+        (audit, then outbox) before this returns; its channels' workers are woken. Raise
+        approval.ActionRefused, changing nothing."""
+        composed = await self.store.acommit(plan_compose(self.store, self.config, composition, who=who, where=where,
+                                                         now=self.now()))
+        log.info("editor's alert queued", action=composition.action, compose=composition.compose_id, user=who,
+                 where=where, urgent=composition.urgent, channels=[d.channel for d in composed.deliveries],
+                 title=composed.deliveries[0].alert.title if composed.deliveries else None)
+        self._wake_channels([d.channel for d in composed.deliveries])
+        return composed
 
     async def _approvals(self) -> None:
         """Every APPROVAL_CHECK: apply `approve_timeout`, then announce the alerts awaiting

@@ -37,7 +37,7 @@ import structlog
 from bridge import __version__
 from bridge.addresses import AddressRefused, PublicOnlyTransport, Resolver
 
-__all__ = ["DEFAULT_MAX_BYTES", "Image", "ImageLoader"]
+__all__ = ["DEFAULT_MAX_BYTES", "Image", "ImageLoader", "url_problem"]
 
 log = structlog.get_logger("bridge.images")
 
@@ -220,17 +220,26 @@ class ImageLoader:
         return Image(data=b"".join(parts), mimetype=mimetype, filename=_filename(url, mimetype))
 
 
-def _check_url(url: str) -> None:
-    """Refuse a URL that is not https or has no host (addresses are checked on connecting)."""
+def url_problem(url: str) -> str | None:
+    """Why an image at `url` is never fetched (not https, no host), or None (its addresses are
+    checked on connecting)."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError as exc:
-        raise ImageRefused(f"invalid URL: {exc}") from exc
+        return f"invalid URL: {exc}"
     if parts.scheme.lower() != "https":
-        raise ImageRefused(f"only https images are fetched, not {parts.scheme or 'a relative'} URLs")
+        return f"only https images are fetched, not {parts.scheme or 'a relative'} URLs"
     if not parts.hostname:
-        raise ImageRefused("URL without a host")
+        return "URL without a host"
+    return None
+
+
+def _check_url(url: str) -> None:
+    """Refuse a URL that is not https or has no host (addresses are checked on connecting)."""
+    problem = url_problem(url)
+    if problem is not None:
+        raise ImageRefused(problem)
 
 
 def _filename(url: str, mimetype: str) -> str:

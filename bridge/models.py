@@ -205,13 +205,22 @@ class Delivery:
     acted_by: str | None = None
     acted_at: datetime | None = None
     original: Alert | None = None  # the alert as the feed made it, once an editor changed its text
+    # A correction (`bridge.corrections`): the id of the posted delivery it corrects; `edit_of`
+    # the remote id of the post it edits in place (None: it goes out as a post of its own, the
+    # "Rettifica" follow-up); `note` what changed, in Italian (the follow-up's text when an
+    # edit cannot be made). `digest`: the fingerprint of the item it was made from.
+    corrects: str | None = None
+    edit_of: str | None = None
+    note: str | None = None
+    digest: str | None = None
     # An official alert's end (CAP `expires`): past it, the alert is no longer posted.
     expires: datetime | None = None
 
     @property
     def unpaced(self) -> bool:
-        """Urgent, or sent now by an editor: quiet hours, min_gap and max_per_day do not hold it."""
-        return self.urgent or self.send_now
+        """Urgent, sent now by an editor, or an edit of a post (no new message): quiet hours,
+        min_gap and max_per_day do not hold it."""
+        return self.urgent or self.send_now or self.edit_of is not None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -235,6 +244,8 @@ class Delivery:
             "acted_by": self.acted_by,
             "acted_at": iso(self.acted_at),
             "original": self.original.to_dict() if self.original is not None else None,
+            **{key: value for key, value in (("corrects", self.corrects), ("edit_of", self.edit_of),
+                                             ("note", self.note), ("digest", self.digest)) if value is not None},
             "expires": iso(self.expires),
         }
 
@@ -276,6 +287,10 @@ class Delivery:
                 acted_by=data.get("acted_by"),
                 acted_at=read_time(data["acted_at"], "acted_at", local) if data.get("acted_at") else None,
                 original=Alert.from_dict(data["original"]) if data.get("original") else None,
+                corrects=_text_or_none(data.get("corrects")),
+                edit_of=_text_or_none(data.get("edit_of")),
+                note=_text_or_none(data.get("note")),
+                digest=_text_or_none(data.get("digest")),
                 expires=read_time(data["expires"], "expires", local) if data.get("expires") else None,
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -306,9 +321,16 @@ class Post:
     posted_at: datetime
     remote_id: str | None
     verified: bool | None = None  # read back on the channel (True), looked for and not found (False)
+    # The item's title and summary as its feed gave them when it was queued (before any
+    # editor's change): what a correction compares the feed's later text with
+    # (`bridge.corrections.posted_version`). None for a post recorded before versions were kept.
+    version: tuple[str, str] | None = None
+    digest: str | None = None  # the fingerprint of the item (`bridge.corrections.item_digest`)
+    corrects: str | None = None  # for a correction: the id of the posted delivery it corrected
+    published: datetime | None = None  # the item's publication date, when its feed gave one
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "delivery_id": self.delivery_id,
             "channel": self.channel,
             "feed_id": self.feed_id,
@@ -318,6 +340,15 @@ class Post:
             "remote_id": self.remote_id,
             "verified": self.verified,
         }
+        if self.version is not None:
+            data["version"] = {"title": self.version[0], "summary": self.version[1]}
+        if self.digest is not None:
+            data["digest"] = self.digest
+        if self.corrects is not None:
+            data["corrects"] = self.corrects
+        if self.published is not None:
+            data["published"] = iso(self.published)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], notes: list[str] | None = None) -> Post:
@@ -332,4 +363,30 @@ class Post:
             posted_at=read_time(data["posted_at"], f"posted_at of {data['delivery_id']}", notes),
             remote_id=data.get("remote_id"),
             verified=data.get("verified"),
+            version=_version(data.get("version")),
+            digest=_text_or_none(data.get("digest")),
+            corrects=_text_or_none(data.get("corrects")),
+            published=_time_or_none(data.get("published")),
         )
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    try:
+        return read_time(value, "published") if value else None
+    except ValueError:
+        return None
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _version(data: Any) -> tuple[str, str] | None:
+    """The stored version of a post, or None when there is none (an older record) or it is
+    not one (a hand edit): that post then gets no correction, and loses nothing else."""
+    if not isinstance(data, Mapping):
+        return None
+    title, summary = data.get("title"), data.get("summary", "")
+    if not isinstance(title, str) or not isinstance(summary, str):
+        return None
+    return (title, summary)

@@ -55,9 +55,11 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
+from bridge.audit import BRIDGE, AuditEntry, snapshot
 from bridge.channels import Channel, ChannelDownError, ChannelError, MessageRejected, Posted, TransientError
-from bridge.channels.base import GatewayAnswerError
+from bridge.channels.base import EditUnsupported, GatewayAnswerError
 from bridge.config import AlertSettings, ChannelConfig, TimeWindow, format_duration
+from bridge.corrections import AS_POST, rettifica
 from bridge.item import Alert
 from bridge.models import Delivery
 from bridge.store import Store, with_retry
@@ -411,6 +413,15 @@ async def _attempt(
     if len(batch) > 1:
         dlog = dlog.bind(digest=len(batch))
     try:
+        if head.edit_of is not None and len(batch) == 1:
+            # A correction that edits its post in place: repeating an edit is harmless, so a
+            # crash during one simply edits again.
+            store.check_lock()
+            posted = await channel.edit(alert, remote_id=head.edit_of, plain=head.plain)
+            await store.acommit(store.plan_record_posts(batch, posted.remote_id, now(), verified=posted.verified))
+            dlog.info("post edited with the correction", title=alert.title, remote_id=posted.remote_id,
+                      corrects=head.corrects)
+            return _Outcome(posted=posted)
         if head.in_flight:
             # First: a post that went out before a crash is recorded as posted, however old.
             recovered = await channel.recover(alert, delivery_id=head.id, token=head.token)
@@ -432,6 +443,17 @@ async def _attempt(
             return _Outcome(retry_now=True)
         store.check_lock()  # never post from a state directory that is no longer ours
         posted = await channel.send(alert, delivery_id=head.id, token=token, plain=head.plain)
+    except EditUnsupported as exc:
+        at = now()
+        follow_up = replace(head, edit_of=None, alert=rettifica(head.alert, head.note or ""), plain=False,
+                            acted=AS_POST, acted_by=BRIDGE, acted_at=at)
+        entry = AuditEntry(at=at, who=BRIDGE, where="daemon", action=AS_POST, alert_id=head.id,
+                           channel=head.channel, feed_id=head.feed_id, title=follow_up.alert.title,
+                           before=snapshot(head), after=snapshot(follow_up), reason=str(exc))
+        await store.acommit(store.plan_act([entry], [follow_up], []))
+        dlog.warning('the post cannot be edited here; the correction goes out as a "Rettifica" post',
+                     error=str(exc), corrects=head.corrects)
+        return _Outcome(error=str(exc), retry_now=True)
     except TransientError as exc:
         # A timeout, or a wrong answer from a proxy that forwarded the request, may hide a post
         # that went out: the delivery stays in flight, so the next attempt asks the channel

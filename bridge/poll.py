@@ -26,16 +26,34 @@ from bridge.alert_poll import record_alerts
 from bridge.alerts.source import SourceRequest, read_request
 from bridge.approval import AWAITING, needs_approval
 from bridge.article import ArticleReader
+from bridge.audit import BRIDGE, AuditEntry, snapshot
 from bridge.config import Config, FeedConfig
+from bridge.corrections import (
+    ASK,
+    CORRECTION,
+    EDIT,
+    MAX_CORRECTIONS,
+    OFF,
+    Version,
+    correction_id,
+    correction_mode,
+    item_digest,
+    posted_version,
+    rettifica,
+    what_changed,
+)
+from bridge.deletion import DELETE, DELETED
 from bridge.fetch import Fetcher, FetchError, Validators
 from bridge.health import rhythm
 from bridge.identity import delivery_id, recorded_keys
 from bridge.item import Item
-from bridge.models import HELD_KEPT, Delivery, FeedState, HeldItem
+from bridge.models import HELD_KEPT, Delivery, FeedState, HeldItem, Post
 from bridge.parse import ParseError, parse_feed
 from bridge.parser_pool import ParserPool
 from bridge.store import Plan, Store
-from bridge.verdict import HELD, NO_LINK, NOTHING_TO_SAY, FeedMemory, Verdict, decide, wants_article
+from bridge.summary import AddressOnlyTitleError
+from bridge.verdict import HELD, NO_LINK, NOTHING_TO_SAY, FeedMemory, Verdict, alert_for, decide, wants_article
+from bridge.withdrawn import WITHDRAWN, watched_since, withdrawn_posts
 
 log = structlog.get_logger("bridge.poll")
 
@@ -193,6 +211,18 @@ def _record(feed: FeedConfig, config: Config, store: Store, state: FeedState, it
     queued = yield from store.plan_add_deliveries(
         [_delivery(feed, verdict, started, approve=needs_approval(feed, config.channels.get(verdict.channel)))
          for verdict in posts])
+    fixes = _corrections(feed, config, store, items, started, flog)
+    if fixes:
+        # The bridge's own action, in the audit trail before the outbox.
+        yield from store.plan_act([_correction_entry(fix) for fix in fixes], fixes, [])
+    gone = withdrawn_posts(store.recent_posts(feed.id, watched_since(started)), items, feed.channels,
+                           lambda ident: _marked(store, ident))
+    if gone:
+        yield from store.plan_act([_withdrawn_entry(post, started) for post in gone], [], [])
+        for post in gone:
+            flog.warning("ritirato alla fonte: a posted item is no longer in its feed; nothing is deleted",
+                         channel=post.channel, delivery=post.delivery_id, title=post.title, link=post.link,
+                         hint=f"channel-bridge queue delete {post.delivery_id} --reason \"...\" deletes the post")
     first = tuple(channel for channel in feed.channels if memory.first_poll(channel))
     posted_first = sum(1 for delivery in queued if delivery.channel in first)
     recorded = {key for item in items for key in recorded_keys(item)}
@@ -207,6 +237,108 @@ def _record(feed: FeedConfig, config: Config, store: Store, state: FeedState, it
         flog.info(f"first poll: {len(items)} items recorded, {posted_first} posted (backfill)",
                   channels=list(first), backfill=0 if state.rebuilt else feed.backfill)
     return queued
+
+
+# What this process already told the log once: posts without a version, and changes that were
+# only recorded (typo level, `corrections = "off"`, past MAX_CORRECTIONS). Bounded.
+_TOLD: set[tuple[str, str]] = set()
+_TOLD_KEPT = 10_000
+
+
+def _tell_once(posted_id: str, digest: str) -> bool:
+    """True the first time (in this process) for this post and item version."""
+    if (posted_id, digest) in _TOLD:
+        return False
+    if len(_TOLD) >= _TOLD_KEPT:
+        _TOLD.clear()
+    _TOLD.add((posted_id, digest))
+    return True
+
+
+def _corrections(feed: FeedConfig, config: Config, store: Store, items: Sequence[Item], started: datetime,
+                 flog: structlog.typing.FilteringBoundLogger) -> list[Delivery]:
+    """The corrections of the items of `feed` already posted that changed at the source since
+    (see `bridge.corrections`): an item is compared only when its fingerprint differs from the
+    one its latest post recorded, and each change is followed once, by its channel's
+    `corrections`: an edit of the post, a "Rettifica" post, one awaiting an editor ("ask"),
+    or only a line in the log ("off", a typo-level change, past MAX_CORRECTIONS)."""
+    fixes = []
+    for item in items:
+        digest: str | None = None
+        for name in feed.channels:
+            posted_id = delivery_id(name, item)
+            latest = store.latest_post(posted_id)
+            if latest is None:
+                continue
+            before = posted_version(latest)
+            if before is None or latest.digest is None:
+                if _tell_once(posted_id, ""):
+                    flog.info("posted before versions were kept: its changes at the source are not followed",
+                              channel=name, delivery=posted_id, title=latest.title)
+                continue
+            digest = digest or item_digest(item)
+            fix_id = correction_id(posted_id, digest)
+            if digest == latest.digest or (posted_id, digest) in _TOLD or store.has_delivery(fix_id) or (
+                    store.last_action(fix_id) is not None):  # an editor dropped it: not again
+                continue
+            channel = config.channels.get(name)
+            if channel is None:
+                continue
+            try:
+                current = alert_for(item, feed, config.alerts, channel)
+            except AddressOnlyTitleError:
+                continue
+            # A summary made from the article page cannot be made again here without fetching
+            # it: only the title is compared then.
+            now = Version(current.title, before.summary if wants_article(item, feed) else current.summary)
+            correction = what_changed(before, now)
+            if correction is None:
+                _tell_once(posted_id, digest)  # typo level: not a correction, never compared again
+                continue
+            mode = correction_mode(feed, channel)
+            count = store.corrections_of(posted_id)
+            if mode == OFF or count >= MAX_CORRECTIONS:
+                if _tell_once(posted_id, digest):
+                    flog.warning("item changed at its source after it was posted; recorded only",
+                                 why='corrections = "off"' if mode == OFF else f"{count} corrections already",
+                                 channel=name, delivery=posted_id, title=latest.title, change=correction.english)
+                continue
+            edit_of = latest.remote_id if mode in (EDIT, ASK) else None
+            fixes.append(Delivery(
+                id=fix_id, channel=name, feed_id=feed.id,
+                alert=current if edit_of is not None else rettifica(current, correction.italian),
+                created=started, order=started.timestamp(), urgent=current.urgent,
+                state=AWAITING if mode == ASK else "pending",
+                corrects=posted_id, edit_of=edit_of, note=correction.italian, digest=digest,
+                acted=CORRECTION, acted_by=BRIDGE, acted_at=started,
+            ))
+            flog.warning("item changed at its source after it was posted; correction queued",
+                         how=("edit" if edit_of is not None else "Rettifica post") + (
+                             ", awaiting an editor" if mode == ASK else ""),
+                         channel=name, delivery=posted_id, correction=fix_id, change=correction.english)
+    return fixes
+
+
+def _correction_entry(fix: Delivery) -> AuditEntry:
+    """The audit entry of a correction the bridge queued: by `channel-bridge`, from `daemon`,
+    what changed as its reason."""
+    assert fix.acted_at is not None
+    return AuditEntry(at=fix.acted_at, who=BRIDGE, where="daemon", action=CORRECTION, alert_id=fix.id,
+                      channel=fix.channel, feed_id=fix.feed_id, title=fix.alert.title, before={},
+                      after=snapshot(fix), reason=fix.note or "")
+
+
+def _marked(store: Store, ident: str) -> bool:
+    """Whether the post `ident` is already marked withdrawn, or deleted (or being deleted)."""
+    last = store.last_action(ident)
+    return last is not None and last.action in (WITHDRAWN, DELETE, DELETED)
+
+
+def _withdrawn_entry(post: Post, at: datetime) -> AuditEntry:
+    shown = {"state": "posted", "title": post.title, "summary": "", "send_now": False}
+    return AuditEntry(at=at, who=BRIDGE, where="daemon", action=WITHDRAWN, alert_id=post.delivery_id,
+                      channel=post.channel, feed_id=post.feed_id, title=post.title, before=shown, after=None,
+                      reason="ritirato alla fonte")
 
 
 def _log_held(flog: structlog.typing.FilteringBoundLogger, verdict: Verdict) -> None:
@@ -264,6 +396,7 @@ def _delivery(feed: FeedConfig, verdict: Verdict, now: datetime, *, approve: boo
         order=verdict.order,
         urgent=verdict.alert.urgent,
         state=AWAITING if approve else "pending",
+        digest=item_digest(verdict.item),
     )
 
 

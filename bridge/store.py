@@ -521,6 +521,12 @@ class Store:
         self._queues: dict[tuple[str, str], list[_Queued]] = {}
         self._last_post: dict[str, datetime] = {}
         self._posted_ids: set[str] = set()
+        # For corrections: the latest post of each posted item (its own, or its latest
+        # correction's), by the id of the item's first post; and how many corrections it had.
+        self._latest: dict[str, Post] = {}
+        self._posts_by_id: dict[str, Post] = {}
+        self._recent_by_feed: dict[str, list[Post]] = {}  # first posts of each feed, oldest first
+        self._corrected: dict[str, int] = {}
         self._posted_at: dict[str, list[tuple[datetime, str | None]]] = {}
         # The latest posts of the bridge's own ops alerts, for *Stato* (a few a day at most).
         self._ops_posts: deque[Post] = deque(maxlen=OPS_POSTS_KEPT)
@@ -711,6 +717,7 @@ class Store:
             since = min(since, oldest - timedelta(days=31))
         for post in self._history.read(since):
             self._posted_ids.add(post.delivery_id)
+            self._note_latest(post)
             self._posted_at.setdefault(post.channel, []).append((post.posted_at, post.remote_id))
             if post.feed_id == OPS_FEED:
                 self._ops_posts.append(post)
@@ -1231,6 +1238,50 @@ class Store:
         """Whether `delivery_id` is in the outbox, or was posted within `HISTORY_HORIZON`."""
         return delivery_id in self._deliveries or self._posted(delivery_id)
 
+    def _note_latest(self, post: Post) -> None:
+        self._posts_by_id[post.delivery_id] = post
+        if post.corrects is None:
+            self._recent_by_feed.setdefault(post.feed_id, []).append(post)
+        original = post.corrects or post.delivery_id
+        if post.corrects is not None:
+            self._corrected[original] = self._corrected.get(original, 0) + 1
+        self._latest[original] = post
+
+    def latest_post(self, delivery_id: str) -> Post | None:
+        """The latest post of the item first posted as `delivery_id`: that post, or its latest
+        correction (within `HISTORY_HORIZON`); None when it was not posted."""
+        self._load_history()
+        return self._latest.get(delivery_id)
+
+    def recent_posts(self, feed_id: str, since: datetime) -> list[Post]:
+        """The first posts of `feed_id`'s items (not their corrections) made at or after
+        `since`, oldest first; older ones are forgotten here (`since` only moves forward)."""
+        self._load_history()
+        posts = self._recent_by_feed.get(feed_id, [])
+        kept = [post for post in posts if post.posted_at >= since]
+        if len(kept) != len(posts):
+            self._recent_by_feed[feed_id] = kept
+        return kept
+
+    def withdrawn(self, delivery_id: str) -> datetime | None:
+        """When the post `delivery_id` was found withdrawn at its source (`bridge.withdrawn`),
+        or None."""
+        from bridge.withdrawn import WITHDRAWN
+
+        entry = self._actions().get(delivery_id)
+        return entry.at if entry is not None and entry.action == WITHDRAWN else None
+
+    def post(self, delivery_id: str) -> Post | None:
+        """The post of that delivery id (within `HISTORY_HORIZON`), or None."""
+        self._load_history()
+        return self._posts_by_id.get(delivery_id)
+
+    def corrections_of(self, delivery_id: str) -> int:
+        """How many corrections the post `delivery_id` had: posted, or in the outbox."""
+        self._load_history()
+        queued = sum(1 for d in self._deliveries.values() if d.corrects == delivery_id)
+        return self._corrected.get(delivery_id, 0) + queued
+
     def _posted(self, delivery_id: str) -> bool:
         self._load_history()
         return delivery_id in self._posted_ids
@@ -1312,9 +1363,15 @@ class Store:
             posted_at=at,
             remote_id=remote_id,
             verified=verified,
+            version=_source_version(delivery),
+            digest=delivery.digest,
+            corrects=delivery.corrects,
+            published=delivery.alert.published,
         ) for delivery in deliveries]
         yield partial(self._history.append, posts)
         self._ops_posts.extend(post for post in posts if post.feed_id == OPS_FEED)
+        for post in posts:
+            self._note_latest(post)
         for delivery in deliveries:
             self._posted_ids.add(delivery.id)
             self._posted_at.setdefault(delivery.channel, []).append((at, remote_id))
@@ -1553,6 +1610,13 @@ class Store:
         """Every post recorded, oldest first, optionally only those at or after `since` (then
         only the history's files of `since`'s month and later are read)."""
         return iter(sorted(self._history.read(since), key=lambda p: p.posted_at))
+
+
+def _source_version(delivery: Delivery) -> tuple[str, str]:
+    """The title and summary of `delivery`'s item as its feed gave them (before an editor's
+    change of the text): what a later correction compares with."""
+    alert = delivery.original if delivery.original is not None else delivery.alert
+    return (alert.title, alert.summary)
 
 
 def _channel_document(name: str, last_post: datetime | None, paused: str | None) -> Document | None:

@@ -2,11 +2,15 @@
 session from login to logout, with what the page shows checked in the browser's DOM and
 computed styles, not in the HTML string: a failing feed on *Stato*, a held alert with its
 reason on *In coda*, a phone preview whose bold title is bold, and hostile feed text shown as
-text with no script run. Without Chromium these tests fail (tests/console/browser.py)."""
+text with no script run; an editor approving an alert and composing an urgent one on the
+real daemon, both reaching the fake WAHA; the *Componi* form disabled for a viewer, and forged
+or tokenless posts of it refused. Without Chromium these tests fail (tests/console/browser.py)."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +18,11 @@ from typing import Any
 import pytest
 from console.browser import BROWSER_VARIABLE, BrowserMissingError, chromium, chromium_path
 from console.harness import NOW, PASSWORD, ServedConsole, delivery, served
+from daemons import Daemon, bridge_command, bridge_environment
 from playwright.sync_api import ConsoleMessage, Dialog, Page
 from servers.feeds import FeedServer, rss
+from servers.waha import FakeWaha
+from waiting import wait_for
 
 from bridge.console.accounts import AccountBook
 from bridge.models import HeldItem
@@ -380,6 +387,127 @@ def test_a_viewer_sees_the_buttons_disabled_and_forged_or_tokenless_forms_are_re
             assert "codice di sicurezza" in page.locator("body").inner_text()
         assert store.delivery("a1").state == "awaiting"  # type: ignore[union-attr]
         assert store.audit_entries() == [] and site.daemon.acted == []
+
+
+@pytest.mark.e2e
+def test_an_editor_approves_an_alert_and_composes_an_urgent_one_that_reaches_the_channel(
+        tmp_path: Path, feed_server: FeedServer, waha_server: FakeWaha) -> None:
+    """The real daemon (`channel-bridge run`) with its console, a feed in approval mode and the
+    fake WAHA: in the browser, an editor approves the waiting alert, then composes an urgent
+    one on *Componi*, previews it as WhatsApp shows it and sends it; both reach the channel once."""
+    from test_console_act_daemon import API_KEY, CHAT, free_port, news
+
+    waha_server.api_key = API_KEY
+    port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(f"""
+[bridge]
+state_dir = "state"
+
+[[feeds]]
+id = "notizie"
+url = "{feed_server.url('/feed.xml')}"
+interval = "1s"
+channels = ["whatsapp"]
+link_domains = ["comune.esempio.it"]
+approve = true
+
+[channels.whatsapp]
+type = "waha"
+url = "{waha_server.url}"
+chat_id = "{CHAT}"
+api_key = "env:WAHA_API_KEY"
+
+[console]
+listen = "127.0.0.1:{port}"
+""", encoding="utf-8")
+    AccountBook(tmp_path / "state").add("e.bianchi", "editor", PASSWORD)
+    env = bridge_environment({"WAHA_API_KEY": API_KEY}, without=("RUNTIME_DIRECTORY",))
+    feed_server.set_feed("/feed.xml", rss([news(1, hours_ago=30)]))
+    url = f"http://127.0.0.1:{port}"
+    with Daemon(config, tmp_path / "daemon.log", env=env) as daemon, chromium() as browser:
+        assert daemon.wait_started(), daemon.log()
+        assert daemon.wait_for_log("first poll"), daemon.log()
+        feed_server.set_feed("/feed.xml", rss([news(2, hours_ago=1), news(1, hours_ago=30)]))
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        marks = Marks(page)
+        page.goto(f"{url}/login")
+        page.fill("input[name=name]", "e.bianchi")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("form.login button[type=submit]")
+        page.wait_for_url(f"{url}/")
+        page.click("nav a[href='/coda']")
+        for _ in range(60):
+            if page.locator("li.state-awaiting form.act-approve button").count():
+                break
+            page.wait_for_timeout(500)
+            page.reload()
+        page.click("li.state-awaiting form.act-approve button")
+        assert "approvato: parte al suo turno" in page.locator("p.notice").inner_text()
+        assert wait_for(lambda: len(waha_server.posts) == 1, 30), daemon.log()
+
+        page.click("nav a[href='/componi']")
+        page.wait_for_url(f"{url}/componi")
+        page.fill("input[name=titolo]", "Neve: scuole chiuse")
+        page.fill("textarea[name=testo]", "Domani le scuole restano chiuse per neve.")
+        page.fill("input[name=link]", "https://www.comune.esempio.it/novita/neve/")
+        page.check("input[name=urgente]")
+        page.click("button.preview")
+        page.wait_for_url(f"{url}/componi/anteprima")
+        bubble = page.locator(".phone-whatsapp .bubble .text")
+        assert bubble.locator("strong").first.inner_text() == "Neve: scuole chiuse"
+        assert "Domani le scuole restano chiuse per neve." in bubble.inner_text()
+        page.click("button.send")
+        page.wait_for_url(f"{url}/coda")
+        assert "messo in coda per whatsapp: parte subito" in page.locator("p.notice").inner_text()
+        assert wait_for(lambda: len(waha_server.posts) == 2, 30), daemon.log()
+        assert marks.dialogs == [] and marks.errors == []
+        assert daemon.stop() == 0
+    assert [post.text.splitlines()[0] for post in waha_server.posts] == [
+        "*Avviso numero 2: lavori in via Roma*", "*Neve: scuole chiuse*"]
+    audit = json.loads(subprocess.run(bridge_command(config, "audit", "--format", "json"), env=env,
+                                      capture_output=True, text=True, timeout=60, check=True).stdout)
+    assert [(e["action"], e["who"], e["where"]) for e in audit] == [
+        ("approve", "e.bianchi", "console"), ("compose", "e.bianchi", "console")]
+
+
+def test_a_viewer_sees_the_compose_form_disabled_and_forged_or_tokenless_posts_are_refused(tmp_path: Path) -> None:
+    for site in served(tmp_path):
+        AccountBook(site.daemon.config.bridge.state_dir).add("e.bianchi", "editor", PASSWORD)
+        filled = {"titolo": "Falso", "testo": "Falso avviso.", "link": "https://www.comune.example.it/n/1",
+                  "canale": "whatsapp", "urgente": "si", "id": "f1"}
+        with chromium() as browser:
+            viewer = browser.new_context()
+            viewer.set_default_timeout(30_000)
+            page = viewer.new_page()
+            log_in(page, site)
+            page.click("nav a[href='/componi']")
+            page.wait_for_url(f"{site.url}/componi")
+            controls = page.locator("form.compose-form input:not([type=hidden]), form.compose-form textarea, "
+                                    "form.compose-form button")
+            assert controls.count() >= 7 and all(c.is_disabled() for c in controls.all())
+            token = page.locator("form.compose-form input[name=form_token]").get_attribute("value")
+            for path in ("/componi/anteprima", "/componi/invia"):
+                forged = viewer.request.post(f"{site.url}{path}", form={"form_token": token or "", **filled},
+                                             headers={"Origin": site.url}, max_redirects=0)
+                assert forged.status == 403 and "riservata agli editor" in forged.text()
+
+            editor = browser.new_context()
+            editor.set_default_timeout(30_000)
+            page = editor.new_page()
+            log_in(page, site, "e.bianchi")
+            page.goto(f"{site.url}/componi")
+            page.fill("input[name=titolo]", "Neve: scuole chiuse")
+            page.fill("textarea[name=testo]", "Domani le scuole restano chiuse.")
+            page.fill("input[name=link]", "https://www.comune.example.it/n/1")
+            page.locator("form.compose-form input[name=form_token]").evaluate("e => e.remove()")
+            with page.expect_response(f"{site.url}/componi/anteprima") as answer:
+                page.click("button.preview")
+            assert answer.value.status == 403
+            assert "codice di sicurezza" in page.locator("body").inner_text()
+        assert site.daemon.composed == [] and site.daemon.store.deliveries(state=None) == []
+        assert site.daemon.store.audit_entries() == []
 
 
 def test_without_chromium_the_browser_tests_fail_with_the_install_hint(tmp_path: Path,

@@ -142,7 +142,7 @@ def test_bad_requests_are_answered_and_the_connection_goes_on(daemon: Controlled
     assert [r.get("error") for r in replies] == [BAD_REQUEST, VERSION_MISMATCH, UNKNOWN_COMMAND, BAD_REQUEST,
                                                  BAD_REQUEST, None]
     assert all(r["version"] == 1 for r in replies) and replies[-1]["ok"] is True
-    assert replies[2]["hint"] == "commands: ping, queue, end_sessions, act"
+    assert replies[2]["hint"] == "commands: ping, queue, end_sessions, act, delete, compose"
 
 
 def test_a_request_too_large_is_refused_and_the_connection_closed(daemon: ControlledDaemon) -> None:

@@ -15,6 +15,10 @@ An edit (`Channel.edit`) raises the same errors, and one of its own: `EditUnsupp
 this post cannot be edited here (the platform has no edit, the post is an image whose
 caption the gateway cannot change, it is too old or no longer there), for the caller to send
 a "Rettifica" follow-up instead.
+
+A deletion (`Channel.delete`) is always a person's decision, never the bridge's; it raises the
+same errors, and `DeleteUnsupported` when this post cannot be deleted here (the platform has
+no delete, or refuses it for this post: too old).
 """
 
 from __future__ import annotations
@@ -63,6 +67,11 @@ class MessageRejected(ChannelError):
 class EditUnsupported(ChannelError):
     """This post cannot be edited on this channel: send a "Rettifica" follow-up instead.
     The message says why (no edit on this platform, an image caption, too old, gone)."""
+
+
+class DeleteUnsupported(ChannelError):
+    """This post cannot be deleted on this channel; the message says why (no delete on this
+    platform, the post is too old). Nothing was removed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +156,14 @@ class Channel(Protocol):
         None when it cannot read posts). Raise `EditUnsupported` when this post cannot be
         edited here, else the errors a send raises, classified the same way.
         """
+        ...
+
+    async def delete(self, remote_id: str) -> bool:
+        """Remove the post `remote_id` (the id a `send` returned) from the platform. Return
+        True when it was there and is now gone, False when the platform no longer had it
+        (deleted before, by hand or by an earlier attempt): repeating a deletion is harmless.
+        Raise `DeleteUnsupported` when this post cannot be deleted here, else the errors a
+        send raises, classified the same way."""
         ...
 
     async def probe(self) -> str:

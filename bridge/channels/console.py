@@ -6,7 +6,7 @@ import sys
 from typing import TextIO
 
 from bridge import render
-from bridge.channels.base import ChannelDownError, EditUnsupported, Outgoing, Posted
+from bridge.channels.base import ChannelDownError, DeleteUnsupported, EditUnsupported, Outgoing, Posted
 from bridge.config import ChannelConfig
 from bridge.item import Alert
 from bridge.template import channel_template
@@ -67,6 +67,11 @@ class ConsoleChannel:
         """Raise `EditUnsupported`: what was printed stays printed."""
         raise EditUnsupported(f"{self.name}: the console cannot edit what it printed",
                               hint='a correction goes out as a "Rettifica" follow-up')
+
+    async def delete(self, remote_id: str) -> bool:
+        """Raise `DeleteUnsupported`: what was printed stays printed."""
+        raise DeleteUnsupported(f"{self.name}: cannot delete on this platform: the console cannot take back "
+                                "what it printed")
 
     async def probe(self) -> str:
         """Return "console": standard output needs no check."""

@@ -24,6 +24,10 @@ edit replaces the attachments with the `media_ids` it carries, so the status is 
 (`GET /api/v1/statuses/:id`) and its media kept. A status the instance no longer has (404
 `{"error": "Record not found"}`) -> `EditUnsupported`; the rest is classified as a send.
 
+`delete` removes a status (`DELETE /api/v1/statuses/:id`, answered with the deleted Status);
+Mastodon's own 404 `{"error": "Record not found"}` means it was deleted before (False); the
+rest is classified as a send.
+
 Exactly once, by the platform: Mastodon remembers an `Idempotency-Key` for one hour and
 answers a resend carrying it with the status it already created, so `recover` returns None
 and the outbox simply resends; the same holds after a wrong answer that may hide a post a
@@ -196,6 +200,21 @@ class MastodonChannel:
         if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"]:
             raise unexpected_answer(self._endpoint, response, path, "a Mastodon status")
         return body
+
+    async def delete(self, remote_id: str) -> bool:
+        """Delete status `remote_id`; see the module docstring. Return True when deleted,
+        False when the instance no longer has it."""
+        path = f"/api/v1/statuses/{quote(remote_id, safe='')}"
+        doing = "deleting a status"
+        response = await self._endpoint.call("DELETE", path, doing)
+        body = json_or_none(response)
+        if response.status_code == 404 and isinstance(body, dict) and body.get("error"):
+            return False
+        if not response.is_success:
+            raise self._error_for(response, doing)
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"]:
+            raise unexpected_answer(self._endpoint, response, path, "a Mastodon status")
+        return True
 
     async def probe(self) -> str:
         """Return "@account on host" when the token works. Posts nothing.

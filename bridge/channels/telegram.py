@@ -21,6 +21,10 @@ modified" means the post already says it (an edit repeated): success. "message c
 edited" (too old, or not the bot's) and "message to edit not found" -> `EditUnsupported`, as
 is a caption that would exceed 1024 characters; everything else is classified as a send.
 
+`delete` calls `deleteMessage` (`{chat_id, message_id}`, answered `true`): "message to delete
+not found" means it was deleted before (False); "message can't be deleted" (older than 48
+hours, or not the bot's) -> `DeleteUnsupported`; the rest is classified as a send.
+
 At least once: the Bot API has no idempotency key and a bot cannot read a channel's history,
 so a send in flight during a crash cannot be checked; `recover` returns None and the outbox
 resends. The token is part of every URL: it is scrubbed from every message, and httpx's own
@@ -38,6 +42,7 @@ from bridge import render
 from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
+    DeleteUnsupported,
     EditUnsupported,
     MessageRejected,
     Outgoing,
@@ -214,6 +219,26 @@ class TelegramChannel:
                 raise EditUnsupported(str(exc), hint='a correction goes out as a "Rettifica" follow-up') from None
             raise
 
+    async def delete(self, remote_id: str) -> bool:
+        """Delete message `remote_id`; see the module docstring. Return True when deleted,
+        False when Telegram no longer has it."""
+        try:
+            message_id = int(remote_id)
+        except ValueError:
+            raise DeleteUnsupported(f"{self.name}: {remote_id!r} is not a Telegram message id") from None
+        try:
+            await self._call("deleteMessage", "deleting a post",
+                             json_body={"chat_id": self._chat_id, "message_id": message_id}, deleted=True)
+        except MessageRejected as exc:
+            lowered = str(exc).lower()
+            if "message to delete not found" in lowered:
+                return False
+            if "message can't be deleted" in lowered:
+                raise DeleteUnsupported(str(exc), hint="Telegram lets a bot delete its posts for 48 hours; "
+                                        "delete it from a Telegram app as an administrator of the channel") from None
+            raise
+        return True
+
     async def probe(self) -> str:
         """Check, without posting, that the bot can post to the chat; describe it.
 
@@ -269,11 +294,12 @@ class TelegramChannel:
         files: dict[str, tuple[str, bytes, str]] | None = None,
         message: bool = False,
         edited: bool = False,
+        deleted: bool = False,
     ) -> Any:
         """Call a Bot API method; return its `result`, or raise the `ChannelError` its answer
         means: `GatewayAnswerError` for a 2xx that is not `{"ok": true, "result": ...}`, or
         whose `result` is not a sent `Message` (with an integer `message_id`) when `message`,
-        nor that or `true` when `edited` (an edit's answer)."""
+        nor that or `true` when `edited` (an edit's answer), nor `true` when `deleted`."""
         response = await self._endpoint.call(
             "POST", f"/{method}", doing, json_body=json_body, data=data, files=files
         )
@@ -282,10 +308,13 @@ class TelegramChannel:
             raise self._error_for(response, body, doing)
         result = body.get("result") if isinstance(body, dict) and body.get("ok") is True else None
         if result is None or (message and not _is_message(result)) or (
-                edited and result is not True and not _is_message(result)):
+                edited and result is not True and not _is_message(result)) or (
+                deleted and result is not True):
             # The token is part of the URL: the message shows it masked.
             path = f"/bot{SCRUBBED}/{method}"
             expected = "a Bot API message" if message or edited else "a Bot API result"
+            if deleted:
+                expected = "the Bot API's true"
             raise unexpected_answer(self._endpoint, response, path, expected)
         return result
 

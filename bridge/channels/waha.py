@@ -28,6 +28,10 @@ chat no longer has; then `PUT` the same path with `{"text", "linkPreview"}` and 
 to tell whether the new text shows (`Posted.verified`). The answer to the PUT is classified as
 a send's (an HTML page instead of WAHA's answer: `GatewayAnswerError`).
 
+`delete` removes a post (`DELETE /api/{session}/chats/{chatId}/messages/{messageId}`, the
+serialized id); a message the chat no longer has (404 other than an unknown session's) was
+deleted before: False. The rest is classified as a send.
+
 `engagement` reads the views and reactions of the channel's newest posts
 (`GET /api/{session}/channels/{id}/messages/preview`); it posts nothing and its errors are
 classified as a send's, for its caller to report without acting on the channel.
@@ -321,6 +325,20 @@ class WahaChannel:
             raise unexpected_answer(self._endpoint, response, path, "WAHA's answer to an edit")
         edited = await self._message(path, remote_id, "checking the edit")
         return Posted(remote_id, verified=edited.get("body") == text)
+
+    async def delete(self, remote_id: str) -> bool:
+        """Delete the channel post `remote_id` (bare or serialized); see the module docstring.
+        Return True when WAHA deleted it, False when the chat no longer has it."""
+        path = f"{self._messages_path}/{quote(self._serialized(remote_id), safe='@')}"
+        doing = "deleting a post"
+        response = await self._endpoint.call("DELETE", path, doing)
+        if response.status_code == 404 and not _unknown_session_answer(json_or_none(response)):
+            return False
+        if not response.is_success:
+            raise self._error_for(response, doing)
+        if response.content.strip() and json_or_none(response) is None:
+            raise unexpected_answer(self._endpoint, response, path, "WAHA's answer to a deletion")
+        return True
 
     async def aclose(self) -> None:
         """Do nothing: the http client and the image loader are shared and closed by their owner."""

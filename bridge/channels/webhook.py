@@ -32,6 +32,7 @@ from bridge import render
 from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
+    DeleteUnsupported,
     EditUnsupported,
     MessageRejected,
     Outgoing,
@@ -140,6 +141,11 @@ class WebhookChannel:
         changed other than a new alert (the "Rettifica" follow-up)."""
         raise EditUnsupported(f"{self.name}: a webhook cannot edit what it received",
                               hint='a correction goes out as a "Rettifica" follow-up')
+
+    async def delete(self, remote_id: str) -> bool:
+        """Raise `DeleteUnsupported`: what a webhook received cannot be taken back."""
+        raise DeleteUnsupported(f"{self.name}: cannot delete on this platform: a webhook cannot take back "
+                                "what it received", hint="ask whoever runs the receiver to remove it")
 
     async def probe(self) -> str:
         """Return `PROBE_RESULT` without any request: a webhook receiver has no standard

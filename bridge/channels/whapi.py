@@ -28,6 +28,7 @@ import structlog
 from bridge.channels.base import (
     ChannelDownError,
     ChannelError,
+    DeleteUnsupported,
     EditUnsupported,
     MessageRejected,
     Outgoing,
@@ -137,6 +138,11 @@ class WhapiChannel:
         correction goes out as a "Rettifica" follow-up."""
         raise EditUnsupported(f"{self.name}: posts are not edited through Whapi",
                               hint='a correction goes out as a "Rettifica" follow-up')
+
+    async def delete(self, remote_id: str) -> bool:
+        """Raise `DeleteUnsupported`: this channel does not delete posts through Whapi."""
+        raise DeleteUnsupported(f"{self.name}: cannot delete on this platform: posts are not deleted through "
+                                "Whapi", hint="delete it from the WhatsApp app of the channel's account")
 
     async def probe(self) -> str:
         """Return the Whapi channel state ("AUTH") when it can post. Posts nothing.

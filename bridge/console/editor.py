@@ -35,7 +35,11 @@ from bridge.approval import (
     decide,
     normalize_text,
 )
+from bridge.audit import NOT_APPLIED
+from bridge.corrections import AS_POST, CORRECTION
+from bridge.deletion import DELETE, DELETED
 from bridge.facts import unsupported_facts
+from bridge.withdrawn import WITHDRAWN
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -61,8 +65,13 @@ OFFERED = {
 # Each action as the page names it (its button) and as it says it was done.
 LABEL_IT = {APPROVE: "Approva", EDIT: "Modifica il testo", HOLD: "Ferma", SEND_NOW: "Invia subito",
             DROP: "Scarta", RETRY: "Riprova"}
-PAST_IT = {APPROVE: "approvato", HOLD: "fermato", DROP: "scartato", SEND_NOW: "inviato subito", RETRY: "riprovato",
-           TIMEOUT_SEND: "inviato senza approvazione (approve_timeout)", TIMEOUT_DROP: "scartato (approve_timeout)"}
+PAST_IT = {"compose": "scritto e messo in coda", "test": "messaggio di prova messo in coda",
+           APPROVE: "approvato", HOLD: "fermato", DROP: "scartato", SEND_NOW: "inviato subito", RETRY: "riprovato",
+           TIMEOUT_SEND: "inviato senza approvazione (approve_timeout)", TIMEOUT_DROP: "scartato (approve_timeout)",
+           # The bridge's own entries and the deletion's two steps, as the Audit page names them.
+           CORRECTION: "rettifica messa in coda", AS_POST: "rettifica inviata come messaggio",
+           WITHDRAWN: "ritirato alla fonte", DELETE: "cancellazione chiesta", DELETED: "cancellato dal canale",
+           NOT_APPLIED: "non applicata"}
 DONE_IT = {APPROVE: "parte al suo turno", HOLD: "non parte finché non è approvato", DROP: "non sarà inviato",
            SEND_NOW: "parte ora, primo della sua coda", RETRY: "parte di nuovo al suo turno"}
 
@@ -154,7 +163,12 @@ def preview_edit(config: Config, store: Store, alert_id: str, text: str, *, now:
 
 
 def bad_text_it(refusal: ActionRefused) -> str:
-    """The page's line for an edited text the decision refused (its own words after it)."""
+    """The page's line for an edited text the decision refused, in Italian (the decision's own
+    Italian words when it has them)."""
+    if refusal.it and refusal.code == NEEDS_CONFIRM:
+        return refusal.it
+    if refusal.it:
+        return f"Questo testo non si può pubblicare: {refusal.it[:1].lower()}{refusal.it[1:]}"
     if refusal.code == NEEDS_CONFIRM:
         return f"Il testo ha numeri o date che la fonte non dice: confermare per approvarlo ({refusal})."
     return f"Questo testo non si può pubblicare ({refusal}{'; ' + refusal.hint if refusal.hint else ''})."

@@ -36,7 +36,8 @@ from bridge.approval import (
     ActionRefused,
     Decision,
 )
-from bridge.console import editor, feed_preview, metrics, published, trail, views
+from bridge.compose import Composed, Composition
+from bridge.console import componi, editor, feed_preview, metrics, published, trail, views
 from bridge.console.accounts import AccountBook, AccountError, verify_password
 from bridge.console.month_cache import PastMonths
 from bridge.console.sessions import LoginThrottle, Session, Sessions
@@ -77,6 +78,11 @@ class Daemon(feed_preview.Previewer, Protocol):
     async def act(self, action: Action, *, who: str, where: str) -> Decision:
         """An editor's action, decided and made durable (`Bridge.act`); raise ActionRefused."""
 
+    async def delete_post(self, delivery_id: str, *, who: str, where: str, reason: str) -> str:
+        """A post deleted on its platform, audited (`Bridge.delete_post`); raise ActionRefused."""
+    async def compose(self, composition: Composition, *, who: str, where: str) -> Composed:
+        """An alert an editor wrote, queued durably (`Bridge.compose`); raise ActionRefused."""
+
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -111,7 +117,13 @@ ROUTES = (
     Route("POST", "/coda/scarta", "scarta", "editor"),
     Route("POST", "/coda/invia-subito", "invia_subito", "editor"),
     Route("POST", "/coda/riprova", "riprova", "editor"),
+    # Deleting a post of Pubblicati (bridge.deletion): an editor's decision, confirmed.
+    Route("POST", "/pubblicati/cancella", "cancella", "editor"),
     Route("GET", "/audit", "audit", "viewer"),
+    # An alert an editor writes (bridge.console.componi): viewers see the form, disabled.
+    Route("GET", "/componi", "componi", "viewer"),
+    Route("POST", "/componi/anteprima", "componi_anteprima", "editor"),  # changes nothing
+    Route("POST", "/componi/invia", "componi_invia", "editor"),
 )
 ROLE_RANK = {"viewer": 1, "editor": 2}
 SESSION = web.RequestKey("session", Session)
@@ -350,6 +362,32 @@ class Console:
             session.notice = editor.done_notice(decision, action)
         raise web.HTTPSeeOther(f"/coda#d-{quote(alert_id, safe='')}")
 
+    async def _cancella(self, request: web.Request) -> web.StreamResponse:
+        """Delete the form's post on its platform through the daemon (`Bridge.delete_post`), by
+        the session's account from the console, once the editor ticked the confirmation and gave
+        a reason; then back to Pubblicati with one line saying what happened."""
+        form = await request.post()
+        session = request[SESSION]
+        ident = str(form.get("id", "")).strip()[:80]
+        reason = str(form.get("motivo", ""))[:MAX_REASON]
+        if form.get("conferma") != "si":
+            session.notice = f"Messaggio {ident} non cancellato: spuntare la conferma."
+        else:
+            try:
+                await self.daemon.delete_post(ident, who=session.name, where=editor.WHERE, reason=reason)
+            except ActionRefused as refusal:
+                log.info("console deletion refused", user=session.name, post=ident, code=refusal.code,
+                         message=str(refusal))
+                session.notice = f"Messaggio {ident} non cancellato: {refusal}."
+            except OSError as exc:
+                log.error("console deletion not made: the state cannot be written", user=session.name, post=ident,
+                          error=str(exc))
+                session.notice = (f"Cancellazione non fatta: lo stato non si può scrivere ({exc.strerror or exc}). "
+                                  "Riprovare; se continua, avvisare i tecnici.")
+            else:
+                session.notice = f"Messaggio {ident} cancellato dal canale."
+        raise web.HTTPSeeOther("/pubblicati")
+
     async def _modifica(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
         return self._edit_page(request, str(form.get("id", "")).strip()[:80], str(form.get("testo", ""))[:MAX_TEXT])
@@ -374,6 +412,51 @@ class Console:
         response.set_status(status if edit.error is None else 400)
         return response
 
+    # -- an alert an editor writes (bridge.console.componi) ------------------------------------
+
+    async def _componi(self, request: web.Request) -> web.StreamResponse:
+        return self._compose_page(request, componi.blank(self.daemon.config))
+
+    async def _componi_anteprima(self, request: web.Request) -> web.StreamResponse:
+        return self._compose_page(request, await _compose_form(request), previewing=True)
+
+    async def _componi_invia(self, request: web.Request) -> web.StreamResponse:
+        """Send the previewed alert through the daemon's `compose`, by the session's account
+        from the console; then In coda with one line saying so. A form changed after its
+        preview, or refused, shows the page again with what was typed and the reason."""
+        session = request[SESSION]
+        form = await _compose_form(request)
+        posted = await request.post()
+        if str(posted.get("visto", "")) != form.seen:
+            return self._compose_page(request, form, previewing=True, status=409,
+                                      notice="L'avviso è cambiato dopo l'anteprima: controllarla, poi inviare.")
+        try:
+            composed = await self.daemon.compose(form.composition(), who=session.name, where=editor.WHERE)
+        except ActionRefused as refusal:
+            log.info("console composed alert refused", user=session.name, code=refusal.code, message=str(refusal))
+            return self._compose_page(request, form, status=409 if refusal.code == "already_queued" else 400,
+                                      error=refusal.it or str(refusal))
+        except OSError as exc:
+            log.error("console composed alert not queued: the state cannot be written", user=session.name,
+                      error=str(exc))
+            return self._compose_page(request, form, status=503, error=(
+                f"Avviso non inviato: lo stato non si può scrivere ({exc.strerror or exc}). Riprovare; se "
+                "continua, avvisare i tecnici."))
+        session.notice = componi.done_notice(composed)
+        raise web.HTTPSeeOther("/coda")
+
+    def _compose_page(self, request: web.Request, form: componi.Form, *, previewing: bool = False,
+                      status: int = 200, error: str | None = None, notice: str | None = None) -> web.Response:
+        config = self.daemon.config
+        previews: tuple[views.PhonePreview, ...] = ()
+        if previewing and error is None:
+            shown = componi.preview(config, form, now=self.daemon.now(), who=request[SESSION].name)
+            previews, error = shown.previews, shown.error
+        response = self._page("componi.html", request, page="componi", form=form, previews=previews, error=error,
+                              notice=notice, channels=componi.offered_channels(config))
+        response.set_status(400 if error is not None and status == 200 else status)
+        return response
+
     async def _audit(self, request: web.Request) -> web.StreamResponse:
         # The trail is read from its file: off the loop.
         values = await asyncio.get_running_loop().run_in_executor(
@@ -391,7 +474,9 @@ class Console:
         values = await asyncio.get_running_loop().run_in_executor(
             None, views.pubblicati, self.daemon.config, self.daemon.store, dict(request.query),
             self.daemon.engagement, self.daemon.now(), self.past_months)
-        response = self._page("pubblicati.html", request, page="pubblicati", **values)
+        session = request[SESSION]
+        notice, session.notice = session.notice, None
+        response = self._page("pubblicati.html", request, page="pubblicati", notice=notice, **values)
         if values["error"]:
             response.set_status(400)
         return response
@@ -485,6 +570,12 @@ def _month_csv(query: published.HistoryQuery, store: Store, month: str, tz: Zone
     views and reactions `engagement` knows."""
     return published.csv_rows(published.matching(query, [month], store.month_posts, tz, digests), tz, names,
                               engagement.counts_for)
+
+
+async def _compose_form(request: web.Request) -> componi.Form:
+    posted = await request.post()
+    fields = {name: str(posted.get(name, "")) for name in ("id", "titolo", "testo", "link", "immagine", "urgente")}
+    return componi.read_form(fields, [str(value) for value in posted.getall("canale", [])])
 
 
 FORM_TOKEN = "form_token"  # the field of every form of a session's pages (see `Session.form_token`)

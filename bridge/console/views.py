@@ -320,6 +320,7 @@ def pubblicati(config: Config, store: Store, params: Mapping[str, str], engageme
                 "previous_url": None, "next_url": None, "csv_url": None}
     found = published.search(query, store.history_months(), store.month_posts, tz, digests=digests)
     rows = [{
+        "id": post.delivery_id,
         "posted_at": when(post.posted_at, tz),
         "channel": post.channel,
         "feed": names.get(post.feed_id, post.feed_id),
@@ -328,6 +329,7 @@ def pubblicati(config: Config, store: Store, params: Mapping[str, str], engageme
         "link_text": post.link,
         "remote_id": post.remote_id or "—",
         "verified": published.VERIFIED_IT.get(post.verified, ""),
+        "withdrawn": when(gone, tz) if (gone := store.withdrawn(post.delivery_id)) is not None else None,
         **counts_cells(post, waha, engagement),
     } for post in found.posts]
     filters = {key: value for key, value in form.items() if value}

@@ -45,6 +45,7 @@ from bridge.control.protocol import (
 
 if TYPE_CHECKING:
     from bridge.approval import Action, Decision
+    from bridge.compose import Composed, Composition
     from bridge.config import Config
     from bridge.console.server import Console
     from bridge.store import Store
@@ -72,6 +73,9 @@ class Daemon(Protocol):
     def status_line(self) -> str: ...
 
     async def act(self, action: Action, *, who: str, where: str) -> Decision: ...
+
+    async def delete_post(self, delivery_id: str, *, who: str, where: str, reason: str) -> str: ...
+    async def compose(self, composition: Composition, *, who: str, where: str) -> Composed: ...
 
 
 class ControlSocketError(Exception):
@@ -147,12 +151,61 @@ async def _act(daemon: Daemon, args: dict[str, Any], peer: Peer) -> dict[str, An
             "user": peer.name}
 
 
+async def _delete(daemon: Daemon, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    """Delete a post on its platform (`bridge.deletion`): {"id", "reason"}; answered once it is
+    done and in the audit trail, or refused with the refusal's code."""
+    from bridge.approval import ActionRefused
+
+    ident, reason = args.get("id"), args.get("reason", "")
+    if not isinstance(ident, str) or not ident or not isinstance(reason, str):
+        raise ProtocolError(BAD_REQUEST, '"id" and "reason" are strings')
+    try:
+        message = await daemon.delete_post(ident, who=peer.name, where="cli", reason=reason)
+    except ActionRefused as exc:
+        log.info("deletion refused", post=ident, user=peer.name, why=exc.code, message=str(exc))
+        raise ProtocolError(exc.code, str(exc), exc.hint) from None
+    return {"message": message, "id": ident, "user": peer.name}
+async def _compose(daemon: Daemon, args: dict[str, Any], peer: Peer) -> dict[str, Any]:
+    """An alert an editor wrote, or a test message (`bridge.compose`): {"title", "text", "link",
+    "image"?, "urgent"?, "channels"?, "test"?, "id"?}; answered once it is durable, with the
+    ids queued, or refused with the refusal's code (compose.BAD_LINK...)."""
+    import uuid
+
+    from bridge.approval import ActionRefused
+    from bridge.compose import Composition
+
+    strings = {name: args.get(name, "") for name in ("title", "text", "link")}
+    image, channels = args.get("image"), args.get("channels", [])
+    urgent, test, ident = args.get("urgent", False), args.get("test", False), args.get("id")
+    if not all(isinstance(value, str) for value in strings.values()) or \
+            (image is not None and not isinstance(image, str)):
+        raise ProtocolError(BAD_REQUEST, '"title", "text", "link" and "image" are strings')
+    if not isinstance(channels, list) or not all(isinstance(name, str) for name in channels):
+        raise ProtocolError(BAD_REQUEST, '"channels" is a list of channel names')
+    if not isinstance(urgent, bool) or not isinstance(test, bool):
+        raise ProtocolError(BAD_REQUEST, '"urgent" and "test" are true or false')
+    if ident is not None and (not isinstance(ident, str) or not ident or len(ident) > 64):
+        raise ProtocolError(BAD_REQUEST, '"id" is a string of at most 64 characters')
+    composition = Composition(ident or uuid.uuid4().hex, title=strings["title"], text=strings["text"],
+                              link=strings["link"], image_url=image, urgent=urgent, channels=tuple(channels),
+                              test=test)
+    try:
+        composed = await daemon.compose(composition, who=peer.name, where="cli")
+    except ActionRefused as exc:
+        log.info("composed alert refused", user=peer.name, why=exc.code, message=str(exc))
+        raise ProtocolError(exc.code, str(exc), exc.hint) from None
+    return {"message": composed.message, "id": composition.compose_id, "user": peer.name,
+            "queued": [{"id": d.id, "channel": d.channel} for d in composed.deliveries]}
+
+
 # name -> (what it does, whether each call is logged at info: reading commands at debug)
 COMMANDS: dict[str, tuple[Command, bool]] = {
     "ping": (_ping, False),
     "queue": (_queue, False),
     "end_sessions": (_end_sessions, True),
     "act": (_act, True),
+    "delete": (_delete, True),
+    "compose": (_compose, True),
 }
 
 

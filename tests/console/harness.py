@@ -21,6 +21,7 @@ from bridge.actions import plan_action
 from bridge.approval import Action, Decision
 from bridge.article import ArticleReader
 from bridge.channels.waha import WahaChannel
+from bridge.compose import Composed, Composition, plan_compose
 from bridge.config import Config, Secret, load_config
 from bridge.console.accounts import AccountBook
 from bridge.console.server import Console
@@ -82,6 +83,7 @@ class FakeClockDaemon:
     articles: ArticleReader = field(init=False)
     acted: list[tuple[Action, str, str]] = field(default_factory=list)  # every `act` asked for, in order
     engagement: Engagement = field(init=False)
+    composed: list[tuple[Composition, str, str]] = field(default_factory=list)  # every `compose` asked for
 
     def __post_init__(self) -> None:
         self.articles = ArticleReader(self.fetcher)
@@ -102,6 +104,12 @@ class FakeClockDaemon:
         self.acted.append((action, who, where))
         return await self.store.acommit(plan_action(self.store, self.config, action, who=who, where=where,
                                                     now=self.now()))
+
+    async def compose(self, composition: Composition, *, who: str, where: str) -> Composed:
+        """An alert an editor wrote, queued durably as `Bridge.compose` does (`plan_compose`)."""
+        self.composed.append((composition, who, where))
+        return await self.store.acommit(plan_compose(self.store, self.config, composition, who=who, where=where,
+                                                     now=self.now()))
 
     def monotonic(self) -> float:
         return self.ticks[0]

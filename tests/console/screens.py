@@ -180,12 +180,28 @@ PAGES = (
     ("console-riepilogo.png", "/pubblicati/riepilogo", "Riepilogo mensile"),
     ("console-anteprima.png", "/anteprima/feed?feed=notizie&quanti=3", "Anteprima"),
     ("console-audit.png", "/audit", "Audit"),
+    ("console-componi.png", "/componi", "Componi un avviso"),
 )
 
 
 # What a page's screenshot must show beyond its heading (a CSS selector): In coda, a WhatsApp
 # alert with its Telegram rendering beside it.
 MUST_SHOW = {"/coda": "li.alert:has(.phone-whatsapp) .phone-telegram", "/audit": "#audit ins"}
+
+
+def _compose(page: Page) -> None:
+    """Componi with an urgent alert written and previewed, as each chosen channel shows it."""
+    page.fill("input[name=titolo]", "Neve: domani scuole chiuse")
+    page.fill("textarea[name=testo]", "Per la neve prevista, domani 10 dicembre le scuole di ogni ordine restano "
+                                      "chiuse. Gli uffici comunali sono aperti.")
+    page.fill("input[name=link]", "https://www.comune.example.it/novita/neve-scuole-chiuse/")
+    page.check("input[name=urgente]")
+    page.click("button.preview")
+    page.wait_for_selector(".phone-telegram")
+
+
+# What is done on a page before its screenshot (a form filled and previewed).
+FILL = {"/componi": _compose}
 
 
 def shoot(directory: Path) -> list[Path]:
@@ -205,6 +221,8 @@ def shoot(directory: Path) -> list[Path]:
                     if path != "/login" and page.url.endswith("/login"):
                         _log_in(page, site)
                     page.goto(f"{site.url}{path}")
+                    if path in FILL:
+                        FILL[path](page)
                     expect_page(page, heading)
                     if path in MUST_SHOW and page.locator(MUST_SHOW[path]).count() == 0:
                         raise ScreenshotError(f"{page.url} does not show {MUST_SHOW[path]}")

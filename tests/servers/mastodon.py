@@ -19,8 +19,12 @@ Routes (`Authorization: Bearer <token>` on all; anything else answers 401
   `edited_at`; like Mastodon, the attachments become exactly the `media_ids` sent (none when
   left out), and a text over the limit or blank answers 422. An unknown id answers 404
   `{"error": "Record not found"}`. Edits are in `edits`; `statuses` shows the current text.
+- `DELETE /api/v1/statuses/{id}` -> 200 with the deleted Status (its `text` for a redraft, as
+  Mastodon answers); the status leaves `statuses` and its id is in `deletions`; an unknown (or
+  already deleted) id answers 404 `{"error": "Record not found"}`.
 
-Switches: `token`, `max_characters`, `fail_edits(code, n=1, retry_after=None)`, `url_length`
+Switches: `token`, `max_characters`, `fail_edits(code, n=1, retry_after=None)`,
+`fail_deletes(code, n=1, retry_after=None)`, `url_length`
 (None: URLs count in full, as servers that count every character do), `processing_polls`, `reject_media`,
 `fail_next(code, n=1, retry_after=None, reset_in=None)` (429 with `Retry-After` and/or
 `X-RateLimit-Reset`, wall-clock time), `garble_next(n=1, body=, content_type=, status=200,
@@ -158,6 +162,8 @@ class FakeMastodon(GarblingServer, LoopbackServer):
         self._statuses: list[MastodonStatus] = []
         self._edits: list[MastodonEdit] = []
         self._edit_failures: deque[tuple[int, float | None, float | None]] = deque()
+        self._deletions: list[str] = []
+        self._delete_failures: deque[tuple[int, float | None, float | None]] = deque()
         self._media: dict[str, MastodonMedia] = {}
         self._keys: dict[str, tuple[float, MastodonStatus]] = {}
         self._ids = itertools.count(110_000_000_000_000_001)
@@ -178,6 +184,16 @@ class FakeMastodon(GarblingServer, LoopbackServer):
         """Make the next `n` status edits (PUT) fail with `code` (429: `Retry-After`)."""
         with self._state:
             self._edit_failures.extend([(code, retry_after, None)] * n)
+
+    def fail_deletes(self, code: int, n: int = 1, retry_after: float | None = None) -> None:
+        """Make the next `n` status deletions (DELETE) fail with `code` (429: `Retry-After`)."""
+        with self._state:
+            self._delete_failures.extend([(code, retry_after, None)] * n)
+
+    @property
+    def deletions(self) -> list[str]:
+        with self._state:
+            return list(self._deletions)
 
     @property
     def edits(self) -> list[MastodonEdit]:
@@ -211,6 +227,8 @@ class FakeMastodon(GarblingServer, LoopbackServer):
             return self._upload(request)
         if request.method == "GET" and path.startswith("/api/v1/media/"):
             return self._media_status(path.rsplit("/", 1)[-1])
+        if request.method == "DELETE" and path.startswith("/api/v1/statuses/") and path.count("/") == 4:
+            return self._delete_status(path.rsplit("/", 1)[-1])
         if request.method in ("GET", "PUT") and path.startswith("/api/v1/statuses/") and path.count("/") == 4:
             return self._one_status(request, path.rsplit("/", 1)[-1])
         if request.method == "GET" and path == "/api/v1/accounts/verify_credentials":
@@ -288,6 +306,18 @@ class FakeMastodon(GarblingServer, LoopbackServer):
             self._statuses[self._statuses.index(status)] = edited
             self._edits.append(MastodonEdit(status_id, text, edited.media_ids, dict(params)))
             return Reply(200, _status_json(edited))
+
+    def _delete_status(self, status_id: str) -> Reply:
+        with self._state:
+            failure = self._delete_failures.popleft() if self._delete_failures else None
+            if failure is not None:
+                return self._failure(failure)
+            found = [s for s in self._statuses if s.id == status_id]
+            if not found:
+                return Reply(404, {"error": "Record not found"})
+            self._statuses.remove(found[0])
+            self._deletions.append(status_id)
+            return Reply(200, _status_json(found[0]))
 
     def _failure(self, failure: tuple[int, float | None, float | None]) -> Reply:
         code, retry_after, reset_in = failure

@@ -12,6 +12,10 @@ Routes, all under `/bot{token}/`, parameters as JSON, urlencoded form or multipa
   the message to edit" (editMessageText on a photo), "there is no caption in the message to
   edit" (editMessageCaption on a text), "message is not modified" when nothing changes,
   "message can't be edited" for a message in `uneditable` (too old, in the real API).
+- `deleteMessage` `{chat_id, message_id}` -> `{"ok": true, "result": true}`; the message leaves
+  `messages` and its id is in `deletions`. Like the real API: 400 "message to delete not
+  found" for an unknown (or already deleted) id, "message can't be deleted" for a message in
+  `undeletable` (older than 48 hours, in the real API).
 
 Errors in the Bot API's shape `{"ok": false, "error_code", "description", "parameters"?}`: a
 token other than `token` answers 401 "Unauthorized"; a `chat_id` other than the chat's id or
@@ -21,7 +25,8 @@ token other than `token` answers 401 "Unauthorized"; a `chat_id` other than the 
 characters and a caption over 1024 give 400 like the real API.
 
 Switches: `token`, `member_status`, `can_post`, `chat_id`, `chat_type`, `reject_photos`,
-`uneditable` (message ids), `seed_message(text, photo=False)`,
+`uneditable` and `undeletable` (message ids), `seed_message(text, photo=False)`,
+`fail_deletes(code, description=None, retry_after=None, n=1)`,
 `fail_edits(code, description=None, retry_after=None, n=1)`,
 `fail_next(code, description=None, retry_after=None, n=1)`, `garble_next(n=1, body=,
 content_type=, status=200, forward=False, every_request=False)` and `clear_garbage()` (a 2xx
@@ -106,6 +111,9 @@ class FakeTelegram(GarblingServer, LoopbackServer):
         self._edits: list[TelegramEdit] = []
         self._edit_failures: deque[tuple[int, str | None, int | None]] = deque()
         self.uneditable: set[int] = set()
+        self.undeletable: set[int] = set()
+        self._deletions: list[int] = []
+        self._delete_failures: deque[tuple[int, str | None, int | None]] = deque()
         self._ids = itertools.count(101)
         self._state = threading.Lock()
 
@@ -120,6 +128,17 @@ class FakeTelegram(GarblingServer, LoopbackServer):
         """Make the next `n` edit calls fail with `code` (429: with `parameters.retry_after`)."""
         with self._state:
             self._edit_failures.extend([(code, description, retry_after)] * n)
+
+    def fail_deletes(self, code: int, description: str | None = None, retry_after: int | None = None,
+                     n: int = 1) -> None:
+        """Make the next `n` deleteMessage calls fail with `code`."""
+        with self._state:
+            self._delete_failures.extend([(code, description, retry_after)] * n)
+
+    @property
+    def deletions(self) -> list[int]:
+        with self._state:
+            return list(self._deletions)
 
     def seed_message(self, text: str, *, photo: bool = False, parse_mode: str | None = "HTML") -> int:
         """Put a message in the chat as if the bot had sent it (`photo`: a photo with `text` as
@@ -169,7 +188,34 @@ class FakeTelegram(GarblingServer, LoopbackServer):
             return self._send(method, request, params)
         if method in ("editMessageText", "editMessageCaption"):
             return self._edit(method, params)
+        if method == "deleteMessage":
+            return self._delete(params)
         return _error(404, "Not Found")
+
+    def _delete(self, params: dict[str, Any]) -> Reply:
+        with self._state:
+            failure = self._delete_failures.popleft() if self._delete_failures else None
+        if failure is not None:
+            code, description, retry_after = failure
+            text = description or _DEFAULT_DESCRIPTIONS.get(code, "Error").format(retry_after=retry_after)
+            return _error(code, text, {"retry_after": retry_after} if retry_after is not None else None)
+        if not self._is_chat(params.get("chat_id")):
+            return _error(400, "Bad Request: chat not found")
+        if self.member_status in ("kicked", "left"):
+            return _error(403, f"Forbidden: bot is not a member of the {self.chat_type} chat")
+        try:
+            message_id = int(params.get("message_id", ""))
+        except (TypeError, ValueError):
+            return _error(400, "Bad Request: message identifier is not specified")
+        with self._state:
+            found = [m for m in self._messages if m.message_id == message_id]
+            if not found:
+                return _error(400, "Bad Request: message to delete not found")
+            if message_id in self.undeletable:
+                return _error(400, "Bad Request: message can't be deleted")
+            self._messages.remove(found[0])
+            self._deletions.append(message_id)
+        return _ok(True)
 
     def _edit(self, method: str, params: dict[str, Any]) -> Reply:
         with self._state:

@@ -23,6 +23,9 @@ Routes:
   "linkPreviewHighQuality"?}` (EditMessageRequest) -> 200 with the edited message in the
   engine's shape; the post's text becomes `text` and the edit is in `edits`. An image post
   answers 400 (the fake, like WAHA's edit, changes text messages only).
+- `DELETE /api/{session}/chats/{chatId}/messages/{messageId}` -> 200 with an empty body (WAHA's
+  OpenAPI documents no body); the post leaves the read-back and is in `deletions`; a message
+  the chat does not have answers 404 "Message not found".
 - `GET /api/{session}/channels/{id}/messages/preview?downloadMedia=false&limit=N` (both query
   parameters required, as WAHA's OpenAPI has them; else 400) -> the newest N visible posts of
   that channel, newest first, as ChannelMessage objects `{"reactions": {emoji: n},
@@ -47,6 +50,7 @@ Fault switches (all thread-safe, settable while the server runs):
 - `fail_edits(n, code, retry_after=None)`: the next n edits (PUT) answer `code`; `ignore_edits(n)`:
   the next n answer 200 but leave the text as it was (an edit WhatsApp did not apply);
   `garble_next` applies to edits as to sends;
+- `fail_deletes(n, code, retry_after=None)`: the next n deletions (DELETE) answer `code`;
 - `fail_reads(n, code)`: the next n read-backs (chat messages) answer `code`;
 - `pregenerated_ids`: False makes `new-message-id` answer NestJS's "Cannot GET" 404, like a
   WAHA version without the route;
@@ -164,6 +168,8 @@ class FakeWaha(Garbling):
         self._garbage = GarbageSwitch()
         self._posts: list[WahaPost] = []
         self._edits: list[WahaEdit] = []
+        self._deletions: list[str] = []
+        self._delete_failures: deque[tuple[int, float | None]] = deque()
         self._edit_failures: deque[tuple[int, float | None]] = deque()
         self._ignored_edits = 0
         self._requests: list[WahaRequest] = []
@@ -296,6 +302,17 @@ class FakeWaha(Garbling):
         with self._lock:
             return list(self._edits)
 
+    def fail_deletes(self, n: int, code: int, retry_after: float | None = None) -> None:
+        """Make the next `n` deletions answer `code` (with `Retry-After` when given)."""
+        with self._lock:
+            self._delete_failures.extend([(code, retry_after)] * n)
+
+    @property
+    def deletions(self) -> list[str]:
+        """The bare ids of every post deleted, oldest first (a copy)."""
+        with self._lock:
+            return list(self._deletions)
+
     def fail_reads(self, n: int, code: int) -> None:
         """Make the next `n` read-backs of a chat's messages answer `code`."""
         with self._lock:
@@ -424,6 +441,16 @@ class FakeWaha(Garbling):
             self._posts[index] = edited = dataclasses.replace(post, text=text)
             return edited
 
+    def _delete(self, post: WahaPost) -> None:
+        """Take `post` out of the chat."""
+        with self._lock:
+            self._deletions.append(post.id)
+            self._posts[self._posts.index(post)] = dataclasses.replace(post, visible=False)
+
+    def _take_delete_failure(self) -> tuple[int, float | None] | None:
+        with self._lock:
+            return self._delete_failures.popleft() if self._delete_failures else None
+
     def _take_edit_failure(self) -> tuple[int, float | None] | None:
         with self._lock:
             return self._edit_failures.popleft() if self._edit_failures else None
@@ -501,7 +528,10 @@ class _Handler(BaseHTTPRequestHandler):
         fake._wait_delay()
         if is_send:
             fake._wait_send_delay()
-        data = json.dumps(payload).encode() if garbage is None else garbage.body
+        if garbage is not None:
+            data = garbage.body
+        else:
+            data = b"" if payload is None else json.dumps(payload).encode()
         content_type = "application/json; charset=utf-8" if garbage is None else garbage.content_type
         try:
             self.send_response(code)
@@ -539,6 +569,8 @@ class _Handler(BaseHTTPRequestHandler):
             if failure is not None:
                 return _failure(fake, *failure)
             return self._preview(fake, rest[0], rest[2], query)
+        if method == "DELETE" and len(rest) == 5 and rest[1] == "chats" and rest[3] == "messages":
+            return self._delete_message(fake, rest[0], rest[2], rest[4])
         if method in ("GET", "PUT") and len(rest) == 5 and rest[1] == "chats" and rest[3] == "messages":
             return self._one_message(fake, method, rest[0], rest[2], rest[4], body, body_ok)
         if method == "GET" and len(rest) == 4 and rest[1] == "chats" and rest[3] == "messages":
@@ -600,6 +632,20 @@ class _Handler(BaseHTTPRequestHandler):
         if post.kind != "text":
             return _error(400, "Only text messages can be edited")
         return 200, _success_body(fake.engine, fake._edit(post, body["text"], body)), {}
+
+    def _delete_message(self, fake: FakeWaha, session: str, chat_id: str, message_id: str) -> Reply:
+        failure = fake._take_delete_failure()
+        if failure is not None:
+            return _failure(fake, *failure)
+        if session != fake.session:
+            return _unknown_session(session)
+        if fake.status != "WORKING":
+            return _not_working(fake.status)
+        post = fake._find_post(session, chat_id, message_id)
+        if post is None:
+            return _error(404, "Message not found")
+        fake._delete(post)
+        return 200, None, {}
 
     def _session_info(self, fake: FakeWaha, session: str) -> Reply:
         if session != fake.session:
