@@ -568,3 +568,33 @@ def test_an_address_that_is_not_the_graph_api_is_channel_down(facebook_server: F
     facebook_server.garble_next(1, status=404, body=b"<html><title>Not Found</title></html>")
     error = failure(config(facebook_server.url), lambda ch: ch.send(ALERT, delivery_id="d-1"))
     assert isinstance(error, ChannelDownError) and "api_url and api_version" in error.hint
+
+
+# -- deletions ---------------------------------------------------------------------------------
+
+
+def test_a_post_is_deleted_and_a_second_deletion_finds_it_gone(facebook_server: FakeFacebook) -> None:
+    cfg = config(facebook_server.url)
+    posted = send(cfg)
+    assert posted.remote_id is not None
+    assert run(cfg, lambda ch: ch.delete(posted.remote_id)) is True
+    assert facebook_server.posts == []
+    assert run(cfg, lambda ch: ch.delete(posted.remote_id)) is False
+
+
+def test_a_deletion_refused_by_the_token_is_channel_down(facebook_server: FakeFacebook) -> None:
+    cfg = config(facebook_server.url)
+    posted = send(cfg)
+    assert posted.remote_id is not None
+    facebook_server.expire_token()
+    error = failure(cfg, lambda ch: ch.delete(posted.remote_id))
+    assert isinstance(error, ChannelDownError) and "the Page token expired" in str(error)
+    assert len(facebook_server.posts) == 1
+
+
+def test_a_deletion_answered_without_success_is_a_wrong_answer(facebook_server: FakeFacebook) -> None:
+    cfg = config(facebook_server.url)
+    posted = send(cfg)
+    assert posted.remote_id is not None
+    facebook_server.garble_next(1)
+    assert isinstance(failure(cfg, lambda ch: ch.delete(posted.remote_id)), GatewayAnswerError)

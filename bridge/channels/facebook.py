@@ -41,6 +41,7 @@ be mistaken for it, which costs a missing post, never a doubled one.
 message in place (`POST /{post-id}` `message`, answered `{"success": true}`) and reads it back.
 A photo post (`status_type` "added_photos") is refused with `EditUnsupported`, as is a post
 the Page no longer has: the correction goes out as a "Rettifica" follow-up.
+`delete` removes a post (`DELETE /{post-id}`); one the Page no longer has counts as deleted.
 
 `probe` asks `GET /{page-id}?fields=id,name` and `GET /me?fields=id,name`: with a Page token
 `/me` is the Page itself, so a user's token or another Page's is told apart before any post.
@@ -258,6 +259,22 @@ class FacebookChannel:
         after = await self._read_post(path, remote_id, "reading the edited post back")
         shown = after.get("message")
         return Posted(remote_id, verified=isinstance(shown, str) and _same(shown) == _same(text))
+
+    async def delete(self, remote_id: str) -> bool:
+        """Delete post `remote_id` from the Page (`DELETE /{post-id}`, answered `{"success":
+        true}`). Return True when deleted, False when the Page no longer has it (code 100,
+        subcode 33); raise the errors of `send` otherwise."""
+        path = f"/{quote(remote_id, safe='')}"
+        doing = "deleting a post"
+        response = await self._endpoint.call("DELETE", path, doing)
+        body = json_or_none(response)
+        if response.status_code in (400, 404) and _gone(body):
+            return False
+        if not response.is_success:
+            raise self._error_for(response, doing)
+        if not isinstance(body, dict) or body.get("success") is not True:
+            raise unexpected_answer(self._endpoint, response, path, 'a Graph API {"success": true}')
+        return True
 
     async def probe(self) -> str:
         """Return 'Page "name" (id)' when the token is this Page's own token. Posts nothing.

@@ -16,11 +16,12 @@ Routes, parameters as form fields, multipart or the query, as the Graph API take
   newest first, each `{"id", "message", "created_time"}`.
 - `GET /{page}` and `GET /me` (`fields=id,name`) -> `{"id", "name"}`.
 - `GET /{post}` (`fields=id,message,status_type`) -> the post (`status_type` "added_photos" for a
-  photo post, else "mobile_status_update"); `POST /{post}` (`message`) -> `{"success": true}`.
+  photo post, else "mobile_status_update"); `POST /{post}` (`message`) and `DELETE /{post}`
+  -> `{"success": true}`.
   An unknown id answers 400 code 100 subcode 33, "Unsupported get request".
 
 Switches: `fail_next(code, n=1, subcode=None, status=400, regain_minutes=None,
-retry_after=None)` (the next `n` posts and edits answer the Graph error `code`; a rate limit
+retry_after=None)` (the next `n` posts, edits and deletions answer the Graph error `code`; a rate limit
 with `regain_minutes` carries `X-Business-Use-Case-Usage` with `estimated_time_to_regain_access`);
 `fail_reads(code, n=1)` (the next `n` reads of the posts); `expire_token()`; `reject_photos`;
 `ignore_edits` (an edit answers success and changes nothing);
@@ -166,7 +167,7 @@ class FakeFacebook(GarblingServer, LoopbackServer):
     # -- handling ----------------------------------------------------------------------------
 
     def _is_send(self, request: Request) -> bool:
-        return request.method == "POST"
+        return request.method in ("POST", "DELETE")
 
     def _handle(self, request: Request) -> Reply:
         match = _VERSION.match(request.path)
@@ -187,7 +188,7 @@ class FakeFacebook(GarblingServer, LoopbackServer):
         if token not in (self.token, self.user_token):
             return Reply(400, graph_error("Invalid OAuth access token - Cannot parse access token", 190))
         user = token == self.user_token
-        if request.method == "POST":
+        if request.method in ("POST", "DELETE"):
             with self._state:
                 failure = self._failures.popleft() if self._failures else None
             if failure is not None:
@@ -259,6 +260,9 @@ class FakeFacebook(GarblingServer, LoopbackServer):
                     "loaded due to missing permissions, or does not support this operation.", 100, 33,
                     kind="GraphMethodException"))
             post = found[0]
+            if method == "DELETE":
+                self._posts.remove(post)
+                return Reply(200, {"success": True})
             if method == "GET":
                 return Reply(200, {**_post_json(post),
                                    "status_type": "added_photos" if post.is_photo else "mobile_status_update"})
