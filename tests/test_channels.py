@@ -20,6 +20,7 @@ from bridge.channels import (
     CHANNEL_TYPES,
     ChannelDownError,
     ConsoleChannel,
+    FacebookChannel,
     GatewayAnswerError,
     MastodonChannel,
     MessageRejected,
@@ -415,11 +416,14 @@ def test_open_channel_builds_every_type() -> None:
         "mastodon": ChannelConfig(name="m", type="mastodon", url="https://social.example", token=token),
         "webhook": ChannelConfig(name="h", type="webhook", url="https://hooks.example/in"),
         "console": ChannelConfig(name="c", type="console"),
+        "facebook": ChannelConfig(name="f", type="facebook", page_id="1", token=token),
     }
     expected = {"waha": WahaChannel, "whapi": WhapiChannel, "telegram": TelegramChannel,
-                "mastodon": MastodonChannel, "webhook": WebhookChannel, "console": ConsoleChannel}
+                "mastodon": MastodonChannel, "webhook": WebhookChannel, "console": ConsoleChannel,
+                "facebook": FacebookChannel}
     guarantees = {"waha": "exactly-once", "whapi": "at-least-once", "telegram": "at-least-once",
-                  "mastodon": "exactly-once", "webhook": "exactly-once", "console": "at-least-once"}
+                  "mastodon": "exactly-once", "webhook": "exactly-once", "console": "at-least-once",
+                  "facebook": "exactly-once"}
     assert set(configs) == set(CHANNEL_TYPES)
 
     async def go() -> None:

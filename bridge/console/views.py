@@ -148,7 +148,7 @@ class PhonePreview:
     as the platform counts it against the platform's limit, the image it goes with."""
 
     channel: str
-    platform: str  # "whatsapp" | "telegram" | "mastodon" | "plain"
+    platform: str  # "whatsapp" | "telegram" | "mastodon" | "facebook" | "plain"
     html: Markup
     length: int
     limit: int | None
@@ -215,7 +215,8 @@ def beside(config: Config, entry: Waiting, siblings: Mapping[SiblingKey, Deliver
     return previews
 
 
-PLATFORM_IT = {"whatsapp": "WhatsApp", "telegram": "Telegram", "mastodon": "Mastodon", "plain": "testo semplice"}
+PLATFORM_IT = {"whatsapp": "WhatsApp", "telegram": "Telegram", "mastodon": "Mastodon", "facebook": "Facebook",
+               "plain": "testo semplice"}
 STATE_IT = {"pending": "in attesa", "awaiting": "da approvare",
             "held": "trattenuto", "failed": "non inviato", "retrying": "in riprova",
             "paused": "canale in pausa"}
