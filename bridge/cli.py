@@ -269,6 +269,7 @@ def cmd_check(config_path: Path, out: TextIO) -> int:
                 channel.url or channel.api_url or channel.service or "",
                 f"session={channel.session}" if channel.type == "waha" else "",
                 f"chat={channel.chat_id}" if channel.chat_id else "",
+                f"page={channel.page_id}" if channel.page_id else "",
                 f"handle={channel.handle}" if channel.handle else "",
                 *(f"{key}={secret}" for key, secret in (("api_key", channel.api_key), ("token", channel.token),
                                                         ("app_password", channel.app_password))

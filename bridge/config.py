@@ -26,7 +26,7 @@ from bridge.template import TemplateError, parse_template
 DEFAULT_USER_AGENT = f"channel-bridge/{__version__}"
 DEFAULT_MAX_FEED_BYTES = 10 * 1024 * 1024
 
-CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console", "bluesky")
+CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console", "facebook", "bluesky")
 FetchArticle = Literal["auto", "always", "never"]
 #: How a posted item that changed at its source is followed (`bridge.corrections.correction_mode`).
 CORRECTION_MODES = ("edit", "post", "ask", "off")
@@ -36,6 +36,10 @@ CardMode = Literal["auto", "always", "never"]
 CARD_MODES = ("auto", "always", "never")
 # The card's band when no `[cards] colours` entry matches: the blue of the Designers Italia kit.
 DEFAULT_CARD_COLOUR = "#0066cc"
+# The Graph API version a facebook channel speaks when `api_version` is not set: one Meta keeps
+# for two years after its release (v25.0: February 2026 to July 2028).
+DEFAULT_GRAPH_API_VERSION = "v25.0"
+_GRAPH_VERSION_RE = re.compile(r"^v[0-9]{1,3}\.[0-9]{1,2}$")
 
 
 class ConfigError(Exception):
@@ -197,6 +201,8 @@ class ChannelConfig:
     approve_timeout: ApproveTimeout | None = None
     corrections: str | None = None  # one of CORRECTION_MODES; None: the default
     card: CardMode = "auto"  # read by the platforms that post pictures; the others ignore it
+    page_id: str | None = None  # facebook: the Page's numeric id
+    api_version: str = DEFAULT_GRAPH_API_VERSION  # facebook: the Graph API version in every path
     # Bluesky: the account's handle (or e-mail), its app password and its PDS (`service`).
     handle: str | None = None
     app_password: Secret | None = None
@@ -204,10 +210,9 @@ class ChannelConfig:
     # The bridge's `timezone` (not a key of the table): dates a channel shows ({date}, the
     # console's header) are told in it.
     timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("Europe/Rome"))
-    # The bridge's `state_dir` and `[cards]` (not keys of the table either), for the channels
-    # that keep a file of their own there (Bluesky's session) or draw the alert's card.
+    # The bridge's `state_dir` (not a key of the table either), for the channels that keep a
+    # file of their own there (Bluesky's session).
     state_dir: Path | None = None
-    cards: CardSettings = field(default_factory=lambda: CardSettings())
 
 
 @dataclass(frozen=True, slots=True)
@@ -546,6 +551,7 @@ _CHANNEL_KEYS = {
     "mastodon": {"url", "token", "visibility", "language"},
     "webhook": {"url", "secret"},
     "console": set(),
+    "facebook": {"page_id", "token", "api_url", "api_version"},
     "bluesky": {"handle", "app_password", "service", "language"},
 }
 _FEED_ONLY_KEYS = {"id", "url", "name", "type", "zones", "regions", "istat", "link", "urgent_levels"}
@@ -621,7 +627,7 @@ def parse_config(
         errors.extend(missing)
     if errors:
         raise ConfigError(errors, path)
-    channels = {name: replace(channel, state_dir=bridge.state_dir, cards=cards) for name, channel in channels.items()}
+    channels = {name: replace(channel, state_dir=bridge.state_dir) for name, channel in channels.items()}
     return Config(path=path, bridge=bridge, feeds=tuple(feeds), alerts=alerts, channels=channels, ops=ops,
                   console=console, cards=cards)
 
@@ -1053,7 +1059,8 @@ def _parse_channels(
                     values[key] = url.rstrip("/")
         required = {"waha": ("url", "chat_id"), "whapi": ("chat_id", "token"),
                     "telegram": ("chat_id", "token"), "mastodon": ("url", "token"),
-                    "webhook": ("url",), "bluesky": ("handle", "app_password")}.get(kind, ())
+                    "webhook": ("url",), "facebook": ("page_id", "token"),
+                    "bluesky": ("handle", "app_password")}.get(kind, ())
         for key in required:
             if not table.has(key):
                 table.error(key, f'is required for a "{kind}" channel')
@@ -1071,6 +1078,8 @@ def _parse_channels(
                 parse_template(values["template"])
             except TemplateError as exc:
                 table.error("template", f"{exc} ({exc.hint})")
+        if kind == "facebook":
+            _facebook_settings(table, values)
         if values.get("visibility", "public") not in ("public", "unlisted", "private", "direct"):
             table.error("visibility", 'expected "public", "unlisted", "private" or "direct"')
         for key in ("api_key", "token", "secret", "app_password"):
@@ -1105,6 +1114,24 @@ def _parse_channels(
         table.finish()
         channels[name] = ChannelConfig(**values)
     return channels
+
+
+def _facebook_settings(table: _Table, values: dict[str, Any]) -> None:
+    """`page_id` (the Page's numeric id) and `api_version` ("v25.0") of a facebook channel."""
+    if table.has("page_id"):
+        page_id = table.string("page_id")
+        if isinstance(page_id, str) and not (page_id.isascii() and page_id.isdigit()):
+            table.error("page_id", f'expected the Page\'s numeric id (its "Page ID" in the Page\'s '
+                        f'"About" > "Page transparency"), got "{page_id}"')
+        elif isinstance(page_id, str):
+            values["page_id"] = page_id
+    if table.has("api_version"):
+        version = table.string("api_version")
+        if isinstance(version, str) and not _GRAPH_VERSION_RE.match(version):
+            table.error("api_version", f'expected a Graph API version such as "{DEFAULT_GRAPH_API_VERSION}", '
+                        f'got "{version}"')
+        elif isinstance(version, str):
+            values["api_version"] = version
 
 
 _COLOUR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")

@@ -28,6 +28,7 @@ import math
 import signal
 import zlib
 from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from pathlib import Path
@@ -60,10 +61,30 @@ from bridge.slots import Slots
 from bridge.store import STATE_PROBLEM, StateError, StateLockLostError, StateWriteError, Store, write_failure
 
 if TYPE_CHECKING:
+    from bridge.cards import CardStyle
     from bridge.console.server import Console
     from bridge.control.server import ControlServer
 
 log = structlog.get_logger("bridge.daemon")
+
+
+# The channel types that post image cards (`bridge.cards`).
+CARD_CHANNEL_TYPES = frozenset({"facebook", "bluesky"})
+
+
+def _card_style(config: Config) -> CardStyle | None:
+    """The style the channels draw image cards in: `[cards]` with its crest; a crest that
+    cannot be read (`check` names the problem) is left off the cards, logged, not fatal.
+    None when no channel posts cards (Pillow is not loaded)."""
+    if not any(channel.type in CARD_CHANNEL_TYPES for channel in config.channels.values()):
+        return None
+    from bridge.cards import CrestError, load_style  # Pillow, loaded once per start or reload
+
+    try:
+        return load_style(config.cards)
+    except CrestError as exc:
+        log.warning("image cards are drawn without the crest", problem=str(exc))
+        return load_style(replace(config.cards, crest=None))
 
 MAX_CONCURRENT_POLLS = 64  # polls fetching and parsing at once
 MAX_POLLS_PER_HOST = 2  # many comuni share one provider's server: be a polite client
@@ -241,8 +262,10 @@ class Bridge:
             self.now()
 
     def _open_channels(self) -> None:
+        cards = _card_style(self.config)
         self.channels = {
-            name: open_channel(cfg, http=self.http, images=self.images) for name, cfg in self.config.channels.items()
+            name: open_channel(cfg, http=self.http, images=self.images, cards=cards)
+            for name, cfg in self.config.channels.items()
         }
         ops = self.config.ops
         self.ops.channel = self.channels.get(ops.channel) if ops.channel else None

@@ -422,6 +422,9 @@ WHATSAPP = Platform("whatsapp", 4096, 1024, lambda alert, template: len(whatsapp
 TELEGRAM = Platform("telegram", 4096, 1024, lambda alert, template: len(plain(alert, template)))
 MASTODON = Platform("mastodon", MASTODON_LIMIT, None,
                     lambda alert, template: mastodon_length(plain(alert, template)))
+# A Facebook Page post's message (and a photo's caption, which is the post's message) holds
+# up to 63 206 characters.
+FACEBOOK = Platform("facebook", 63206, None, lambda alert, template: len(plain(alert, template)))
 BLUESKY = Platform("bluesky", BLUESKY_LIMIT, None, lambda alert, template: bluesky_length(plain(alert, template)))
 # Webhook and console: no platform limit of their own beyond `max_length`.
 PLAIN = Platform("plain", 1 << 30, None, lambda alert, template: len(plain(alert, template)))
@@ -433,6 +436,7 @@ _BY_CHANNEL_TYPE = {
     "mastodon": MASTODON,
     "webhook": PLAIN,
     "console": PLAIN,
+    "facebook": FACEBOOK,
     "bluesky": BLUESKY,
 }
 

@@ -29,6 +29,7 @@ import pytest
 
 pytest_plugins = [
     "filesystems",
+    "servers.facebook",
     "servers.feeds",
     "servers.images",
     "servers.mastodon",
@@ -66,6 +67,8 @@ LAYERS = {
     "test_channels_bluesky": INTEGRATION,
     "test_channels_edit": INTEGRATION,
     "test_channels_garbage": INTEGRATION,  # the daemon test in it is e2e
+    "test_channels_facebook": INTEGRATION,
+    "test_channels_facebook_e2e": E2E,
     "test_channels_mastodon": INTEGRATION,
     "test_channels_outgoing": INTEGRATION,
     "test_channels_render": UNIT,
@@ -161,7 +164,8 @@ LAYERS = {
 # The fixtures that start a server on loopback or mount a file system: asked for, the test is
 # not a unit test.
 OUTSIDE_FIXTURES = frozenset({
-    "bluesky_server", "feed_server", "image_host", "image_loader", "mastodon_server", "page_server", "page_server_v6",
+    "bluesky_server", "facebook_server", "feed_server", "image_host", "image_loader", "mastodon_server",
+    "page_server", "page_server_v6",
     "telegram_server", "waha_server", "webhook_server", "whapi_server", "small_fs",
 })
 

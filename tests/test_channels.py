@@ -21,6 +21,7 @@ from bridge.channels import (
     BlueskyChannel,
     ChannelDownError,
     ConsoleChannel,
+    FacebookChannel,
     GatewayAnswerError,
     MastodonChannel,
     MessageRejected,
@@ -416,13 +417,15 @@ def test_open_channel_builds_every_type() -> None:
         "mastodon": ChannelConfig(name="m", type="mastodon", url="https://social.example", token=token),
         "webhook": ChannelConfig(name="h", type="webhook", url="https://hooks.example/in"),
         "console": ChannelConfig(name="c", type="console"),
+        "facebook": ChannelConfig(name="f", type="facebook", page_id="1", token=token),
         "bluesky": ChannelConfig(name="b", type="bluesky", handle="comune.bsky.social", app_password=token),
     }
-    expected = {"bluesky": BlueskyChannel, "waha": WahaChannel, "whapi": WhapiChannel, "telegram": TelegramChannel,
-                "mastodon": MastodonChannel, "webhook": WebhookChannel, "console": ConsoleChannel}
-    guarantees = {"bluesky": "exactly-once", "waha": "exactly-once", "whapi": "at-least-once",
-                  "telegram": "at-least-once", "mastodon": "exactly-once", "webhook": "exactly-once",
-                  "console": "at-least-once"}
+    expected = {"waha": WahaChannel, "whapi": WhapiChannel, "telegram": TelegramChannel,
+                "mastodon": MastodonChannel, "webhook": WebhookChannel, "console": ConsoleChannel,
+                "facebook": FacebookChannel, "bluesky": BlueskyChannel}
+    guarantees = {"waha": "exactly-once", "whapi": "at-least-once", "telegram": "at-least-once",
+                  "mastodon": "exactly-once", "webhook": "exactly-once", "console": "at-least-once",
+                  "facebook": "exactly-once", "bluesky": "exactly-once"}
     assert set(configs) == set(CHANNEL_TYPES)
 
     async def go() -> None:

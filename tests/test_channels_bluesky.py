@@ -635,14 +635,21 @@ def test_a_session_renewed_by_another_process_is_taken_from_the_file(bluesky_ser
     assert len(bluesky_server.records) == 2
 
 
-def test_a_crest_that_is_not_an_image_leaves_the_card_without_it(bluesky_server: FakeBluesky, tmp_path: Path) -> None:
+def test_the_card_is_drawn_in_the_style_the_bridge_gives(bluesky_server: FakeBluesky, tmp_path: Path) -> None:
+    from bridge.cards import draw_card, load_style
     from bridge.config import CardSettings
 
-    crest = tmp_path / "stemma.png"
-    crest.write_text("non è un'immagine")
-    cards = CardSettings(crest=crest, crest_text="stemma.png", name="Comune di Esempio")
-    send(config(bluesky_server, tmp_path, card="always", cards=cards))
-    [record] = bluesky_server.records
+    style = load_style(CardSettings(name="Comune di Esempio", colours={"notizie": "#2e7d32"}))
+
+    async def post(channel: BlueskyChannel) -> Posted:
+        return await channel.send(ALERT, delivery_id="d-1", token="3mfrdl2oobc2a")
+
+    async def go() -> Posted:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            return await post(BlueskyChannel(config(bluesky_server, tmp_path, card="always"), http=http,
+                                             now=lambda: MOMENT, style=style))
+
+    asyncio.run(go())
     [blob] = bluesky_server.blobs
-    assert record.value["embed"]["external"]["thumb"]["ref"]["$link"] == blob.cid
-    assert png_size(blob.data) == (1200, 630)
+    assert blob.data == draw_card(ALERT, size="link", style=style, tz=ZoneInfo("Europe/Rome"))
+    assert blob.data != draw_card(ALERT, size="link", tz=ZoneInfo("Europe/Rome"))  # not the plain style

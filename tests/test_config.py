@@ -459,7 +459,7 @@ BROKEN: list[tuple[str, str, dict[str, str], list[str]]] = [
      ["channels.spare.type: expected a string, got an integer 1"]),
     ("channel-type-unknown", base(tail='[channels.sms]\ntype = "sms"\n[ops]\nchannel = "sms"'), {},
      ['channels.sms.type: unknown channel type "sms" (expected one of waha, whapi, telegram, mastodon, '
-      'webhook, console, bluesky)']),  # and [ops], which names it, adds nothing
+      'webhook, console, facebook, bluesky)']),  # and [ops], which names it, adds nothing
     ("channel-name", base(tail='[channels."canale principale"]\ntype = "console"'), {},
      ['channels.canale principale: channel name "canale principale" may contain only letters, digits, "-" and "_"']),
     ("channel-not-a-table", base(tail="[channels]\nspare = 3"), {},

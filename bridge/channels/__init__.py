@@ -8,10 +8,11 @@ without any I/O, exactly what it sends for an alert (each module's own `outgoing
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import httpx
 
-from bridge.channels import bluesky, console, mastodon, telegram, waha, webhook, whapi
+from bridge.channels import bluesky, console, facebook, mastodon, telegram, waha, webhook, whapi
 from bridge.channels.base import (
     Channel,
     ChannelDownError,
@@ -26,6 +27,7 @@ from bridge.channels.base import (
 )
 from bridge.channels.bluesky import BlueskyChannel
 from bridge.channels.console import ConsoleChannel
+from bridge.channels.facebook import FacebookChannel
 from bridge.channels.mastodon import MastodonChannel
 from bridge.channels.telegram import TelegramChannel
 from bridge.channels.waha import WahaChannel
@@ -34,6 +36,9 @@ from bridge.channels.whapi import WhapiChannel
 from bridge.config import ChannelConfig
 from bridge.images import ImageLoader
 from bridge.item import Alert
+
+if TYPE_CHECKING:
+    from bridge.cards import CardStyle
 
 __all__ = [
     "CHANNEL_TYPES",
@@ -44,6 +49,7 @@ __all__ = [
     "ConsoleChannel",
     "DeleteUnsupported",
     "EditUnsupported",
+    "FacebookChannel",
     "GatewayAnswerError",
     "MastodonChannel",
     "MessageRejected",
@@ -59,7 +65,7 @@ __all__ = [
 ]
 
 #: Every type `open_channel` builds.
-CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console", "bluesky")
+CHANNEL_TYPES = ("waha", "whapi", "telegram", "mastodon", "webhook", "console", "facebook", "bluesky")
 
 _OUTGOING: dict[str, Callable[..., Outgoing]] = {
     "waha": waha.outgoing,
@@ -68,6 +74,7 @@ _OUTGOING: dict[str, Callable[..., Outgoing]] = {
     "mastodon": mastodon.outgoing,
     "webhook": webhook.outgoing,
     "console": console.outgoing,
+    "facebook": facebook.outgoing,
     "bluesky": bluesky.outgoing,
 }
 
@@ -84,10 +91,12 @@ def outgoing_for(config: ChannelConfig, alert: Alert, *, plain: bool = False) ->
 
 
 def open_channel(
-    config: ChannelConfig, *, http: httpx.AsyncClient, images: ImageLoader | None = None
+    config: ChannelConfig, *, http: httpx.AsyncClient, images: ImageLoader | None = None,
+    cards: CardStyle | None = None,
 ) -> Channel:
     """Return the channel for `config.type`, using the caller's shared `http` client and,
-    for channels with `images = true`, the shared image loader `images` (None: text only).
+    for channels with `images = true`, the shared image loader `images` (None: text only);
+    the channels that post image cards draw them in the style `cards` (None: the plain style).
 
     Raise `ValueError` for an unknown type or a config missing what its type needs.
     """
@@ -104,6 +113,8 @@ def open_channel(
         return WebhookChannel(config, http=http)
     if kind == "console":
         return ConsoleChannel(config)
+    if kind == "facebook":
+        return FacebookChannel(config, http=http, style=cards)
     if kind == "bluesky":
-        return BlueskyChannel(config, http=http, images=images)
+        return BlueskyChannel(config, http=http, images=images, style=cards)
     raise ValueError(f"channel {config.name!r}: unknown channel type {kind!r}")

@@ -212,7 +212,8 @@ class BlueskyChannel:
     Given a `ChannelConfig` of type "bluesky" (`handle`, `app_password`, `service`, default
     https://bsky.social; its `state_dir` holds the session file) and an `httpx.AsyncClient`
     owned by the caller; `images` loads the alerts' own images; `now` is the clock the record
-    keys and `createdAt` read, `monotonic` the one `LOGIN_RETRY` is measured on. Raise
+    keys and `createdAt` read, `monotonic` the one `LOGIN_RETRY` is measured on; `style` is the
+    look of the cards it draws (`[cards]` read by the daemon; None: the plain style). Raise
     `ValueError` at construction if `handle` or `app_password` is missing.
     """
 
@@ -226,6 +227,7 @@ class BlueskyChannel:
         images: ImageLoader | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         monotonic: Callable[[], float] = time.monotonic,
+        style: CardStyle | None = None,
     ) -> None:
         if not config.handle:
             raise ValueError(f"channel {config.name!r} (type bluesky) needs handle")
@@ -245,7 +247,7 @@ class BlueskyChannel:
         self._file = SessionFile(path, service, config.handle)
         self._session: Session | None = None
         self._renewing = asyncio.Lock()
-        self._style: CardStyle | None = None
+        self._style = style
         self._last_key_moment: datetime | None = None
         self._monotonic = monotonic
         self._refused: tuple[float, ChannelDownError] | None = None  # the last refused login, and when
@@ -419,27 +421,13 @@ class BlueskyChannel:
         from bridge.cards import SIZES, draw_card, wants_card
 
         if wants_card(self._config.card, alert):
-            style = self._card_style()
-            png = await asyncio.to_thread(draw_card, alert, size="link", style=style, tz=self._config.timezone)
+            png = await asyncio.to_thread(draw_card, alert, size="link", style=self._style, tz=self._config.timezone)
             return png, "image/png", SIZES["link"]
         if message.image_url and self._images is not None:
             image = await self._images.load(message.image_url)
             if image is not None:
                 return image.data, image.mimetype, None
         return None
-
-    def _card_style(self) -> CardStyle:
-        """`[cards]` read once; a crest that cannot be read (which `check` reports) is left out."""
-        from bridge.cards import CardStyle, CrestError, load_style
-
-        if self._style is None:
-            cards = self._config.cards
-            try:
-                self._style = load_style(cards)
-            except CrestError as exc:
-                log.warning("card crest unreadable; drawing cards without it", channel=self.name, error=str(exc))
-                self._style = CardStyle(name=cards.name, colours=cards.colours, default_colour=cards.default_colour)
-        return self._style
 
     async def _upload(self, data: bytes, mimetype: str, size: tuple[int, int] | None) -> dict[str, Any] | None:
         """Upload a picture as a blob; return the blob reference, or None (logged)."""

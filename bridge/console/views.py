@@ -148,7 +148,7 @@ class PhonePreview:
     as the platform counts it against the platform's limit, the image it goes with."""
 
     channel: str
-    platform: str  # "whatsapp" | "telegram" | "mastodon" | "bluesky" | "plain"
+    platform: str  # "whatsapp" | "telegram" | "mastodon" | "facebook" | "bluesky" | "plain"
     html: Markup
     length: int
     limit: int | None
@@ -215,8 +215,8 @@ def beside(config: Config, entry: Waiting, siblings: Mapping[SiblingKey, Deliver
     return previews
 
 
-PLATFORM_IT = {"whatsapp": "WhatsApp", "telegram": "Telegram", "mastodon": "Mastodon", "bluesky": "Bluesky",
-               "plain": "testo semplice"}
+PLATFORM_IT = {"whatsapp": "WhatsApp", "telegram": "Telegram", "mastodon": "Mastodon", "facebook": "Facebook",
+               "bluesky": "Bluesky", "plain": "testo semplice"}
 STATE_IT = {"pending": "in attesa", "awaiting": "da approvare",
             "held": "trattenuto", "failed": "non inviato", "retrying": "in riprova",
             "paused": "canale in pausa"}
