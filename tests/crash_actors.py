@@ -11,8 +11,8 @@ daemon running, what still waits is approved; once it drained:
 
 - every alert ends as its last action that took effect says: approved (with or without a new
   text) -> posted exactly once, with the edited text when edited; dropped -> never posted;
-  nothing is posted that no approval (nor `approve_timeout`) released, and nothing held was
-  posted before an approval;
+  nothing is posted that no approval (nor `approve_timeout`) released, and nothing was posted
+  while held (the history's time of each post against the audit trail's);
 - every acknowledged action is in the audit trail once as applied, by the Unix user running
   the command, from `cli`; an unanswered one is either applied once or followed by its
   "non applicata" entry, never half (the alert's fate follows the applied entries only).
@@ -35,6 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from test_crash import SITE, Actor, CrashReport, Stream, World
@@ -251,6 +252,18 @@ approve = true
         problems.extend(f"{link}: posted {count} times, neither approved nor timed out"
                         for link, count in sorted(posts.items()) if link not in acted)
         problems.extend(f"{link}: held, yet posted before an approval" for link in self.posted_while_held)
+        # At the moment of each post (the history's, the daemon's clock as the audit's), the
+        # alert's last applied action was an approval: nothing held or dropped went out.
+        posted_history = world.command("history", "--format", "json")
+        assert posted_history.returncode == 0, posted_history.stderr
+        for record in json.loads(posted_history.stdout):
+            if record["feed_id"] != SECTION:
+                continue
+            at = datetime.fromisoformat(record["posted_at"])
+            before = [e for e in history.get(record["delivery_id"], []) if datetime.fromisoformat(e["at"]) <= at]
+            if not before or before[-1]["action"] not in ("approve", "timeout-send"):
+                problems.append(f"{record['link']}: posted at {record['posted_at']} while "
+                                + (f"{before[-1]['action']} by {before[-1]['who']}" if before else "never approved"))
         if self.unsettled:
             problems.append(f"the approval feed had not drained {SETTLE:g} s after the final approvals began")
         wanted = self.stream.new_links()
@@ -263,6 +276,8 @@ approve = true
         def count(kind: str, outcome: str) -> int:
             return sum(1 for a in self.attempts if a.kind == kind and a.outcome == outcome and not a.final)
 
+        # Cut mid-request: the daemon took the connection, then died; the others found none running.
+        cut = sum(1 for a in self.attempts if a.outcome == UNANSWERED and NO_ANSWER[0] not in a.message)
         finals = sum(1 for a in self.attempts if a.final and a.outcome == ACKNOWLEDGED)
         report.action_lines += [
             f"approval feed:          {len(wanted)} items published, {len(released & wanted)} posted, "
@@ -270,7 +285,7 @@ approve = true
             "actions acknowledged:   " + ", ".join(f"{kind} {count(kind, ACKNOWLEDGED)}" for kind in KINDS),
             "refused with a message: " + ", ".join(f"{kind} {count(kind, REFUSED)}" for kind in KINDS),
             "unanswered (killed):    " + ", ".join(f"{kind} {count(kind, UNANSWERED)}" for kind in KINDS)
-            + f"; {applied_unanswered} applied, {cancelled} recorded \"non applicata\"",
+            + f" ({cut} cut mid-request); {applied_unanswered} applied, {cancelled} recorded \"non applicata\"",
         ]
 
     # -- the editors at work -----------------------------------------------------------------

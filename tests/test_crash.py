@@ -13,7 +13,9 @@ posted, none twice.
 that fills up at random moments and gets its space back (ENOSPC anywhere: feed files, outbox,
 history, poll states), a WhatsApp gateway that answers 200 with garbage for a while (a proxy's
 login page, with the post sometimes forwarded behind it), and the state directory removed under
-a running daemon, which must then stop by itself.
+a running daemon, which must then stop by itself. `Actor`s act on the bridge meanwhile, each
+checked at the end: the editors' actions through the command line (`crash_actors`,
+`tests/test_crash_actions.py`).
 """
 
 from __future__ import annotations
