@@ -2,7 +2,7 @@
 not a test; tests/test_crash.py runs the same harness with 10 kills).
 
 Usage: .venv/bin/python bench/crash.py [--kills 200] [--seed 1] [--no-webhook] [--delay 0.1]
-                                      [--disk-full] [--garbage] [--remove-state N]
+                                      [--disk-full] [--garbage] [--remove-state N] [--actions]
 
 The daemon (`channel-bridge run`, interval 1 s) polls a loopback feed that gains an item every
 0.4 s and posts to a fake WAHA (every answer `--delay` seconds late, so kills land during sends)
@@ -17,6 +17,13 @@ makes the fake WAHA answer 200 with a login page at random moments (half of the 
 posting), `--remove-state N` removes the state directory under a running daemon in N rounds
 (which must stop by itself; a second daemon then starts on the same path). Items not yet posted
 when their state was removed went with it: they are counted apart, not as lost.
+
+`--actions` adds the editors of `tests/crash_actors.py` (`tests/test_crash_actions.py` runs them
+with 10 kills): a second feed in approval mode, whose alerts editors approve, edit, hold and
+drop through the real command line while the daemon is killed (each kill then 0.3 to 4 s after
+the daemon said it started, so that it serves them); at the end what still waits is approved.
+Printed as well: the actions acknowledged, refused and unanswered per kind, and what the checks
+found wrong (goal: 0; lost and duplicates count the approval feed too).
 """
 
 from __future__ import annotations
@@ -26,14 +33,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from crash_actors import ACTORS
 from filesystems import SmallFs
 from servers.feeds import FeedServer
 from servers.waha import FakeWaha
 from servers.webhook import FakeWebhook
 from test_crash import Faults, crash_run
+from test_crash_actions import UP
 
 
 def main() -> int:
@@ -46,8 +56,15 @@ def main() -> int:
     parser.add_argument("--garbage", action="store_true", help="WAHA answers 200 with garbage at random moments")
     parser.add_argument("--remove-state", type=int, default=0, metavar="N",
                         help="rounds that remove the state directory under the running daemon")
+    parser.add_argument("--actions", action="store_true",
+                        help="editors approve, edit, hold and drop alerts of a feed in approval mode meanwhile")
     args = parser.parse_args()
+    if args.actions and args.remove_state:
+        parser.error("--actions checks the audit trail to the end: it cannot go with --remove-state")
     started = time.monotonic()
+    # With the editors, each kill comes 0.3 to 4 s after the daemon said it started.
+    editors: dict[str, Any] = ({"actors": [ACTORS["editors"](args.seed, args.kills)], "up": UP, "from_ready": True}
+                               if args.actions else {})
 
     def progress(done: int) -> None:
         if done % 20 == 0 or done == args.kills:
@@ -60,14 +77,15 @@ def main() -> int:
         try:
             report = crash_run(Path(tmp), feeds, waha, None if args.no_webhook else webhook, kills=args.kills,
                                seed=args.seed, progress=progress,
-                               faults=Faults(disk=disk, garbage=args.garbage, removals=args.remove_state))
+                               faults=Faults(disk=disk, garbage=args.garbage, removals=args.remove_state),
+                               **editors)
         finally:
             if disk is not None:
                 disk.unmount()
         kinds = [name for name, on in (("disk full", args.disk_full), ("gateway garbage", args.garbage),
                                        (f"state removed x{args.remove_state}", args.remove_state)) if on]
         print(f"crash test: {args.kills} kills, seed {args.seed}, gateway delay {args.delay:g} s"
-              + (f", faults: {', '.join(kinds)}" if kinds else ""))
+              + (f", faults: {', '.join(kinds)}" if kinds else "") + (", editors acting" if args.actions else ""))
         for line in report.lines():
             print("  " + line)
         for channel, links in sorted(report.lost.items()):
@@ -75,10 +93,12 @@ def main() -> int:
                 print(f"  lost on {channel}: {link}")
         for problem in report.unreadable[:10]:
             print(f"  state problem: {problem}")
+        for problem in report.action_problems[:20]:
+            print(f"  action problem: {problem}")
         if report.final_exit != 0:
             print(report.final_stderr[-3000:])
     clean = (report.final_exit == 0 and not any(report.lost.values()) and not any(report.duplicates.values())
-             and not report.unreadable and not report.lock_held
+             and not report.unreadable and not report.lock_held and not report.action_problems
              and all(code not in (0, None) for code in report.stopped_by_itself))
     return 0 if clean else 1
 

@@ -113,6 +113,7 @@ LAYERS = {
     "test_control_protocol": UNIT,
     "test_control_server": INTEGRATION,
     "test_crash": E2E,
+    "test_crash_actions": E2E,
     "test_dates_shown": UNIT,
     "test_disk_full": E2E,
     "test_e2e": E2E,

@@ -13,12 +13,15 @@ posted, none twice.
 that fills up at random moments and gets its space back (ENOSPC anywhere: feed files, outbox,
 history, poll states), a WhatsApp gateway that answers 200 with garbage for a while (a proxy's
 login page, with the post sometimes forwarded behind it), and the state directory removed under
-a running daemon, which must then stop by itself.
+a running daemon, which must then stop by itself. `Actor`s act on the bridge meanwhile, each
+checked at the end: the editors' actions through the command line (`crash_actors`,
+`tests/test_crash_actions.py`).
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import random
@@ -27,11 +30,11 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from daemons import Daemon, bridge_environment, run_bridge
@@ -69,6 +72,10 @@ class CrashReport:
     removals: int = 0  # times the state directory was removed under a running daemon
     stopped_by_itself: list[int | None] = field(default_factory=list)  # exit status after each removal
     forgotten: int = 0  # items not yet posted when their state was removed (gone with it, expected)
+    # The actors' figures (see `Actor`): "KIND OUTCOME" -> count, e.g. "approve acknowledged".
+    actions: Counter[str] = field(default_factory=Counter)
+    action_lines: list[str] = field(default_factory=list)  # each actor's own summary lines
+    action_problems: list[str] = field(default_factory=list)  # what an actor's checks found wrong
 
     def lines(self) -> list[str]:
         kinds = ", ".join(f"{event} {count}" for event, count in self.last_events.most_common(8))
@@ -88,26 +95,39 @@ class CrashReport:
               else []),
             *([f"after each removal:     exit status {self.stopped_by_itself} (the daemon stopped by itself); "
                f"{self.forgotten} unposted items went with the removed state"] if self.removals else []),
+            *self.action_lines,
+            *([f"action problems:        {len(self.action_problems)}"
+               + (f" {self.action_problems[:3]}" if self.action_problems else "")] if self.actions else []),
             f"last log event before each kill: {kinds}",
             f"wall time:              {self.seconds:.0f} s",
         ]
 
 
-def item(n: int, now: datetime) -> dict[str, Any]:
+def item(n: int, now: datetime, section: str = "crash") -> dict[str, Any]:
+    """Item `n` of the feed whose links are under `section`; another section's items differ in
+    their text too (the bridge recognises the same news in two feeds by its text)."""
+    if section == "crash":
+        title, text = "lavori sulla rete idrica in via Roma", "la strada resta chiusa per lavori alla rete idrica"
+    else:
+        title, text = f"chiusura di piazza Garibaldi ({section})", "la piazza resta chiusa per il mercato"
     return {
-        "title": f"Avviso {n}: lavori sulla rete idrica in via Roma",
-        "link": f"{SITE}/crash/{n}/",
-        "guid": f"{SITE}/?p={n}",
-        "description": f"Cantiere numero {n}: la strada resta chiusa per lavori alla rete idrica.",
+        "title": f"Avviso {n}: {title}",
+        "link": f"{SITE}/{section}/{n}/",
+        "guid": f"{SITE}/?p={n}" if section == "crash" else f"{SITE}/?{section}={n}",
+        "description": f"Cantiere numero {n}: {text}.",
         "pubDate": now - timedelta(minutes=10) + timedelta(seconds=n),
     }
 
 
 class Stream:
-    """A feed that gains one item every `every` seconds from a background thread, up to `limit`."""
+    """A feed (served at `path`, its items' links under `section`) that gains one item every
+    `every` seconds from a background thread, up to `limit`."""
 
-    def __init__(self, feeds: FeedServer, *, every: float, limit: int) -> None:
+    def __init__(self, feeds: FeedServer, *, every: float, limit: int, path: str = "/stream.xml",
+                 section: str = "crash") -> None:
         self.feeds = feeds
+        self.path = path
+        self.section = section
         self.every = every
         self.limit = limit
         self.now = datetime.now(UTC).replace(microsecond=0)
@@ -121,8 +141,8 @@ class Stream:
     def publish(self, n: int = 1) -> None:
         with self._lock:
             self.count += n
-            items = [item(i, self.now) for i in range(self.count, 0, -1)]
-            self.feeds.set_feed("/stream.xml", rss(items))
+            items = [item(i, self.now, self.section) for i in range(self.count, 0, -1)]
+            self.feeds.set_feed(self.path, rss(items))
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -139,7 +159,7 @@ class Stream:
             self._thread.join(timeout=5)
 
     def new_links(self) -> set[str]:
-        return {f"{SITE}/crash/{n}/" for n in range(self.first_new, self.count + 1)}
+        return {f"{SITE}/{self.section}/{n}/" for n in range(self.first_new, self.count + 1)}
 
 
 def write_config(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook | None) -> Path:
@@ -350,12 +370,56 @@ def remove_state(daemon: subprocess.Popen[bytes], log: Path, state_dir: Path, co
         chaos.paused.clear()
 
 
+@dataclass
+class World:
+    """What the actors of a crash run share: the config of the daemon being killed, its state,
+    the loopback feed server and the fake gateway, the environment its commands run in."""
+
+    tmp: Path
+    config: Path
+    state_dir: Path
+    feeds: FeedServer
+    waha: FakeWaha
+    env: dict[str, str]
+
+    def command(self, *args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+        """`channel-bridge --config CONFIG ARGS...`, run to its end as an editor would."""
+        return run_bridge(self.config, *args, env=self.env, timeout=timeout)
+
+
+class Actor(Protocol):
+    """Someone acting on the bridge while its daemon is killed and restarted, checked at the end.
+
+    In turn: `config` adds its part of the daemon's config (a feed of its own...), `prepare`
+    runs before the first poll, `start` when the kills begin (its own thread), `stop` when they
+    end, `settle` with the last daemon running, before the final drain (release what waits, so
+    that everything can drain; return when its part has drained), `check` after that daemon
+    stopped: it counts into `report.actions` and adds `report.action_lines` and
+    `report.action_problems`. The editors' actions are `crash_actors.Editors`; a composed alert
+    (`channel-bridge send`) and a correction of a posted item plug in the same way (see
+    `crash_actors.ACTORS`)."""
+
+    def config(self, world: World) -> str: ...
+    def prepare(self, world: World) -> None: ...
+    def start(self, world: World) -> None: ...
+    def stop(self) -> None: ...
+    def settle(self, world: World) -> None: ...
+    def check(self, world: World, report: CrashReport) -> None: ...
+
+
+def has_started(daemon: subprocess.Popen[bytes], log: Path) -> bool:
+    """True once `daemon` said it started (its signal handlers and control socket in place), or ended."""
+    return daemon.poll() is not None or "channel-bridge started" in log.read_text(errors="replace")
+
+
 def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook | None = None, *, kills: int,
               seed: int, every: float = 0.4, up: tuple[float, float] = (0.3, 2.5),
-              progress: Callable[[int], None] | None = None, faults: Faults | None = None) -> CrashReport:
-    """Kill the daemon `kills` times at seeded random moments `up` seconds after each start,
-    while the feed gains an item every `every` seconds and `faults` strike; then drain, stop
-    and count."""
+              progress: Callable[[int], None] | None = None, faults: Faults | None = None,
+              actors: Sequence[Actor] = (), from_ready: bool = False) -> CrashReport:
+    """Kill the daemon `kills` times at seeded random moments `up` seconds after each start
+    (with `from_ready`, after it said it started: on a slow host a daemon is otherwise often
+    killed in its imports, before it serves anyone), while the feed gains an item every `every`
+    seconds, `faults` strike and `actors` act; then drain, stop and count."""
     started = time.monotonic()
     faults = faults or Faults()
     rng = random.Random(seed)
@@ -368,6 +432,10 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
         config.write_text(config.read_text(encoding="utf-8").replace('state_dir = "state"',
                                                                      f'state_dir = "{state_dir}"'), encoding="utf-8")
     # Removals spread evenly over the run, never the first round (the state must have a history).
+    world = World(tmp, config, state_dir, feeds, waha, environment())
+    for actor in actors:
+        config.write_text(config.read_text(encoding="utf-8") + actor.config(world), encoding="utf-8")
+        actor.prepare(world)
     removal_rounds = {max(1, kills * (n + 1) // (faults.removals + 1) // 2) for n in range(faults.removals)}
     chaos = Chaos(faults, waha, report, seed + 1)
     logs = tmp / "logs"
@@ -380,10 +448,14 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
     forgotten: set[str] = set()
     stream.start()
     chaos.start()
+    for actor in actors:
+        actor.start(world)
     try:
         for index in range(kills):
             log = logs / f"run-{index}.log"
             daemon = Daemon(config, log, env=environment())
+            if from_ready:
+                wait_for(functools.partial(has_started, daemon.process, log), 60)
             time.sleep(rng.uniform(*up))
             helpers = descendants(daemon.pid)
             if index in removal_rounds:
@@ -403,6 +475,8 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
     finally:
         stream.stop()
         chaos.stop()
+        for actor in actors:
+            actor.stop()
     report.published = stream.count - stream.first_new + 1
     report.forgotten = len(forgotten)
     wanted = stream.new_links() - forgotten
@@ -417,6 +491,8 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
         # would end it by the default action, not by a clean stop.
         assert wait_for(lambda: "channel-bridge started" in (logs / "final.log").read_text(errors="replace"), 60), \
             (logs / "final.log").read_text(errors="replace")[-3000:]
+        for actor in actors:
+            actor.settle(world)
         # Drain the backlog: wait while posts keep coming, give up after 30 s without progress.
         progress_at, count = time.monotonic(), -1
         for _ in range(20_000):  # bounded: at most ~1000 s even if posts trickle in forever
@@ -437,6 +513,8 @@ def crash_run(tmp: Path, feeds: FeedServer, waha: FakeWaha, webhook: FakeWebhook
         keyed = [request for request in webhook.requests if request.method == "POST"]
         report.resends["hook"] = len(keyed) - len({request.header("Idempotency-Key") for request in keyed})
     report.unreadable += [f"at the end: {problem}" for problem in state_problems(state_dir)]
+    for actor in actors:
+        actor.check(world, report)
     report.seconds = time.monotonic() - started
     return report
 
@@ -450,6 +528,7 @@ def assert_clean(report: CrashReport) -> None:
     assert report.unreadable == [], summary
     assert report.lock_held == 0, summary
     assert report.leftover_processes == 0, summary
+    assert report.action_problems == [], summary
 
 
 def test_ten_kills_lose_nothing_and_post_nothing_twice(tmp_path: Path, feed_server: FeedServer) -> None:
