@@ -18,10 +18,12 @@ posting), `--remove-state N` removes the state directory under a running daemon 
 (which must stop by itself; a second daemon then starts on the same path). Items not yet posted
 when their state was removed went with it: they are counted apart, not as lost.
 
-`--actions` adds the editors of `tests/crash_actors.py` (`tests/test_crash_actions.py` runs them
+`--actions` adds the actors of `tests/crash_actors.py` (`tests/test_crash_actions.py` runs them
 with 10 kills): a second feed in approval mode, whose alerts editors approve, edit, hold and
-drop through the real command line while the daemon is killed (each kill then 0.3 to 4 s after
-the daemon said it started, so that it serves them); at the end what still waits is approved.
+drop through the real command line; an editor composing alerts (`channel-bridge send`); and a
+third feed (`corrections = "edit"`) whose published items change their date at the source,
+all while the daemon is killed (each kill then 0.3 to 4 s after the daemon said it started,
+so that it serves them); at the end what still waits is approved.
 Printed as well: the actions acknowledged, refused and unanswered per kind, and what the checks
 found wrong (goal: 0; lost and duplicates count the approval feed too).
 """
@@ -57,14 +59,15 @@ def main() -> int:
     parser.add_argument("--remove-state", type=int, default=0, metavar="N",
                         help="rounds that remove the state directory under the running daemon")
     parser.add_argument("--actions", action="store_true",
-                        help="editors approve, edit, hold and drop alerts of a feed in approval mode meanwhile")
+                        help="editors approve, edit, hold, drop and compose alerts, and posted news is "
+                             "corrected at the source, meanwhile")
     args = parser.parse_args()
     if args.actions and args.remove_state:
         parser.error("--actions checks the audit trail to the end: it cannot go with --remove-state")
     started = time.monotonic()
     # With the editors, each kill comes 0.3 to 4 s after the daemon said it started.
-    editors: dict[str, Any] = ({"actors": [ACTORS["editors"](args.seed, args.kills)], "up": UP, "from_ready": True}
-                               if args.actions else {})
+    editors: dict[str, Any] = ({"actors": [make(args.seed, args.kills) for make in ACTORS.values()], "up": UP,
+                                "from_ready": True} if args.actions else {})
 
     def progress(done: int) -> None:
         if done % 20 == 0 or done == args.kills:

@@ -17,10 +17,10 @@ daemon running, what still waits is approved; once it drained:
   the command, from `cli`; an unanswered one is either applied once or followed by its
   "non applicata" entry, never half (the alert's fate follows the applied entries only).
 
-`ACTORS` names the actors `bench/crash.py` can run; a composed alert (`channel-bridge send`:
-acknowledged -> posted exactly once) and a correction (the feed changing the title of a posted
-item: the post edited or one "Rettifica:" follow-up, at most once per change) go there, each an
-`Actor` with its own `check`.
+`Composer` composes alerts (`channel-bridge send`: acknowledged -> posted exactly once) and
+`Corrector` changes the date of published items of a feed with `corrections = "edit"` (each
+post edited in place, never posted twice, no "Rettifica" where WhatsApp edits); `ACTORS` names
+the actors `bench/crash.py --actions` runs, each an `Actor` with its own `check`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from test_crash import SITE, Actor, CrashReport, Stream, World
@@ -357,9 +357,249 @@ approve = true
                 if line.startswith(f"{SITE}/{SECTION}/")]
 
 
-# The actors `bench/crash.py --actions` runs, by name. A composed alert (`channel-bridge send
-# --title T --text X --link L`, queued through the daemon) and a correction (the feed changing
-# the title of an already posted item) are added here as they are built, each an `Actor`.
+
+
+COMPOSED = "composto"  # the composed alerts' links: {SITE}/composto/N/
+
+
+@dataclass(frozen=True)
+class Composed:
+    """One `channel-bridge send` an editor ran, and how it ended."""
+
+    number: int
+    outcome: str  # ACKNOWLEDGED, REFUSED or UNANSWERED
+    message: str
+
+    @property
+    def link(self) -> str:
+        return f"{SITE}/{COMPOSED}/{self.number}/"
+
+    @property
+    def title(self) -> str:
+        return f"Avviso composto {self.number}: ponte chiuso"
+
+
+class Composer:
+    """An editor composing alerts (`channel-bridge send --title ... --text ... --link ...
+    --channel whatsapp`) at seeded random instants while the daemon is killed: an acknowledged
+    one is posted exactly once and is in the audit trail once, by the Unix user, from `cli`; an
+    unanswered one (no daemon, or killed mid-request) is posted at most once."""
+
+    def __init__(self, *, seed: int, limit: int = 30, pause: tuple[float, float] = (0.5, 1.5)) -> None:
+        self.rng = random.Random(seed)
+        self.limit = limit
+        self.pause = pause
+        self.user = pwd.getpwuid(os.getuid()).pw_name
+        self.sent: list[Composed] = []
+        self.unsettled = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def config(self, world: World) -> str:
+        return ""  # a composed alert needs no feed: its link is on the feeds' domains
+
+    def prepare(self, world: World) -> None:
+        pass
+
+    def start(self, world: World) -> None:
+        self._thread = threading.Thread(target=self._run, args=(world,), daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=120)
+
+    def settle(self, world: World) -> None:
+        """Wait until every acknowledged alert is posted."""
+        wanted = {c.link for c in self.sent if c.outcome == ACKNOWLEDGED}
+        deadline = time.monotonic() + SETTLE
+        while time.monotonic() < deadline:
+            if wanted <= set(self._posted(world)):
+                return
+            self._stop.wait(0.5)
+        self.unsettled = True
+
+    def check(self, world: World, report: CrashReport) -> None:
+        problems = report.action_problems
+        posts = Counter(self._posted(world))
+        audit = world.command("audit", "--format", "json")
+        assert audit.returncode == 0, audit.stderr
+        applied = Counter(e["title"] for e in effective(json.loads(audit.stdout))
+                          if e["action"] == "compose" and e["who"] == self.user and e["where"] == "cli")
+        for composed in self.sent:
+            report.actions[f"compose {composed.outcome}"] += 1
+            posted, audited = posts[composed.link], applied[composed.title]
+            if composed.outcome == ACKNOWLEDGED and (posted, audited) != (1, 1):
+                problems.append(f"{composed.link}: acknowledged, posted {posted} times, in the audit trail {audited}")
+            elif composed.outcome == UNANSWERED and not posted == audited <= 1:
+                problems.append(f"{composed.link}: unanswered, posted {posted} times, in the audit trail {audited}")
+            elif composed.outcome == REFUSED:
+                problems.append(f"{composed.link}: refused: {composed.message[-300:]!r}")
+        asked = {c.link for c in self.sent}
+        problems.extend(f"{link}: posted, never composed" for link in posts if link not in asked)
+        if self.unsettled:
+            problems.append(f"the composed alerts had not drained {SETTLE:g} s after the kills")
+        report.lost[f"{COMPOSED} (whatsapp)"] = sorted(c.link for c in self.sent
+                                                      if c.outcome == ACKNOWLEDGED and not posts[c.link])
+        report.duplicates[f"{COMPOSED} (whatsapp)"] = sum(n - 1 for n in posts.values() if n > 1)
+        counts = Counter(c.outcome for c in self.sent)
+        report.action_lines.append(
+            f"composed alerts:        {counts[ACKNOWLEDGED]} acknowledged, {counts[UNANSWERED]} unanswered "
+            f"({sum(1 for c in self.sent if c.outcome == UNANSWERED and posts[c.link])} of them posted), "
+            f"{sum(1 for c in self.sent if posts[c.link])} posted in all")
+
+    def _run(self, world: World) -> None:
+        number = 0
+        while number < self.limit and not self._stop.wait(self.rng.uniform(*self.pause)):
+            number += 1
+            composed = Composed(number, UNANSWERED, "")
+            args = ["send", "--title", composed.title, "--text",
+                    f"Il ponte numero {number} resta chiuso per una verifica della struttura.",
+                    "--link", composed.link, "--channel", "whatsapp"]
+            try:
+                outcome, message = classify(world.command(*args))
+            except subprocess.TimeoutExpired:
+                outcome, message = UNANSWERED, "no answer within the command's time"
+            self.sent.append(Composed(number, outcome, message))
+
+    @staticmethod
+    def _posted(world: World) -> list[str]:
+        return [line for post in world.waha.posts for line in post.text.splitlines()
+                if line.startswith(f"{SITE}/{COMPOSED}/")]
+
+
+CORRECTED = "rettifiche"  # the corrected feed's items: {SITE}/rettifiche/N/
+BEFORE, AFTER = "12 dicembre", "13 dicembre"
+
+
+class Corrector:
+    """The comune's web office correcting posted news while the daemon is killed: a feed with
+    `corrections = "edit"` gains items and, at seeded random instants, changes the date of one
+    already published ("12 dicembre" -> "13 dicembre", title and text). Each item is posted
+    exactly once; each changed item ends with the new date on WhatsApp (its post edited in
+    place, or posted with it when the change came first); no "Rettifica" post (WAHA edits
+    text posts); nothing edited that did not change."""
+
+    def __init__(self, *, seed: int, limit: int = 30, every: float = 1.5, change: float = 0.5) -> None:
+        self.rng = random.Random(seed)
+        self.limit = limit
+        self.every = every
+        self.change = change  # the chance, each turn, that an item changes instead of a new one coming
+        self.count = 0
+        self.first_new = 1
+        self.changed: set[int] = set()
+        self.now = datetime.now().astimezone().replace(microsecond=0)
+        self.unsettled = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._feeds: Any = None
+
+    def config(self, world: World) -> str:
+        return f"""
+[[feeds]]
+id = "{CORRECTED}"
+name = "Assemblee"
+url = "{world.feeds.url(f'/{CORRECTED}.xml')}"
+channels = ["whatsapp"]
+corrections = "edit"
+"""
+
+    def _item(self, n: int) -> dict[str, Any]:
+        day = AFTER if n in self.changed else BEFORE
+        return {"title": f"Assemblea {n} sul piano del traffico: il {day}",
+                "link": f"{SITE}/{CORRECTED}/{n}/", "guid": f"{SITE}/?{CORRECTED}={n}",
+                "description": f"L'assemblea numero {n} sul piano del traffico si tiene il {day} in sala consiliare.",
+                "pubDate": self.now - timedelta(minutes=10) + timedelta(seconds=n)}
+
+    def _publish(self) -> None:
+        from servers.feeds import rss
+
+        with self._lock:
+            self._feeds.set_feed(f"/{CORRECTED}.xml", rss([self._item(n) for n in range(self.count, 0, -1)]))
+
+    def prepare(self, world: World) -> None:
+        self._feeds = world.feeds
+        self.count = 2  # recorded by the first poll, never posted
+        self._publish()
+
+    def start(self, world: World) -> None:
+        self.first_new = self.count + 1
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            candidates = [n for n in range(self.first_new, self.count + 1) if n not in self.changed]
+            if candidates and (self.count >= self.limit or self.rng.random() < self.change):
+                self.changed.add(self.rng.choice(candidates))
+            elif self.count < self.limit:
+                self.count += 1
+            else:
+                continue
+            self._publish()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _texts(self, world: World) -> dict[int, list[str]]:
+        """Each item's posts on WhatsApp, their text as it is now (edits applied)."""
+        texts: dict[int, list[str]] = {}
+        for post in world.waha.posts:
+            for line in post.text.splitlines():
+                if line.startswith(f"{SITE}/{CORRECTED}/"):
+                    texts.setdefault(int(line.rstrip("/").rsplit("/", 1)[1]), []).append(post.text)
+        return texts
+
+    def _done(self, world: World) -> bool:
+        texts = self._texts(world)
+        return all(n in texts and (n not in self.changed or AFTER in texts[n][0])
+                   for n in range(self.first_new, self.count + 1))
+
+    def settle(self, world: World) -> None:
+        deadline = time.monotonic() + SETTLE
+        while time.monotonic() < deadline:
+            if self._done(world):
+                return
+            self._stop.wait(0.5)
+        self.unsettled = True
+
+    def check(self, world: World, report: CrashReport) -> None:
+        problems = report.action_problems
+        texts = self._texts(world)
+        wanted = range(self.first_new, self.count + 1)
+        edits = Counter(edit.message_id for edit in world.waha.edits)
+        ids = {post.id: post for post in world.waha.posts}
+        edited_items = {n for message_id in edits for n, posted in texts.items()
+                        if message_id in ids and ids[message_id].text in posted}
+        for n in wanted:
+            posted = texts.get(n, [])
+            if len(posted) != 1:
+                problems.append(f"{SITE}/{CORRECTED}/{n}/: posted {len(posted)} times")
+            elif n in self.changed and AFTER not in posted[0]:
+                problems.append(f"{SITE}/{CORRECTED}/{n}/: changed at the source, still says {BEFORE} on WhatsApp")
+        problems.extend(f"{SITE}/{CORRECTED}/{n}/: edited, never changed at the source"
+                        for n in sorted(edited_items - self.changed))
+        rettifiche = [post.text for post in world.waha.posts if post.text.lstrip("*").startswith("Rettifica")]
+        problems.extend(f"a Rettifica post where WhatsApp edits: {text[:80]!r}" for text in rettifiche)
+        if self.unsettled:
+            problems.append(f"the corrected feed had not drained {SETTLE:g} s after the kills")
+        report.actions["correction (changed at the source)"] += len(self.changed)
+        report.actions["correction (post edited)"] += len(edited_items)
+        report.lost[f"{CORRECTED} (whatsapp)"] = sorted(f"{SITE}/{CORRECTED}/{n}/" for n in wanted if n not in texts)
+        report.duplicates[f"{CORRECTED} (whatsapp)"] = sum(len(p) - 1 for p in texts.values() if len(p) > 1)
+        report.action_lines.append(
+            f"corrected feed:         {len(wanted)} items published, {len(self.changed & set(wanted))} changed "
+            f"after publication, {len(edited_items)} posts edited in place ({sum(edits.values())} edit requests)")
+
+
+# The actors `bench/crash.py --actions` runs, by name: the editors, a composer
+# (`channel-bridge send`) and the web office correcting posted news.
 ACTORS: dict[str, Callable[[int, int], Actor]] = {  # name -> (seed, kills) -> the actor
     "editors": lambda seed, kills: Editors(seed=seed, limit=max(40, kills)),
+    "composer": lambda seed, kills: Composer(seed=seed + 1, limit=max(30, kills)),
+    "corrector": lambda seed, kills: Corrector(seed=seed + 2, limit=max(30, kills)),
 }

@@ -204,6 +204,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(Reply(413, {"error": "body too large"}))
             return
         raw = self.rfile.read(length) if length else b""
+        if len(raw) < length:
+            # The sender went away mid-body (a killed daemon): a real server never sees this
+            # request whole, so it is neither recorded nor handled.
+            self.close_connection = True
+            return
         request = _parse(method, self.path, dict(self.headers.items()), raw)
         fake._record(request)
         reply = fake.handle(request)
