@@ -558,6 +558,9 @@ _FEED_ONLY_KEYS = {"id", "url", "name", "type", "zones", "regions", "istat", "li
 FEED_TYPES = ("rss", "dpc", "meteoalarm", "cap")
 _ALERT_SOURCE_KEYS = ("zones", "regions", "istat", "link", "urgent_levels")
 ALERT_LEVELS = ("gialla", "arancione", "rossa")
+# The Department's own page of the criticality bulletin: where a "dpc" source's posts send
+# citizens unless `link` names the comune's civil-protection page (its CAP has no <web>).
+DPC_BULLETIN_PAGE = "https://mappe.protezionecivile.gov.it/it/mappe-rischi/bollettino-di-criticita/"
 _KNOWN: dict[str, set[str]] = {
     "": {"bridge", "defaults", "feeds", "alerts", "channels", "ops", "console", "cards"},
     "bridge": {"state_dir", "timezone", "user_agent", "fetch_timeout", "max_feed_bytes", "control_socket"},
@@ -874,8 +877,10 @@ def _alert_source(table: _Table) -> dict[str, Any]:
     if kind == "meteoalarm" and not area.regions:
         table.error("regions", 'a "meteoalarm" source needs the regions it follows: regions = ["IT005"] '
                     "(Meteoalarm's EMMA_ID; channel-bridge zones NAME tells it where the table knows it)")
+    if not isinstance(link, str):
+        link = DPC_BULLETIN_PAGE if kind == "dpc" else None
     return {"type": kind, "zones": area.zones, "regions": area.regions,
-            "istat": istat if isinstance(istat, str) else None, "link": link if isinstance(link, str) else None,
+            "istat": istat if isinstance(istat, str) else None, "link": link,
             "urgent_levels": levels}
 
 

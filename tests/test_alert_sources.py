@@ -18,7 +18,7 @@ from servers.feeds import FeedServer
 from servers.waha import FakeWaha
 
 from bridge.cli import cmd_check
-from bridge.config import ConfigError, load_config
+from bridge.config import DPC_BULLETIN_PAGE, ConfigError, load_config
 from bridge.daemon import Bridge
 from bridge.store import Store
 
@@ -230,3 +230,12 @@ def test_check_shows_what_an_alert_source_follows(tmp_path: Path) -> None:
     out = io.StringIO()
     assert cmd_check(path, out) == 0
     assert "(dpc alerts: zone Emil-H1, zone Emil-H2; urgent: gialla, arancione, rossa)" in out.getvalue()
+
+
+def test_a_dpc_source_without_link_sends_citizens_to_the_departments_bulletin_page(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[[feeds]]\nid = "allerte"\ntype = "dpc"\nurl = "https://example.org/Cap.xml"\n'
+                    'zones = ["Emil-H1"]\nchannels = ["c"]\n\n[channels.c]\ntype = "console"\n', encoding="utf-8")
+    [feed] = load_config(path, {}).feeds
+    assert feed.link == DPC_BULLETIN_PAGE
+    assert DPC_BULLETIN_PAGE.startswith("https://mappe.protezionecivile.gov.it/")
