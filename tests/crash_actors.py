@@ -383,7 +383,8 @@ class Composer:
     """An editor composing alerts (`channel-bridge send --title ... --text ... --link ...
     --channel whatsapp`) at seeded random instants while the daemon is killed: an acknowledged
     one is posted exactly once and is in the audit trail once, by the Unix user, from `cli`; an
-    unanswered one (no daemon, or killed mid-request) is posted at most once."""
+    unanswered one (no daemon, or killed mid-request) is posted at most once, and as often as
+    the audit trail applied it; a refused one never."""
 
     def __init__(self, *, seed: int, limit: int = 30, pause: tuple[float, float] = (0.5, 1.5)) -> None:
         self.rng = random.Random(seed)
@@ -434,8 +435,10 @@ class Composer:
                 problems.append(f"{composed.link}: acknowledged, posted {posted} times, in the audit trail {audited}")
             elif composed.outcome == UNANSWERED and not posted == audited <= 1:
                 problems.append(f"{composed.link}: unanswered, posted {posted} times, in the audit trail {audited}")
-            elif composed.outcome == REFUSED:
-                problems.append(f"{composed.link}: refused: {composed.message[-300:]!r}")
+            elif composed.outcome == REFUSED and (posted, audited) != (0, 0):
+                # Refused (a daemon starting up says so without taking it): nothing may come of it.
+                problems.append(f"{composed.link}: refused ({composed.message[-200:]!r}), yet posted {posted} times, "
+                                f"in the audit trail {audited}")
         asked = {c.link for c in self.sent}
         problems.extend(f"{link}: posted, never composed" for link in posts if link not in asked)
         if self.unsettled:
@@ -445,7 +448,8 @@ class Composer:
         report.duplicates[f"{COMPOSED} (whatsapp)"] = sum(n - 1 for n in posts.values() if n > 1)
         counts = Counter(c.outcome for c in self.sent)
         report.action_lines.append(
-            f"composed alerts:        {counts[ACKNOWLEDGED]} acknowledged, {counts[UNANSWERED]} unanswered "
+            f"composed alerts:        {counts[ACKNOWLEDGED]} acknowledged, {counts[REFUSED]} refused, "
+            f"{counts[UNANSWERED]} unanswered "
             f"({sum(1 for c in self.sent if c.outcome == UNANSWERED and posts[c.link])} of them posted), "
             f"{sum(1 for c in self.sent if posts[c.link])} posted in all")
 

@@ -394,3 +394,22 @@ def test_max_per_day_waits_for_the_next_local_day_across_the_changes(tmp_path: P
     clock.moment = utc(SPRING, 29, 22)
     assert run_drain(waha_server, store, clock, pacing=capped).sent == 1
     store.close()
+
+
+def test_a_send_left_in_flight_is_asked_of_the_channel_before_anything_goes_ahead_of_it(
+        tmp_path: Path, waha_server: FakeWaha) -> None:
+    # A crash left "Avviso 1" in flight: WAHA had posted it (its pre-generated id "tok-1").
+    # Since then 60 urgent alerts came in: they go first, and WAHA reads back only its newest
+    # posts; asked only at its turn, the post would be out of sight and sent again.
+    store = Store.open(tmp_path)
+    waha_server.api_key = "k"
+    store.add_deliveries([delivery(1)])
+    store.update_delivery(replace(store.deliveries()[0], in_flight=True, token="tok-1"))
+    waha_server.seed_post("1@newsletter", "*Avviso 1*", message_id="tok-1")
+    store.add_deliveries([replace(delivery(n, urgent=True), order=float(n)) for n in range(100, 160)])
+    result = run_drain(waha_server, store, Clock(NOON))
+    assert result.sent == 60
+    titles = sent_titles(waha_server)
+    assert titles.count("*Avviso 1*") == 1 and len(titles) == 61  # the seeded post and the 60 urgent ones
+    assert next(iter(store.posts())).remote_id == "true_1@newsletter_tok-1"  # recorded first, not sent again
+    store.close()
