@@ -256,7 +256,10 @@ async def drain(
         result.down = paused
         result.waiting = len(store.deliveries(channel.name))
         return result
-    await _recover_in_flight(channel, store, now, clog)
+    for recovered in await _recover_in_flight(channel, store, now, clog):
+        result.sent += 1
+        if recovered.verified is False:
+            result.unverified += 1
     tried: set[str] = set()
     while True:
         moment = now()
@@ -298,29 +301,30 @@ async def drain(
 
 
 async def _recover_in_flight(channel: Channel, store: Store, now: Callable[[], datetime],
-                             clog: structlog.typing.FilteringBoundLogger) -> None:
-    """Before anything is sent: ask the channel about each delivery a crash left in flight
-    (its outcome unknown), wherever it now stands in the queue. Alerts that came in meanwhile
-    may go ahead of it (urgent, send-now, an item dated earlier), and a channel that reads its
-    posts back (WAHA) reads only the newest: asked at once, its post is still among them.
-    Found: recorded as posted. Not found: it goes out at its turn, with the same token. The
-    channel cannot tell now: it is asked again at its turn. A digest's members are asked at
-    the digest's turn (its text is the digest's), and so are corrections (an edit is repeated)."""
+                             clog: structlog.typing.FilteringBoundLogger) -> list[Posted]:
+    """Before anything is sent: ask the channel about each delivery left in flight (by a crash,
+    or a send whose outcome is unknown), wherever it now stands in the queue, and record as
+    posted those it finds; return their proofs. Alerts that came in meanwhile may go ahead of
+    it (urgent, send-now, an item dated earlier), and a channel that reads its posts back (WAHA)
+    reads only the newest: asked at once, its post is still among them. One not found, or
+    that the channel cannot tell about now, stays in flight and is asked again at its turn, as
+    before. A digest's members are asked at the digest's turn (its text is the digest's), and
+    corrections are not asked (an edit is repeated)."""
+    found: list[Posted] = []
     for delivery in [d for d in store.deliveries(channel.name) if d.in_flight and not d.held and d.edit_of is None]:
-        dlog = clog.bind(delivery=delivery.id, feed=delivery.feed_id)
         try:
             recovered = await channel.recover(delivery.alert, delivery_id=delivery.id, token=delivery.token)
         except ChannelError as exc:
-            dlog.warning("cannot tell yet whether an interrupted send went out; asked again at its turn",
-                         error=str(exc))
-            return
+            clog.info("cannot tell yet whether an interrupted send went out; asked again at its turn",
+                      delivery=delivery.id, error=str(exc))
+            break
         if recovered is not None:
             await store.acommit(store.plan_record_posts([delivery], recovered.remote_id, now(),
                                                         verified=recovered.verified))
-            dlog.info("alert was already posted before the restart; not sending again",
-                      title=delivery.alert.title, remote_id=recovered.remote_id)
-        else:
-            await store.acommit(store.plan_update_deliveries([replace(delivery, in_flight=False)]))
+            clog.info("alert was already posted before the restart; not sending again", delivery=delivery.id,
+                      feed=delivery.feed_id, title=delivery.alert.title, remote_id=recovered.remote_id)
+            found.append(recovered)
+    return found
 
 
 # Why the head of a queue waits (see `head_ready`).
